@@ -1,0 +1,93 @@
+"""Conversation values shared by the engine, the inference thread and the UI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """Who wrote a message."""
+
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class StopReason(StrEnum):
+    """Why a reply ended."""
+
+    END_OF_TURN = "end_of_turn"
+    MAX_TOKENS = "max_tokens"
+    USER = "stopped_by_user"
+    CONTEXT_FULL = "context_full"
+
+    @property
+    def label(self) -> str:
+        """Words shown under a reply."""
+        return {
+            StopReason.END_OF_TURN: "end of turn",
+            StopReason.MAX_TOKENS: "max tokens reached",
+            StopReason.USER: "stopped by user",
+            StopReason.CONTEXT_FULL: "context full",
+        }[self]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyStats:
+    """Measurements of one finished reply."""
+
+    ttft_s: float
+    tokens_per_s: float
+    prompt_tokens: int
+    prompt_tokens_evaluated: int
+    completion_tokens: int
+    stop_reason: StopReason
+    seed: int
+    context_used: int
+    context_length: int
+
+    def summary(self) -> str:
+        """One line for under the reply: '0.12 s to first token · 104.5 tok/s · ...'."""
+        return (
+            f"{self.ttft_s:.2f} s to first token · {self.tokens_per_s:.1f} tok/s · "
+            f"{self.prompt_tokens} prompt + {self.completion_tokens} completion tokens · "
+            f"{self.stop_reason.label}"
+        )
+
+
+@dataclass(slots=True)
+class Message:
+    """One chat message; an assistant message may carry the stats of the reply that wrote it."""
+
+    role: Role
+    content: str
+    stats: ReplyStats | None = None
+    #: An assistant reply that is still streaming, or that failed before it finished.
+    incomplete: bool = False
+    error: str | None = None
+
+    def as_chat(self) -> dict[str, str]:
+        """The {"role", "content"} dict chat templates expect."""
+        return {"role": self.role.value, "content": self.content}
+
+
+@dataclass(slots=True)
+class Conversation:
+    """An ordered list of messages."""
+
+    messages: list[Message] = field(default_factory=list)
+
+    def add(self, role: Role, content: str) -> Message:
+        """Append a message and return it."""
+        message = Message(role, content)
+        self.messages.append(message)
+        return message
+
+    def prompt_messages(self) -> list[dict[str, str]]:
+        """The messages to send to the model: everything but failed or empty assistant replies."""
+        return [
+            m.as_chat()
+            for m in self.messages
+            if not (m.role is Role.ASSISTANT and (m.error or not m.content))
+        ]

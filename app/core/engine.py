@@ -1,0 +1,473 @@
+"""The only module that touches llama.cpp: load a model, stream a chat reply, cancel, measure.
+
+It drives llama.cpp through llama-cpp-python's low-level API with a lean token loop: sampling runs
+in llama.cpp's own sampler chain (C), each token is turned into text once, and the KV cache is kept
+between turns (only the part of the prompt that differs from what is already cached is evaluated).
+An `Engine` is not thread-safe: the inference thread (app.core.inference) is its only user.
+"""
+
+from __future__ import annotations
+
+import codecs
+import collections
+import ctypes
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from app.core.conversation import ReplyStats, StopReason
+from app.core.gguf_info import ModelInfo, inspect_model
+from app.core.sampling import RANDOM_SEED, SamplingParams
+
+log = logging.getLogger(__name__)
+
+#: Used when a GGUF carries no `tokenizer.chat_template`: ChatML, the format most instruct models
+#: on the Hub were trained with (Qwen, SmolLM, Hermes, ...). Documented in the README.
+DEFAULT_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+#: Tokens of recent history the repeat penalty looks at (llama.cpp's default).
+PENALTY_LAST_N = 64
+N_BATCH = 512
+
+
+class EngineError(RuntimeError):
+    """Loading or generation failed; the message is meant for the user."""
+
+
+class ContextFullError(EngineError):
+    """The prompt alone does not fit in the context window."""
+
+
+def default_threads() -> int:
+    """CPU threads for generation: every core on small machines, half (one per physical core) on SMT ones."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        available = os.cpu_count() or 1
+    return available if available <= 4 else max(4, available // 2)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    """How to load a model."""
+
+    context_length: int = 4096
+    n_threads: int = 0  # 0 = default_threads()
+    n_gpu_layers: int = -1  # -1 = all layers the backend can take
+    flash_attn: bool | None = None  # None = let llama.cpp decide
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    """A model ready for chat, as the UI and the self-test see it."""
+
+    info: ModelInfo
+    context_length: int
+    n_threads: int
+    load_s: float
+    template_is_default: bool
+    gpu_offload_supported: bool
+
+
+_log_tail: collections.deque[str] = collections.deque(maxlen=30)
+_log_callback: Any = None
+
+
+def _install_log_handler(llama_cpp: Any) -> None:
+    """Send llama.cpp's log to Python logging instead of stderr, keeping the tail for error messages."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+    llama_log = logging.getLogger("fireside.llama_cpp")
+    # ggml's levels: 0 none, 1 debug, 2 info, 3 warn, 4 error, 5 continues the previous line.
+    levels = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.DEBUG, 3: logging.WARNING, 4: logging.ERROR}
+    last = [logging.DEBUG]
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+        py_level = last[0] if level == 5 else levels.get(level, logging.DEBUG)
+        last[0] = py_level
+        line = text.decode("utf-8", "replace").rstrip()
+        if line:
+            _log_tail.append(line)
+            llama_log.log(py_level, "%s", line)
+
+    _log_callback = callback  # keep the C callback alive for the process's lifetime
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
+def import_llama_cpp() -> Any:
+    """Import llama_cpp lazily (it loads a large shared library) with its log routed to Python."""
+    import llama_cpp
+
+    _install_log_handler(llama_cpp)
+    return llama_cpp
+
+
+def llama_cpp_version() -> str:
+    """Version of the installed llama-cpp-python."""
+    return str(import_llama_cpp().__version__)
+
+
+def gpu_offload_supported() -> bool:
+    """True when the installed llama.cpp was built with a GPU backend."""
+    return bool(import_llama_cpp().llama_supports_gpu_offload())
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class Engine:
+    """One llama.cpp model and context. Only the inference thread may call it."""
+
+    def __init__(self) -> None:
+        self._llama: Any = None
+        self._model: Any = None
+        self._vocab: Any = None
+        self._ctx: Any = None
+        self._memory: Any = None
+        self._formatter: Any = None
+        self._loaded: LoadedModel | None = None
+        self._options = LoadOptions()
+        self._n_ctx_train = 0
+        self._add_bos = False
+        self._bos_text = ""
+        #: Tokens whose keys and values are in the KV cache, in order (position i holds cached[i]).
+        self._cached: list[int] = []
+        self._piece = ctypes.create_string_buffer(256)
+
+    # ----- loading -------------------------------------------------------------------------
+
+    @property
+    def loaded(self) -> LoadedModel | None:
+        """The loaded model, or None."""
+        return self._loaded
+
+    def load(
+        self,
+        path: str | os.PathLike[str],
+        options: LoadOptions | None = None,
+        progress: Callable[[float], bool] | None = None,
+    ) -> LoadedModel:
+        """Validate and load a GGUF model; `progress(fraction)` returning False aborts the load."""
+        options = options or LoadOptions()
+        info = inspect_model(path)  # raises ModelFileError with a clear message
+        self.unload()
+        llama_cpp = import_llama_cpp()
+        started = time.perf_counter()
+
+        params = llama_cpp.llama_model_default_params()
+        params.n_gpu_layers = options.n_gpu_layers if options.n_gpu_layers >= 0 else 0x7FFFFFFF
+        params.use_mmap = True
+        aborted = threading.Event()
+        if progress is not None:
+
+            def on_progress(fraction: float, _user: ctypes.c_void_p) -> bool:
+                keep_going = bool(progress(float(fraction)))
+                if not keep_going:
+                    aborted.set()
+                return keep_going
+
+            c_progress = llama_cpp.llama_progress_callback(on_progress)
+            params.progress_callback = c_progress
+        _log_tail.clear()
+        model = llama_cpp.llama_model_load_from_file(str(info.path).encode("utf-8"), params)
+        if not model:
+            if aborted.is_set():
+                raise EngineError(f"{info.path.name}: loading was cancelled")
+            raise EngineError(f"{info.path.name}: llama.cpp could not load this model. {self._last_error()}")
+        self._llama = llama_cpp
+        self._model = model
+        self._vocab = llama_cpp.llama_model_get_vocab(model)
+        self._n_ctx_train = int(llama_cpp.llama_model_n_ctx_train(model))
+        self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
+        self._bos_text = self._token_text(llama_cpp.llama_vocab_bos(self._vocab))
+        try:
+            self._create_context(options)
+            template_is_default = self._make_formatter(info)
+        except Exception:
+            self.unload()
+            raise
+        self._loaded = LoadedModel(
+            info=info,
+            context_length=self.context_length,
+            n_threads=self._threads(options),
+            load_s=time.perf_counter() - started,
+            template_is_default=template_is_default,
+            gpu_offload_supported=bool(llama_cpp.llama_supports_gpu_offload()),
+        )
+        return self._loaded
+
+    def unload(self) -> None:
+        """Free the context and the model (safe to call when nothing is loaded)."""
+        if self._ctx is not None:
+            self._llama.llama_free(self._ctx)
+            self._ctx = None
+            self._memory = None
+        if self._model is not None:
+            self._llama.llama_model_free(self._model)
+            self._model = None
+        self._cached = []
+        self._loaded = None
+        self._formatter = None
+
+    @property
+    def context_length(self) -> int:
+        """The context window of the current context, in tokens (0 when none)."""
+        return int(self._llama.llama_n_ctx(self._ctx)) if self._ctx is not None else 0
+
+    def ensure_context(self, context_length: int) -> None:
+        """Recreate the context when the requested length differs (keeps the model loaded)."""
+        wanted = self._clamp_ctx(context_length)
+        if self._ctx is None or wanted == self.context_length:
+            return
+        self._create_context(replace(self._options, context_length=wanted))
+        if self._loaded is not None:
+            self._loaded = replace(self._loaded, context_length=self.context_length)
+
+    def _clamp_ctx(self, n: int) -> int:
+        # Beyond the training context a model's output degrades into nonsense; cap there.
+        return max(256, min(n, self._n_ctx_train)) if self._n_ctx_train > 0 else max(256, n)
+
+    def _threads(self, options: LoadOptions) -> int:
+        return options.n_threads if options.n_threads > 0 else default_threads()
+
+    def _create_context(self, options: LoadOptions) -> None:
+        llama_cpp = self._llama
+        if self._ctx is not None:
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = self._clamp_ctx(options.context_length)
+        params.n_batch = N_BATCH
+        params.n_ubatch = N_BATCH
+        threads = self._threads(options)
+        params.n_threads = threads
+        params.n_threads_batch = threads
+        params.no_perf = True
+        if options.flash_attn is not None:
+            params.flash_attn_type = 1 if options.flash_attn else 0
+        _log_tail.clear()
+        ctx = llama_cpp.llama_init_from_model(self._model, params)
+        if not ctx:
+            raise EngineError(
+                f"Could not create a context of {params.n_ctx} tokens (not enough memory?). "
+                f"Try a smaller context length. {self._last_error()}"
+            )
+        self._ctx = ctx
+        self._memory = llama_cpp.llama_get_memory(ctx)
+        self._cached = []
+        self._options = options
+
+    def _make_formatter(self, info: ModelInfo) -> bool:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = info.chat_template or DEFAULT_CHAT_TEMPLATE
+        eos = self._token_text(self._llama.llama_vocab_eos(self._vocab))
+        self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=self._bos_text)
+        return info.chat_template is None
+
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return self._piece_bytes(token, special=True).decode("utf-8", "replace")
+
+    def _piece_bytes(self, token: int, special: bool = False) -> bytes:
+        n = self._llama.llama_token_to_piece(self._vocab, token, self._piece, len(self._piece), 0, special)
+        if n < 0:  # buffer too small: grow once to the size llama.cpp asked for
+            self._piece = ctypes.create_string_buffer(-n)
+            n = self._llama.llama_token_to_piece(
+                self._vocab, token, self._piece, len(self._piece), 0, special
+            )
+        return self._piece.raw[:n]
+
+    @staticmethod
+    def _last_error() -> str:
+        lines = [line for line in _log_tail if "error" in line.lower() or "fail" in line.lower()]
+        return f"(llama.cpp: {lines[-1]})" if lines else ""
+
+    # ----- prompt and tokens ---------------------------------------------------------------
+
+    def render_prompt(self, messages: list[dict[str, str]]) -> str:
+        """The chat template applied to `messages`, ending with the assistant's turn."""
+        if self._formatter is None:
+            raise EngineError("No model is loaded.")
+        try:
+            return str(self._formatter(messages=messages).prompt)
+        except Exception as exc:  # a template error is the model file's fault, not the user's
+            raise EngineError(f"The model's chat template failed: {exc}") from exc
+
+    def tokenize(self, text: str, *, special: bool = True) -> list[int]:
+        """Token ids of `text`; BOS is added when the model wants one and the text lacks it."""
+        data = text.encode("utf-8")
+        add_bos = self._add_bos and not (self._bos_text and text.startswith(self._bos_text))
+        capacity = len(data) + 8
+        tokens = (self._llama.llama_token * capacity)()
+        n = self._llama.llama_tokenize(self._vocab, data, len(data), tokens, capacity, add_bos, special)
+        if n < 0:
+            capacity = -n
+            tokens = (self._llama.llama_token * capacity)()
+            n = self._llama.llama_tokenize(self._vocab, data, len(data), tokens, capacity, add_bos, special)
+        return list(tokens[:n])
+
+    def count_tokens(self, messages: list[dict[str, str]]) -> int:
+        """How many tokens `messages` take in the context once formatted."""
+        return len(self.tokenize(self.render_prompt(messages)))
+
+    # ----- generation ----------------------------------------------------------------------
+
+    def _decode(self, tokens: Sequence[int]) -> None:
+        llama_cpp = self._llama
+        for start in range(0, len(tokens), N_BATCH):
+            chunk = tokens[start : start + N_BATCH]
+            array = (llama_cpp.llama_token * len(chunk))(*chunk)
+            rc = llama_cpp.llama_decode(self._ctx, llama_cpp.llama_batch_get_one(array, len(chunk)))
+            if rc != 0:
+                raise EngineError(f"llama.cpp could not evaluate the prompt (llama_decode returned {rc}).")
+            self._cached.extend(chunk)
+
+    def _prepare_cache(self, prompt: list[int]) -> int:
+        """Drop the cached tokens after the shared prefix; return how many prompt tokens are reused."""
+        keep = _common_prefix(self._cached, prompt)
+        if keep == len(prompt):
+            keep -= 1  # the last prompt token must be evaluated again to get fresh logits
+        if keep < len(self._cached):
+            if not self._llama.llama_memory_seq_rm(self._memory, -1, keep, -1):
+                self._llama.llama_memory_clear(self._memory, True)
+                keep = 0
+            del self._cached[keep:]
+        return keep
+
+    def _sampler(self, params: SamplingParams, seed: int, history: Sequence[int]) -> Any:
+        llama_cpp = self._llama
+        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+
+        def add(sampler: Any) -> None:
+            llama_cpp.llama_sampler_chain_add(chain, sampler)
+
+        if params.repeat_penalty != 1.0:
+            n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+            add(
+                llama_cpp.llama_sampler_init_penalties(
+                    n_vocab, PENALTY_LAST_N, params.repeat_penalty, 0.0, 0.0
+                )
+            )
+        if params.temperature <= 0:
+            add(llama_cpp.llama_sampler_init_greedy())
+        else:
+            if params.top_k > 0:
+                add(llama_cpp.llama_sampler_init_top_k(params.top_k))
+            if params.top_p < 1.0:
+                add(llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
+            if params.min_p > 0:
+                add(llama_cpp.llama_sampler_init_min_p(params.min_p, 1))
+            add(llama_cpp.llama_sampler_init_temp(params.temperature))
+            add(llama_cpp.llama_sampler_init_dist(seed))
+        if params.repeat_penalty != 1.0:
+            # The penalty also counts repeats of the prompt's last tokens, as llama.cpp's tools do.
+            for token in history[-PENALTY_LAST_N:]:
+                llama_cpp.llama_sampler_accept(chain, token)
+        return chain
+
+    def stream_chat(
+        self,
+        messages: list[dict[str, str]],
+        params: SamplingParams,
+        on_text: Callable[[str], None],
+        cancel: threading.Event,
+    ) -> ReplyStats:
+        """Generate the assistant's reply to `messages`, calling `on_text` with each new piece of text.
+
+        Returns when the model ends its turn, max_tokens is reached, the context is full, or
+        `cancel` is set (checked before every token, so a stop takes effect within one token).
+        """
+        if self._ctx is None:
+            raise EngineError("No model is loaded.")
+        params = params.validated()
+        started = time.perf_counter()
+        self.ensure_context(params.context_length)
+        llama_cpp = self._llama
+        n_ctx = self.context_length
+
+        prompt = self.tokenize(self.render_prompt(messages))
+        if len(prompt) >= n_ctx:
+            raise ContextFullError(
+                f"The conversation is {len(prompt):,} tokens long and no longer fits the "
+                f"{n_ctx:,}-token context window. Start a new chat or raise the context length."
+            )
+        reused = self._prepare_cache(prompt)
+        evaluated = 0
+        seed = params.seed if params.seed != RANDOM_SEED else random.getrandbits(31)
+        sampler = self._sampler(params, seed, prompt)
+        ctx, vocab = self._ctx, self._vocab
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        one = (llama_cpp.llama_token * 1)()
+        completion = 0
+        stop = StopReason.END_OF_TURN
+        first_token_at = 0.0
+        try:
+            if cancel.is_set():
+                stop = StopReason.USER
+            else:
+                self._decode(prompt[reused:])
+                evaluated = len(prompt) - reused
+            while stop is not StopReason.USER:
+                token = llama_cpp.llama_sampler_sample(sampler, ctx, -1)
+                if completion == 0:
+                    first_token_at = time.perf_counter()
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    stop = StopReason.END_OF_TURN
+                    break
+                completion += 1
+                text = decoder.decode(self._piece_bytes(token))
+                if text:
+                    on_text(text)
+                if completion >= params.max_tokens:
+                    stop = StopReason.MAX_TOKENS
+                    break
+                if len(self._cached) + 1 >= n_ctx:
+                    stop = StopReason.CONTEXT_FULL
+                    break
+                if cancel.is_set():
+                    stop = StopReason.USER
+                    break
+                one[0] = token
+                rc = llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(one, 1))
+                if rc != 0:
+                    raise EngineError(f"llama.cpp failed while generating (llama_decode returned {rc}).")
+                self._cached.append(token)
+        finally:
+            llama_cpp.llama_sampler_free(sampler)
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            on_text(tail)
+        ended = time.perf_counter()
+        if not first_token_at:
+            first_token_at = ended
+        gen_time = ended - first_token_at
+        return ReplyStats(
+            ttft_s=first_token_at - started,
+            tokens_per_s=completion / gen_time if gen_time > 0 and completion else 0.0,
+            prompt_tokens=len(prompt),
+            prompt_tokens_evaluated=evaluated,
+            completion_tokens=completion,
+            stop_reason=stop,
+            seed=seed,
+            context_used=len(self._cached) + (1 if completion else 0),
+            context_length=n_ctx,
+        )

@@ -1,0 +1,198 @@
+"""Read and validate a GGUF file's header and metadata with the `gguf` package (no llama.cpp needed).
+
+Every model goes through `inspect_model` before llama.cpp sees it: a file llama.cpp would reject
+(or crash on) gets a clear message naming the file instead. The same reading supplies the metadata
+shown in the model picker.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, LlamaFileType
+from gguf.gguf_reader import ReaderField, ReaderTensor
+
+GGUF_MAGIC = b"GGUF"
+SUPPORTED_VERSIONS = (2, 3)
+
+
+class ModelFileError(Exception):
+    """A model file that cannot be used; the message names the file and says why."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path.name}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What the app knows about a GGUF model before loading it."""
+
+    path: Path
+    name: str
+    architecture: str
+    quantization: str
+    file_size: int
+    context_length: int | None
+    block_count: int | None
+    parameter_count: int
+    chat_template: str | None
+    gguf_version: int
+    tensor_count: int
+
+    @property
+    def has_chat_template(self) -> bool:
+        """True when the GGUF carries its own chat template."""
+        return bool(self.chat_template)
+
+
+class _BoundsReader(GGUFReader):
+    """GGUFReader that records each tensor's extent instead of mapping data past the file's end.
+
+    The stock reader slices the memory map for every tensor, so a truncated file fails with an
+    unhelpful reshape error; here the extents are checked against the file size first.
+    """
+
+    data_end: int = 0
+
+    def _build_tensors(self, start_offs: int, fields: list[ReaderField]) -> None:
+        tensors = []
+        end = 0  # a file with no tensors needs no data section
+        for field in fields:
+            _name_len, name_data, _n_dims, dims, raw_dtype, offset_tensor = field.parts
+            ggml_type = GGMLQuantizationType(int(raw_dtype[0]))
+            n_elems = int(np.prod(dims))
+            block_size, type_size = GGML_QUANT_SIZES[ggml_type]
+            n_bytes = n_elems * type_size // block_size
+            data_offs = int(start_offs + int(offset_tensor[0]))
+            end = max(end, data_offs + n_bytes)
+            tensors.append(
+                ReaderTensor(
+                    name=bytes(name_data).decode("utf-8", "replace"),
+                    tensor_type=ggml_type,
+                    shape=dims,
+                    n_elements=n_elems,
+                    n_bytes=n_bytes,
+                    data_offset=data_offs,
+                    data=np.empty(0, dtype=np.uint8),  # never read: metadata only
+                    field=field,
+                )
+            )
+        self.tensors = tensors
+        self.data_end = end
+
+
+def _field(reader: GGUFReader, key: str) -> Any:
+    field = reader.fields.get(key)
+    return None if field is None else field.contents()
+
+
+def _quantization(reader: _BoundsReader) -> str:
+    file_type = _field(reader, "general.file_type")
+    if isinstance(file_type, int):
+        try:
+            return LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_")
+        except ValueError:
+            pass
+    # No (or an unknown) file type: name it after the type holding most of the weights.
+    weights: Counter[str] = Counter()
+    for tensor in reader.tensors:
+        if len(tensor.shape) >= 2:
+            weights[tensor.tensor_type.name] += tensor.n_bytes
+    return weights.most_common(1)[0][0] if weights else "unknown"
+
+
+def _read_header(path: Path) -> tuple[bytes, int]:
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    magic = head[:4]
+    if len(head) < 8:
+        return magic, -1
+    version = struct.unpack("<I", head[4:8])[0]
+    if version & 0xFFFF == 0:  # written by a big-endian machine
+        version = struct.unpack(">I", head[4:8])[0]
+    return magic, version
+
+
+def inspect_model(path: str | os.PathLike[str]) -> ModelInfo:
+    """Validate a GGUF file and return its metadata, or raise ModelFileError with a clear reason."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(path, f"file not found ({path})")
+    if path.is_dir():
+        raise ModelFileError(path, "this is a folder, not a model file")
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise ModelFileError(path, "the file is empty (0 bytes); download it again")
+        magic, version = _read_header(path)
+    except PermissionError:
+        raise ModelFileError(path, "permission denied: Fireside may not read this file") from None
+    except OSError as exc:
+        raise ModelFileError(path, f"the file cannot be read: {exc.strerror or exc}") from None
+    if magic != GGUF_MAGIC:
+        raise ModelFileError(path, "not a GGUF model file (it does not start with the GGUF signature)")
+    if version not in SUPPORTED_VERSIONS:
+        shown = "unknown" if version < 0 else str(version)
+        raise ModelFileError(path, f"GGUF version {shown} is not supported (Fireside reads versions 2 and 3)")
+    try:
+        reader = _BoundsReader(path, "r")
+    except PermissionError:
+        raise ModelFileError(path, "permission denied: Fireside may not read this file") from None
+    except (ValueError, IndexError, KeyError, OverflowError, struct.error, UnicodeDecodeError) as exc:
+        raise ModelFileError(
+            path, f"the file is truncated or damaged: its metadata cannot be read ({exc})"
+        ) from None
+    if reader.data_end > size:
+        raise ModelFileError(
+            path,
+            f"the file is truncated: it has {size:,} bytes but its tensors need {reader.data_end:,}; "
+            "download it again",
+        )
+    architecture = _field(reader, "general.architecture")
+    if not isinstance(architecture, str) or not architecture:
+        raise ModelFileError(path, "the file names no model architecture (general.architecture is missing)")
+
+    name = _field(reader, "general.name")
+    context_length = _field(reader, f"{architecture}.context_length")
+    block_count = _field(reader, f"{architecture}.block_count")
+    template = _field(reader, "tokenizer.chat_template")
+    return ModelInfo(
+        path=path,
+        name=name if isinstance(name, str) and name.strip() else path.stem,
+        architecture=architecture,
+        quantization=_quantization(reader),
+        file_size=size,
+        context_length=int(context_length) if isinstance(context_length, int) else None,
+        block_count=int(block_count) if isinstance(block_count, int) else None,
+        parameter_count=sum(t.n_elements for t in reader.tensors),
+        chat_template=template if isinstance(template, str) and template.strip() else None,
+        gguf_version=version,
+        tensor_count=len(reader.tensors),
+    )
+
+
+def format_size(n_bytes: int) -> str:
+    """Human-readable size in decimal units, as download sites show them (98.4 MB)."""
+    value = float(n_bytes)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def format_params(count: int) -> str:
+    """Parameter count as people say it: 135M, 7.2B."""
+    if count >= 1_000_000_000:
+        return f"{count / 1e9:.1f}B"
+    if count >= 1_000_000:
+        return f"{count / 1e6:.0f}M"
+    return f"{count / 1e3:.0f}K"

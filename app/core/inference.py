@@ -1,0 +1,303 @@
+"""The long-lived inference thread: one owner for the model, a request queue, cancellation, coalescing.
+
+Every front end (the window, `fireside --selftest`, later an API server) talks to the model through
+`InferenceThread`: it queues requests, each with an id, and receives `Event`s through one callback
+that runs on the inference thread. Streamed text is coalesced here, on the worker side, so a front
+end sees a few dozen chunks per second at most however fast the model is.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.core.conversation import ReplyStats
+from app.core.engine import Engine, EngineError, LoadedModel, LoadOptions
+from app.core.gguf_info import ModelFileError
+from app.core.sampling import SamplingError, SamplingParams
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two chunks delivered to the front end (about 30 per second).
+DEFAULT_COALESCE_S = 0.033
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of everything the inference thread reports; `request_id` says which request it belongs to."""
+
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoadProgress(Event):
+    """Loading advanced to `fraction` (0..1)."""
+
+    fraction: float
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded(Event):
+    """The model is loaded and ready."""
+
+    model: LoadedModel
+
+
+@dataclass(frozen=True, slots=True)
+class LoadFailed(Event):
+    """Loading failed; `message` is for the user and names the file."""
+
+    path: Path
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unloaded(Event):
+    """The model was freed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk(Event):
+    """New text of a streaming reply (several tokens' worth, coalesced)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyDone(Event):
+    """A reply ended (for any StopReason); its full text and statistics."""
+
+    text: str
+    stats: ReplyStats
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyFailed(Event):
+    """A reply could not be generated; `text` is what had been produced before the failure."""
+
+    text: str
+    message: str
+
+
+EventSink = Callable[[Event], None]
+
+
+@dataclass(slots=True)
+class _Load:
+    request_id: int
+    path: Path
+    options: LoadOptions
+    cancel: threading.Event
+
+
+@dataclass(slots=True)
+class _Generate:
+    request_id: int
+    messages: list[dict[str, str]]
+    params: SamplingParams
+    cancel: threading.Event
+
+
+@dataclass(slots=True)
+class _Unload:
+    request_id: int
+
+
+_SHUTDOWN = object()
+
+
+class _Coalescer:
+    """Gathers text pieces and hands them on at most once per `interval` (plus a final flush)."""
+
+    __slots__ = ("_emit", "_interval", "_last", "_parts", "parts_all")
+
+    def __init__(self, emit: Callable[[str], None], interval: float) -> None:
+        self._emit = emit
+        self._interval = interval
+        self._last = 0.0
+        self._parts: list[str] = []
+        self.parts_all: list[str] = []
+
+    def add(self, text: str) -> None:
+        self._parts.append(text)
+        self.parts_all.append(text)
+        now = time.monotonic()
+        if now - self._last >= self._interval:
+            self.flush(now)
+
+    def flush(self, now: float | None = None) -> None:
+        if self._parts:
+            self._emit("".join(self._parts))
+            self._parts.clear()
+        self._last = time.monotonic() if now is None else now
+
+
+class InferenceThread:
+    """The one thread that owns the model. Methods are safe to call from any thread."""
+
+    def __init__(
+        self,
+        sink: EventSink,
+        *,
+        coalesce_s: float = DEFAULT_COALESCE_S,
+        engine: Engine | None = None,
+        name: str = "fireside-inference",
+    ) -> None:
+        self._sink = sink
+        self._coalesce_s = coalesce_s
+        self._engine = engine or Engine()
+        self._queue: queue.Queue[object] = queue.Queue()
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._pending: dict[int, threading.Event] = {}
+        self._load_ids: set[int] = set()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._started = False
+
+    # ----- API for front ends (any thread) ---------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker thread (once)."""
+        if not self._started:
+            self._started = True
+            self._thread.start()
+
+    @property
+    def is_alive(self) -> bool:
+        """True while the worker thread runs."""
+        return self._thread.is_alive()
+
+    def load(self, path: str | Path, options: LoadOptions | None = None) -> int:
+        """Queue loading a model (replacing the current one); cancels a load still in progress."""
+        self.cancel_loads()
+        request = _Load(next(self._ids), Path(path), options or LoadOptions(), threading.Event())
+        self._submit(request.request_id, request.cancel, request)
+        return request.request_id
+
+    def generate(self, messages: list[dict[str, str]], params: SamplingParams) -> int:
+        """Queue a chat reply to `messages`; returns its request id."""
+        request = _Generate(next(self._ids), list(messages), params, threading.Event())
+        self._submit(request.request_id, request.cancel, request)
+        return request.request_id
+
+    def unload(self) -> int:
+        """Queue freeing the model."""
+        request_id = next(self._ids)
+        self._queue.put(_Unload(request_id))
+        return request_id
+
+    def cancel(self, request_id: int) -> None:
+        """Stop a request: a streaming reply stops before its next token, a queued one never starts."""
+        with self._lock:
+            event = self._pending.get(request_id)
+        if event is not None:
+            event.set()
+
+    def cancel_all(self) -> None:
+        """Cancel every queued and running request."""
+        with self._lock:
+            events = list(self._pending.values())
+        for event in events:
+            event.set()
+
+    def cancel_loads(self) -> None:
+        """Cancel loads still queued or running (a newer choice of model wins)."""
+        with self._lock:
+            events = [e for rid, e in self._pending.items() if rid in self._load_ids]
+        for event in events:
+            event.set()
+
+    def shutdown(self, timeout: float = 5.0) -> bool:
+        """Cancel everything, free the model on the worker thread, and join it. True if it ended."""
+        self.cancel_all()
+        if not self._started:
+            return True
+        self._queue.put(_SHUTDOWN)
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # ----- worker side ---------------------------------------------------------------------
+
+    def _submit(self, request_id: int, cancel: threading.Event, request: object) -> None:
+        with self._lock:
+            self._pending[request_id] = cancel
+            if isinstance(request, _Load):
+                self._load_ids.add(request_id)
+        self._queue.put(request)
+
+    def _done(self, request_id: int) -> None:
+        with self._lock:
+            self._pending.pop(request_id, None)
+            self._load_ids.discard(request_id)
+
+    def _emit(self, event: Event) -> None:
+        try:
+            self._sink(event)
+        except Exception:  # a broken front end must not kill the model's thread
+            log.exception("event sink failed for %r", event)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                request = self._queue.get()
+                if request is _SHUTDOWN:
+                    break
+                if isinstance(request, _Load):
+                    self._do_load(request)
+                elif isinstance(request, _Generate):
+                    self._do_generate(request)
+                elif isinstance(request, _Unload):
+                    self._engine.unload()
+                    self._emit(Unloaded(request.request_id))
+        finally:
+            self._engine.unload()
+
+    def _do_load(self, request: _Load) -> None:
+        rid = request.request_id
+        try:
+            if request.cancel.is_set():
+                raise EngineError(f"{request.path.name}: loading was cancelled")
+            last = [-1.0]
+
+            def progress(fraction: float) -> bool:
+                # Report whole percents only: llama.cpp calls this hundreds of times.
+                if fraction - last[0] >= 0.01 or fraction >= 1.0:
+                    last[0] = fraction
+                    self._emit(LoadProgress(rid, fraction))
+                return not request.cancel.is_set()
+
+            self._emit(LoadProgress(rid, 0.0))
+            model = self._engine.load(request.path, request.options, progress)
+        except (ModelFileError, EngineError) as exc:
+            self._emit(LoadFailed(rid, request.path, str(exc)))
+        except Exception as exc:
+            log.exception("unexpected failure loading %s", request.path)
+            self._emit(LoadFailed(rid, request.path, f"{request.path.name}: {exc}"))
+        else:
+            self._emit(Loaded(rid, model))
+        finally:
+            self._done(rid)
+
+    def _do_generate(self, request: _Generate) -> None:
+        rid = request.request_id
+        coalescer = _Coalescer(lambda text: self._emit(Chunk(rid, text)), self._coalesce_s)
+        try:
+            stats = self._engine.stream_chat(request.messages, request.params, coalescer.add, request.cancel)
+        except (EngineError, SamplingError) as exc:
+            coalescer.flush()
+            self._emit(ReplyFailed(rid, "".join(coalescer.parts_all), str(exc)))
+        except Exception as exc:
+            log.exception("unexpected failure generating")
+            coalescer.flush()
+            self._emit(ReplyFailed(rid, "".join(coalescer.parts_all), f"Generation failed: {exc}"))
+        else:
+            coalescer.flush()
+            self._emit(ReplyDone(rid, "".join(coalescer.parts_all), stats))
+        finally:
+            self._done(rid)

@@ -1,0 +1,53 @@
+"""Where Fireside keeps its files: one data folder, overridable for tests and `--data-dir`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "Fireside"
+#: Environment variable that moves every file the app writes (same effect as `--data-dir`).
+DATA_DIR_ENV = "FIRESIDE_DATA_DIR"
+#: Environment variable naming the folder where the verified starter model is cached between installs.
+MODEL_CACHE_ENV = "FIRESIDE_MODEL_CACHE"
+
+_override: Path | None = None
+
+
+def set_data_dir(path: str | os.PathLike[str] | None) -> None:
+    """Make every later path live under `path` (None restores the default)."""
+    global _override
+    _override = Path(path).expanduser().resolve() if path is not None else None
+
+
+def data_dir() -> Path:
+    """The root folder for everything the app writes; created on first use."""
+    if _override is not None:
+        root = _override
+    elif os.environ.get(DATA_DIR_ENV):
+        root = Path(os.environ[DATA_DIR_ENV]).expanduser().resolve()
+    else:
+        root = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def models_dir() -> Path:
+    """Folder holding installed GGUF models."""
+    path = data_dir() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def settings_file() -> Path:
+    """The JSON settings file."""
+    return data_dir() / "settings.json"
+
+
+def model_cache_dir() -> Path:
+    """Shared cache of verified downloads (the starter model), outside any one data folder."""
+    if os.environ.get(MODEL_CACHE_ENV):
+        return Path(os.environ[MODEL_CACHE_ENV]).expanduser().resolve()
+    return Path(platformdirs.user_cache_dir("fireside", appauthor=False)) / "models"

@@ -1,0 +1,58 @@
+"""The app's settings: a small JSON file in the data folder, written atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.core import paths
+from app.core.sampling import SamplingParams
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Settings:
+    """What the app remembers between launches."""
+
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    last_model: str | None = None
+    extra_models: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Settings:
+        """Read settings; a missing or damaged file gives the defaults (a damaged one is kept aside)."""
+        path = path or paths.settings_file()
+        try:
+            data: dict[str, Any] = json.loads(path.read_text("utf-8"))
+        except FileNotFoundError:
+            return cls()
+        except (OSError, ValueError) as exc:
+            log.warning("settings file %s unreadable (%s); using defaults", path, exc)
+            with contextlib.suppress(OSError):
+                os.replace(path, path.with_suffix(".damaged.json"))
+            return cls()
+        extra = data.get("extra_models")
+        return cls(
+            sampling=SamplingParams.from_dict(data.get("sampling") or {}),
+            last_model=data.get("last_model") if isinstance(data.get("last_model"), str) else None,
+            extra_models=[p for p in extra if isinstance(p, str)] if isinstance(extra, list) else [],
+        )
+
+    def save(self, path: Path | None = None) -> None:
+        """Write atomically: a crash mid-write leaves the previous file intact."""
+        path = path or paths.settings_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        payload = {
+            "sampling": self.sampling.to_dict(),
+            "last_model": self.last_model,
+            "extra_models": self.extra_models,
+        }
+        tmp.write_text(json.dumps(payload, indent=2), "utf-8")
+        os.replace(tmp, path)

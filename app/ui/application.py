@@ -1,0 +1,52 @@
+"""Start the Qt application on qasync's event loop and show the main window."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication
+
+from app import __version__
+from app.ui.theme import apply_theme
+
+
+def create_app(argv: list[str] | None = None) -> QApplication:
+    """The QApplication with Fireside's name, icon and theme (reuses an existing one)."""
+    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("Fireside")
+    app.setApplicationDisplayName("Fireside")
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName("fireside")
+    from importlib.resources import files
+
+    icon = files("app").joinpath("resources/fireside.svg")
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
+    apply_theme(app)
+    return app
+
+
+def run(model: str | None = None) -> int:
+    """Open the window, then (once it is on screen) find and load a model. Returns the exit code."""
+    import qasync
+
+    from app.ui.main_window import MainWindow
+
+    app = create_app()
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    window = MainWindow()
+    window.show()
+    # llama_cpp is imported and the model loaded only after the window is painted.
+    QTimer.singleShot(0, lambda: window.start(model))
+    closed = asyncio.Event()
+    app.aboutToQuit.connect(closed.set)
+    app.lastWindowClosed.connect(app.quit)
+    with loop:
+        loop.run_until_complete(closed.wait())
+    window.shutdown()
+    return 0

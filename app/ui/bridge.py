@@ -1,0 +1,69 @@
+"""The core inference thread's events as Qt signals (the only link between the two layers)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+
+from app.core.engine import LoadOptions
+from app.core.inference import (
+    Chunk,
+    Event,
+    InferenceThread,
+    Loaded,
+    LoadFailed,
+    LoadProgress,
+    ReplyDone,
+    ReplyFailed,
+    Unloaded,
+)
+from app.core.sampling import SamplingParams
+
+
+class InferenceBridge(QObject):
+    """Owns the InferenceThread; re-emits its events as signals delivered on the GUI thread."""
+
+    loadProgress = Signal(int, float)
+    loaded = Signal(int, object)  # LoadedModel
+    loadFailed = Signal(int, str)
+    unloaded = Signal(int)
+    chunk = Signal(int, str)
+    replyDone = Signal(int, str, object)  # ReplyStats
+    replyFailed = Signal(int, str, str)
+
+    def __init__(self, parent: QObject | None = None, worker: InferenceThread | None = None) -> None:
+        super().__init__(parent)
+        # Signals emitted from the worker thread reach slots on the GUI thread as queued calls.
+        self.worker = worker or InferenceThread(self._dispatch)
+        self.worker.start()
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, Chunk):
+            self.chunk.emit(event.request_id, event.text)
+        elif isinstance(event, LoadProgress):
+            self.loadProgress.emit(event.request_id, event.fraction)
+        elif isinstance(event, Loaded):
+            self.loaded.emit(event.request_id, event.model)
+        elif isinstance(event, LoadFailed):
+            self.loadFailed.emit(event.request_id, event.message)
+        elif isinstance(event, ReplyDone):
+            self.replyDone.emit(event.request_id, event.text, event.stats)
+        elif isinstance(event, ReplyFailed):
+            self.replyFailed.emit(event.request_id, event.text, event.message)
+        elif isinstance(event, Unloaded):
+            self.unloaded.emit(event.request_id)
+
+    def load(self, path: str, options: LoadOptions | None = None) -> int:
+        """Queue a model load."""
+        return self.worker.load(path, options)
+
+    def generate(self, messages: list[dict[str, str]], params: SamplingParams) -> int:
+        """Queue a reply."""
+        return self.worker.generate(messages, params)
+
+    def cancel(self, request_id: int) -> None:
+        """Stop a request before its next token (sets a threading.Event directly: no queued slot)."""
+        self.worker.cancel(request_id)
+
+    def shutdown(self, timeout: float = 2.0) -> bool:
+        """Stop everything and join the worker thread."""
+        return self.worker.shutdown(timeout)

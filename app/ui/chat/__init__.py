@@ -1,0 +1,1 @@
+"""The chat pane: message model, message view, composer."""

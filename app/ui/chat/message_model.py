@@ -1,0 +1,102 @@
+"""The chat's messages as a Qt list model; streaming text is appended in O(new text)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+
+from app.core.conversation import Conversation, Message, ReplyStats, Role
+
+MessageRole = Qt.ItemDataRole.UserRole + 1
+
+
+class MessageListModel(QAbstractListModel):
+    """Rows are `Message`s of one conversation. Only the GUI thread changes it."""
+
+    #: (row, delta): text was appended to a streaming reply. Views update that row only.
+    textAppended = Signal(int, str)
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.conversation = Conversation()
+        # Parts of the reply being streamed, joined only when someone reads the text.
+        self._parts: dict[int, list[str]] = {}
+
+    # ----- Qt model interface ------------------------------------------------------------
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        """Number of messages."""
+        return 0 if parent.isValid() else len(self.conversation.messages)
+
+    def data(
+        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        """Display text, or the Message itself for MessageRole."""
+        if not index.isValid() or not 0 <= index.row() < len(self.conversation.messages):
+            return None
+        message = self.message(index.row())
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            return message.content
+        if role == MessageRole:
+            return message
+        return None
+
+    def roleNames(self) -> dict[int, Any]:
+        """Names for QML and tools."""
+        return {Qt.ItemDataRole.DisplayRole: b"display", MessageRole: b"message"}
+
+    # ----- editing (GUI thread) ----------------------------------------------------------
+
+    def message(self, row: int) -> Message:
+        """The message at `row`, with any streamed parts folded into its content."""
+        message = self.conversation.messages[row]
+        parts = self._parts.get(row)
+        if parts and len(parts) > 1:
+            joined = "".join(parts)
+            parts[:] = [joined]
+            message.content = joined
+        return message
+
+    def add_message(self, role: Role, content: str, *, streaming: bool = False) -> int:
+        """Append a message; returns its row."""
+        row = len(self.conversation.messages)
+        self.beginInsertRows(QModelIndex(), row, row)
+        message = Message(role, content, incomplete=streaming)
+        self.conversation.messages.append(message)
+        if streaming:
+            self._parts[row] = [content] if content else []
+        self.endInsertRows()
+        return row
+
+    def append_text(self, row: int, delta: str) -> None:
+        """Add streamed text to a reply: stores the delta and tells views; nothing is re-rendered here."""
+        if not delta:
+            return
+        parts = self._parts.setdefault(row, [self.conversation.messages[row].content])
+        parts.append(delta)
+        self.textAppended.emit(row, delta)
+
+    def finish(self, row: int, text: str, stats: ReplyStats | None, error: str | None = None) -> None:
+        """Close a streaming reply with its final text, stats, or error."""
+        self._parts.pop(row, None)
+        message = self.conversation.messages[row]
+        message.content = text
+        message.stats = stats
+        message.error = error
+        message.incomplete = False
+        index = self.index(row)
+        self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole, MessageRole])
+
+    def clear(self) -> None:
+        """Remove every message."""
+        self.beginResetModel()
+        self.conversation = Conversation()
+        self._parts.clear()
+        self.endResetModel()
+
+    def prompt_messages(self) -> list[dict[str, str]]:
+        """The conversation in the form chat templates take."""
+        for row in list(self._parts):
+            self.message(row)
+        return self.conversation.prompt_messages()

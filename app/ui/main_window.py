@@ -1,0 +1,407 @@
+"""The main window: assembles the model picker, chat, composer, sampling panel and status bar."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QStatusBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core import library, starter
+from app.core.conversation import ReplyStats, Role
+from app.core.engine import LoadedModel, LoadOptions
+from app.core.library import ModelEntry
+from app.core.sampling import SamplingParams
+from app.core.settings import Settings
+from app.ui.bridge import InferenceBridge
+from app.ui.chat.composer import Composer
+from app.ui.chat.message_model import MessageListModel
+from app.ui.chat.message_view import MessageView
+from app.ui.model_picker import ModelPicker
+from app.ui.settings.sampling_panel import SamplingPanel
+from app.ui.tasks import BackgroundTasks
+
+log = logging.getLogger(__name__)
+
+
+class Banner(QWidget):
+    """A dismissable message line above the chat, for errors and notices."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("banner")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(12, 6, 6, 6)
+        self.label = QLabel()
+        self.label.setObjectName("bannerText")
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QToolButton()
+        close.setText("✕")
+        close.setAutoRaise(True)
+        close.setToolTip("Dismiss")
+        close.clicked.connect(self.hide)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
+        self.hide()
+
+    def show_message(self, text: str, error: bool = True) -> None:
+        """Show `text`, red-tinted for errors."""
+        self.setProperty("error", error)
+        color = "#f8d7da" if error else "#dbeafe"
+        border = "#d1242f" if error else "#0969da"
+        self.setStyleSheet(
+            f"#banner {{ background: {color}; border-left: 4px solid {border}; }} "
+            "#banner QLabel { color: #1f2328; }"
+        )
+        self.label.setText(text)
+        self.show()
+
+
+class MainWindow(QMainWindow):
+    """Fireside's main window."""
+
+    def __init__(self, bridge: InferenceBridge | None = None, settings: Settings | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("Fireside")
+        self.setObjectName("mainWindow")
+        self.resize(1100, 720)
+        self.setMinimumSize(900, 600)
+        self.settings = settings or Settings.load()
+        self.bridge = bridge or InferenceBridge(self)
+        self.tasks = BackgroundTasks(self)
+        self.loaded: LoadedModel | None = None
+        self.loading_path: str | None = None
+        self._load_request: int | None = None
+        self._reply_request: int | None = None
+        self._reply_row = -1
+        self._closing = False
+        self._build()
+        self._connect()
+
+    # ----- construction -------------------------------------------------------------------
+
+    def _build(self) -> None:
+        central = QWidget()
+        root = QVBoxLayout(central)
+        root.setContentsMargins(0, 0, 0, 0)
+        root.setSpacing(0)
+
+        top = QWidget()
+        top.setObjectName("topBar")
+        top_layout = QHBoxLayout(top)
+        top_layout.setContentsMargins(12, 8, 12, 8)
+        top_layout.addWidget(QLabel("Model"))
+        self.picker = ModelPicker()
+        top_layout.addWidget(self.picker, 1)
+        self.open_button = QPushButton("Open GGUF…")
+        self.open_button.setObjectName("openModelButton")
+        self.open_button.setToolTip("Use a .gguf model file from anywhere on this computer")
+        top_layout.addWidget(self.open_button)
+        self.load_progress = QProgressBar()
+        self.load_progress.setObjectName("loadProgress")
+        self.load_progress.setRange(0, 100)
+        self.load_progress.setFixedWidth(140)
+        self.load_progress.setFormat("Loading %p%")
+        self.load_progress.hide()
+        top_layout.addWidget(self.load_progress)
+        root.addWidget(top)
+
+        self.banner = Banner()
+        root.addWidget(self.banner)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.setChildrenCollapsible(False)
+        chat = QWidget()
+        chat_layout = QVBoxLayout(chat)
+        chat_layout.setContentsMargins(0, 0, 0, 0)
+        chat_layout.setSpacing(0)
+        self.messages = MessageListModel(self)
+        self.view = MessageView()
+        self.view.setModel(self.messages)
+        chat_layout.addWidget(self.view, 1)
+        composer_row = QWidget()
+        composer_row.setObjectName("composerRow")
+        row_layout = QHBoxLayout(composer_row)
+        row_layout.setContentsMargins(12, 8, 12, 12)
+        self.composer = Composer()
+        row_layout.addWidget(self.composer, 1)
+        self.send_button = QPushButton("Send")
+        self.send_button.setObjectName("sendButton")  # also the Stop button while a reply streams
+        self.send_button.setMinimumWidth(84)
+        self.send_button.setDefault(True)
+        row_layout.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
+        chat_layout.addWidget(composer_row)
+        splitter.addWidget(chat)
+
+        self.sampling = SamplingPanel(self.settings.sampling)
+        side = QScrollArea()
+        side.setObjectName("samplingScroll")
+        side.setWidgetResizable(True)
+        side.setWidget(self.sampling)
+        side.setMinimumWidth(250)
+        side.setMaximumWidth(360)
+        side.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        splitter.addWidget(side)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 0)
+        splitter.setSizes([800, 280])
+        root.addWidget(splitter, 1)
+        self.setCentralWidget(central)
+
+        status = QStatusBar()
+        self.model_label = QLabel("No model")
+        self.model_label.setObjectName("statusModel")
+        self.state_label = QLabel("Starting…")
+        self.state_label.setObjectName("statusState")
+        self.context_label = QLabel("Context: –")
+        self.context_label.setObjectName("statusContext")
+        status.addWidget(self.model_label, 1)
+        status.addPermanentWidget(self.state_label)
+        status.addPermanentWidget(self.context_label)
+        self.setStatusBar(status)
+        self._update_send_button()
+
+    def _connect(self) -> None:
+        self.composer.submitted.connect(self.send)
+        self.send_button.clicked.connect(self._on_send_clicked)
+        self.picker.modelChosen.connect(self.load_model)
+        self.open_button.clicked.connect(self._open_model_file)
+        self.sampling.changed.connect(self._on_sampling_changed)
+        self.bridge.loadProgress.connect(self._on_load_progress)
+        self.bridge.loaded.connect(self._on_loaded)
+        self.bridge.loadFailed.connect(self._on_load_failed)
+        self.bridge.chunk.connect(self._on_chunk)
+        self.bridge.replyDone.connect(self._on_reply_done)
+        self.bridge.replyFailed.connect(self._on_reply_failed)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop)
+
+    # ----- models -------------------------------------------------------------------------
+
+    def start(self, model: str | None = None) -> None:
+        """After the window is shown: find installed models (off the GUI thread), then load one."""
+        self.state_label.setText("Looking for models…")
+        extra = list(self.settings.extra_models)
+        if model:
+            extra.append(str(Path(model).expanduser().resolve()))
+
+        def scan() -> list[ModelEntry]:
+            starter.install_cached()  # links the verified starter model into a new data folder
+            return library.scan(extra=extra)
+
+        wanted = model or self.settings.last_model
+        self.tasks.run(scan, lambda entries: self._on_models_found(entries, wanted), self._on_scan_failed)
+
+    def _on_scan_failed(self, error: BaseException) -> None:
+        self.banner.show_message(f"Could not list the installed models: {error}")
+        self.state_label.setText("No model")
+
+    def _on_models_found(self, entries: list[ModelEntry], wanted: str | None) -> None:
+        if self._closing:
+            return
+        usable = [e for e in entries if e.info is not None]
+        choice = None
+        if wanted and any(str(e.path) == str(Path(wanted).resolve()) for e in usable):
+            choice = str(Path(wanted).resolve())
+        elif usable:
+            starter_entry = next((e for e in usable if e.path.name == starter.FILENAME), None)
+            choice = str((starter_entry or usable[0]).path)
+        self.picker.set_entries(entries, choice)
+        if choice is None:
+            self.state_label.setText("No model")
+            self.banner.show_message(
+                "No models are installed. Use “Open GGUF…” to choose a .gguf file, "
+                "or run the Quick start command to install the starter model.",
+                error=False,
+            )
+            return
+        self.load_model(choice)
+
+    def load_model(self, path: str) -> None:
+        """Load `path` in the background (cancelling a reply or a load in progress)."""
+        if self._reply_request is not None:
+            self.stop()
+        self.loaded = None
+        self.loading_path = path
+        self.banner.hide()
+        self.picker.select_path(path)
+        self.load_progress.setValue(0)
+        self.load_progress.show()
+        self.model_label.setText(Path(path).name)
+        self.state_label.setText("Loading…")
+        params = self.sampling.params()
+        self._load_request = self.bridge.load(path, LoadOptions(context_length=params.context_length))
+        self._update_send_button()
+
+    def _open_model_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a GGUF model", str(Path.home()), "GGUF models (*.gguf)"
+        )
+        if path:
+            self.add_and_load(path)
+
+    def add_and_load(self, path: str) -> None:
+        """Remember a model file kept outside the models folder, list it and load it."""
+        resolved = str(Path(path).resolve())
+        if resolved not in self.settings.extra_models:
+            self.settings.extra_models.append(resolved)
+        self.start(resolved)
+
+    def _on_load_progress(self, request_id: int, fraction: float) -> None:
+        if request_id == self._load_request:
+            self.load_progress.setValue(int(fraction * 100))
+
+    def _on_loaded(self, request_id: int, model: LoadedModel) -> None:
+        if request_id != self._load_request:
+            return
+        self._load_request = None
+        self.loaded = model
+        self.loading_path = None
+        self.load_progress.hide()
+        self.settings.last_model = str(model.info.path)
+        self.sampling.set_max_context(model.info.context_length)
+        self.model_label.setText(f"{model.info.path.stem} · {model.info.quantization}")
+        self.state_label.setText(f"Ready · loaded in {model.load_s:.2f} s · {model.n_threads} threads")
+        self._show_context(0, model.context_length)
+        if model.template_is_default:
+            self.banner.show_message(
+                f"{model.info.path.name} has no chat template; Fireside uses ChatML, which most "
+                "instruct models understand. Replies may be odd if this model expects another format.",
+                error=False,
+            )
+        self._save_settings()
+        self._update_send_button()
+
+    def _on_load_failed(self, request_id: int, message: str) -> None:
+        if request_id != self._load_request:
+            return
+        self._load_request = None
+        self.loaded = None
+        self.loading_path = None
+        self.load_progress.hide()
+        self.state_label.setText("Load failed")
+        self.model_label.setText("No model")
+        self.banner.show_message(f"Could not load the model. {message}")
+        self._update_send_button()
+
+    # ----- chat ---------------------------------------------------------------------------
+
+    @property
+    def is_generating(self) -> bool:
+        """True while a reply streams."""
+        return self._reply_request is not None
+
+    def _on_send_clicked(self) -> None:
+        if self.is_generating:
+            self.stop()
+        else:
+            self.send()
+
+    def send(self) -> None:
+        """Send the composer's text; ignored when empty or while a reply streams."""
+        text = self.composer.toPlainText().strip()
+        if not text or self.is_generating:
+            return
+        if self.loaded is None:
+            if self.loading_path:
+                self.banner.show_message(
+                    "The model is still loading; your message will be ready to send in a moment.", error=False
+                )
+            else:
+                self.banner.show_message("No model is loaded. Choose one in the model picker at the top.")
+            return
+        self.banner.hide()
+        self.composer.clear()
+        self.messages.add_message(Role.USER, text)
+        prompt = self.messages.prompt_messages()
+        self._reply_row = self.messages.add_message(Role.ASSISTANT, "", streaming=True)
+        self._reply_request = self.bridge.generate(prompt, self.sampling.params())
+        self.state_label.setText("Generating…")
+        self._update_send_button()
+
+    def stop(self) -> None:
+        """Stop the streaming reply before its next token; what was generated is kept."""
+        if self._reply_request is not None:
+            self.bridge.cancel(self._reply_request)
+
+    def _on_chunk(self, request_id: int, text: str) -> None:
+        if request_id == self._reply_request:
+            self.messages.append_text(self._reply_row, text)
+
+    def _on_reply_done(self, request_id: int, text: str, stats: ReplyStats) -> None:
+        if request_id != self._reply_request:
+            return
+        self.messages.finish(self._reply_row, text, stats)
+        self._end_reply()
+        self._show_context(stats.context_used, stats.context_length)
+        self.state_label.setText(f"Ready · {stats.tokens_per_s:.1f} tok/s")
+
+    def _on_reply_failed(self, request_id: int, text: str, message: str) -> None:
+        if request_id != self._reply_request:
+            return
+        self.messages.finish(self._reply_row, text, None, error=message)
+        self._end_reply()
+        self.state_label.setText("Ready")
+        self.banner.show_message(message)
+
+    def _end_reply(self) -> None:
+        self._reply_request = None
+        self._reply_row = -1
+        self._update_send_button()
+
+    def _update_send_button(self) -> None:
+        if self.is_generating:
+            self.send_button.setText("Stop")
+            self.send_button.setToolTip("Stop the reply (Esc). What was generated is kept.")
+            self.send_button.setAccessibleName("Stop")
+        else:
+            self.send_button.setText("Send")
+            self.send_button.setToolTip("Send (Enter)")
+            self.send_button.setAccessibleName("Send")
+
+    def _show_context(self, used: int, total: int) -> None:
+        share = 100 * used / total if total else 0
+        self.context_label.setText(f"Context: {used:,} / {total:,} tokens ({share:.0f}%)")
+
+    def _on_sampling_changed(self, params: SamplingParams) -> None:
+        self.settings.sampling = params
+        QTimer.singleShot(0, self._save_settings)
+
+    def _save_settings(self) -> None:
+        try:
+            self.settings.save()
+        except OSError as exc:
+            self.banner.show_message(f"Settings could not be saved: {exc.strerror or exc}")
+
+    # ----- closing ------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Stop generation, free the model and join the worker threads (bounded wait)."""
+        if self._closing:
+            return
+        self._closing = True
+        self._save_settings()
+        if not self.bridge.shutdown(timeout=1.0):
+            log.warning("inference thread did not stop within a second")
+        self.tasks.shutdown()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Closing mid-reply stops generation and frees the model."""
+        self.shutdown()
+        event.accept()

@@ -1,0 +1,87 @@
+"""The model picker: installed models with name, quantization, size and context length from the GGUF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QComboBox, QSizePolicy, QWidget
+
+from app.core.gguf_info import format_params, format_size
+from app.core.library import ModelEntry
+
+PathRole = Qt.ItemDataRole.UserRole + 1
+
+
+def describe(entry: ModelEntry) -> str:
+    """'SmolLM2 135M Instruct · Q4_1 · 98.4 MB · 8,192 ctx', or the file name and its problem."""
+    info = entry.info
+    if info is None:
+        return f"{entry.path.name} — cannot be used"
+    ctx = f"{info.context_length:,} ctx" if info.context_length else "ctx unknown"
+    params = format_params(info.parameter_count)
+    size = format_size(info.file_size)
+    return f"{entry.path.stem} · {params} {info.architecture} · {info.quantization} · {size} · {ctx}"
+
+
+class ModelPicker(QComboBox):
+    """Lists ModelEntry rows; `modelChosen(path)` fires when the user picks a usable model."""
+
+    modelChosen = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("modelPicker")
+        self.setAccessibleName("Model")
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(28)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setPlaceholderText("No models installed")
+        self.entries: list[ModelEntry] = []
+        self.activated.connect(self._on_activated)
+
+    def set_entries(self, entries: list[ModelEntry], current: str | None = None) -> None:
+        """Replace the list, keeping `current` selected when present."""
+        self.blockSignals(True)
+        self.clear()
+        self.entries = list(entries)
+        for entry in self.entries:
+            self.addItem(describe(entry))
+            row = self.count() - 1
+            self.setItemData(row, str(entry.path), PathRole)
+            tip = entry.error or self._tooltip(entry)
+            self.setItemData(row, tip, Qt.ItemDataRole.ToolTipRole)
+            if entry.info is None:
+                item = self.model().item(row)  # type: ignore[attr-defined]
+                item.setEnabled(False)
+        self.select_path(current)
+        self.blockSignals(False)
+
+    @staticmethod
+    def _tooltip(entry: ModelEntry) -> str:
+        info = entry.info
+        assert info is not None
+        template = "its own chat template" if info.has_chat_template else "no chat template (ChatML is used)"
+        return f"{info.name}\n{info.path}\n{info.block_count or '?'} layers · {template}"
+
+    def select_path(self, path: str | None) -> None:
+        """Show `path` as the current item (no signal)."""
+        if path is None:
+            self.setCurrentIndex(-1)
+            return
+        wanted = str(Path(path).resolve())
+        for row in range(self.count()):
+            if self.itemData(row, PathRole) == wanted:
+                self.setCurrentIndex(row)
+                return
+
+    def current_path(self) -> str | None:
+        """Path of the selected model."""
+        data = self.currentData(PathRole)
+        return str(data) if data else None
+
+    def _on_activated(self, row: int) -> None:
+        path = self.itemData(row, PathRole)
+        entry = self.entries[row] if 0 <= row < len(self.entries) else None
+        if path and entry is not None and entry.info is not None:
+            self.modelChosen.emit(str(path))

@@ -1,0 +1,56 @@
+"""Run blocking work (file scans, hashing) on a worker thread and get the result on the GUI thread."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+
+class _Relay(QObject):
+    done = Signal(object, object)  # (result, exception)
+
+
+class BackgroundTasks(QObject):
+    """A small thread pool whose results come back as queued calls on the GUI thread."""
+
+    def __init__(self, parent: QObject | None = None, workers: int = 2) -> None:
+        super().__init__(parent)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fireside-task")
+        self._relays: set[_Relay] = set()
+
+    def run(
+        self,
+        fn: Callable[[], Any],
+        on_done: Callable[[Any], None],
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> Future[Any]:
+        """Call `fn()` off the GUI thread; then `on_done(result)` or `on_error(exc)` on the GUI thread."""
+        relay = _Relay()
+        self._relays.add(relay)
+
+        def finished(result: Any, error: Any) -> None:
+            self._relays.discard(relay)
+            if error is not None:
+                if on_error is not None:
+                    on_error(error)
+            else:
+                on_done(result)
+
+        relay.done.connect(finished)
+
+        def work() -> None:
+            try:
+                result = fn()
+            except Exception as exc:
+                relay.done.emit(None, exc)
+            else:
+                relay.done.emit(result, None)
+
+        return self._pool.submit(work)
+
+    def shutdown(self) -> None:
+        """Wait for running tasks and stop the pool's threads."""
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,212 @@
+"""The engine driving the real starter model: streaming, cancel, determinism, KV reuse, errors."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.core.conversation import StopReason
+from app.core.engine import ContextFullError, Engine, EngineError, LoadOptions
+from app.core.gguf_info import ModelFileError
+from app.core.sampling import SamplingError, SamplingParams
+
+GREEDY = SamplingParams(temperature=0.0, seed=7, max_tokens=48, context_length=2048)
+
+
+@pytest.fixture(scope="module")
+def engine(starter_model: Path) -> Iterator[Engine]:
+    eng = Engine()
+    eng.load(starter_model, LoadOptions(context_length=2048))
+    yield eng
+    eng.unload()
+
+
+def _chat(
+    engine: Engine,
+    messages: list[dict[str, str]],
+    params: SamplingParams = GREEDY,
+    cancel: threading.Event | None = None,
+) -> tuple[str, object]:
+    pieces: list[str] = []
+    stats = engine.stream_chat(messages, params, pieces.append, cancel or threading.Event())
+    return "".join(pieces), stats
+
+
+def test_load_reports_model(engine: Engine, starter_model: Path) -> None:
+    loaded = engine.loaded
+    assert loaded is not None
+    assert loaded.info.path == starter_model
+    assert loaded.context_length == 2048
+    assert not loaded.template_is_default
+    assert loaded.n_threads >= 1
+
+
+def test_streams_a_real_reply(engine: Engine) -> None:
+    pieces: list[str] = []
+    stats = engine.stream_chat(
+        [{"role": "user", "content": "What is the capital of France? Answer in one word."}],
+        GREEDY.with_changes(max_tokens=150),
+        pieces.append,
+        threading.Event(),
+    )
+    text = "".join(pieces)
+    assert "Paris" in text
+    assert len(pieces) >= 2, "text must arrive piece by piece"
+    assert stats.completion_tokens >= 1
+    assert stats.stop_reason is StopReason.END_OF_TURN
+    assert stats.ttft_s > 0 and stats.tokens_per_s > 0
+    assert "<|im_end|>" not in text
+
+
+@pytest.mark.parametrize("flash_attn", [False, True])
+def test_greedy_reply_matches_bare_llama_cpp_python(starter_model: Path, flash_attn: bool) -> None:
+    """Same model, prompt and attention kernel, greedy: the lean loop gives llama-cpp-python's exact text."""
+    from llama_cpp import Llama
+
+    messages = [{"role": "user", "content": "Name three colours of the rainbow."}]
+    params = GREEDY.with_changes(repeat_penalty=1.0, max_tokens=40)
+    ours_engine = Engine()
+    ours_engine.load(starter_model, LoadOptions(context_length=2048, flash_attn=flash_attn))
+    try:
+        ours, _ = _chat(ours_engine, messages, params)
+    finally:
+        ours_engine.unload()
+    llm = Llama(str(starter_model), n_ctx=2048, verbose=False, flash_attn=flash_attn)
+    try:
+        reference = llm.create_chat_completion(messages, temperature=0.0, max_tokens=40, repeat_penalty=1.0)
+    finally:
+        llm.close()
+    assert ours == reference["choices"][0]["message"]["content"]
+
+
+def test_max_tokens_stops_the_reply(engine: Engine) -> None:
+    _, stats = _chat(
+        engine,
+        [{"role": "user", "content": "Write a long story about a dragon."}],
+        GREEDY.with_changes(max_tokens=5),
+    )
+    assert stats.completion_tokens == 5
+    assert stats.stop_reason is StopReason.MAX_TOKENS
+
+
+def test_cancel_mid_stream_stops_within_one_token(engine: Engine) -> None:
+    cancel = threading.Event()
+    pieces: list[str] = []
+
+    def on_text(text: str) -> None:
+        pieces.append(text)
+        if len(pieces) == 3:
+            cancel.set()
+
+    stats = engine.stream_chat(
+        [{"role": "user", "content": "Count from 1 to 100."}],
+        GREEDY.with_changes(max_tokens=200),
+        on_text,
+        cancel,
+    )
+    assert stats.stop_reason is StopReason.USER
+    assert stats.completion_tokens == len(pieces) == 3  # no token after the one that saw the stop
+
+
+def test_temperature_zero_with_seed_is_repeatable(engine: Engine) -> None:
+    messages = [{"role": "user", "content": "Give me three names for a cat."}]
+    first, _ = _chat(engine, messages)
+    engine.ensure_context(1024)  # a fresh context: no cache to make it trivially equal
+    second, _ = _chat(engine, messages, GREEDY.with_changes(context_length=1024))
+    assert first and first == second
+
+
+def test_same_seed_same_sampled_reply(engine: Engine) -> None:
+    messages = [{"role": "user", "content": "Invent a word and define it."}]
+    params = SamplingParams(temperature=1.0, top_p=0.95, seed=1234, max_tokens=30, context_length=2048)
+    first, s1 = _chat(engine, messages, params)
+    second, s2 = _chat(engine, messages, params)
+    third, _ = _chat(engine, messages, params.with_changes(seed=99))
+    assert first == second and s1.seed == s2.seed == 1234  # type: ignore[attr-defined]
+    assert third != first
+
+
+def test_follow_up_reuses_the_kv_cache(engine: Engine) -> None:
+    messages = [{"role": "system", "content": "You are a helpful assistant. " * 20}]
+    total_evaluated = 0
+    for turn in range(3):
+        messages.append({"role": "user", "content": f"Tell me one fact about the number {turn + 2}."})
+        reply, stats = _chat(engine, messages, GREEDY.with_changes(max_tokens=24))
+        messages.append({"role": "assistant", "content": reply})
+        if turn == 0:
+            continue
+        total_evaluated += stats.prompt_tokens_evaluated  # type: ignore[attr-defined]
+        # Only the new user turn (plus template glue) is evaluated, not the whole conversation.
+        assert stats.prompt_tokens_evaluated < stats.prompt_tokens / 4, stats  # type: ignore[attr-defined]
+    assert total_evaluated > 0
+
+
+def test_prompt_larger_than_context_is_a_clear_error(engine: Engine) -> None:
+    long_text = "word " * 3000
+    with pytest.raises(ContextFullError, match="no longer fits the 1,024-token context window"):
+        _chat(engine, [{"role": "user", "content": long_text}], GREEDY.with_changes(context_length=1024))
+
+
+def test_context_full_stops_generation(engine: Engine) -> None:
+    params = GREEDY.with_changes(context_length=256, max_tokens=1000)
+    filler = "Please write many words about the sea. " * 20
+    _, stats = _chat(engine, [{"role": "user", "content": filler}], params)
+    assert stats.stop_reason is StopReason.CONTEXT_FULL  # type: ignore[attr-defined]
+    assert stats.context_used <= 256  # type: ignore[attr-defined]
+
+
+def test_invalid_sampling_is_refused(engine: Engine) -> None:
+    with pytest.raises(SamplingError, match="temperature"):
+        _chat(engine, [{"role": "user", "content": "hi"}], GREEDY.with_changes(temperature=5.0))
+
+
+def test_corrupt_file_is_refused_before_llama_cpp(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 64)
+    with pytest.raises(ModelFileError, match=r"bad\.gguf"):
+        Engine().load(bad)
+
+
+def test_model_without_template_falls_back_to_chatml(starter_model: Path, tmp_path: Path) -> None:
+    """Rewrite the starter model without tokenizer.chat_template; the engine says it uses ChatML."""
+    import gguf
+
+    reader = gguf.GGUFReader(starter_model)
+    out = tmp_path / "no-template.gguf"
+    writer = gguf.GGUFWriter(out, arch="llama")
+    for field in reader.fields.values():
+        if field.name.startswith("GGUF.") or field.name in (
+            "general.architecture",
+            "tokenizer.chat_template",
+        ):
+            continue
+        value_type = field.types[0]
+        sub_type = field.types[-1] if value_type == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(field.name, field.contents(), value_type, sub_type=sub_type)
+    for tensor in reader.tensors:
+        writer.add_tensor(tensor.name, tensor.data, raw_shape=tensor.data.shape, raw_dtype=tensor.tensor_type)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+    eng = Engine()
+    try:
+        loaded = eng.load(out, LoadOptions(context_length=512))
+        assert loaded.template_is_default
+        prompt = eng.render_prompt([{"role": "user", "content": "hi"}])
+        assert prompt == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+        _text, stats = _chat(
+            eng, [{"role": "user", "content": "Say hi."}], GREEDY.with_changes(context_length=512)
+        )
+        assert stats.completion_tokens > 0  # type: ignore[attr-defined]
+    finally:
+        eng.unload()
+
+
+def test_generate_without_model_is_an_error() -> None:
+    with pytest.raises(EngineError, match="No model is loaded"):
+        _chat(Engine(), [{"role": "user", "content": "hi"}])

