@@ -61,6 +61,25 @@ class _BoundsReader(GGUFReader):
     """
 
     data_end: int = 0
+    _plain: np.ndarray | None = None
+    _itemsizes: dict[Any, int]
+
+    def _get(
+        self, offset: int, dtype: Any, count: int = 1, override_order: Any = None
+    ) -> np.ndarray:
+        # Same as the stock _get, but slices a plain ndarray view of the memory map: slicing the
+        # np.memmap itself runs memmap.__array_finalize__ per slice, which made reading a
+        # 49k-token vocabulary take ~5 s instead of ~0.5 s.
+        if self._plain is None:
+            self._plain = self.data.view(np.ndarray)
+            self._itemsizes = {}
+        itemsize = self._itemsizes.get(dtype)
+        if itemsize is None:
+            itemsize = self._itemsizes[dtype] = int(np.dtype(dtype).itemsize)
+        count = int(count)
+        arr = self._plain[offset : offset + itemsize * count].view(dtype=dtype)[:count]
+        order = self.byte_order if override_order is None else override_order
+        return arr if order == "I" else arr.view(arr.dtype.newbyteorder(order))
 
     def _build_tensors(self, start_offs: int, fields: list[ReaderField]) -> None:
         tensors = []

@@ -183,6 +183,7 @@ class MainWindow(QMainWindow):
         self.send_button.clicked.connect(self._on_send_clicked)
         self.picker.modelChosen.connect(self.load_model)
         self.open_button.clicked.connect(self._open_model_file)
+        self.view.codeCopied.connect(lambda _code: self.statusBar().showMessage("Code copied", 2000))
         self.sampling.changed.connect(self._on_sampling_changed)
         self.bridge.loadProgress.connect(self._on_load_progress)
         self.bridge.loaded.connect(self._on_loaded)
@@ -215,10 +216,19 @@ class MainWindow(QMainWindow):
     def _on_models_found(self, entries: list[ModelEntry], wanted: str | None) -> None:
         if self._closing:
             return
+        problem = None
+        if wanted:
+            wanted_entry = next((e for e in entries if e.path == Path(wanted).resolve()), None)
+            if wanted_entry is not None and wanted_entry.info is None:
+                problem = f"Could not load the model. {wanted_entry.error}"
+                wanted = None
         usable = [e for e in entries if e.info is not None]
+        current = str(self.loaded.info.path) if self.loaded else self.loading_path
         choice = None
         if wanted and any(str(e.path) == str(Path(wanted).resolve()) for e in usable):
             choice = str(Path(wanted).resolve())
+        elif current:
+            choice = current
         elif usable:
             starter_entry = next((e for e in usable if e.path.name == starter.FILENAME), None)
             choice = str((starter_entry or usable[0]).path)
@@ -226,12 +236,16 @@ class MainWindow(QMainWindow):
         if choice is None:
             self.state_label.setText("No model")
             self.banner.show_message(
-                "No models are installed. Use “Open GGUF…” to choose a .gguf file, "
+                problem
+                or "No models are installed. Use “Open GGUF…” to choose a .gguf file, "
                 "or run the Quick start command to install the starter model.",
-                error=False,
+                error=problem is not None,
             )
             return
-        self.load_model(choice)
+        if choice != current:
+            self.load_model(choice)
+        if problem:
+            self.banner.show_message(problem)
 
     def load_model(self, path: str) -> None:
         """Load `path` in the background (cancelling a reply or a load in progress)."""

@@ -30,7 +30,7 @@ from PySide6.QtGui import (
     QTextDocument,
     QTextOption,
 )
-from PySide6.QtWidgets import QAbstractScrollArea, QFrame, QMenu, QTextBrowser, QToolTip, QWidget
+from PySide6.QtWidgets import QAbstractScrollArea, QFrame, QMenu, QTextBrowser, QWidget
 
 from app.core.conversation import Message, Role
 from app.ui.chat.message_model import MessageListModel
@@ -443,7 +443,6 @@ class MessageView(QAbstractScrollArea):
             blocks = self._rows[row].code_blocks
             if 0 <= index < len(blocks):
                 QGuiApplication.clipboard().setText(blocks[index])
-                QToolTip.showText(self.cursor().pos(), "Copied", self)
                 self.codeCopied.emit(blocks[index])
 
     def selected_text(self) -> str:
