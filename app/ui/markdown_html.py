@@ -85,8 +85,9 @@ def _fence(_renderer: object, tokens: list[Token], idx: int, _options: object, e
     return _code_html(token.content, language, env["palette"], len(blocks) - 1)
 
 
-def _table_open(_renderer: object, _tokens: list[Token], _idx: int, _options: object, env: dict[str, Any]) -> str:
-    # Rules are bound to the renderer (hence _renderer). Qt draws cell borders from the table's own attributes, not from CSS on the cells.
+def _table_open(_renderer: object, _tokens: list[Token], _i: int, _opts: object, env: dict[str, Any]) -> str:
+    # Render rules are bound to the renderer (hence _renderer). Qt draws cell borders from the
+    # table's own attributes, not from CSS on the cells.
     return (
         f'<table border="1" cellspacing="0" cellpadding="5" '
         f'style="border-color:{env["palette"].border}; border-collapse: collapse; margin: 6px 0;">'

@@ -44,8 +44,18 @@ def _wait_reply_done(qtbot: QtBot, window: MainWindow, timeout: int = 60_000) ->
 
 def test_required_object_names_exist(window: MainWindow) -> None:
     for name in (
-        "modelPicker", "messageList", "chatInput", "sendButton", "temperatureInput", "topPInput",
-        "topKInput", "minPInput", "repeatPenaltyInput", "maxTokensInput", "seedInput", "contextLengthInput",
+        "modelPicker",
+        "messageList",
+        "chatInput",
+        "sendButton",
+        "temperatureInput",
+        "topPInput",
+        "topKInput",
+        "minPInput",
+        "repeatPenaltyInput",
+        "maxTokensInput",
+        "seedInput",
+        "contextLengthInput",
     ):
         assert window.findChild(object, name) is not None, name  # type: ignore[arg-type]
 
@@ -180,7 +190,7 @@ def test_switch_models(qtbot: QtBot, make_window: Callable[..., MainWindow], mod
 
 def test_broken_model_file_gives_a_clear_message(qtbot: QtBot, window: MainWindow, tmp_path: Path) -> None:
     broken = tmp_path / "Broken.gguf"
-    broken.write_bytes((window.loaded.info.path).read_bytes()[: 20_000_000])  # type: ignore[union-attr]
+    broken.write_bytes((window.loaded.info.path).read_bytes()[:20_000_000])  # type: ignore[union-attr]
     window.add_and_load(str(broken))
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=30_000)
     assert "Broken.gguf" in window.banner.label.text()
@@ -200,8 +210,9 @@ def test_send_with_no_model_loaded(qtbot: QtBot, make_window: Callable[..., Main
     assert composer is not None and composer.toPlainText() == "Hello?"  # nothing the user wrote is lost
 
 
-def test_no_models_installed_says_what_to_do(qtbot: QtBot, make_window: Callable[..., MainWindow],
-                                             data_dir: Path, monkeypatch: object) -> None:
+def test_no_models_installed_says_what_to_do(
+    qtbot: QtBot, make_window: Callable[..., MainWindow], data_dir: Path, monkeypatch: object
+) -> None:
     monkeypatch.setattr(starter, "install_cached", lambda *a: None)  # type: ignore[attr-defined]
     window = make_window(start=False)
     window.start()
