@@ -166,6 +166,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         status = QStatusBar()
+        status.setStyleSheet("QStatusBar QLabel { padding: 0 8px; }")
         self.model_label = QLabel("No model")
         self.model_label.setObjectName("statusModel")
         self.state_label = QLabel("Starting…")

@@ -282,7 +282,7 @@ def test_reply_text_is_selectable(qtbot: QtBot, window: MainWindow) -> None:
     window.messages.add_message(Role.USER, "select me please")
     view = window.findChild(MessageView, "messageList")
     assert view is not None
-    bubble = view._rows[0].bubble.translated(0, view._tops[0] - view.verticalScrollBar().value())
+    bubble = view.bubble_rect(0)
     start = QPoint(bubble.left() + 12, bubble.center().y())
     qtbot.mousePress(view.viewport(), Qt.MouseButton.LeftButton, pos=start)
     overlay = view._overlay

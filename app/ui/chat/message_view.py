@@ -39,6 +39,7 @@ from app.ui.theme import is_dark, markdown_palette
 
 RENDER_INTERVAL_MS = 250
 MARGIN = 16  # left/right margin of the list
+MAX_COLUMN = 880  # widest text column: long lines are hard to read on a maximised window
 GAP = 14  # vertical space between messages
 PAD = 10  # padding inside a bubble
 USER_MAX_FRACTION = 0.78  # a user bubble takes at most this share of the width
@@ -127,7 +128,16 @@ class MessageView(QAbstractScrollArea):
     # ----- layout -------------------------------------------------------------------------
 
     def _content_width(self) -> int:
-        return max(200, self.viewport().width() - 2 * MARGIN)
+        return max(200, min(MAX_COLUMN, self.viewport().width() - 2 * MARGIN))
+
+    def _column_left(self) -> int:
+        """x of the (centred) text column in the viewport."""
+        return max(MARGIN, (self.viewport().width() - self._content_width()) // 2)
+
+    def bubble_rect(self, row: int) -> QRect:
+        """Where row `row`'s bubble is in viewport coordinates."""
+        top = self._tops[row] - self.verticalScrollBar().value()
+        return self._rows[row].bubble.translated(self._column_left(), top)
 
     def _message(self, row: int) -> Message:
         assert self._model is not None
@@ -175,7 +185,7 @@ class MessageView(QAbstractScrollArea):
             doc.setTextWidth(width - 2 * PAD)
             x = 0
         doc_h = int(doc.size().height() + 0.5)
-        layout.bubble = QRect(MARGIN + x, header_h, bubble_w, doc_h + 2 * PAD)
+        layout.bubble = QRect(x, header_h, bubble_w, doc_h + 2 * PAD)  # relative to the column
         layout.height = header_h + doc_h + 2 * PAD + footer_h + GAP
 
     def _relayout_all(self) -> None:
@@ -316,13 +326,13 @@ class MessageView(QAbstractScrollArea):
             if top > exposed.bottom() or top + layout.height < exposed.top():
                 continue
             message = self._message(row)
-            bubble = layout.bubble.translated(0, top)
+            bubble = self.bubble_rect(row)
             painter.setFont(self._header_font)
             painter.setPen(muted)
             header = "You" if message.role is Role.USER else "Assistant"
             align = Qt.AlignmentFlag.AlignRight if message.role is Role.USER else Qt.AlignmentFlag.AlignLeft
             painter.drawText(
-                QRect(MARGIN, top, self._content_width(), layout.bubble.top()),
+                QRect(self._column_left(), top, self._content_width(), layout.bubble.top()),
                 align | Qt.AlignmentFlag.AlignVCenter,
                 header,
             )
@@ -383,7 +393,7 @@ class MessageView(QAbstractScrollArea):
         return row if 0 <= row < len(self._rows) else -1
 
     def _doc_pos(self, row: int, pos: QPoint) -> QPointF | None:
-        bubble = self._rows[row].bubble.translated(0, self._tops[row] - self.verticalScrollBar().value())
+        bubble = self.bubble_rect(row)
         if not bubble.contains(pos):
             return None
         return QPointF(pos.x() - bubble.left() - PAD, pos.y() - bubble.top() - PAD)
@@ -434,7 +444,7 @@ class MessageView(QAbstractScrollArea):
         if not 0 <= row < len(self._rows):
             self._overlay.hide()
             return
-        bubble = self._rows[row].bubble.translated(0, self._tops[row] - self.verticalScrollBar().value())
+        bubble = self.bubble_rect(row)
         self._overlay.setGeometry(bubble.adjusted(PAD, PAD, -PAD + 2, -PAD + 2))
 
     def _on_anchor(self, row: int, anchor: str) -> None:
