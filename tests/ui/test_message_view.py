@@ -1,0 +1,89 @@
+"""The message model and view: model contract, and streaming that touches only the streaming row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytestqt.qtbot import QtBot
+
+from app.core.conversation import ReplyStats, Role, StopReason
+from app.ui.application import create_app
+from app.ui.chat.message_model import MessageListModel
+from app.ui.chat.message_view import MessageView
+from tests.ui.conftest import shot
+
+STATS = ReplyStats(0.1, 100.0, 10, 10, 5, StopReason.END_OF_TURN, 1, 15, 4096)
+
+
+def test_model_passes_qt_model_tester(qtmodeltester: Any) -> None:
+    model = MessageListModel()
+    model.add_message(Role.USER, "hello")
+    row = model.add_message(Role.ASSISTANT, "", streaming=True)
+    model.append_text(row, "Hi")
+    model.append_text(row, " there")
+    assert model.message(row).content == "Hi there"
+    model.finish(row, "Hi there!", STATS)
+    qtmodeltester.check(model)
+    assert model.prompt_messages() == [
+        {"role": "user", "content": "hello"},
+        {"role": "assistant", "content": "Hi there!"},
+    ]
+    model.clear()
+    assert model.rowCount() == 0
+
+
+def test_failed_or_empty_replies_are_not_sent_back_to_the_model() -> None:
+    model = MessageListModel()
+    model.add_message(Role.USER, "hello")
+    row = model.add_message(Role.ASSISTANT, "", streaming=True)
+    model.finish(row, "", None, error="The model's chat template failed")
+    assert model.prompt_messages() == [{"role": "user", "content": "hello"}]
+
+
+def test_streaming_relayouts_only_the_streaming_row(qtbot: QtBot, monkeypatch: Any) -> None:
+    create_app()
+    model = MessageListModel()
+    view = MessageView()
+    qtbot.addWidget(view)
+    view.setModel(model)
+    view.resize(700, 500)
+    view.show()
+    qtbot.waitExposed(view)
+    for i in range(500):
+        role = Role.USER if i % 2 == 0 else Role.ASSISTANT
+        model.add_message(role, f"Message {i} with **some** text. " * 3)
+    row = model.add_message(Role.ASSISTANT, "", streaming=True)
+    qtbot.wait(50)  # let the vertical scroll bar appear (one re-wrap of every row, once)
+    tops_before = list(view._tops[: row + 1])
+    measured: list[int] = []
+    original = view._measure
+    monkeypatch.setattr(view, "_measure", lambda r: (measured.append(r), original(r)))
+    for _ in range(200):
+        model.append_text(row, "word ")
+    assert measured == []  # the appended text went into the row's document; nothing was rebuilt
+    assert view._tops[: row + 1] == tops_before  # earlier rows did not move
+    assert view._tops[-1] > tops_before[-1]  # the streaming row grew
+    assert view.verticalScrollBar().value() == view.verticalScrollBar().maximum()  # still following
+    qtbot.waitUntil(lambda: measured == [row], timeout=2_000)  # one throttled Markdown render
+    qtbot.wait(300)
+    assert measured == [row]
+    model.finish(row, model.message(row).content, STATS)
+    assert model.message(row).content == "word " * 200
+    shot(view, "view-500")
+
+
+def test_scrolling_up_stops_following(qtbot: QtBot) -> None:
+    create_app()
+    model = MessageListModel()
+    view = MessageView()
+    qtbot.addWidget(view)
+    view.setModel(model)
+    view.resize(600, 300)
+    view.show()
+    for i in range(40):
+        model.add_message(Role.USER, f"line {i}")
+    row = model.add_message(Role.ASSISTANT, "", streaming=True)
+    view.verticalScrollBar().setValue(0)
+    for _ in range(50):
+        model.append_text(row, "more text\n")
+    assert view.verticalScrollBar().value() == 0  # the user's reading position is kept
