@@ -331,20 +331,24 @@ class Engine:
 
     # ----- generation ----------------------------------------------------------------------
 
-    def _decode(self, tokens: Sequence[int]) -> None:
+    def _decode(self, tokens: Sequence[int], cancel: threading.Event) -> bool:
+        """Evaluate prompt tokens in batches; False if cancelled between two batches."""
         llama_cpp = self._llama
         for start in range(0, len(tokens), N_BATCH):
+            if cancel.is_set():
+                return False
             chunk = tokens[start : start + N_BATCH]
             array = (llama_cpp.llama_token * len(chunk))(*chunk)
             rc = llama_cpp.llama_decode(self._ctx, llama_cpp.llama_batch_get_one(array, len(chunk)))
             if rc != 0:
                 raise EngineError(f"llama.cpp could not evaluate the prompt (llama_decode returned {rc}).")
             self._cached.extend(chunk)
+        return True
 
     def _prepare_cache(self, prompt: list[int]) -> int:
         """Drop the cached tokens after the shared prefix; return how many prompt tokens are reused."""
         keep = _common_prefix(self._cached, prompt)
-        if keep == len(prompt):
+        if keep == len(prompt) and keep > 0:
             keep -= 1  # the last prompt token must be evaluated again to get fresh logits
         if keep < len(self._cached):
             if not self._llama.llama_memory_seq_rm(self._memory, -1, keep, -1):
@@ -421,11 +425,10 @@ class Engine:
         stop = StopReason.END_OF_TURN
         first_token_at = 0.0
         try:
-            if cancel.is_set():
-                stop = StopReason.USER
-            else:
-                self._decode(prompt[reused:])
+            if self._decode(prompt[reused:], cancel):
                 evaluated = len(prompt) - reused
+            else:
+                stop = StopReason.USER
             while stop is not StopReason.USER:
                 token = llama_cpp.llama_sampler_sample(sampler, ctx, -1)
                 if completion == 0:
