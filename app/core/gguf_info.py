@@ -167,6 +167,12 @@ def inspect_model(path: str | os.PathLike[str]) -> ModelInfo:
     return info
 
 
+def remember(info: ModelInfo, size: int, mtime_ns: int) -> None:
+    """Record a reading made earlier (the library's disk cache) so this process does not redo it."""
+    with _memo_lock:
+        _memo[(str(info.path.resolve()), size, mtime_ns)] = info
+
+
 def _inspect(path: Path) -> ModelInfo:
     if not path.exists():
         raise ModelFileError(path, f"file not found ({path})")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core import paths
-from app.core.gguf_info import ModelFileError, ModelInfo, inspect_model
+from app.core.gguf_info import ModelFileError, ModelInfo, inspect_model, remember
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1
@@ -78,6 +78,7 @@ def scan(folder: Path | None = None, extra: list[str] | None = None) -> list[Mod
             cached = cache.get(key)
             if cached and cached["stamp"] == stamp:
                 info = _info_from_dict(cached["info"])
+                remember(info, stat.st_size, stat.st_mtime_ns)  # the engine's pre-load check reuses it
             else:
                 info = inspect_model(path)
             fresh[key] = {"stamp": stamp, "info": _info_to_dict(info)}

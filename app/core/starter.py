@@ -124,8 +124,15 @@ def install(models_dir: Path | None = None) -> Path:
 
 def install_cached(models_dir: Path | None = None) -> Path | None:
     """Install the starter model from the local cache only (never downloads); None if not cached."""
-    if not cached_path().is_file():
+    cached = cached_path()
+    if not cached.is_file():
         return None
+    dest = (models_dir or paths.models_dir()) / FILENAME
+    try:
+        if dest.is_file() and os.path.samefile(dest, cached) and dest.stat().st_size == SIZE:
+            return dest  # already installed as a link to the verified file: no need to hash again
+    except OSError:
+        pass
     try:
         return install(models_dir)
     except (OSError, StarterModelError):

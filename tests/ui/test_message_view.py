@@ -87,3 +87,24 @@ def test_scrolling_up_stops_following(qtbot: QtBot) -> None:
     for _ in range(50):
         model.append_text(row, "more text\n")
     assert view.verticalScrollBar().value() == 0  # the user's reading position is kept
+
+
+def test_documents_are_freed_when_rows_go_or_rebuild(qtbot: QtBot) -> None:
+    import gc
+    import weakref
+
+    create_app()
+    model = MessageListModel()
+    view = MessageView()
+    qtbot.addWidget(view)
+    view.setModel(model)
+    view.resize(600, 400)
+    view.show()
+    model.add_message(Role.USER, "first")
+    first_doc = weakref.ref(view._rows[0].doc)  # type: ignore[arg-type]
+    view.resize(500, 400)  # a re-wrap keeps the same document
+    qtbot.wait(20)
+    assert view._rows[0].doc is first_doc()
+    model.clear()
+    gc.collect()
+    assert first_doc() is None

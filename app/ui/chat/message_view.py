@@ -99,6 +99,7 @@ class MessageView(QAbstractScrollArea):
         self._render_timer.setInterval(RENDER_INTERVAL_MS)
         self._render_timer.timeout.connect(self._render_streaming)
         self._overlay = _SelectableText(self.viewport())
+        self._overlay_doc: QTextDocument | None = None
         self._overlay.hide()
         self._overlay.anchorClicked.connect(lambda url: self._on_anchor(self._overlay.row, url.toString()))
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
@@ -145,7 +146,8 @@ class MessageView(QAbstractScrollArea):
 
     def _build_doc(self, row: int, message: Message) -> _Row:
         layout = self._rows[row]
-        doc = QTextDocument(self)
+        # No Qt parent: the document lives exactly as long as the row references it.
+        doc = QTextDocument()
         doc.setDocumentMargin(0)
         doc.setDefaultFont(self.font())
         option = QTextOption()
@@ -188,12 +190,11 @@ class MessageView(QAbstractScrollArea):
         layout.bubble = QRect(x, header_h, bubble_w, doc_h + 2 * PAD)  # relative to the column
         layout.height = header_h + doc_h + 2 * PAD + footer_h + GAP
 
-    def _relayout_all(self) -> None:
+    def _relayout_all(self, rebuild: bool = True) -> None:
+        """Lay out every row: after a model reset or a theme change (`rebuild`), or at a new width."""
         count = self._model.rowCount() if self._model is not None else 0
-        old = self._rows
-        self._rows = [old[i] if i < len(old) else _Row() for i in range(count)]
-        for row in self._rows:
-            row.dirty = True
+        if rebuild or len(self._rows) != count:
+            self._rows = [_Row() for _ in range(count)]
         self._layout_width = self._content_width()
         tops = [0]
         for i in range(count):
@@ -369,7 +370,7 @@ class MessageView(QAbstractScrollArea):
         """Re-wrap messages when the width changes."""
         super().resizeEvent(event)
         if self._content_width() != self._layout_width:
-            self._relayout_all()
+            self._relayout_all(rebuild=False)  # same documents, re-wrapped
         else:
             self._update_scrollbar()
 
@@ -434,7 +435,8 @@ class MessageView(QAbstractScrollArea):
         layout = self._rows[row]
         assert layout.doc is not None
         self._overlay.row = row
-        self._overlay.setDocument(layout.doc.clone(self._overlay))
+        self._overlay_doc = layout.doc.clone()  # kept alive here; the previous clone is freed
+        self._overlay.setDocument(self._overlay_doc)
         self._place_overlay()
         self._overlay.show()
         self._overlay.setFocus()
