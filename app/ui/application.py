@@ -27,6 +27,10 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     if icon.is_file():
         app.setWindowIcon(QIcon(str(icon)))
     apply_theme(app)
+    if not getattr(app, "_fireside_theme_hooked", False):
+        # Follow the system when the user switches between light and dark while Fireside runs.
+        app.styleHints().colorSchemeChanged.connect(lambda _scheme: apply_theme(app))
+        app._fireside_theme_hooked = True  # type: ignore[attr-defined]
     return app
 
 
