@@ -462,10 +462,15 @@ class Engine:
         ended = time.perf_counter()
         if not first_token_at:
             first_token_at = ended
+        # The first token comes with the prompt's evaluation; the n-1 after it each cost one decode.
         gen_time = ended - first_token_at
+        if completion > 1 and gen_time > 0:
+            rate = (completion - 1) / gen_time
+        else:
+            rate = completion / (ended - started) if ended > started else 0.0
         return ReplyStats(
             ttft_s=first_token_at - started,
-            tokens_per_s=completion / gen_time if gen_time > 0 and completion else 0.0,
+            tokens_per_s=rate,
             prompt_tokens=len(prompt),
             prompt_tokens_evaluated=evaluated,
             completion_tokens=completion,
