@@ -85,9 +85,16 @@ class Conversation:
         return message
 
     def prompt_messages(self) -> list[dict[str, str]]:
-        """The messages to send to the model: everything but failed or empty assistant replies."""
-        return [
-            m.as_chat()
-            for m in self.messages
-            if not (m.role is Role.ASSISTANT and (m.error or not m.content))
-        ]
+        """The messages to send to the model.
+
+        A reply that failed or stopped before its first token is left out together with the user
+        turn it answered: many chat templates (Gemma, Mistral) refuse two user turns in a row.
+        """
+        out: list[dict[str, str]] = []
+        for message in self.messages:
+            if message.role is Role.ASSISTANT and (message.error or not message.content):
+                if out and out[-1]["role"] == Role.USER.value:
+                    out.pop()
+                continue
+            out.append(message.as_chat())
+        return out

@@ -38,6 +38,10 @@ DEFAULT_CHAT_TEMPLATE = (
 #: Tokens of recent history the repeat penalty looks at (llama.cpp's default).
 PENALTY_LAST_N = 64
 N_BATCH = 512
+CTX_STEP = 256
+#: llama_decode's return codes (llama.h).
+DECODE_NO_KV_SLOT = 1
+DECODE_ABORTED = 2
 
 
 class EngineError(RuntimeError):
@@ -150,6 +154,9 @@ class Engine:
         #: Tokens whose keys and values are in the KV cache, in order (position i holds cached[i]).
         self._cached: list[int] = []
         self._piece = ctypes.create_string_buffer(256)
+        #: The running request's stop event; llama.cpp polls it inside llama_decode.
+        self._cancel: threading.Event | None = None
+        self._abort_callback: Any = None
 
     # ----- loading -------------------------------------------------------------------------
 
@@ -192,6 +199,11 @@ class Engine:
                 raise EngineError(f"{info.path.name}: loading was cancelled")
             raise EngineError(f"{info.path.name}: llama.cpp could not load this model. {self._last_error()}")
         self._llama = llama_cpp
+        if self._abort_callback is None:
+            # Kept on self: llama.cpp holds the pointer for the context's lifetime.
+            self._abort_callback = llama_cpp.ggml_abort_callback(
+                lambda _data: bool(self._cancel is not None and self._cancel.is_set())
+            )
         self._model = model
         self._vocab = llama_cpp.llama_model_get_vocab(model)
         self._n_ctx_train = int(llama_cpp.llama_model_n_ctx_train(model))
@@ -236,13 +248,25 @@ class Engine:
         wanted = self._clamp_ctx(context_length)
         if self._ctx is None or wanted == self.context_length:
             return
-        self._create_context(replace(self._options, context_length=wanted))
+        previous = self._options
+        try:
+            self._create_context(replace(self._options, context_length=wanted))
+        except EngineError:
+            try:
+                self._create_context(previous)  # keep the model usable at its old length
+            except EngineError:
+                self.unload()
+            raise
         if self._loaded is not None:
             self._loaded = replace(self._loaded, context_length=self.context_length)
 
     def _clamp_ctx(self, n: int) -> int:
-        # Beyond the training context a model's output degrades into nonsense; cap there.
-        return max(256, min(n, self._n_ctx_train)) if self._n_ctx_train > 0 else max(256, n)
+        # llama.cpp rounds the context up to a multiple of CTX_STEP; doing it here keeps a request
+        # equal to what llama_n_ctx() reports, so ensure_context never rebuilds (and drops the KV
+        # cache) for a length it already has. Beyond the training context a model's output degrades
+        # into nonsense; cap there.
+        n = -(-max(CTX_STEP, n) // CTX_STEP) * CTX_STEP
+        return min(n, self._n_ctx_train) if self._n_ctx_train >= CTX_STEP else n
 
     def _threads(self, options: LoadOptions) -> int:
         return options.n_threads if options.n_threads > 0 else default_threads()
@@ -262,6 +286,7 @@ class Engine:
         params.no_perf = True
         if options.flash_attn is not None:
             params.flash_attn_type = 1 if options.flash_attn else 0
+        params.abort_callback = self._abort_callback
         _log_tail.clear()
         ctx = llama_cpp.llama_init_from_model(self._model, params)
         if not ctx:
@@ -331,17 +356,26 @@ class Engine:
 
     # ----- generation ----------------------------------------------------------------------
 
-    def _decode(self, tokens: Sequence[int], cancel: threading.Event) -> bool:
-        """Evaluate prompt tokens in batches; False if cancelled between two batches."""
+    def _decode(self, tokens: Sequence[int]) -> bool:
+        """Evaluate tokens (in batches); False if a stop aborted it (the cache is then trimmed)."""
         llama_cpp = self._llama
         for start in range(0, len(tokens), N_BATCH):
-            if cancel.is_set():
-                return False
             chunk = tokens[start : start + N_BATCH]
             array = (llama_cpp.llama_token * len(chunk))(*chunk)
             rc = llama_cpp.llama_decode(self._ctx, llama_cpp.llama_batch_get_one(array, len(chunk)))
+            if rc == DECODE_ABORTED:
+                # Part of the batch may be in the KV cache: drop it so the bookkeeping stays true.
+                if not llama_cpp.llama_memory_seq_rm(self._memory, -1, len(self._cached), -1):
+                    llama_cpp.llama_memory_clear(self._memory, True)
+                    self._cached = []
+                return False
+            if rc == DECODE_NO_KV_SLOT:
+                raise ContextFullError(
+                    "The context window has no room left for this conversation. "
+                    "Start a new chat or raise the context length."
+                )
             if rc != 0:
-                raise EngineError(f"llama.cpp could not evaluate the prompt (llama_decode returned {rc}).")
+                raise EngineError(f"llama.cpp failed to evaluate tokens (llama_decode error {rc}).")
             self._cached.extend(chunk)
         return True
 
@@ -420,12 +454,13 @@ class Engine:
         sampler = self._sampler(params, seed, prompt)
         ctx, vocab = self._ctx, self._vocab
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        one = (llama_cpp.llama_token * 1)()
         completion = 0
         stop = StopReason.END_OF_TURN
         first_token_at = 0.0
+        decodes = 0  # single-token decodes after the first token (for tokens/s)
+        self._cancel = cancel
         try:
-            if self._decode(prompt[reused:], cancel):
+            if not cancel.is_set() and self._decode(prompt[reused:]):
                 evaluated = len(prompt) - reused
             else:
                 stop = StopReason.USER
@@ -449,12 +484,12 @@ class Engine:
                 if cancel.is_set():
                     stop = StopReason.USER
                     break
-                one[0] = token
-                rc = llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(one, 1))
-                if rc != 0:
-                    raise EngineError(f"llama.cpp failed while generating (llama_decode returned {rc}).")
-                self._cached.append(token)
+                if not self._decode((token,)):
+                    stop = StopReason.USER
+                    break
+                decodes += 1
         finally:
+            self._cancel = None
             llama_cpp.llama_sampler_free(sampler)
         tail = decoder.decode(b"", final=True)
         if tail:
@@ -462,10 +497,11 @@ class Engine:
         ended = time.perf_counter()
         if not first_token_at:
             first_token_at = ended
-        # The first token comes with the prompt's evaluation; the n-1 after it each cost one decode.
+        # The first token comes with the prompt's evaluation; each decode after it yields one more
+        # token (the last one may be the end-of-turn token, which is not shown).
         gen_time = ended - first_token_at
-        if completion > 1 and gen_time > 0:
-            rate = (completion - 1) / gen_time
+        if decodes and gen_time > 0:
+            rate = decodes / gen_time
         else:
             rate = completion / (ended - started) if ended > started else 0.0
         return ReplyStats(

@@ -54,6 +54,14 @@ class ModelInfo:
         return bool(self.chat_template)
 
 
+class UnknownTensorType(Exception):
+    """The file uses a tensor type this version of the gguf package does not know."""
+
+    def __init__(self, type_id: int) -> None:
+        super().__init__(type_id)
+        self.type_id = type_id
+
+
 class _BoundsReader(GGUFReader):
     """GGUFReader that records each tensor's extent instead of mapping data past the file's end.
 
@@ -85,7 +93,10 @@ class _BoundsReader(GGUFReader):
         end = 0  # a file with no tensors needs no data section
         for field in fields:
             _name_len, name_data, _n_dims, dims, raw_dtype, offset_tensor = field.parts
-            ggml_type = GGMLQuantizationType(int(raw_dtype[0]))
+            try:
+                ggml_type = GGMLQuantizationType(int(raw_dtype[0]))
+            except ValueError:
+                raise UnknownTensorType(int(raw_dtype[0])) from None
             n_elems = int(np.prod(dims))
             block_size, type_size = GGML_QUANT_SIZES[ggml_type]
             n_bytes = n_elems * type_size // block_size
@@ -196,6 +207,12 @@ def _inspect(path: Path) -> ModelInfo:
         reader = _BoundsReader(path, "r")
     except PermissionError:
         raise ModelFileError(path, "permission denied: Fireside may not read this file") from None
+    except UnknownTensorType as exc:
+        raise ModelFileError(
+            path,
+            f"it uses tensor type {exc.type_id}, which this version of Fireside does not know; "
+            "the model is probably newer than Fireside (update Fireside and its gguf package)",
+        ) from None
     except (ValueError, IndexError, KeyError, OverflowError, struct.error, UnicodeDecodeError) as exc:
         raise ModelFileError(
             path, f"the file is truncated or damaged: its metadata cannot be read ({exc})"

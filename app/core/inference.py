@@ -51,10 +51,15 @@ class Loaded(Event):
 
 @dataclass(frozen=True, slots=True)
 class LoadFailed(Event):
-    """Loading failed; `message` is for the user and names the file."""
+    """Loading failed; `message` is for the user and names the file.
+
+    `kept` is the model still loaded (a file refused before loading leaves the previous one in
+    place), or None when no model is loaded any more.
+    """
 
     path: Path
     message: str
+    kept: LoadedModel | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,10 +280,10 @@ class InferenceThread:
             self._emit(LoadProgress(rid, 0.0))
             model = self._engine.load(request.path, request.options, progress)
         except (ModelFileError, EngineError) as exc:
-            self._emit(LoadFailed(rid, request.path, str(exc)))
+            self._emit(LoadFailed(rid, request.path, str(exc), self._engine.loaded))
         except Exception as exc:
             log.exception("unexpected failure loading %s", request.path)
-            self._emit(LoadFailed(rid, request.path, f"{request.path.name}: {exc}"))
+            self._emit(LoadFailed(rid, request.path, f"{request.path.name}: {exc}", self._engine.loaded))
         else:
             self._emit(Loaded(rid, model))
         finally:
@@ -292,6 +297,8 @@ class InferenceThread:
         except (EngineError, SamplingError) as exc:
             coalescer.flush()
             self._emit(ReplyFailed(rid, "".join(coalescer.parts_all), str(exc)))
+            if self._engine.loaded is None:  # e.g. a bigger context could not be created
+                self._emit(Unloaded(rid))
         except Exception as exc:
             log.exception("unexpected failure generating")
             coalescer.flush()

@@ -46,8 +46,18 @@ def settings_file() -> Path:
     return data_dir() / "settings.json"
 
 
-def model_cache_dir() -> Path:
-    """Shared cache of verified downloads (the starter model), outside any one data folder."""
+def shared_model_cache_dir() -> Path:
+    """The per-user cache of verified downloads (the starter model), shared by every data folder."""
     if os.environ.get(MODEL_CACHE_ENV):
         return Path(os.environ[MODEL_CACHE_ENV]).expanduser().resolve()
     return Path(platformdirs.user_cache_dir("fireside", appauthor=False)) / "models"
+
+
+def model_cache_dir() -> Path:
+    """Where new verified downloads go: inside the data folder when one was chosen (--data-dir
+    keeps every file the app writes under it), else the shared per-user cache."""
+    if os.environ.get(MODEL_CACHE_ENV):
+        return shared_model_cache_dir()
+    if _override is not None or os.environ.get(DATA_DIR_ENV):
+        return data_dir() / "cache" / "models"
+    return shared_model_cache_dir()

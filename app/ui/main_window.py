@@ -189,6 +189,7 @@ class MainWindow(QMainWindow):
         self.bridge.loadProgress.connect(self._on_load_progress)
         self.bridge.loaded.connect(self._on_loaded)
         self.bridge.loadFailed.connect(self._on_load_failed)
+        self.bridge.unloaded.connect(self._on_unloaded)
         self.bridge.chunk.connect(self._on_chunk)
         self.bridge.replyDone.connect(self._on_reply_done)
         self.bridge.replyFailed.connect(self._on_reply_failed)
@@ -246,6 +247,8 @@ class MainWindow(QMainWindow):
         if choice != current:
             self.load_model(choice)
         if problem:
+            if current:
+                problem += f" {Path(current).name} is still loaded."
             self.banner.show_message(problem)
 
     def load_model(self, path: str) -> None:
@@ -303,17 +306,31 @@ class MainWindow(QMainWindow):
         self._save_settings()
         self._update_send_button()
 
-    def _on_load_failed(self, request_id: int, message: str) -> None:
+    def _on_load_failed(self, request_id: int, message: str, kept: LoadedModel | None) -> None:
         if request_id != self._load_request:
             return
         self._load_request = None
-        self.loaded = None
         self.loading_path = None
         self.load_progress.hide()
-        self.state_label.setText("Load failed")
-        self.model_label.setText("No model")
-        self.banner.show_message(f"Could not load the model. {message}")
+        self.loaded = kept
+        if kept is not None:  # the file was refused before loading: the previous model stays
+            self.picker.select_path(str(kept.info.path))
+            self.model_label.setText(f"{kept.info.path.stem} · {kept.info.quantization}")
+            self.state_label.setText("Ready")
+            self.banner.show_message(
+                f"Could not load the model. {message} {kept.info.path.name} is still loaded."
+            )
+        else:
+            self.state_label.setText("Load failed")
+            self.model_label.setText("No model")
+            self.banner.show_message(f"Could not load the model. {message}")
         self._update_send_button()
+
+    def _on_unloaded(self, _request_id: int) -> None:
+        self.loaded = None
+        self.model_label.setText("No model")
+        self.state_label.setText("No model loaded")
+        self.context_label.setText("Context: –")
 
     # ----- chat ---------------------------------------------------------------------------
 
@@ -336,7 +353,8 @@ class MainWindow(QMainWindow):
         if self.loaded is None:
             if self.loading_path:
                 self.banner.show_message(
-                    "The model is still loading; your message will be ready to send in a moment.", error=False
+                    "The model is still loading; press Enter again when the status bar says Ready.",
+                    error=False,
                 )
             else:
                 self.banner.show_message("No model is loaded. Choose one in the model picker at the top.")

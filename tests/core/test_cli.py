@@ -76,17 +76,21 @@ def test_selftest_failure_is_one_line_and_non_zero(tmp_path: Path) -> None:
 def test_data_dir_keeps_every_written_file_there(tmp_path: Path, starter_model: Path) -> None:
     data = tmp_path / "data"
     home = tmp_path / "home"
+    shared = home / "cache" / "fireside" / "models"
+    shared.mkdir(parents=True)
+    os.link(starter_model, shared / starter_model.name)  # the per-user cache, read but not written
+    before = sorted(p for p in home.rglob("*"))
     env = {
         "HOME": str(home),
         "XDG_DATA_HOME": str(home / "share"),
         "XDG_CONFIG_HOME": str(home / "cfg"),
-        "FIRESIDE_MODEL_CACHE": str(starter_model.parent),
+        "XDG_CACHE_HOME": str(home / "cache"),
+        "FIRESIDE_MODEL_CACHE": "",
     }
     result = _run("--selftest", "--json", "--data-dir", str(data), env=env)
     assert result.returncode == 0, result.stderr
     assert (data / "models" / starter_model.name).is_file()
-    written_home = [p for p in home.rglob("*") if p.is_file()] if home.exists() else []
-    assert written_home == []
+    assert sorted(p for p in home.rglob("*")) == before  # nothing written outside the data folder
 
 
 def test_data_dir_override_resolves(tmp_path: Path) -> None:

@@ -144,6 +144,35 @@ def test_follow_up_reuses_the_kv_cache(engine: Engine) -> None:
     assert total_evaluated > 0
 
 
+def test_context_length_off_the_256_grid_keeps_the_cache(engine: Engine) -> None:
+    """llama.cpp rounds 1000 up to 1024; the engine must not rebuild the context every turn."""
+    params = GREEDY.with_changes(context_length=1000, max_tokens=16)
+    messages = [{"role": "user", "content": "Name a colour."}]
+    reply, _ = _chat(engine, messages, params)
+    assert engine.context_length == 1024
+    messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": "And another?"}]
+    _, stats = _chat(engine, messages, params)
+    assert stats.prompt_tokens_evaluated < stats.prompt_tokens / 2, stats  # type: ignore[attr-defined]
+
+
+def test_stop_during_a_long_prompt_aborts_it_and_keeps_the_cache_true(engine: Engine) -> None:
+    short = [{"role": "user", "content": "What is two plus two?"}]
+    params = GREEDY.with_changes(context_length=2048, max_tokens=20)
+    before, _ = _chat(engine, short, params)
+    cancel = threading.Event()
+    timer = threading.Timer(0.05, cancel.set)
+    timer.start()
+    try:
+        long = [{"role": "user", "content": "Summarise this: " + "the quick brown fox jumps. " * 250}]
+        _, stats = _chat(engine, long, params, cancel)
+    finally:
+        timer.cancel()
+    assert stats.stop_reason is StopReason.USER  # type: ignore[attr-defined]
+    assert stats.completion_tokens == 0 and stats.prompt_tokens_evaluated == 0  # type: ignore[attr-defined]
+    after, _ = _chat(engine, short, params)
+    assert after == before  # a wrong idea of what is cached would change (or garble) the reply
+
+
 def test_prompt_larger_than_context_is_a_clear_error(engine: Engine) -> None:
     long_text = "word " * 3000
     with pytest.raises(ContextFullError, match="no longer fits the 1,024-token context window"):

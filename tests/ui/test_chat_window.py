@@ -125,30 +125,28 @@ def test_stop_mid_reply_keeps_the_text(qtbot: QtBot, window: MainWindow) -> None
 
 
 def test_sampling_changes_apply_to_the_next_reply(qtbot: QtBot, window: MainWindow) -> None:
-    used: list[SamplingParams] = []
-    original = window.bridge.worker.generate
+    """Each change shows in what the model does: greedy is seed-independent, top-p 0.01 is greedy."""
 
-    def recording(messages: list[dict[str, str]], params: SamplingParams) -> int:
-        used.append(params)
-        return original(messages, params)
+    def reply(**values: float) -> str:
+        for name, value in values.items():
+            _set(window, name, value)
+        window.messages.clear()  # the same one-message conversation every time
+        window.composer.setPlainText("Invent a name for a new planet and describe it.")
+        window.send()
+        _wait_reply_done(qtbot, window)
+        row = window.messages.rowCount() - 1
+        stats = window.messages.message(row).stats
+        assert stats is not None and stats.seed == int(window.sampling.params().seed)
+        return window.messages.message(row).content
 
-    window.bridge.worker.generate = recording  # type: ignore[method-assign]
-    _set(window, "temperatureInput", 0.0)
-    _set(window, "topPInput", 0.5)
-    _set(window, "seedInput", 42)
-    _set(window, "maxTokensInput", 30)
-    _type_and_send(qtbot, window, "Name a fruit.")
-    _wait_reply_done(qtbot, window)
-    first = window.messages.message(1).content
-    assert used[-1].temperature == 0.0 and used[-1].top_p == 0.5 and used[-1].seed == 42
-    assert window.messages.message(1).stats.seed == 42  # type: ignore[union-attr]
-
-    _set(window, "temperatureInput", 1.3)
-    _set(window, "topPInput", 0.9)
-    _type_and_send(qtbot, window, "Name a fruit.")
-    _wait_reply_done(qtbot, window)
-    assert used[-1].temperature == 1.3 and used[-1].top_p == 0.9
-    assert first
+    _set(window, "maxTokensInput", 24)
+    greedy = reply(temperatureInput=0.0, topPInput=1.0, seedInput=1)
+    assert reply(seedInput=2) == greedy  # temperature 0: the seed cannot matter
+    hot_1 = reply(temperatureInput=1.5, seedInput=1)
+    hot_2 = reply(seedInput=2)
+    assert hot_1 != hot_2  # temperature 1.5: sampled, so the seed matters
+    assert reply(topPInput=0.01, seedInput=3) == greedy  # top-p 0.01 keeps only the likeliest token
+    assert window.sampling.params().top_p == 0.01 and window.sampling.params().temperature == 1.5
 
 
 def test_out_of_range_input_is_clamped_with_a_hint(qtbot: QtBot, window: MainWindow) -> None:
@@ -195,6 +193,9 @@ def test_broken_model_file_gives_a_clear_message(qtbot: QtBot, window: MainWindo
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=30_000)
     assert "Broken.gguf" in window.banner.label.text()
     assert "truncated" in window.banner.label.text()
+    # The file was refused before loading, so the model in use stays loaded and usable.
+    assert window.loaded is not None and window.loaded.info.path.name == starter.FILENAME
+    assert "is still loaded" in window.banner.label.text()
     picker = window.findChild(ModelPicker, "modelPicker")
     assert picker is not None
     broken_row = next(i for i in range(picker.count()) if "Broken" in picker.itemText(i))

@@ -37,7 +37,17 @@ def test_failed_or_empty_replies_are_not_sent_back_to_the_model() -> None:
     model.add_message(Role.USER, "hello")
     row = model.add_message(Role.ASSISTANT, "", streaming=True)
     model.finish(row, "", None, error="The model's chat template failed")
-    assert model.prompt_messages() == [{"role": "user", "content": "hello"}]
+    model.add_message(Role.USER, "hello again")
+    # The failed reply and the question it answered both go: no two user turns in a row.
+    assert model.prompt_messages() == [{"role": "user", "content": "hello again"}]
+
+
+def test_first_chunk_is_part_of_the_text_at_once() -> None:
+    model = MessageListModel()
+    row = model.add_message(Role.ASSISTANT, "", streaming=True)
+    model.append_text(row, "Hello")
+    assert model.message(row).content == "Hello"
+    assert model.data(model.index(row)) == "Hello"
 
 
 def test_streaming_relayouts_only_the_streaming_row(qtbot: QtBot, monkeypatch: Any) -> None:

@@ -52,11 +52,15 @@ class MessageListModel(QAbstractListModel):
         """The message at `row`, with any streamed parts folded into its content."""
         message = self.conversation.messages[row]
         parts = self._parts.get(row)
-        if parts and len(parts) > 1:
-            joined = "".join(parts)
-            parts[:] = [joined]
-            message.content = joined
+        if parts:
+            if len(parts) > 1:
+                parts[:] = ["".join(parts)]
+            message.content = parts[0]
         return message
+
+    def peek(self, row: int) -> Message:
+        """The message at `row` without folding streamed parts (cheap: for painting its frame)."""
+        return self.conversation.messages[row]
 
     def add_message(self, role: Role, content: str, *, streaming: bool = False) -> int:
         """Append a message; returns its row."""

@@ -326,7 +326,7 @@ class MessageView(QAbstractScrollArea):
             layout = self._rows[row]
             if top > exposed.bottom() or top + layout.height < exposed.top():
                 continue
-            message = self._message(row)
+            message = self._model.peek(row)  # role, stats, state: no need to join streamed text
             bubble = self.bubble_rect(row)
             painter.setFont(self._header_font)
             painter.setPen(muted)
