@@ -84,6 +84,8 @@ class LoadedModel:
 
 
 _log_tail: collections.deque[str] = collections.deque(maxlen=30)
+#: Set while a stop is aborting llama_decode (see Engine._abort).
+_stopping = threading.Event()
 _log_callback: Any = None
 
 
@@ -100,6 +102,8 @@ def _install_log_handler(llama_cpp: Any) -> None:
     @llama_cpp.llama_log_callback
     def callback(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
         py_level = last[0] if level == 5 else levels.get(level, logging.DEBUG)
+        if _stopping.is_set():
+            py_level = logging.DEBUG  # a user's stop aborts llama_decode, which llama.cpp logs as errors
         last[0] = py_level
         line = text.decode("utf-8", "replace").rstrip()
         if line:
@@ -160,6 +164,13 @@ class Engine:
 
     # ----- loading -------------------------------------------------------------------------
 
+    def _abort(self, _data: ctypes.c_void_p) -> bool:
+        """llama.cpp asks this during llama_decode: True stops the computation (a user's stop)."""
+        if self._cancel is not None and self._cancel.is_set():
+            _stopping.set()
+            return True
+        return False
+
     @property
     def loaded(self) -> LoadedModel | None:
         """The loaded model, or None."""
@@ -201,9 +212,7 @@ class Engine:
         self._llama = llama_cpp
         if self._abort_callback is None:
             # Kept on self: llama.cpp holds the pointer for the context's lifetime.
-            self._abort_callback = llama_cpp.ggml_abort_callback(
-                lambda _data: bool(self._cancel is not None and self._cancel.is_set())
-            )
+            self._abort_callback = llama_cpp.ggml_abort_callback(self._abort)
         self._model = model
         self._vocab = llama_cpp.llama_model_get_vocab(model)
         self._n_ctx_train = int(llama_cpp.llama_model_n_ctx_train(model))
@@ -490,6 +499,7 @@ class Engine:
                 decodes += 1
         finally:
             self._cancel = None
+            _stopping.clear()
             llama_cpp.llama_sampler_free(sampler)
         tail = decoder.decode(b"", final=True)
         if tail:

@@ -39,6 +39,12 @@ from app.ui.tasks import BackgroundTasks
 log = logging.getLogger(__name__)
 
 
+def _sentence(text: str) -> str:
+    """`text` ending with a full stop, so messages can be joined."""
+    text = text.strip()
+    return text if not text or text[-1] in ".!?" else text + "."
+
+
 class Banner(QWidget):
     """A dismissable message line above the chat, for errors and notices."""
 
@@ -222,7 +228,7 @@ class MainWindow(QMainWindow):
         if wanted:
             wanted_entry = next((e for e in entries if e.path == Path(wanted).resolve()), None)
             if wanted_entry is not None and wanted_entry.info is None:
-                problem = f"Could not load the model. {wanted_entry.error}"
+                problem = f"Could not load the model. {_sentence(wanted_entry.error or '')}"
                 wanted = None
         usable = [e for e in entries if e.info is not None]
         current = str(self.loaded.info.path) if self.loaded else self.loading_path
@@ -246,6 +252,8 @@ class MainWindow(QMainWindow):
             return
         if choice != current:
             self.load_model(choice)
+        elif self.loaded is not None:
+            self.state_label.setText("Ready")
         if problem:
             if current:
                 problem += f" {Path(current).name} is still loaded."
@@ -318,12 +326,12 @@ class MainWindow(QMainWindow):
             self.model_label.setText(f"{kept.info.path.stem} · {kept.info.quantization}")
             self.state_label.setText("Ready")
             self.banner.show_message(
-                f"Could not load the model. {message} {kept.info.path.name} is still loaded."
+                f"Could not load the model. {_sentence(message)} {kept.info.path.name} is still loaded."
             )
         else:
             self.state_label.setText("Load failed")
             self.model_label.setText("No model")
-            self.banner.show_message(f"Could not load the model. {message}")
+            self.banner.show_message(f"Could not load the model. {_sentence(message)}")
         self._update_send_button()
 
     def _on_unloaded(self, _request_id: int) -> None:
