@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 
 from PySide6.QtCore import QTimer
@@ -50,6 +51,13 @@ def run(model: str | None = None) -> int:
     closed = asyncio.Event()
     app.aboutToQuit.connect(closed.set)
     app.lastWindowClosed.connect(app.quit)
+    # Ctrl+C in the terminal or a SIGTERM closes the window the normal way (stop, free, save).
+    # Python runs signal handlers only between bytecodes, so a timer wakes it up now and then.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: window.close())
+    wake = QTimer()
+    wake.start(250)
+    wake.timeout.connect(lambda: None)
     with loop:
         loop.run_until_complete(closed.wait())
     window.shutdown()

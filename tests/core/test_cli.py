@@ -100,3 +100,11 @@ def test_data_dir_override_resolves(tmp_path: Path) -> None:
         assert paths.models_dir().parent == (tmp_path / "x").resolve()
     finally:
         paths.set_data_dir(None)
+
+
+def test_fireside_command_is_installed() -> None:
+    """The `fireside` entry point (a gui-script) is installed beside the interpreter and runs."""
+    command = Path(sys.executable).parent / "fireside"
+    assert command.is_file(), "pip install should have created the fireside command"
+    result = subprocess.run([str(command), "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == f"fireside {__version__}"
