@@ -3,4 +3,5 @@
 # Extra arguments go to fireside, e.g.: bash scripts/run.sh --data-dir /tmp/fireside
 set -euo pipefail
 source "$(dirname "$0")/setup.sh"
+fireside_setup
 exec "$VENV/bin/fireside" "$@"

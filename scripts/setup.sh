@@ -1,5 +1,6 @@
-# Sourced by run.sh and test.sh: create .venv with Python >= 3.11 and install Fireside into it.
-# Usage: source scripts/setup.sh [extra]   (extra = "test" adds the test tools)
+# Sourced by run.sh and test.sh: defines fireside_setup, which creates .venv with Python >= 3.11
+# and installs Fireside into it. Usage: source scripts/setup.sh; fireside_setup [extra]
+# (extra = "test" adds the test tools). Sets VENV and PY.
 set -euo pipefail
 
 FIRESIDE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,20 +19,21 @@ pick_python() {
     return 1
 }
 
-VENV="${FIRESIDE_VENV:-$FIRESIDE_ROOT/.venv}"
-if [ ! -x "$VENV/bin/python" ]; then
-    "$(pick_python)" -m venv "$VENV"
-fi
-PY="$VENV/bin/python"
-"$PY" -m pip install --quiet --upgrade pip
+fireside_setup() {
+    VENV="${FIRESIDE_VENV:-$FIRESIDE_ROOT/.venv}"
+    if [ ! -x "$VENV/bin/python" ]; then
+        "$(pick_python)" -m venv "$VENV"
+    fi
+    PY="$VENV/bin/python"
+    "$PY" -m pip install --quiet --upgrade pip
 
-extra="${1:-}"
-target="."
-[ -n "$extra" ] && target=".[$extra]"
-# llama-cpp-python compiles llama.cpp the first time (a few minutes); pip caches the wheel.
-# For a GPU build set CMAKE_ARGS first (see README, Troubleshooting).
-echo "Installing Fireside and its dependencies into $VENV (the first time compiles llama.cpp: a few minutes)…"
-"$PY" -m pip install --quiet --editable "$target"
+    local extra="${1:-}" target="."
+    [ -n "$extra" ] && target=".[$extra]"
+    # llama-cpp-python compiles llama.cpp the first time (a few minutes); pip caches the wheel.
+    # For a GPU build set CMAKE_ARGS first (see README, Troubleshooting).
+    echo "Installing Fireside and its dependencies into $VENV (the first time compiles llama.cpp: a few minutes)…"
+    "$PY" -m pip install --quiet --editable "$target"
 
-# The starter model: fetched once into the user cache, sha256-checked, never used unverified.
-"$PY" -m app.core.starter >/dev/null
+    # The starter model: fetched once into the user cache, sha256-checked, never used unverified.
+    "$PY" -m app.core.starter >/dev/null
+}

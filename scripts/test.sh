@@ -2,7 +2,8 @@
 # Install Fireside with its test tools into .venv, then run the whole test suite, lint and type checks.
 # Extra arguments go to pytest, e.g.: bash scripts/test.sh tests/core -x
 set -euo pipefail
-source "$(dirname "$0")/setup.sh" test
+source "$(dirname "$0")/setup.sh"
+fireside_setup test
 "$VENV/bin/ruff" check app tests
 "$VENV/bin/mypy"
 set +e
