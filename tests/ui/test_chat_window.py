@@ -106,12 +106,18 @@ def test_shift_enter_adds_a_line_instead_of_sending(qtbot: QtBot, window: MainWi
     assert window.messages.rowCount() == 0
 
 
-def test_stop_mid_reply_keeps_the_text(qtbot: QtBot, window: MainWindow) -> None:
+def _start_long_reply(qtbot: QtBot, window: MainWindow, chunks_first: int) -> list[str]:
+    """Send LONG_PROMPT with room for 2000 tokens; return the chunk list once it has some."""
     _set(window, "maxTokensInput", 2000)
     chunks: list[str] = []
     window.bridge.chunk.connect(lambda _rid, text: chunks.append(text))
     _type_and_send(qtbot, window, LONG_PROMPT)
-    qtbot.waitUntil(lambda: len(chunks) >= 2, timeout=30_000)
+    qtbot.waitUntil(lambda: len(chunks) >= chunks_first, timeout=30_000)
+    return chunks
+
+
+def test_stop_mid_reply_keeps_the_text(qtbot: QtBot, window: MainWindow) -> None:
+    chunks = _start_long_reply(qtbot, window, 2)
     send = window.findChild(QPushButton, "sendButton")
     assert send is not None and send.text() == "Stop"
     qtbot.mouseClick(send, Qt.MouseButton.LeftButton)
@@ -243,11 +249,7 @@ def test_send_while_streaming_is_not_allowed(qtbot: QtBot, window: MainWindow) -
 
 
 def test_close_mid_reply_stops_and_frees_the_model(qtbot: QtBot, window: MainWindow) -> None:
-    _set(window, "maxTokensInput", 2000)
-    chunks: list[str] = []
-    window.bridge.chunk.connect(lambda _rid, text: chunks.append(text))
-    _type_and_send(qtbot, window, LONG_PROMPT)
-    qtbot.waitUntil(lambda: len(chunks) >= 1, timeout=30_000)
+    _start_long_reply(qtbot, window, 1)
     started = time.monotonic()
     window.close()
     assert time.monotonic() - started < 1.0

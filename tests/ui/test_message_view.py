@@ -15,6 +15,19 @@ from tests.ui.conftest import shot
 STATS = ReplyStats(0.1, 100.0, 10, 10, 5, StopReason.END_OF_TURN, 1, 15, 4096)
 
 
+def _shown_view(qtbot: QtBot, width: int, height: int) -> tuple[MessageListModel, MessageView]:
+    """A message view on an empty model, shown at width x height."""
+    create_app()
+    model = MessageListModel()
+    view = MessageView()
+    qtbot.addWidget(view)
+    view.setModel(model)
+    view.resize(width, height)
+    view.show()
+    qtbot.waitExposed(view)
+    return model, view
+
+
 def test_model_passes_qt_model_tester(qtmodeltester: Any) -> None:
     model = MessageListModel()
     model.add_message(Role.USER, "hello")
@@ -51,14 +64,7 @@ def test_first_chunk_is_part_of_the_text_at_once() -> None:
 
 
 def test_streaming_relayouts_only_the_streaming_row(qtbot: QtBot, monkeypatch: Any) -> None:
-    create_app()
-    model = MessageListModel()
-    view = MessageView()
-    qtbot.addWidget(view)
-    view.setModel(model)
-    view.resize(700, 500)
-    view.show()
-    qtbot.waitExposed(view)
+    model, view = _shown_view(qtbot, 700, 500)
     for i in range(500):
         role = Role.USER if i % 2 == 0 else Role.ASSISTANT
         model.add_message(role, f"Message {i} with **some** text. " * 3)
@@ -83,13 +89,7 @@ def test_streaming_relayouts_only_the_streaming_row(qtbot: QtBot, monkeypatch: A
 
 
 def test_scrolling_up_stops_following(qtbot: QtBot) -> None:
-    create_app()
-    model = MessageListModel()
-    view = MessageView()
-    qtbot.addWidget(view)
-    view.setModel(model)
-    view.resize(600, 300)
-    view.show()
+    model, view = _shown_view(qtbot, 600, 300)
     for i in range(40):
         model.add_message(Role.USER, f"line {i}")
     row = model.add_message(Role.ASSISTANT, "", streaming=True)
@@ -103,13 +103,7 @@ def test_documents_are_freed_when_rows_go_or_rebuild(qtbot: QtBot) -> None:
     import gc
     import weakref
 
-    create_app()
-    model = MessageListModel()
-    view = MessageView()
-    qtbot.addWidget(view)
-    view.setModel(model)
-    view.resize(600, 400)
-    view.show()
+    model, view = _shown_view(qtbot, 600, 400)
     model.add_message(Role.USER, "first")
     first_doc = weakref.ref(view._rows[0].doc)  # type: ignore[arg-type]
     view.resize(500, 400)  # a re-wrap keeps the same document
