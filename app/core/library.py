@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,14 @@ def _load_cache() -> dict[str, Any]:
 def _save_cache(entries: dict[str, Any]) -> None:
     target = _cache_file()
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"version": CACHE_VERSION, "entries": entries}), "utf-8")
-    os.replace(tmp, target)
+    # A unique temporary name: two scans (say, at launch and after "Open GGUF…") may overlap.
+    fd, tmp = tempfile.mkstemp(prefix=".model-info-", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump({"version": CACHE_VERSION, "entries": entries}, handle)
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def _info_from_dict(data: dict[str, Any]) -> ModelInfo:
