@@ -14,6 +14,7 @@ import ctypes
 import logging
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -81,9 +82,15 @@ class LoadedModel:
     load_s: float
     template_is_default: bool
     gpu_offload_supported: bool
+    #: What llama.cpp allocated for this model (weights, KV cache, compute and output buffers), in bytes,
+    #: as it reports it in its log; None if it did not say. Compared with the memory estimate.
+    memory_bytes: int | None = None
 
 
 _log_tail: collections.deque[str] = collections.deque(maxlen=30)
+#: Buffer sizes (MiB) llama.cpp reported since the last load began: "CPU KV buffer size =  90.00 MiB".
+_buffers: list[float] = []
+_BUFFER_RE = re.compile(r"buffer size\s*=\s*([0-9.]+) MiB")
 #: Set while a stop is aborting llama_decode (see Engine._abort).
 _stopping = threading.Event()
 _log_callback: Any = None
@@ -108,6 +115,8 @@ def _install_log_handler(llama_cpp: Any) -> None:
         line = text.decode("utf-8", "replace").rstrip()
         if line:
             _log_tail.append(line)
+            if (found := _BUFFER_RE.search(line)) is not None:
+                _buffers.append(float(found.group(1)))
             llama_log.log(py_level, "%s", line)
 
     _log_callback = callback  # keep the C callback alive for the process's lifetime
@@ -204,6 +213,7 @@ class Engine:
             c_progress = llama_cpp.llama_progress_callback(on_progress)
             params.progress_callback = c_progress
         _log_tail.clear()
+        _buffers.clear()
         model = llama_cpp.llama_model_load_from_file(str(info.path).encode("utf-8"), params)
         if not model:
             if aborted.is_set():
@@ -231,6 +241,7 @@ class Engine:
             load_s=time.perf_counter() - started,
             template_is_default=template_is_default,
             gpu_offload_supported=bool(llama_cpp.llama_supports_gpu_offload()),
+            memory_bytes=int(sum(_buffers) * 1024 * 1024) if _buffers else None,
         )
         return self._loaded
 

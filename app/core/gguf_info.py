@@ -19,6 +19,8 @@ import numpy as np
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, LlamaFileType
 from gguf.gguf_reader import ReaderField, ReaderTensor
 
+from app.core.memory import ModelShape
+
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
 
@@ -47,11 +49,29 @@ class ModelInfo:
     chat_template: str | None
     gguf_version: int
     tensor_count: int
+    # The shape the memory estimate needs (None where the file does not say).
+    embedding_length: int | None = None
+    head_count: int | None = None
+    head_count_kv: int | None = None
+    vocab_size: int | None = None
 
     @property
     def has_chat_template(self) -> bool:
         """True when the GGUF carries its own chat template."""
         return bool(self.chat_template)
+
+    @property
+    def shape(self) -> ModelShape:
+        """What the memory estimate needs, read from the file."""
+        return ModelShape(
+            n_params=self.parameter_count,
+            n_layers=self.block_count,
+            n_embd=self.embedding_length,
+            n_head=self.head_count,
+            n_head_kv=self.head_count_kv,
+            n_vocab=self.vocab_size,
+            context_length=self.context_length,
+        )
 
 
 class UnknownTensorType(Exception):
@@ -231,6 +251,12 @@ def _inspect(path: Path) -> ModelInfo:
     context_length = _field(reader, f"{architecture}.context_length")
     block_count = _field(reader, f"{architecture}.block_count")
     template = _field(reader, "tokenizer.chat_template")
+    tokens = reader.fields.get("tokenizer.ggml.tokens")
+
+    def number(key: str) -> int | None:
+        value = _field(reader, f"{architecture}.{key}")
+        return int(value) if isinstance(value, int) else None
+
     return ModelInfo(
         path=path,
         name=name if isinstance(name, str) and name.strip() else path.stem,
@@ -243,6 +269,10 @@ def _inspect(path: Path) -> ModelInfo:
         chat_template=template if isinstance(template, str) and template.strip() else None,
         gguf_version=version,
         tensor_count=len(reader.tensors),
+        embedding_length=number("embedding_length"),
+        head_count=number("attention.head_count"),
+        head_count_kv=number("attention.head_count_kv"),
+        vocab_size=len(tokens.data) if tokens is not None else None,
     )
 
 

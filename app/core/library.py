@@ -18,7 +18,7 @@ from app.core import paths
 from app.core.gguf_info import ModelFileError, ModelInfo, inspect_model, remember
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: model shape fields for the memory estimate
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,368 @@
+"""The Hugging Face Hub, as Fireside uses it: search GGUF repositories, read one's files, explain errors.
+
+Everything goes through huggingface_hub's client. Calls block: the UI runs them on worker threads.
+Only the endpoint is configurable (`HF_ENDPOINT`, read on each call), so a mirror or a test server works.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+SortKey = Literal["downloads", "likes", "trending_score", "last_modified"]
+SORTS: dict[str, SortKey] = {
+    "Most downloaded": "downloads",
+    "Most liked": "likes",
+    "Trending": "trending_score",
+    "Recently updated": "last_modified",
+}
+
+#: Quantization types from best to worst quality. Quality, not size, orders them: K-quants beat the
+#: legacy types of the same size (Q4_K_M over Q4_1), importance-matrix types sit between.
+QUANT_ORDER = [
+    "F32", "BF16", "F16",
+    "Q8_K_XL", "Q8_0", "Q6_K_XL", "Q6_K_L", "Q6_K",
+    "Q5_K_XL", "Q5_K_L", "Q5_K_M", "Q5_K_S", "Q5_1", "Q5_0",
+    "Q4_K_XL", "Q4_K_L", "Q4_K_M", "Q4_K_S", "IQ4_NL", "IQ4_XS", "Q4_1", "Q4_0", "MXFP4",
+    "Q3_K_XL", "Q3_K_L", "Q3_K_M", "IQ3_M", "IQ3_S", "Q3_K_S", "IQ3_XS", "IQ3_XXS",
+    "Q2_K_XL", "Q2_K_L", "Q2_K", "Q2_K_S", "IQ2_M", "IQ2_S", "IQ2_XS", "IQ2_XXS",
+    "TQ2_0", "IQ1_M", "TQ1_0", "IQ1_S",
+]  # fmt: skip
+_QUANT_RE = re.compile(
+    r"(?<![A-Za-z0-9])(" + "|".join(sorted(QUANT_ORDER, key=len, reverse=True)) + r")(?![A-Za-z0-9])",
+    re.IGNORECASE,
+)
+#: Full-precision types: recommended only when a repository offers nothing quantized, since Q8_0 is
+#: indistinguishable in quality at half the memory and twice the speed on a CPU.
+UNQUANTIZED = {"F32", "BF16", "F16"}
+_SPLIT_RE = re.compile(r"^(?P<base>.*)-(?P<part>\d{5})-of-(?P<total>\d{5})\.gguf$", re.IGNORECASE)
+_WINDOWS_RESERVED = {
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    *(f"COM{i}" for i in range(1, 10)),
+    *(f"LPT{i}" for i in range(1, 10)),
+}
+_BAD_CHARS = set('<>:"|?*\\') | {chr(c) for c in range(32)}
+
+
+class UnsafeFileName(ValueError):
+    """A file name from the Hub that must not be written to disk."""
+
+
+def safe_relative_path(name: str) -> PurePosixPath:
+    """`name` as a relative path that stays inside the folder it is joined to, or UnsafeFileName.
+
+    Names come from the network: `..`, absolute paths, drive letters, backslashes, control
+    characters and names Windows refuses are rejected, on every system alike.
+    """
+    if not name or name.startswith("/") or len(name) > 1024:
+        raise UnsafeFileName(f"refused file name {name!r}: it must be a relative path")
+    path = PurePosixPath(name)
+    for part in path.parts:
+        if part in ("", ".", ".."):
+            raise UnsafeFileName(f"refused file name {name!r}: it points outside the models folder")
+        if _BAD_CHARS & set(part):
+            raise UnsafeFileName(f"refused file name {name!r}: it contains characters file systems refuse")
+        if part.split(".")[0].upper() in _WINDOWS_RESERVED or part[-1] in ". " or len(part.encode()) > 255:
+            raise UnsafeFileName(f"refused file name {name!r}: not a valid file name on every system")
+    return path
+
+
+def quant_from_name(name: str) -> str | None:
+    """The quantization type written in a file name (`...Q4_K_M.gguf` → "Q4_K_M"), or None."""
+    matches = _QUANT_RE.findall(PurePosixPath(name).name)
+    return matches[-1].upper() if matches else None
+
+
+def quant_rank(quant: str | None) -> int:
+    """Position in QUANT_ORDER (0 is best); unknown types rank last."""
+    return QUANT_ORDER.index(quant) if quant in QUANT_ORDER else len(QUANT_ORDER)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteFile:
+    """One file in a Hub repository."""
+
+    filename: str
+    size: int
+    sha256: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FileGroup:
+    """One downloadable model: a single GGUF file, or all parts of a split one."""
+
+    files: tuple[RemoteFile, ...]
+    quant: str | None
+
+    @property
+    def name(self) -> str:
+        """The first file's name (what llama.cpp opens)."""
+        return self.files[0].filename
+
+    @property
+    def label(self) -> str:
+        """The name shown to users: split models without their part suffix."""
+        match = _SPLIT_RE.match(self.name)
+        return f"{match['base']}.gguf ({len(self.files)} parts)" if match else self.name
+
+    @property
+    def size(self) -> int:
+        """Total bytes of all parts."""
+        return sum(f.size for f in self.files)
+
+    @property
+    def complete(self) -> bool:
+        """False for a split model whose repository lacks a part."""
+        match = _SPLIT_RE.match(self.name)
+        return not match or int(match["total"]) == len(self.files)
+
+
+def group_files(files: list[RemoteFile]) -> list[FileGroup]:
+    """GGUF files grouped into models (split parts together), best quantization first.
+
+    Vision projectors (`mmproj`) are left out: they are not models one can chat with on their own."""
+    singles: list[FileGroup] = []
+    splits: dict[tuple[str, str], list[RemoteFile]] = {}
+    for f in files:
+        if not f.filename.lower().endswith(".gguf") or "mmproj" in f.filename.lower():
+            continue
+        match = _SPLIT_RE.match(f.filename)
+        if match:
+            splits.setdefault((match["base"], match["total"]), []).append(f)
+        else:
+            singles.append(FileGroup((f,), quant_from_name(f.filename)))
+    for (base, _total), parts in splits.items():
+        parts.sort(key=lambda p: p.filename)
+        singles.append(FileGroup(tuple(parts), quant_from_name(base)))
+    return sorted(singles, key=lambda g: (quant_rank(g.quant), g.label.lower()))
+
+
+@dataclass(frozen=True, slots=True)
+class RepoSummary:
+    """A search result."""
+
+    repo_id: str
+    author: str
+    downloads: int
+    likes: int
+    last_modified: datetime | None
+    gated: bool
+    private: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RepoDetails:
+    """What the details view shows for one repository."""
+
+    repo_id: str
+    revision: str
+    license: str | None
+    gated: bool
+    groups: list[FileGroup]
+    card: str = ""
+    #: From the Hub's GGUF metadata where the API gives it.
+    n_params: int | None = None
+    architecture: str | None = None
+    context_length: int | None = None
+    other_files: list[str] = field(default_factory=list)
+
+
+class HubError(Exception):
+    """A Hub failure explained for users.
+
+    `kind`: offline, gated, auth, not_found, rate_limited, server, unsafe or other."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def endpoint() -> str:
+    """The Hub's address: `HF_ENDPOINT` if set (a mirror, a test server), else huggingface.co."""
+    return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def explain(exc: BaseException, repo_id: str | None = None, token: str | None = None) -> HubError:
+    """Turn an exception from huggingface_hub (or the network) into a HubError with a clear message.
+
+    The token never appears in the message, whatever the exception's text contains."""
+    import httpx2
+    from huggingface_hub import errors
+
+    what = repo_id or "the Hub"
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(exc, HubError):
+        result = exc
+    elif isinstance(exc, UnsafeFileName):
+        result = HubError("unsafe", f"{what}: {exc}")
+    elif isinstance(exc, errors.GatedRepoError):
+        if token:
+            text = (
+                f"{what} is gated and your access token does not have access yet. Accept the model's license "
+                f"on {endpoint()}/{repo_id} while signed in, then try again."
+            )
+        else:
+            text = (
+                f"{what} is gated: accept the model's license on {endpoint()}/{repo_id} while signed in, "
+                "then add a Hugging Face access token in Preferences."
+            )
+        result = HubError("gated", text)
+    elif isinstance(exc, errors.RepositoryNotFoundError):
+        hint = "" if token else " If it is private, add a Hugging Face access token in Preferences."
+        result = HubError("not_found", f"{what} was not found on the Hub.{hint}")
+    elif isinstance(exc, errors.RemoteEntryNotFoundError):
+        result = HubError("not_found", f"That file is no longer in {what}. Refresh the file list.")
+    elif status == 401:
+        result = HubError(
+            "auth", "The Hub refused the access token (401). Check or replace it in Preferences."
+        )
+    elif status == 403:
+        result = HubError("gated", f"The Hub refused access to {what} (403). Accept its license on the Hub.")
+    elif status == 429:
+        result = HubError("rate_limited", "The Hub is rate-limiting requests. Wait a minute, then retry.")
+    elif status is not None and status >= 500:
+        result = HubError("server", f"The Hub had an error ({status}). Try again in a moment.")
+    elif isinstance(
+        exc, httpx2.TransportError | errors.OfflineModeIsEnabled | ConnectionError | TimeoutError
+    ):
+        result = HubError("offline", f"Can't reach {endpoint()}. Check your internet connection, then retry.")
+    else:
+        result = HubError("other", f"{type(exc).__name__}: {exc}")
+    if token and token in result.message:
+        result = HubError(result.kind, result.message.replace(token, "hf_***"))
+    return result
+
+
+class SearchResults:
+    """A search whose results arrive page by page (the Hub paginates with Link headers)."""
+
+    def __init__(self, items: Iterator[Any]) -> None:
+        self._items = items
+        self.exhausted = False
+
+    def next(self, count: int) -> list[RepoSummary]:
+        """Up to `count` more results (blocking)."""
+        batch = [_summary(m) for m in itertools.islice(self._items, count)]
+        if len(batch) < count:
+            self.exhausted = True
+        return batch
+
+
+def _summary(m: Any) -> RepoSummary:
+    return RepoSummary(
+        repo_id=m.id,
+        author=m.author or m.id.split("/")[0],
+        downloads=int(m.downloads or 0),
+        likes=int(m.likes or 0),
+        last_modified=m.last_modified,
+        gated=bool(m.gated),
+        private=bool(m.private),
+    )
+
+
+class HubClient:
+    """Search and inspect GGUF repositories (blocking; call from a worker thread)."""
+
+    def __init__(
+        self, token: str | None = None, cache_dir: Path | None = None, timeout: float = 15.0
+    ) -> None:
+        self.token = token
+        self.cache_dir = cache_dir
+        self.timeout = timeout
+
+    def _api(self) -> Any:
+        from huggingface_hub import HfApi
+
+        # token=False: never fall back to a token some other tool stored; Fireside's lives in the keyring.
+        return HfApi(endpoint=endpoint(), token=self.token or False, library_name="fireside")
+
+    def search(self, query: str, sort: SortKey = "downloads") -> SearchResults:
+        """GGUF repositories matching `query`, best first by `sort`. Nothing is fetched until `next()`."""
+        items = self._api().list_models(
+            search=query.strip() or None,
+            filter="gguf",
+            sort=sort,
+            expand=["author", "downloads", "likes", "lastModified", "gated", "private"],
+        )
+        return SearchResults(iter(items))
+
+    def details(self, repo_id: str) -> RepoDetails:
+        """A repository's GGUF files with sizes and sha256, its license, and the start of its model card."""
+        try:
+            info = self._api().model_info(repo_id, files_metadata=True, timeout=self.timeout)
+        except Exception as exc:
+            raise explain(exc, repo_id, self.token) from exc
+        files, others = [], []
+        for sibling in info.siblings or []:
+            lfs = sibling.lfs
+            sha = lfs.sha256 if lfs is not None else None
+            size = int(sibling.size if sibling.size is not None else (lfs.size if lfs else 0))
+            if sibling.rfilename.lower().endswith(".gguf"):
+                files.append(RemoteFile(sibling.rfilename, size, sha))
+            else:
+                others.append(sibling.rfilename)
+        gguf: dict[str, Any] = info.gguf or {}
+        card_data = info.card_data.to_dict() if info.card_data is not None else {}
+        license_ = card_data.get("license") or next(
+            (t.split(":", 1)[1] for t in info.tags or [] if t.startswith("license:")), None
+        )
+        card = self._card(repo_id, info.sha) if "README.md" in others else ""
+        return RepoDetails(
+            repo_id=repo_id,
+            revision=info.sha or "main",
+            license=str(license_) if license_ else None,
+            gated=bool(info.gated),
+            groups=group_files(files),
+            card=card,
+            n_params=int(gguf["total"]) if isinstance(gguf.get("total"), int) else None,
+            architecture=gguf.get("architecture"),
+            context_length=int(gguf["context_length"])
+            if isinstance(gguf.get("context_length"), int)
+            else None,
+            other_files=others,
+        )
+
+    def _card(self, repo_id: str, revision: str | None) -> str:
+        """The model card's opening paragraphs (empty when it cannot be read: the card is optional)."""
+        from huggingface_hub import hf_hub_download
+
+        try:
+            path = hf_hub_download(
+                repo_id, "README.md", revision=revision, cache_dir=self.cache_dir,
+                token=self.token or False, endpoint=endpoint(), etag_timeout=self.timeout,
+            )  # fmt: skip
+            return card_excerpt(Path(str(path)).read_text("utf-8", errors="replace"))
+        except Exception as exc:
+            log.info("model card of %s not read: %s", repo_id, explain(exc, repo_id, self.token).message)
+            return ""
+
+
+def card_excerpt(text: str, limit: int = 1200) -> str:
+    """The first paragraphs of a model card's Markdown: front matter, HTML and images left out."""
+    if text.startswith("---"):
+        end = text.find("\n---", 3)
+        text = text[end + 4 :] if end != -1 else ""
+    blocks, length = [], 0
+    for block in re.split(r"\n\s*\n", text):
+        block = block.strip()
+        if not block or block.startswith(("<", "![", "[![", "```")) or block.startswith("|"):
+            continue
+        blocks.append(block)
+        length += len(block)
+        if length >= limit or len(blocks) >= 4:
+            break
+    return "\n\n".join(blocks)
