@@ -147,10 +147,12 @@ def _repo_folder(repo_id: str) -> Path:
 class _HashingWriter:
     """A file wrapper that hashes what is written, for http_get (which writes, tells, seeks, truncates)."""
 
-    def __init__(self, handle: Any, digest: Any) -> None:
+    def __init__(self, handle: Any, digest: Any, on_truncate: Callable[[int], None]) -> None:
         self._handle = handle
         self.digest = digest
         self.restarted = False
+        #: Told how many bytes a truncate threw away, so the progress can take them back.
+        self._on_truncate = on_truncate
 
     def write(self, data: bytes) -> int:
         self.digest.update(data)
@@ -164,9 +166,12 @@ class _HashingWriter:
 
     def truncate(self, size: int | None = None) -> int:
         # http_get truncates only when a server ignored our Range and sent the whole file again.
+        self._handle.flush()
+        before = os.fstat(self._handle.fileno()).st_size
         result = int(self._handle.truncate(size))
         self.digest = hashlib.sha256()
         self.restarted = True
+        self._on_truncate(max(0, before - result))
         return result
 
     def flush(self) -> None:
@@ -231,12 +236,12 @@ class DownloadManager:
         """Queue a model for download (the same file already queued or running is not queued twice).
 
         Raises HubError("unsafe") for a file name that could escape the models folder."""
-        for f in group.files:
-            try:
+        try:
+            for f in group.files:
                 safe_relative_path(f.filename)
-            except hub.UnsafeFileName as exc:
-                raise HubError("unsafe", f"{repo_id}: {exc}") from exc
-        _repo_folder(repo_id)
+            _repo_folder(repo_id)
+        except hub.UnsafeFileName as exc:
+            raise HubError("unsafe", f"{repo_id}: {exc}") from exc
         with self._lock:
             for job in self._jobs.values():
                 if (
@@ -525,7 +530,12 @@ class DownloadManager:
         with open(part, "ab") as handle:
             if on_disk:
                 self._hash_prefix(job, part, on_disk, digest, stop)
-            writer = _HashingWriter(handle, digest)
+
+            def discarded(n_bytes: int) -> None:
+                with self._lock:
+                    job.done_bytes = max(0, job.done_bytes - n_bytes)
+
+            writer = _HashingWriter(handle, digest, discarded)
             with self._lock:
                 job.note = f"Resuming from {format_size(on_disk)}" if on_disk else ""
                 self._changed(job)
@@ -599,6 +609,8 @@ class DownloadManager:
             def update(self, n: int) -> None:
                 if stop.is_set():
                     raise _Stop
+                if n < 0:
+                    return  # http_get rolling back after a restart: _HashingWriter.truncate counted it
                 self.n += n
                 with manager._lock:
                     job.done_bytes += n

@@ -10,6 +10,7 @@ import itertools
 import logging
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +20,9 @@ from typing import Any, Literal
 log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
+REACHABLE_TTL_S = 60.0
+#: When each endpoint last answered (monotonic seconds).
+_last_reachable: dict[str, float] = {}
 SortKey = Literal["downloads", "likes", "trending_score", "last_modified"]
 SORTS: dict[str, SortKey] = {
     "Most downloaded": "downloads",
@@ -38,8 +42,12 @@ QUANT_ORDER = [
     "Q2_K_XL", "Q2_K_L", "Q2_K", "Q2_K_S", "IQ2_M", "IQ2_S", "IQ2_XS", "IQ2_XXS",
     "TQ2_0", "IQ1_M", "TQ1_0", "IQ1_S",
 ]  # fmt: skip
+#: Other spellings in file names: Qwen's and Microsoft's repositories say "fp16" for F16.
+_QUANT_ALIASES = {"FP16": "F16", "FP32": "F32"}
 _QUANT_RE = re.compile(
-    r"(?<![A-Za-z0-9])(" + "|".join(sorted(QUANT_ORDER, key=len, reverse=True)) + r")(?![A-Za-z0-9])",
+    r"(?<![A-Za-z0-9])("
+    + "|".join(sorted([*QUANT_ORDER, *_QUANT_ALIASES], key=len, reverse=True))
+    + r")(?![A-Za-z0-9])",
     re.IGNORECASE,
 )
 #: Full-precision types: recommended only when a repository offers nothing quantized, since Q8_0 is
@@ -83,7 +91,10 @@ def safe_relative_path(name: str) -> PurePosixPath:
 def quant_from_name(name: str) -> str | None:
     """The quantization type written in a file name (`...Q4_K_M.gguf` → "Q4_K_M"), or None."""
     matches = _QUANT_RE.findall(PurePosixPath(name).name)
-    return matches[-1].upper() if matches else None
+    if not matches:
+        return None
+    quant = matches[-1].upper()
+    return _QUANT_ALIASES.get(quant, quant)
 
 
 def quant_rank(quant: str | None) -> int:
@@ -290,8 +301,26 @@ class HubClient:
         # token=False: never fall back to a token some other tool stored; Fireside's lives in the keyring.
         return HfApi(endpoint=endpoint(), token=self.token or False, library_name="fireside")
 
+    def check_reachable(self) -> None:
+        """Fail fast with HubError("offline") when the Hub cannot be reached.
+
+        huggingface_hub's paginated listings retry connection errors with back-off for about 20 s,
+        which an offline user would see as a hang; one quick request first answers in milliseconds.
+        A success is trusted for a minute."""
+        address = endpoint()
+        if time.monotonic() - _last_reachable.get(address, -REACHABLE_TTL_S) < REACHABLE_TTL_S:
+            return
+        from huggingface_hub import get_session
+
+        try:
+            get_session().head(address + "/api/models", timeout=min(self.timeout, 5.0))
+        except Exception as exc:
+            raise explain(exc, None, self.token) from exc
+        _last_reachable[address] = time.monotonic()
+
     def search(self, query: str, sort: SortKey = "downloads") -> SearchResults:
         """GGUF repositories matching `query`, best first by `sort`. Nothing is fetched until `next()`."""
+        self.check_reachable()
         items = self._api().list_models(
             search=query.strip() or None,
             filter="gguf",
@@ -365,4 +394,6 @@ def card_excerpt(text: str, limit: int = 1200) -> str:
         length += len(block)
         if length >= limit or len(blocks) >= 4:
             break
+    while blocks and blocks[-1].startswith("#"):  # a heading whose text was cut off
+        blocks.pop()
     return "\n\n".join(blocks)

@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -63,10 +66,40 @@ def _info_to_dict(info: ModelInfo) -> dict[str, Any]:
     return {**asdict(info), "path": str(info.path)}
 
 
+#: How deep below the models folder models are looked for (downloads live at <owner>/<repo>/<file>,
+#: and a repository may keep files in a sub-folder per quantization).
+MAX_DEPTH = 4
+_LATER_PART = re.compile(r"-(\d{5})-of-\d{5}\.gguf$", re.IGNORECASE)
+
+
+def _walk(folder: Path, depth: int = 0) -> Iterator[Path]:
+    try:
+        children = list(os.scandir(folder))
+    except OSError:
+        return
+    for child in children:
+        if child.name.startswith("."):  # .downloads holds partial files; hidden means not ours
+            continue
+        try:
+            if child.is_dir(follow_symlinks=False) and depth < MAX_DEPTH:
+                yield from _walk(Path(child.path), depth + 1)
+            elif child.is_file() and child.name.lower().endswith(".gguf"):
+                yield Path(child.path)
+        except OSError:
+            continue
+
+
+def is_later_part(path: Path) -> bool:
+    """True for parts 2..n of a split model: llama.cpp opens part 1 and finds the rest itself."""
+    match = _LATER_PART.search(path.name)
+    return match is not None and int(match.group(1)) > 1
+
+
 def model_files(folder: Path | None = None, extra: list[str] | None = None) -> list[Path]:
-    """GGUF files in the models folder (partial downloads excluded) plus `extra` paths, sorted by name."""
+    """GGUF files in the models folder and its sub-folders (partial downloads and later parts of split
+    models excluded) plus `extra` paths, sorted by name."""
     folder = folder or paths.models_dir()
-    found = {p.resolve() for p in folder.glob("*.gguf") if not p.name.startswith(".")}
+    found = {p.resolve() for p in _walk(folder) if not is_later_part(p)}
     found.update(Path(p).expanduser().resolve() for p in extra or [])
     return sorted(found, key=lambda p: p.name.lower())
 
@@ -98,3 +131,69 @@ def scan(folder: Path | None = None, extra: list[str] | None = None) -> list[Mod
     except OSError as exc:  # a read-only data folder must not hide the models
         log.warning("could not write the model cache: %s", exc)
     return entries
+
+
+def split_parts(path: Path) -> list[Path]:
+    """All files of a model: the file itself, or every part of a split model that exists beside it."""
+    match = re.search(r"-(\d{5})-of-(\d{5})\.gguf$", path.name, re.IGNORECASE)
+    if not match:
+        return [path]
+    stem = path.name[: match.start()]
+    total = int(match.group(2))
+    parts = [path.with_name(f"{stem}-{i:05d}-of-{total:05d}.gguf") for i in range(1, total + 1)]
+    return [p for p in parts if p.exists()]
+
+
+def is_inside(path: Path, folder: Path) -> bool:
+    """True when `path` lies inside `folder` (after resolving links)."""
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def delete_model(path: Path, folder: Path) -> list[Path]:
+    """Delete a model file (all parts of a split one) from the models folder; returns what was deleted.
+
+    Files outside the models folder are never deleted here (they belong to the user or another app):
+    ValueError says so. Folders left empty up to the models folder are removed."""
+    if not is_inside(path, folder):
+        raise ValueError(f"{path} is not in the models folder: Fireside forgets it but does not delete it")
+    deleted = []
+    for part in split_parts(path):
+        part.unlink()
+        deleted.append(part)
+    parent = path.parent
+    root = folder.resolve()
+    while parent.resolve() != root and is_inside(parent, root):
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+        parent = parent.parent
+    return deleted
+
+
+def import_copy(source: Path, folder: Path) -> Path:
+    """Copy a GGUF (all parts of a split one) into the models folder; returns the copy of `source`.
+
+    The file is checked first, the copy goes through a temporary name, and free space is checked, so a
+    failed copy never leaves a half file that looks like a model."""
+    inspect_model(source)
+    parts = split_parts(source)
+    need = sum(p.stat().st_size for p in parts)
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise OSError(f"not enough disk space to copy {source.name}: it needs {need:,} bytes, {free:,} free")
+    target_dir = folder / "imported"
+    target_dir.mkdir(parents=True, exist_ok=True)
+    for part in parts:
+        target = target_dir / part.name
+        tmp = target_dir / f".{part.name}.copying"
+        try:
+            shutil.copyfile(part, tmp)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return target_dir / source.name

@@ -23,6 +23,8 @@ class Settings:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     last_model: str | None = None
     extra_models: list[str] = field(default_factory=list)
+    #: A models folder the user chose (None: the one in the data folder).
+    models_dir: str | None = None
 
     @classmethod
     def load(cls, path: Path | None = None) -> Settings:
@@ -42,6 +44,7 @@ class Settings:
             sampling=SamplingParams.from_dict(data.get("sampling") or {}),
             last_model=data.get("last_model") if isinstance(data.get("last_model"), str) else None,
             extra_models=[p for p in extra if isinstance(p, str)] if isinstance(extra, list) else [],
+            models_dir=data.get("models_dir") if isinstance(data.get("models_dir"), str) else None,
         )
 
     def save(self, path: Path | None = None) -> None:
@@ -53,6 +56,7 @@ class Settings:
             "sampling": self.sampling.to_dict(),
             "last_model": self.last_model,
             "extra_models": self.extra_models,
+            "models_dir": self.models_dir,
         }
-        tmp.write_text(json.dumps(payload, indent=2), "utf-8")
+        tmp.write_text(json.dumps(payload, indent=2), "utf-8")  # no secrets here: tokens live in the keyring
         os.replace(tmp, path)

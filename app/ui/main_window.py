@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QButtonGroup,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -16,6 +18,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
+    QStackedWidget,
     QStatusBar,
     QToolButton,
     QVBoxLayout,
@@ -33,6 +36,7 @@ from app.ui.chat.composer import Composer
 from app.ui.chat.message_model import MessageListModel
 from app.ui.chat.message_view import MessageView
 from app.ui.model_picker import ModelPicker
+from app.ui.models_controller import ModelsController
 from app.ui.settings.sampling_panel import SamplingPanel
 from app.ui.tasks import BackgroundTasks
 
@@ -58,17 +62,34 @@ class Banner(QWidget):
         self.label.setObjectName("bannerText")
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.action_button = QPushButton()
+        self.action_button.setObjectName("bannerAction")
+        self.action_button.hide()
+        self.action_button.clicked.connect(self._on_action)
+        self._action: Callable[[], object] | None = None
         close = QToolButton()
         close.setText("✕")
         close.setAutoRaise(True)
         close.setToolTip("Dismiss")
         close.clicked.connect(self.hide)
         layout.addWidget(self.label, 1)
+        layout.addWidget(self.action_button, 0, Qt.AlignmentFlag.AlignVCenter)
         layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
         self.hide()
 
-    def show_message(self, text: str, error: bool = True) -> None:
-        """Show `text`, red-tinted for errors."""
+    def _on_action(self) -> None:
+        action = self._action
+        self.hide()
+        if action is not None:
+            action()
+
+    def show_message(
+        self, text: str, error: bool = True, action: tuple[str, Callable[[], object]] | None = None
+    ) -> None:
+        """Show `text`, red-tinted for errors, with an optional button (label, callback)."""
+        self._action = action[1] if action else None
+        self.action_button.setText(action[0] if action else "")
+        self.action_button.setVisible(action is not None)
         self.setProperty("error", error)
         color = "#f8d7da" if error else "#dbeafe"
         border = "#d1242f" if error else "#0969da"
@@ -93,11 +114,14 @@ class MainWindow(QMainWindow):
         self.bridge = bridge or InferenceBridge(self)
         self.tasks = BackgroundTasks(self)
         self.loaded: LoadedModel | None = None
+        self.models: ModelsController
+        self.sampling: SamplingPanel
         self.loading_path: str | None = None
         self._load_request: int | None = None
         self._reply_request: int | None = None
         self._reply_row = -1
         self._closing = False
+        self._started = False
         self._build()
         self._connect()
 
@@ -113,6 +137,20 @@ class MainWindow(QMainWindow):
         top.setObjectName("topBar")
         top_layout = QHBoxLayout(top)
         top_layout.setContentsMargins(12, 8, 12, 8)
+        self.nav = QButtonGroup(self)
+        self.nav.setExclusive(True)
+        self.nav_buttons: dict[str, QToolButton] = {}
+        for key, text in (("chat", "Chat"), ("discover", "Discover"), ("library", "My models")):
+            button = QToolButton()
+            button.setObjectName(f"nav{key.capitalize()}")
+            button.setText(text)
+            button.setCheckable(True)
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+            button.clicked.connect(lambda _c=False, k=key: self.show_page(k))
+            self.nav.addButton(button)
+            self.nav_buttons[key] = button
+            top_layout.addWidget(button)
+        top_layout.addSpacing(12)
         top_layout.addWidget(QLabel("Model"))
         self.picker = ModelPicker()
         top_layout.addWidget(self.picker, 1)
@@ -127,6 +165,11 @@ class MainWindow(QMainWindow):
         self.load_progress.setFormat("Loading %p%")
         self.load_progress.hide()
         top_layout.addWidget(self.load_progress)
+        self.preferences_button = QToolButton()
+        self.preferences_button.setObjectName("preferencesButton")
+        self.preferences_button.setText("Preferences…")
+        self.preferences_button.clicked.connect(lambda: self.models.open_preferences())
+        top_layout.addWidget(self.preferences_button)
         root.addWidget(top)
 
         self.banner = Banner()
@@ -168,8 +211,17 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 0)
         splitter.setSizes([800, 280])
-        root.addWidget(splitter, 1)
+        self.models = ModelsController(self)
+        self.pages = QStackedWidget()
+        self.pages.setObjectName("pages")
+        self._page_index = {
+            "chat": self.pages.addWidget(splitter),
+            "discover": self.pages.addWidget(self.models.discover_page()),
+            "library": self.pages.addWidget(self.models.library),
+        }
+        root.addWidget(self.pages, 1)
         self.setCentralWidget(central)
+        self.nav_buttons["chat"].setChecked(True)
 
         status = QStatusBar()
         status.setStyleSheet("QStatusBar QLabel { padding: 0 8px; }")
@@ -179,7 +231,14 @@ class MainWindow(QMainWindow):
         self.state_label.setObjectName("statusState")
         self.context_label = QLabel("Context: –")
         self.context_label.setObjectName("statusContext")
+        self.download_indicator = QPushButton()
+        self.download_indicator.setObjectName("downloadIndicator")
+        self.download_indicator.setFlat(True)
+        self.download_indicator.setToolTip("Show downloads")
+        self.download_indicator.clicked.connect(lambda: self.show_page("discover"))
+        self.download_indicator.hide()
         status.addWidget(self.model_label, 1)
+        status.addPermanentWidget(self.download_indicator)
         status.addPermanentWidget(self.state_label)
         status.addPermanentWidget(self.context_label)
         self.setStatusBar(status)
@@ -205,17 +264,56 @@ class MainWindow(QMainWindow):
 
     def start(self, model: str | None = None) -> None:
         """After the window is shown: find installed models (off the GUI thread), then load one."""
+        if not self._started:
+            self._started = True
+            self.models.start()
         self.state_label.setText("Looking for models…")
         extra = list(self.settings.extra_models)
         if model:
             extra.append(str(Path(model).expanduser().resolve()))
+        folder = self.models.models_folder()
 
         def scan() -> list[ModelEntry]:
             starter.install_cached()  # links the verified starter model into a new data folder
-            return library.scan(extra=extra)
+            return library.scan(folder, extra=extra)
 
         wanted = model or self.settings.last_model
         self.tasks.run(scan, lambda entries: self._on_models_found(entries, wanted), self._on_scan_failed)
+
+    def refresh_models(self) -> None:
+        """Re-read the installed models (after a download, import or delete); the loaded one stays."""
+        extra = list(self.settings.extra_models)
+        folder = self.models.models_folder()
+        self._save_settings()
+
+        def listed(entries: list[ModelEntry]) -> None:
+            if self._closing:
+                return
+            current = str(self.loaded.info.path) if self.loaded else self.loading_path
+            self.picker.set_entries(entries, current)
+            self.models.set_entries(entries)
+
+        self.tasks.run(lambda: library.scan(folder, extra=extra), listed, self._on_scan_failed)
+
+    def add_model_in_place(self, path: str) -> None:
+        """List a model file kept outside the models folder (it is used where it is, never copied)."""
+        resolved = str(Path(path).resolve())
+        if resolved not in self.settings.extra_models:
+            self.settings.extra_models.append(resolved)
+        self.refresh_models()
+
+    def forget_model(self, path: str) -> None:
+        """Take a model kept elsewhere off the list (the file is left alone)."""
+        resolved = str(Path(path).resolve())
+        self.settings.extra_models = [p for p in self.settings.extra_models if p != resolved]
+        if self.settings.last_model == resolved:
+            self.settings.last_model = None
+        self.refresh_models()
+
+    def show_page(self, name: str) -> None:
+        """Switch between "chat", "discover" and "library"."""
+        self.pages.setCurrentIndex(self._page_index[name])
+        self.nav_buttons[name].setChecked(True)
 
     def _on_scan_failed(self, error: BaseException) -> None:
         self.banner.show_message(f"Could not list the installed models: {error}")
@@ -241,13 +339,15 @@ class MainWindow(QMainWindow):
             starter_entry = next((e for e in usable if e.path.name == starter.FILENAME), None)
             choice = str((starter_entry or usable[0]).path)
         self.picker.set_entries(entries, choice)
+        self.models.set_entries(entries)
         if choice is None:
             self.state_label.setText("No model")
             self.banner.show_message(
                 problem
-                or "No models are installed. Use “Open GGUF…” to choose a .gguf file, "
-                "or run the Quick start command to install the starter model.",
+                or "No models are installed. Find one in Discover, or use “Open GGUF…” to choose a "
+                ".gguf file.",
                 error=problem is not None,
+                action=None if problem else ("Discover models", lambda: self.show_page("discover")),
             )
             return
         if choice != current:
@@ -265,7 +365,8 @@ class MainWindow(QMainWindow):
             self.stop()
         self.loaded = None
         self.loading_path = path
-        self.banner.hide()
+        if self.banner.property("error"):  # an old error is moot; a notice (resume downloads…) stays
+            self.banner.hide()
         self.picker.select_path(path)
         self.load_progress.setValue(0)
         self.load_progress.show()
@@ -305,6 +406,7 @@ class MainWindow(QMainWindow):
         self.model_label.setText(f"{model.info.path.stem} · {model.info.quantization}")
         self.state_label.setText(f"Ready · loaded in {model.load_s:.2f} s · {model.n_threads} threads")
         self._show_context(0, model.context_length)
+        self.models.note_memory(model)
         if model.template_is_default:
             self.banner.show_message(
                 f"{model.info.path.name} has no chat template; Fireside uses ChatML, which most "
@@ -440,6 +542,7 @@ class MainWindow(QMainWindow):
         self._save_settings()
         if not self.bridge.shutdown(timeout=1.0):
             log.warning("inference thread did not stop within a second")
+        self.models.shutdown()
         self.tasks.shutdown()
 
     def closeEvent(self, event: QCloseEvent) -> None:

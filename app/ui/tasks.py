@@ -20,14 +20,20 @@ class BackgroundTasks(QObject):
         super().__init__(parent)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fireside-task")
         self._relays: set[_Relay] = set()
+        self._closed = False
 
     def run(
         self,
         fn: Callable[[], Any],
         on_done: Callable[[Any], None],
         on_error: Callable[[BaseException], None] | None = None,
-    ) -> Future[Any]:
-        """Call `fn()` off the GUI thread; then `on_done(result)` or `on_error(exc)` on the GUI thread."""
+    ) -> Future[Any] | None:
+        """Call `fn()` off the GUI thread; then `on_done(result)` or `on_error(exc)` on the GUI thread.
+
+        After shutdown() (the window is closing) nothing runs and None is returned: late signals, such as
+        a download finishing as the window closes, must not restart work."""
+        if self._closed:
+            return None
         relay = _Relay()
         self._relays.add(relay)
 
@@ -53,4 +59,5 @@ class BackgroundTasks(QObject):
 
     def shutdown(self) -> None:
         """Wait for running tasks and stop the pool's threads."""
+        self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,1 @@
+"""The model browser: Hub search, repository details, downloads."""

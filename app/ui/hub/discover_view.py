@@ -1,0 +1,417 @@
+"""Discover: search the Hugging Face Hub for GGUF models, read a repository, pick the file that fits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QItemSelection, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QTableView,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core import memory
+from app.core.gguf_info import format_params
+from app.core.hub import SORTS, FileGroup, HubClient, HubError, RepoDetails, SearchResults, explain
+from app.core.memory import FileFit, Machine, ModelShape
+from app.ui.hub.files import FilesModel, FitRole
+from app.ui.hub.results import RepoRole, ResultDelegate, SearchResultsModel
+from app.ui.markdown_html import render_markdown
+from app.ui.tasks import BackgroundTasks
+from app.ui.theme import markdown_palette
+
+PAGE = 50
+DEBOUNCE_MS = 300
+
+#: What the window knows about a file of a repository: (note for the table, action for the button).
+#: Actions: "download", "downloading", "installed", "use-existing", "refused" (an unsafe file name).
+FileState = tuple[str | None, str]
+
+
+class DiscoverView(QWidget):
+    """The Hub browser. Emits `downloadRequested(details, group)` and `useExisting(details, group)`."""
+
+    downloadRequested = Signal(object, object)
+    useExisting = Signal(object, object)
+    openInstalled = Signal(object, object)
+    tokenWanted = Signal()
+
+    def __init__(
+        self,
+        tasks: BackgroundTasks,
+        client: Callable[[], HubClient],
+        machine: Machine,
+        context_length: Callable[[], int],
+        file_state: Callable[[RepoDetails, FileGroup], FileState],
+        local_shape: Callable[[RepoDetails], ModelShape | None],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("discoverView")
+        self.tasks = tasks
+        self.client = client
+        self.machine = machine
+        self.context_length = context_length
+        self.file_state = file_state
+        self.local_shape = local_shape
+        self.details: RepoDetails | None = None
+        self._results: SearchResults | None = None
+        self._search_gen = 0
+        self._details_gen = 0
+        self._searched_once = False
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(DEBOUNCE_MS)
+        self._debounce.timeout.connect(self.search_now)
+        self._build()
+
+    # ----- construction -------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        root = QVBoxLayout(self)
+        root.setContentsMargins(12, 10, 12, 6)
+        bar = QHBoxLayout()
+        self.search_input = QLineEdit()
+        self.search_input.setObjectName("hubSearchInput")
+        self.search_input.setPlaceholderText(
+            "Search Hugging Face for GGUF models (e.g. llama 3.2 1b instruct)"
+        )
+        self.search_input.setClearButtonEnabled(True)
+        self.search_input.textEdited.connect(lambda _t: self._debounce.start())
+        self.search_input.returnPressed.connect(self.search_now)
+        self.sort = QComboBox()
+        self.sort.setObjectName("hubSort")
+        self.sort.addItems(list(SORTS))
+        self.sort.currentIndexChanged.connect(lambda _i: self.search_now())
+        bar.addWidget(self.search_input, 1)
+        bar.addWidget(QLabel("Sort"))
+        bar.addWidget(self.sort)
+        root.addLayout(bar)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.setChildrenCollapsible(False)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 6, 0, 0)
+        self.search_status = QLabel("")
+        self.search_status.setObjectName("hubSearchStatus")
+        self.search_status.setWordWrap(True)
+        left_layout.addWidget(self.search_status)
+        self.results_stack = QStackedWidget()
+        self.results_model = SearchResultsModel(self)
+        self.results_model.moreWanted.connect(self._fetch_more)
+        self.results = QListView()
+        self.results.setObjectName("hubResults")
+        self.results.setModel(self.results_model)
+        self.results.setItemDelegate(ResultDelegate(self.results))
+        self.results.setUniformItemSizes(True)  # thousands of rows: no per-row size queries
+        self.results.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.results.selectionModel().selectionChanged.connect(self._on_result_selected)
+        self.results_stack.addWidget(self.results)
+        self.offline = QWidget()
+        self.offline.setObjectName("hubOffline")
+        offline_layout = QVBoxLayout(self.offline)
+        offline_layout.addStretch(1)
+        self.offline_label = QLabel()
+        self.offline_label.setObjectName("hubOfflineText")
+        self.offline_label.setWordWrap(True)
+        self.offline_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        retry = QPushButton("Retry")
+        retry.setObjectName("hubRetryButton")
+        retry.clicked.connect(self.search_now)
+        offline_layout.addWidget(self.offline_label)
+        offline_layout.addWidget(retry, 0, Qt.AlignmentFlag.AlignHCenter)
+        offline_layout.addStretch(2)
+        self.results_stack.addWidget(self.offline)
+        left_layout.addWidget(self.results_stack, 1)
+        split.addWidget(left)
+
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(6, 6, 0, 0)
+        self.repo_title = QLabel("Choose a model on the left")
+        self.repo_title.setObjectName("hubRepoTitle")
+        font = self.repo_title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        font.setBold(True)
+        self.repo_title.setFont(font)
+        self.repo_title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.repo_meta = QLabel("")
+        self.repo_meta.setObjectName("hubRepoMeta")
+        self.repo_meta.setWordWrap(True)
+        self.repo_meta.setOpenExternalLinks(False)
+        self.repo_meta.linkActivated.connect(lambda _link: self.tokenWanted.emit())
+        self.card = QTextBrowser()
+        self.card.setObjectName("hubCard")
+        self.card.setOpenLinks(False)
+        self.card.setMaximumHeight(170)
+        self.files_model = FilesModel(self)
+        self.files = QTableView()
+        self.files.setObjectName("hubFiles")
+        self.files.setModel(self.files_model)
+        self.files.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.files.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.files.verticalHeader().hide()
+        self.files.setShowGrid(False)
+        self.files.setWordWrap(False)
+        header = self.files.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
+        self.files.selectionModel().selectionChanged.connect(lambda *_: self._update_download_button())
+        self.files.doubleClicked.connect(lambda _i: self._on_download_clicked())
+        self.fit_note = QLabel("")
+        self.fit_note.setObjectName("hubFitNote")
+        self.fit_note.setWordWrap(True)
+        action_row = QHBoxLayout()
+        action_row.addWidget(self.fit_note, 1)
+        self.download_button = QPushButton("Download")
+        self.download_button.setObjectName("downloadButton")
+        self.download_button.setEnabled(False)
+        self.download_button.clicked.connect(self._on_download_clicked)
+        action_row.addWidget(self.download_button, 0, Qt.AlignmentFlag.AlignTop)
+        right_layout.addWidget(self.repo_title)
+        right_layout.addWidget(self.repo_meta)
+        right_layout.addWidget(self.card)
+        right_layout.addWidget(self.files, 1)
+        right_layout.addLayout(action_row)
+        split.addWidget(right)
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 3)
+        split.setSizes([380, 560])
+        root.addWidget(split, 1)
+        self._show_details(None)
+
+    # ----- search -------------------------------------------------------------------------------
+
+    def showEvent(self, event: Any) -> None:
+        """The first visit lists the most downloaded GGUF repositories."""
+        super().showEvent(event)
+        if not self._searched_once:
+            self.search_now()
+
+    def search_now(self) -> None:
+        """Start a search for the current text and sort; a search still running is superseded."""
+        self._debounce.stop()
+        self._searched_once = True
+        self._search_gen += 1
+        gen = self._search_gen
+        self._results = None
+        self.results_model.reset()
+        self.results_stack.setCurrentWidget(self.results)
+        query = self.search_input.text().strip()
+        sort = SORTS[self.sort.currentText()]
+        self.search_status.setText(f"Searching for “{query}”…" if query else "Loading popular GGUF models…")
+        client = self.client()
+
+        def run() -> tuple[SearchResults, list[Any]]:
+            results = client.search(query, sort)
+            return results, results.next(PAGE)
+
+        self.tasks.run(
+            run,
+            lambda r: self._on_page(gen, r[0], r[1], query),
+            lambda e: self._on_search_failed(gen, e, client.token),
+        )
+
+    def _on_page(self, gen: int, results: SearchResults, page: list[Any], query: str) -> None:
+        if gen != self._search_gen:
+            return  # a newer search replaced this one: its results are dropped
+        self._results = results
+        self.results_model.append(page, results.exhausted)
+        count = len(self.results_model.repos)
+        if count == 0:
+            self.search_status.setText(
+                f"No GGUF models match “{query}”." if query else "No GGUF models found."
+            )
+        else:
+            more = "" if results.exhausted else "+ (scroll for more)"
+            self.search_status.setText(f"{count:,}{more} GGUF repositories")
+
+    def _fetch_more(self) -> None:
+        results, gen = self._results, self._search_gen
+        if results is None:
+            return
+        self.tasks.run(
+            lambda: results.next(PAGE),
+            lambda page: self._on_page(gen, results, page, ""),
+            lambda e: self._on_search_failed(gen, e, None),
+        )
+
+    def _on_search_failed(self, gen: int, error: BaseException, token: str | None) -> None:
+        if gen != self._search_gen:
+            return
+        problem = explain(error, None, token)
+        self.results_model.append([], True)
+        if problem.kind == "offline":
+            self.offline_label.setText(
+                f"You're offline. {problem.message}\n\nYour installed models and chats still work."
+            )
+            self.results_stack.setCurrentWidget(self.offline)
+            self.search_status.setText("Offline")
+        else:
+            self.search_status.setText(problem.message)
+
+    # ----- details ------------------------------------------------------------------------------
+
+    def _on_result_selected(self, selected: QItemSelection, _deselected: QItemSelection) -> None:
+        indexes = selected.indexes()
+        if indexes:
+            repo = indexes[0].data(RepoRole)
+            self.open_repo(repo.repo_id)
+
+    def open_repo(self, repo_id: str) -> None:
+        """Show a repository's details (fetched off the GUI thread)."""
+        self._details_gen += 1
+        gen = self._details_gen
+        self.repo_title.setText(repo_id)
+        self.repo_meta.setText("Reading the repository…")
+        self.card.clear()
+        self.files_model.set_rows([])
+        self._update_download_button()
+        client = self.client()
+        self.tasks.run(
+            lambda: client.details(repo_id),
+            lambda d: self._on_details(gen, d),
+            lambda e: self._on_details_failed(gen, repo_id, e, client.token),
+        )
+
+    def _on_details_failed(self, gen: int, repo_id: str, error: BaseException, token: str | None) -> None:
+        if gen != self._details_gen:
+            return
+        problem = explain(error, repo_id, token)
+        self.repo_meta.setText(problem.message)
+
+    def _on_details(self, gen: int, details: RepoDetails) -> None:
+        if gen != self._details_gen:
+            return
+        self._show_details(details)
+
+    def _show_details(self, details: RepoDetails | None) -> None:
+        self.details = details
+        if details is None:
+            self.card.setHtml("")
+            self.card.hide()
+            self.files_model.set_rows([])
+            self.fit_note.setText("")
+            self._update_download_button()
+            return
+        meta = [f"License: {details.license or 'not stated'}"]
+        if details.n_params:
+            meta.append(f"{format_params(details.n_params)} parameters")
+        if details.architecture:
+            meta.append(details.architecture)
+        if details.context_length:
+            meta.append(f"{details.context_length:,} tokens of context")
+        if details.gated:
+            meta.append(
+                "Gated: accept its license on the Hub, then add your access token in "
+                "<a href='#token'>Preferences</a>"
+            )
+        self.repo_meta.setText(" · ".join(meta))
+        if details.card:
+            self.card.setHtml(render_markdown(details.card, markdown_palette(self.palette())).html)
+            self.card.show()
+        else:
+            self.card.hide()
+        self.refresh_files()
+
+    def refresh_files(self) -> None:
+        """Recompute badges and notes (after a download finishes or the context length changes)."""
+        details = self.details
+        if details is None:
+            return
+        shape = self.local_shape(details) or ModelShape(
+            n_params=details.n_params, context_length=details.context_length
+        )
+        rows = memory.plan(details.groups, shape, self.machine, self.context_length())
+        status = {row.group.name: self.file_state(details, row.group)[0] or "" for row in rows}
+        selected = self.selected_fit()
+        self.files_model.set_rows(rows, {k: v for k, v in status.items() if v})
+        if not rows:
+            self.fit_note.setText("This repository has no GGUF model files.")
+        else:
+            pick = next((r for r in rows if r.recommended), None)
+            self.fit_note.setText(
+                f"★ {pick.group.quant or pick.group.label} is the best quality that fits this computer "
+                f"with room to spare ({memory.describe(pick.estimate)})."
+                if pick
+                else "None of these files fits this computer with room to spare."
+            )
+        # Keep the user's selection; otherwise select the recommended file.
+        wanted = (
+            selected.group.name if selected else next((r.group.name for r in rows if r.recommended), None)
+        )
+        for i, row in enumerate(rows):
+            if row.group.name == wanted:
+                self.files.selectRow(i)
+                break
+        self._update_download_button()
+
+    def selected_fit(self) -> FileFit | None:
+        """The file row the user selected."""
+        rows = self.files.selectionModel().selectedRows() if self.files.selectionModel() else []
+        if not rows:
+            return None
+        value = rows[0].data(FitRole)
+        return value if isinstance(value, FileFit) else None
+
+    def select_file(self, name: str) -> bool:
+        """Select the row of a file by name (tests and keyboard users)."""
+        for i, row in enumerate(self.files_model.rows):
+            if row.group.name == name or row.group.label == name:
+                self.files.selectRow(i)
+                return True
+        return False
+
+    def _update_download_button(self) -> None:
+        fit = self.selected_fit()
+        details = self.details
+        if fit is None or details is None:
+            self.download_button.setText("Download")
+            self.download_button.setEnabled(False)
+            return
+        _note, action = self.file_state(details, fit.group)
+        text = {
+            "download": "Download",
+            "downloading": "Downloading…",
+            "installed": "Use in chat",
+            "use-existing": "Use the copy on this computer",
+            "refused": "Refused: unsafe file name",
+        }[action]
+        self.download_button.setText(text)
+        self.download_button.setEnabled(action not in ("downloading", "refused") and fit.group.complete)
+        if action == "refused":
+            self.fit_note.setText(f"{fit.group.label}: {_note}")
+
+    def _on_download_clicked(self) -> None:
+        fit = self.selected_fit()
+        details = self.details
+        if fit is None or details is None or not self.download_button.isEnabled():
+            return
+        _note, action = self.file_state(details, fit.group)
+        if action == "download":
+            self.downloadRequested.emit(details, fit.group)
+        elif action == "use-existing":
+            self.useExisting.emit(details, fit.group)
+        elif action == "installed":
+            self.openInstalled.emit(details, fit.group)
+        self.refresh_files()
+
+    def show_problem(self, error: HubError) -> None:
+        """Show a Hub problem (a refused download, say) under the file list."""
+        self.fit_note.setText(error.message)

@@ -1,0 +1,415 @@
+"""Wires the model browser, the download queue and the library to the main window.
+
+The views only ask (signals); this controller does the work through app/core, off the GUI thread
+where it can take time: Hub calls, other apps' folders, copies, deletes of large files.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QPushButton, QSplitter, QVBoxLayout, QWidget
+
+from app.core import library, memory, paths, secrets
+from app.core.downloads import DownloadManager, Job, State
+from app.core.engine import LoadedModel
+from app.core.gguf_info import format_size
+from app.core.hub import FileGroup, HubClient, HubError, RepoDetails
+from app.core.library import ModelEntry
+from app.core.memory import ModelShape
+from app.core.other_apps import FoundModel, find_other_apps_models, sha256_index
+from app.ui.hub.discover_view import DiscoverView, FileState
+from app.ui.hub.downloads_panel import DownloadList
+from app.ui.library_view import LibraryView
+from app.ui.preferences import PreferencesDialog
+from app.ui.tasks import BackgroundTasks
+
+if TYPE_CHECKING:
+    from app.ui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+
+class _Relay(QObject):
+    """Carries download snapshots from worker threads to the GUI thread (queued signal)."""
+
+    changed = Signal(object)
+
+
+class ModelsController(QObject):
+    """Discover, downloads and My models for one window."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.hub_tasks = BackgroundTasks(self, workers=4)  # Hub calls must not queue behind file scans
+        self.machine = memory.detect_machine()
+        self.token: str | None = None
+        self.entries: list[ModelEntry] = []
+        self.found: list[FoundModel] = []
+        self.found_by_sha: dict[str, FoundModel] = {}
+        self.memory_notes: dict[str, str] = {}
+        self.jobs: dict[str, Job] = {}
+        self._relay = _Relay(self)
+        self._relay.changed.connect(self._on_job_changed)
+        self.manager = DownloadManager(
+            self.models_folder(),
+            paths.data_dir() / "downloads.json",
+            on_change=self._relay.changed.emit,
+            token=lambda: self.token,
+        )
+        self.discover = DiscoverView(
+            self.hub_tasks,
+            client=lambda: HubClient(token=self.token, cache_dir=paths.data_dir() / "cache" / "hub"),
+            machine=self.machine,
+            context_length=lambda: self.window.sampling.params().context_length,
+            file_state=self.file_state,
+            local_shape=self.local_shape,
+        )
+        self.downloads = DownloadList()
+        self.downloads.action.connect(self._on_download_action)
+        self.library = LibraryView()
+        self.library.set_folder(self.models_folder())
+        self.discover.downloadRequested.connect(self.download)
+        self.discover.useExisting.connect(self._use_existing_for)
+        self.discover.openInstalled.connect(self._open_installed)
+        self.discover.tokenWanted.connect(self.open_preferences)
+        self.library.useRequested.connect(self._use_from_library)
+        self.library.importRequested.connect(self.import_model)
+        self.library.deleteRequested.connect(self.delete_model)
+        self.library.revealRequested.connect(self.reveal)
+        self.library.folderChangeRequested.connect(self.change_folder)
+        self.library.useInPlaceRequested.connect(self.use_in_place)
+
+    # ----- layout -------------------------------------------------------------------------------
+
+    def discover_page(self) -> QWidget:
+        """Discover above the download list."""
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(0, 0, 0, 0)
+        split = QSplitter()
+        split.setOrientation(split.orientation().Vertical)
+        split.setChildrenCollapsible(False)
+        split.addWidget(self.discover)
+        box = QWidget()
+        box_layout = QVBoxLayout(box)
+        box_layout.setContentsMargins(12, 4, 12, 6)
+        heading = QLabel("Downloads")
+        font = heading.font()
+        font.setBold(True)
+        heading.setFont(font)
+        box_layout.addWidget(heading)
+        box_layout.addWidget(self.downloads, 1)
+        split.addWidget(box)
+        split.setSizes([520, 150])
+        layout.addWidget(split)
+        return page
+
+    # ----- start and stop -----------------------------------------------------------------------
+
+    def models_folder(self) -> Path:
+        """Where downloads go and the library looks first."""
+        chosen = self.window.settings.models_dir
+        if chosen:
+            folder = Path(chosen)
+            folder.mkdir(parents=True, exist_ok=True)
+            return folder
+        return paths.models_dir()
+
+    def start(self) -> None:
+        """Read the token, restore interrupted downloads, and look for other apps' models (all off the GUI
+        thread where slow)."""
+        self.hub_tasks.run(secrets.hf_token, self._on_token)
+        unfinished = self.manager.restore()
+        for job in self.manager.jobs():
+            self._on_job_changed(job)
+        if unfinished:
+            names = ", ".join(j.label for j in unfinished[:3]) + ("…" if len(unfinished) > 3 else "")
+            self.window.banner.show_message(
+                f"{len(unfinished)} download{'s were' if len(unfinished) > 1 else ' was'} interrupted "
+                f"({names}). The bytes already downloaded are kept.",
+                error=False,
+                action=("Resume", self.resume_all),
+            )
+        self.scan_other_apps()
+
+    def _on_token(self, token: str | None) -> None:
+        self.token = token
+
+    def resume_all(self) -> None:
+        """Resume every paused download."""
+        for job in self.manager.jobs():
+            if job.state is State.PAUSED:
+                self.manager.resume(job.id)
+
+    def shutdown(self) -> None:
+        """Pause transfers (they resume next launch) and stop the worker threads."""
+        self.manager.shutdown(timeout=3.0)
+        self.hub_tasks.shutdown()
+
+    # ----- library --------------------------------------------------------------------------
+
+    def set_entries(self, entries: list[ModelEntry]) -> None:
+        """The window's latest scan of installed models."""
+        self.entries = entries
+        self.library.set_entries(entries, self.memory_notes)
+        self._refresh_found()
+        self.discover.refresh_files()
+
+    def scan_other_apps(self) -> None:
+        """Look for GGUFs that LM Studio, Ollama, GPT4All, Jan or the Hugging Face cache downloaded."""
+        self.window.tasks.run(find_other_apps_models, self._on_found, lambda e: log.warning("scan: %s", e))
+
+    def _on_found(self, found: list[FoundModel]) -> None:
+        self.found = found
+        self.found_by_sha = sha256_index(found)
+        self._refresh_found()
+        self.discover.refresh_files()
+
+    def _refresh_found(self) -> None:
+        self.library.set_found(self.found, {str(e.path) for e in self.entries})
+
+    def use_in_place(self, found: FoundModel) -> None:
+        """Add another app's file to the library without copying it."""
+        self.window.add_model_in_place(str(found.path))
+        self.window.banner.show_message(
+            f"{found.name} from {found.app} is now in your library, used in place (no copy, no download).",
+            error=False,
+        )
+
+    def _use_from_library(self, path: str) -> None:
+        self.window.show_page("chat")
+        self.window.load_model(path)
+
+    def reveal(self, path: str) -> None:
+        """Open the file's folder in the system file manager."""
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(path).parent)))
+
+    def delete_model(self, entry: ModelEntry) -> None:
+        """Delete a model from the models folder (after confirmation); forget one kept elsewhere."""
+        window = self.window
+        loaded = window.loaded.info.path if window.loaded else None
+        if loaded is not None and loaded == entry.path:
+            window.banner.show_message(
+                f"{entry.path.name} is loaded. Choose another model first, then delete this one."
+            )
+            return
+        inside = library.is_inside(entry.path, self.models_folder())
+        parts = library.split_parts(entry.path) if inside else [entry.path]
+        size = sum(p.stat().st_size for p in parts if p.exists())
+        if inside:
+            text = (
+                f"Delete {entry.path.name} ({format_size(size)}) from the models folder? "
+                "This cannot be undone."
+            )
+            verb = "Delete"
+        else:
+            text = (
+                f"Remove {entry.path.name} from the library? The file itself stays where it is:\n{entry.path}"
+            )
+            verb = "Remove"
+        box = QMessageBox(QMessageBox.Icon.Question, f"{verb} model", text, parent=window)
+        box.setObjectName("confirmDeleteDialog")
+        confirm = box.addButton(verb, QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+
+        def finished() -> None:
+            if box.clickedButton() is not confirm:
+                return
+            if inside:
+                folder = self.models_folder()
+                window.tasks.run(
+                    lambda: library.delete_model(entry.path, folder),
+                    lambda _deleted: window.refresh_models(),
+                    lambda e: window.banner.show_message(f"Could not delete {entry.path.name}: {e}"),
+                )
+            else:
+                window.forget_model(str(entry.path))
+
+        box.finished.connect(lambda _r: finished())
+        box.open()
+
+    def import_model(self) -> None:
+        """Choose a .gguf anywhere, then copy it into the models folder or use it in place."""
+        path, _ = QFileDialog.getOpenFileName(
+            self.window, "Import a GGUF model", str(Path.home()), "GGUF models (*.gguf)"
+        )
+        if path:
+            self.ask_import(path)
+
+    def ask_import(self, path: str) -> QMessageBox:
+        """Ask copy or use-in-place for `path` (returns the open dialog; tests press its buttons)."""
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Import model",
+            f"Copy {Path(path).name} into the models folder, or use it where it is?",
+            parent=self.window,
+        )
+        box.setObjectName("importDialog")
+        copy = box.addButton("Copy", QMessageBox.ButtonRole.AcceptRole)
+        in_place = box.addButton("Use in place", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+
+        def finished() -> None:
+            if box.clickedButton() is in_place:
+                self.window.add_model_in_place(path)
+            elif box.clickedButton() is copy:
+                self.window.state_label.setText(f"Copying {Path(path).name}…")
+                folder = self.models_folder()
+                self.window.tasks.run(
+                    lambda: library.import_copy(Path(path), folder),
+                    lambda _copy: self.window.refresh_models(),
+                    lambda e: self.window.banner.show_message(f"Could not import {Path(path).name}: {e}"),
+                )
+
+        box.finished.connect(lambda _r: finished())
+        box.open()
+        return box
+
+    def change_folder(self) -> None:
+        """Choose another models folder (not while downloads run: their files would be split)."""
+        if any(j.state.active for j in self.manager.jobs()):
+            self.window.banner.show_message(
+                "Pause or finish the downloads before changing the models folder."
+            )
+            return
+        folder = QFileDialog.getExistingDirectory(self.window, "Models folder", str(self.models_folder()))
+        if folder:
+            self.set_models_folder(folder)
+
+    def set_models_folder(self, folder: str) -> None:
+        """Use `folder` for downloads and the library from now on."""
+        self.window.settings.models_dir = str(Path(folder).resolve())
+        self.manager.models_dir = self.models_folder()
+        self.library.set_folder(self.models_folder())
+        self.window.refresh_models()
+
+    def note_memory(self, model: LoadedModel) -> None:
+        """Compare the real load's memory (llama.cpp's buffers) with the estimate, and show it."""
+        info = model.info
+        est = memory.estimate(info.file_size, info.shape, model.context_length)
+        if model.memory_bytes:
+            ratio = est.total / model.memory_bytes
+            note = (
+                f"Memory at {model.context_length:,} tokens: estimated {format_size(est.total)}, "
+                f"llama.cpp allocated {format_size(model.memory_bytes)} "
+                f"(the estimate is {ratio:.2f}× the real figure)."
+            )
+            log.info("%s: %s", info.path.name, note)
+            self.memory_notes[str(info.path)] = note
+            self.library.set_entries(self.entries, self.memory_notes)
+
+    # ----- discover and downloads ---------------------------------------------------------------
+
+    def file_state(self, details: RepoDetails, group: FileGroup) -> FileState:
+        """What the window knows of one file: downloading, installed, or already in another app."""
+        for job in self.jobs.values():
+            if job.repo_id == details.repo_id and job.files[0].filename == group.name:
+                if job.state.active:
+                    return f"downloading {job.fraction:.0%}", "downloading"
+                if job.state is State.PAUSED:
+                    return "paused", "download"
+        try:
+            final = self.manager.final_path(details.repo_id, group.name)
+            for part in group.files:
+                self.manager.final_path(details.repo_id, part.filename)
+        except ValueError as exc:  # UnsafeFileName: never written to disk
+            return f"refused: {exc}", "refused"
+        if final.is_file():
+            return "installed", "installed"
+        first = group.files[0]
+        found = self.found_by_sha.get(first.sha256 or "") if len(group.files) == 1 else None
+        if found is not None:
+            return f"already on this computer ({found.app}: {found.name})", "use-existing"
+        return None, "download"
+
+    def local_shape(self, details: RepoDetails) -> ModelShape | None:
+        """A downloaded file's shape (layers, heads, vocabulary) beats the Hub's parameter count."""
+        for group in details.groups:
+            try:
+                final = str(self.manager.final_path(details.repo_id, group.name).resolve())
+            except ValueError:
+                continue
+            entry = next((e for e in self.entries if str(e.path) == final and e.info is not None), None)
+            if entry is not None and entry.info is not None:
+                return entry.info.shape
+        return None
+
+    def download(self, details: RepoDetails, group: FileGroup) -> Job | None:
+        """Queue a file of a repository."""
+        try:
+            job = self.manager.enqueue(details.repo_id, details.revision, group)
+        except HubError as exc:
+            self.discover.show_problem(exc)
+            self.window.banner.show_message(exc.message)
+            return None
+        self.discover.refresh_files()
+        return job
+
+    def _use_existing_for(self, details: RepoDetails, group: FileGroup) -> None:
+        found = self.found_by_sha.get(group.files[0].sha256 or "")
+        if found is not None:
+            self.use_in_place(found)
+
+    def _open_installed(self, details: RepoDetails, group: FileGroup) -> None:
+        self.window.show_page("chat")
+        self.window.load_model(str(self.manager.final_path(details.repo_id, group.name).resolve()))
+
+    def _on_download_action(self, job_id: str, verb: str) -> None:
+        action = {
+            "pause": self.manager.pause,
+            "resume": self.manager.resume,
+            "cancel": self.manager.cancel,
+            "remove": self.manager.remove,
+        }[verb]
+        action(job_id)
+        if verb == "remove":
+            self.jobs.pop(job_id, None)
+            self.downloads.remove_job(job_id)
+            self._update_indicator()
+
+    def _on_job_changed(self, job: Job) -> None:
+        previous = self.jobs.get(job.id)
+        if job.id not in self.jobs and previous is None and job.state is State.CANCELLED:
+            return
+        self.jobs[job.id] = job
+        self.downloads.update_job(job)
+        self._update_indicator()
+        if previous is None or previous.state is not job.state:
+            self.discover.refresh_files()
+            if job.state is State.DONE:
+                self.window.refresh_models()
+                self.window.statusBar().showMessage(f"{job.label} downloaded and verified", 5000)
+            elif job.state is State.FAILED and job.error_kind in ("gated", "auth"):
+                self.window.banner.show_message(
+                    job.error or "", action=("Preferences…", self.open_preferences)
+                )
+
+    def _update_indicator(self) -> None:
+        indicator: QPushButton = self.window.download_indicator
+        active = [j for j in self.jobs.values() if j.state.active]
+        paused = [j for j in self.jobs.values() if j.state is State.PAUSED]
+        if not active:
+            indicator.setText(f"↓ {len(paused)} paused download{'s' if len(paused) > 1 else ''}")
+            indicator.setVisible(bool(paused))
+            return
+        total = sum(j.total for j in active)
+        done = sum(j.done_bytes for j in active)
+        speed = sum(j.speed for j in active)
+        share = done / total if total else 0.0
+        rate = f" · {format_size(int(speed))}/s" if speed > 0 else ""
+        indicator.setText(f"↓ {len(active)} downloading · {share:.0%}{rate}")
+        indicator.show()
+
+    def open_preferences(self) -> PreferencesDialog:
+        """Show the preferences (non-modal to the event loop; the token is re-read when it closes)."""
+        dialog = PreferencesDialog(self.window)
+        dialog.finished.connect(lambda _r: self.hub_tasks.run(secrets.hf_token, self._on_token))
+        dialog.open()
+        return dialog

@@ -1,0 +1,101 @@
+"""Preferences: the Hugging Face access token, kept in the system keyring and nowhere else."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core import secrets
+
+
+class PreferencesDialog(QDialog):
+    """Enter, replace or remove the Hugging Face token."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("preferencesDialog")
+        self.setWindowTitle("Preferences")
+        self.setMinimumWidth(520)
+        layout = QVBoxLayout(self)
+        intro = QLabel(
+            "A Hugging Face access token lets Fireside download gated and private models. "
+            "Create a read token at huggingface.co → Settings → Access Tokens, and accept each gated "
+            "model's license on its page."
+        )
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        form = QFormLayout()
+        row = QHBoxLayout()
+        self.token_input = QLineEdit()
+        self.token_input.setObjectName("hfTokenInput")
+        self.token_input.setEchoMode(QLineEdit.EchoMode.Password)
+        self.token_input.setPlaceholderText("hf_…")
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.setObjectName("hfTokenRemoveButton")
+        self.remove_button.clicked.connect(self.remove_token)
+        row.addWidget(self.token_input, 1)
+        row.addWidget(self.remove_button)
+        form.addRow("Access token", row)
+        layout.addLayout(form)
+        self.store_label = QLabel()
+        self.store_label.setObjectName("hfTokenStore")
+        self.store_label.setWordWrap(True)
+        layout.addWidget(self.store_label)
+        self.message = QLabel("")
+        self.message.setObjectName("hfTokenMessage")
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.message)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.save)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        has = bool(secrets.hf_token())
+        self.store_label.setText(("A token is set. " if has else "No token is set. ") + secrets.store_kind())
+        self.store_label.setStyleSheet("" if secrets.has_secure_store() else "color: #bf8700;")
+        self.remove_button.setEnabled(has)
+
+    def save(self) -> bool:
+        """Store the typed token (the dialog closes when it was accepted)."""
+        value = self.token_input.text().strip()
+        if not value:
+            self.accept()
+            return True
+        if not secrets.looks_like_hf_token(value):
+            self.message.setText(
+                "That does not look like a Hugging Face token: tokens start with “hf_” followed by letters "
+                "and digits. Copy it again from huggingface.co → Settings → Access Tokens."
+            )
+            return False
+        kept = secrets.set_secret(secrets.HF_TOKEN, value)
+        self.token_input.clear()
+        if not kept:
+            self.message.setText(
+                "Saved for this session only: no secure keyring is available, and Fireside does not "
+                "write tokens to files. You will need to enter it again after restarting."
+            )
+            self._refresh()
+            return True
+        self.accept()
+        return True
+
+    def remove_token(self) -> None:
+        """Forget the token."""
+        secrets.set_secret(secrets.HF_TOKEN, None)
+        self.message.setText("The token was removed.")
+        self._refresh()
