@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("FIRESIDE_THEME", "light")
 
 from app.core import paths, starter
+
+STARTER_REPO = "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF"
+#: What the Hub's API reports for the starter repository's GGUF metadata.
+STARTER_GGUF = {"total": 134515008, "architecture": "llama", "context_length": 8192}
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +49,78 @@ def no_thread_left() -> Iterator[None]:
             break
         time.sleep(0.02)
     assert not extra, f"test left threads running: {[t.name for t in extra]}"
+
+
+def _swap_keyring(backend: Any) -> Iterator[Any]:
+    """Make `backend` keyring's backend for one test, then put back whatever was there (even nothing,
+    so a backend keyring would pick lazily is never initialised, let alone touched)."""
+    import keyring.core
+
+    from app.core import secrets
+
+    previous = keyring.core._keyring_backend
+    keyring.core.set_keyring(backend)
+    secrets._session.clear()
+    try:
+        yield backend
+    finally:
+        keyring.core._keyring_backend = previous
+        secrets._session.clear()
+
+
+@pytest.fixture(autouse=True)
+def isolated_keyring() -> Iterator[Any]:
+    """Every test gets a fresh in-memory keyring: nothing ever reads or writes the real one."""
+    from tests.memory_keyring import InMemoryKeyring
+
+    yield from _swap_keyring(InMemoryKeyring())
+
+
+@pytest.fixture
+def memory_keyring(isolated_keyring: Any) -> Iterator[Any]:
+    """An in-memory keyring (a secure store that works), fresh for the test; the backend is yielded."""
+    from tests.memory_keyring import InMemoryKeyring
+
+    yield from _swap_keyring(InMemoryKeyring())
+
+
+@pytest.fixture
+def no_keyring(isolated_keyring: Any) -> Iterator[Any]:
+    """No secure store at all: keyring's "fail" backend, as on a headless Linux box."""
+    from keyring.backends import fail
+
+    yield from _swap_keyring(fail.Keyring())
+
+
+@pytest.fixture
+def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private Hugging Face cache folder (huggingface_hub reads its constants once, at import)."""
+    import huggingface_hub.constants as hf_constants
+    import tqdm.std
+
+    home = tmp_path / "hf-home"
+    cache = home / "hub"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(hf_constants, "HF_HOME", str(home))
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    # tqdm (huggingface_hub's progress bars) would start a monitor thread that outlives the test.
+    monkeypatch.setattr(tqdm.std.tqdm, "monitor_interval", 0)
+    return cache
+
+
+@pytest.fixture
+def fake_hub(starter_model: Path, hf_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A Hub look-alike on 127.0.0.1 serving the starter repository; HF_ENDPOINT points at it."""
+    from tests.fakehub import FakeHub, gguf_repo
+
+    hub = FakeHub([gguf_repo(STARTER_REPO, starter_model, downloads=1200, likes=80, gguf=dict(STARTER_GGUF))])
+    hub.start()
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    try:
+        yield hub
+    finally:
+        hub.stop()

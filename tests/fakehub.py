@@ -9,8 +9,10 @@ Every request is recorded so tests can check what was fetched.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -113,6 +115,11 @@ class Fault:
     status: int | None = None
     #: Limit the transfer rate (bytes per second).
     rate: float | None = None
+    #: Flip the byte at this offset of the file in the body sent (once per `times`): bytes damaged
+    #: on the way, while the Hub announces the right sha256.
+    corrupt_at: int | None = None
+    #: Answer a ranged GET with the whole file (200), as some proxies and CDNs do.
+    ignore_range: bool = False
 
 
 @dataclass
@@ -144,6 +151,8 @@ class FakeHub:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        #: Open client connections and the threads serving them (keep-alive keeps both around).
+        self._connections: dict[socket.socket, threading.Thread] = {}
 
     # ----- life cycle ---------------------------------------------------------------------------
 
@@ -156,18 +165,36 @@ class FakeHub:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fakehub", daemon=True)
+        server = self._server
+        self._thread = threading.Thread(
+            target=lambda: server.serve_forever(poll_interval=0.02), name="fakehub", daemon=True
+        )
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop listening and join the server thread."""
+        """Stop listening, close the connections clients keep alive, and join every server thread."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             assert self._thread is not None
             self._thread.join(5)
             self._server = None
+        with self._lock:
+            open_ = dict(self._connections)
+        for conn in open_:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        for thread in open_.values():
+            thread.join(5)
+
+    def _opened(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._connections[conn] = threading.current_thread()
+
+    def _closed(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._connections.pop(conn, None)
 
     def __enter__(self) -> FakeHub:
         return self.start()
@@ -203,6 +230,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *_args: Any) -> None:  # keep pytest output clean
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.fake._opened(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.fake._closed(self.connection)
 
     # ----- plumbing -----------------------------------------------------------------------------
 
@@ -377,8 +414,9 @@ class _Handler(BaseHTTPRequestHandler):
         start = 0
         rng = request.headers.get("range")
         if rng and rng.startswith("bytes=") and self.command == "GET":
-            start = int(rng[6:].split("-")[0] or 0)
-            request.range_start = start
+            request.range_start = int(rng[6:].split("-")[0] or 0)
+            if fault is None or not fault.ignore_range:
+                start = request.range_start
         if start >= size and size:
             self._error(request, 416, None, "Range not satisfiable")
             return
@@ -403,10 +441,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_body(
         self, request: Request, hub_file: HubFile, start: int, size: int, fault: Fault | None
     ) -> None:
-        drop_at = None
+        drop_at = corrupt_at = None
         if fault is not None and fault.drop_after is not None and fault.times > 0:
             fault.times -= 1
             drop_at = start + fault.drop_after
+        if fault is not None and fault.corrupt_at is not None and fault.times > 0:
+            fault.times -= 1
+            corrupt_at = fault.corrupt_at
         position = start
         block = 1 << 18
         began = time.monotonic()
@@ -415,6 +456,10 @@ class _Handler(BaseHTTPRequestHandler):
             if drop_at is not None and end >= drop_at:
                 end = drop_at
             data = hub_file.read(position, end)
+            if corrupt_at is not None and position <= corrupt_at < end:
+                damaged = bytearray(data)
+                damaged[corrupt_at - position] ^= 0xFF
+                data = bytes(damaged)
             self.wfile.write(data)
             request.body_bytes += len(data)
             position = end

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import shutil
 import threading
 import time
@@ -38,6 +39,11 @@ DISK_MARGIN = 256 * 1024 * 1024
 PROGRESS_INTERVAL = 0.25
 RETRY_DELAYS = (2.0, 4.0, 8.0, 16.0, 32.0)
 _HASH_BLOCK = 4 << 20
+#: Bytes between the background syncs of a partial file.
+SYNC_EVERY = 64 << 20
+#: huggingface_hub reads the response in pieces of this size (its default is 10 MB). Pause, cancel and
+#: progress act between pieces, so 1 MiB keeps them prompt on slow connections (a second at 1 MB/s).
+TRANSFER_CHUNK = 1 << 20
 
 
 class State(StrEnum):
@@ -144,8 +150,15 @@ def _repo_folder(repo_id: str) -> Path:
     return Path(*safe_relative_path(owner).parts) / Path(*safe_relative_path(name or "_").parts)
 
 
+_RESET = b""
+
+
 class _HashingWriter:
-    """A file wrapper that hashes what is written, for http_get (which writes, tells, seeks, truncates)."""
+    """A file wrapper that hashes what is written, for http_get (which writes, tells, seeks, truncates).
+
+    The hashing runs on a helper thread (hashlib releases the GIL on large blocks), so it overlaps
+    the network instead of following it. Every SYNC_EVERY bytes the helper also asks the OS to put
+    the file on disk, so the sync before the file is installed has little left to do."""
 
     def __init__(self, handle: Any, digest: Any, on_truncate: Callable[[int], None]) -> None:
         self._handle = handle
@@ -153,10 +166,35 @@ class _HashingWriter:
         self.restarted = False
         #: Told how many bytes a truncate threw away, so the progress can take them back.
         self._on_truncate = on_truncate
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._thread = threading.Thread(target=self._hash, name="fireside-hash", daemon=True)
+        self._thread.start()
+
+    def _hash(self) -> None:
+        unsynced = 0
+        sync = getattr(os, "fdatasync", os.fsync)
+        while (block := self._queue.get()) is not None:
+            if block is _RESET:
+                self.digest = hashlib.sha256()
+                continue
+            self.digest.update(block)
+            unsynced += len(block)
+            if unsynced >= SYNC_EVERY:
+                unsynced = 0
+                with contextlib.suppress(OSError):
+                    sync(self._handle.fileno())
 
     def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        return int(self._handle.write(data))
+        written = int(self._handle.write(data))
+        self._queue.put(bytes(data))
+        return written
+
+    def close(self) -> str:
+        """Wait for the hashing to catch up; the sha256 of everything written."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        return str(self.digest.hexdigest())
 
     def tell(self) -> int:
         return int(self._handle.tell())
@@ -169,7 +207,7 @@ class _HashingWriter:
         self._handle.flush()
         before = os.fstat(self._handle.fileno()).st_size
         result = int(self._handle.truncate(size))
-        self.digest = hashlib.sha256()
+        self._queue.put(_RESET)  # in order: blocks written before the truncate are hashed, then dropped
         self.restarted = True
         self._on_truncate(max(0, before - result))
         return result
@@ -502,17 +540,19 @@ class DownloadManager:
                 )
                 with self._lock:
                     tries = len(RETRY_DELAYS)
-                    job.note = f"Connection lost; retrying in {delay:.0f} s (attempt {attempt} of {tries})"
+                    cause = f"server error {status}" if status else "connection lost"
+                    job.note = f"Interrupted ({cause}); retrying in {delay:.0f} s, try {attempt} of {tries}"
                     job.speed = 0.0
                     self._changed(job)
                 if stop.wait(delay):
                     raise _Stop from exc
 
     def _fetch(self, job: Job, f: RemoteFile, stop: threading.Event) -> None:
-        from huggingface_hub import get_hf_file_metadata, hf_hub_url
+        from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
         from huggingface_hub.file_download import http_get
         from huggingface_hub.utils import build_hf_headers
 
+        constants.DOWNLOAD_CHUNK_SIZE = TRANSFER_CHUNK  # read by http_get on each call
         token = self.token() or False
         url = hf_hub_url(job.repo_id, f.filename, revision=job.revision, endpoint=hub.endpoint())
         meta = get_hf_file_metadata(url, token=token, timeout=15)
@@ -539,14 +579,17 @@ class DownloadManager:
             with self._lock:
                 job.note = f"Resuming from {format_size(on_disk)}" if on_disk else ""
                 self._changed(job)
-            http_get(
-                meta.location, writer, resume_size=on_disk,  # type: ignore[arg-type]
-                headers=build_hf_headers(token=token, library_name="fireside"),
-                expected_size=size, displayed_filename=f.filename, tqdm_class=self._progress_class(job, stop),
-            )  # fmt: skip
+            try:
+                http_get(
+                    meta.location, writer, resume_size=on_disk,  # type: ignore[arg-type]
+                    headers=build_hf_headers(token=token, library_name="fireside"),
+                    expected_size=size, displayed_filename=f.filename,
+                    tqdm_class=self._progress_class(job, stop),
+                )  # fmt: skip
+            finally:
+                actual = writer.close()
             handle.flush()
             os.fsync(handle.fileno())
-        actual = writer.digest.hexdigest()
         if expected_sha and actual != expected_sha.lower():
             part.unlink(missing_ok=True)
             raise _Failure(
@@ -623,7 +666,7 @@ class DownloadManager:
                         rate = state["bytes"] / elapsed
                         job.speed = rate if job.speed <= 0 else 0.6 * rate + 0.4 * job.speed
                         state["last"], state["bytes"] = now, 0
-                        if job.note.startswith(("Connection lost", "Resuming", "Checking")):
+                        if job.note.startswith(("Interrupted (", "Resuming", "Checking")):
                             job.note = ""
                         manager._changed(job)
 

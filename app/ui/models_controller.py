@@ -322,7 +322,12 @@ class ModelsController(QObject):
         except ValueError as exc:  # UnsafeFileName: never written to disk
             return f"refused: {exc}", "refused"
         if final.is_file():
-            return "installed", "installed"
+            entry = next((e for e in self.entries if e.path == final.resolve() and e.info is not None), None)
+            if entry is None or entry.info is None or group.quant is None:
+                return "installed", "installed"
+            if entry.info.quantization.upper() == group.quant:
+                return f"installed · {group.quant} confirmed from the file", "installed"
+            return f"installed · the file says {entry.info.quantization}", "installed"
         first = group.files[0]
         found = self.found_by_sha.get(first.sha256 or "") if len(group.files) == 1 else None
         if found is not None:

@@ -131,6 +131,7 @@ def test_search_download_pause_resume_verify_load_and_chat(
         for i in range(window.picker.count())
     )
     qtbot.waitUntil(lambda: view.download_button.text() == "Use in chat", timeout=5_000)
+    assert "Q4_1 confirmed from the file" in view.files_model.index(0, 3).data()  # name vs GGUF header
     qtbot.mouseClick(view.download_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.loaded is not None and window.loaded.info.path == final, timeout=30_000)
     assert window.pages.currentWidget() is not None and window.view.isVisible()

@@ -1,0 +1,206 @@
+"""The memory estimate: the formula by hand, against what llama.cpp really allocates, and the fit rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.core import memory
+from app.core.engine import Engine, LoadOptions
+from app.core.gguf_info import inspect_model
+from app.core.hub import FileGroup, RemoteFile, group_files
+from app.core.memory import GIB, MIB, Fit, Gpu, Machine, ModelShape
+
+#: Llama 3.1 8B as its GGUF describes it.
+LLAMA_8B = ModelShape(
+    n_params=8_030_261_248, n_layers=32, n_embd=4096, n_head=32, n_head_kv=8, n_vocab=128_256,
+    context_length=131_072,
+)  # fmt: skip
+
+
+def test_estimate_formula_by_hand() -> None:
+    est = memory.estimate(4_920_000_000, LLAMA_8B, 8192)
+    # kv_dim = 4096 * 8 / 32 = 1024; K and V, f16: 8192 * 32 * 2 * 1024 * 2 = 1 GiB.
+    assert est.kv_cache == 8192 * 32 * 2 * 1024 * 2 == GIB
+    # One micro-batch of 512: 4 * 512 * (128256 + 8 * 4096) + 16 MiB.
+    assert est.compute == 4 * 512 * (128_256 + 32_768) + 16 * MIB == 346_554_368
+    assert est.weights == 4_920_000_000
+    assert est.total == 4_920_000_000 + GIB + 346_554_368
+    assert (est.context_length, est.basis) == (8192, "model shape")
+
+
+def test_estimate_caps_the_context_at_the_training_length() -> None:
+    shape = ModelShape(n_layers=2, n_embd=64, n_head=4, n_head_kv=4, n_vocab=1000, context_length=2048)
+    est = memory.estimate(1000, shape, 32_768)
+    assert est.context_length == 2048
+    assert est.kv_cache == 2048 * 2 * 2 * 64 * 2
+    # Without a known training length the request stands; missing n_head_kv means plain multi-head.
+    no_train = ModelShape(n_layers=2, n_embd=64, n_head=4, n_vocab=1000)
+    assert memory.estimate(1000, no_train, 32_768).kv_cache == 32_768 * 2 * 2 * 64 * 2
+
+
+def test_parameter_count_is_the_fallback_basis_when_the_shape_is_unknown() -> None:
+    per_token, basis = memory.kv_bytes_per_token(ModelShape(n_params=8_000_000_000), 0)
+    assert (per_token, basis) == (131_072, "parameter count")  # 128 KiB per token at 8B
+    one_b, _ = memory.kv_bytes_per_token(ModelShape(n_params=1_000_000_000), 0)
+    assert 32 * 1024 <= one_b <= 40 * 1024  # Llama 3.2 1B has 32 KiB: the curve errs on the safe side
+    tiny, _ = memory.kv_bytes_per_token(ModelShape(n_params=1_000_000), 0)
+    assert tiny == 8 * 1024  # never below the floor
+    # Nothing known at all: parameters guessed from the file size (about 4 bits a weight).
+    guessed, basis = memory.kv_bytes_per_token(ModelShape(), 4_000_000_000)
+    assert (guessed, basis) == (131_072, "parameter count")
+    est = memory.estimate(4_000_000_000, ModelShape(n_params=8_000_000_000, context_length=8192), 4096)
+    assert est.basis == "parameter count"
+    assert est.kv_cache == 4096 * 131_072
+    assert est.compute == 4 * 512 * (memory.DEFAULT_VOCAB + 8 * 4096) + 16 * MIB  # Llama 3 assumed
+    assert "from the parameter count" in memory.describe(est)
+
+
+def test_starter_shape_read_from_the_file(starter_model: Path) -> None:
+    shape = inspect_model(starter_model).shape
+    assert shape == ModelShape(
+        n_params=134_515_008, n_layers=30, n_embd=576, n_head=9, n_head_kv=3, n_vocab=49_152,
+        context_length=8192,
+    )  # fmt: skip
+
+
+def test_estimate_covers_what_llama_cpp_allocates_for_the_starter(starter_model: Path) -> None:
+    info = inspect_model(starter_model)
+    est = memory.estimate(info.file_size, info.shape, 4096)
+    assert est.kv_cache == 4096 * 30 * 2 * 192 * 2  # kv_dim = 576 * 3 / 9 = 192
+    assert est.basis == "model shape"
+    engine = Engine()
+    try:
+        loaded = engine.load(starter_model, LoadOptions(context_length=4096))
+        assert loaded.context_length == 4096
+        measured = loaded.memory_bytes
+    finally:
+        engine.unload()
+    assert measured is not None and measured > est.kv_cache + info.file_size // 2
+    # Never below what llama.cpp allocates, and not wildly above it either.
+    assert measured <= est.total <= 1.35 * measured, (est, measured)
+
+
+# ----- fit ----------------------------------------------------------------------------------------
+
+GPU_BOX = Machine(ram_total=16 * GIB, gpus=(Gpu("small", 4 * GIB, 2 * GIB), Gpu("big", 12 * GIB, 8 * GIB)))
+CPU_BOX = Machine(ram_total=16 * GIB)
+
+
+def test_gpu_free_is_the_largest_gpu() -> None:
+    assert GPU_BOX.gpu_free == 8 * GIB
+    assert CPU_BOX.gpu_free == 0
+
+
+@pytest.mark.parametrize(
+    ("need", "machine", "expected"),
+    [
+        (7 * GIB, GPU_BOX, Fit.GPU),  # <= 90 % of the largest GPU's free memory
+        (int(0.9 * 8 * GIB), GPU_BOX, Fit.GPU),
+        (int(0.9 * 8 * GIB) + 1, GPU_BOX, Fit.RAM),
+        (12 * GIB, GPU_BOX, Fit.RAM),  # <= 75 % of RAM
+        (12 * GIB + 1, GPU_BOX, Fit.SLOW),
+        (24 * GIB, GPU_BOX, Fit.SLOW),  # <= RAM + GPU: swapping or a partial offload
+        (24 * GIB + 1, GPU_BOX, Fit.TOO_LARGE),
+        (7 * GIB, CPU_BOX, Fit.RAM),  # no GPU: never the GPU badge
+        (16 * GIB, CPU_BOX, Fit.SLOW),
+        (16 * GIB + 1, CPU_BOX, Fit.TOO_LARGE),
+    ],
+)
+def test_fit_classes(need: int, machine: Machine, expected: Fit) -> None:
+    assert memory.fit(need, machine) is expected
+
+
+def test_fits_with_headroom_is_stricter_than_fit() -> None:
+    assert memory.fits_with_headroom(int(0.8 * 8 * GIB), GPU_BOX)
+    assert memory.fits_with_headroom(int(0.6 * 16 * GIB), CPU_BOX)
+    assert not memory.fits_with_headroom(int(0.6 * 16 * GIB) + 1, CPU_BOX)
+    assert memory.fit(int(0.7 * 16 * GIB), CPU_BOX) is Fit.RAM
+    assert not memory.fits_with_headroom(int(0.7 * 16 * GIB), CPU_BOX)
+    assert {f.label for f in Fit} == {"fits in GPU memory", "fits in RAM", "may be slow", "too large"}
+
+
+# ----- plan ---------------------------------------------------------------------------------------
+
+GB = 1_000_000_000
+
+
+def _groups(**sizes: float) -> list[FileGroup]:
+    return group_files(
+        [RemoteFile(f"Llama-3.1-8B-Instruct-{q}.gguf", int(gb * GB), None) for q, gb in sizes.items()]
+    )
+
+
+def _recommended(fits: list[memory.FileFit]) -> list[str | None]:
+    return [f.group.quant for f in fits if f.recommended]
+
+
+def test_plan_recommends_the_best_quant_that_fits_with_headroom() -> None:
+    groups = _groups(F16=16.1, Q8_0=8.5, Q6_K=6.6, Q4_K_M=4.9, Q2_K=3.2)
+    # 8B at 4096 tokens: weights + 512 MiB KV + 330 MiB compute.
+    roomy = memory.plan(groups, LLAMA_8B, Machine(ram_total=16 * GIB), 4096)
+    assert [f.group.quant for f in roomy] == ["F16", "Q8_0", "Q6_K", "Q4_K_M", "Q2_K"]
+    assert _recommended(roomy) == ["Q8_0"]  # 9.4 GB needed; 60 % of 16 GiB is 10.3 GB
+    smaller = memory.plan(groups, LLAMA_8B, Machine(ram_total=12 * GIB), 4096)
+    assert _recommended(smaller) == ["Q6_K"]  # Q8_0 would still "fit", but without headroom
+    q8 = next(f for f in smaller if f.group.quant == "Q8_0")
+    assert q8.fit is Fit.RAM and not q8.recommended
+    gpu = memory.plan(
+        groups, LLAMA_8B, Machine(ram_total=8 * GIB, gpus=(Gpu("g", 12 * GIB, 10 * GIB),)), 4096
+    )
+    assert _recommended(gpu) == ["Q6_K"]  # 7.5 GB needed; 80 % of the GPU's free 10 GiB is 8.6 GB
+    assert {f.group.quant: f.fit for f in gpu}["Q8_0"] is Fit.GPU  # it fits, only without the headroom
+    assert {f.group.quant: f.fit for f in gpu}["Q6_K"] is Fit.GPU
+    for f in roomy:
+        assert f.estimate.total == memory.estimate(f.group.size, LLAMA_8B, 4096).total
+
+
+def test_plan_prefers_a_quantized_file_over_full_precision() -> None:
+    groups = _groups(F32=32.1, BF16=16.1, F16=16.1, Q8_0=8.5, Q4_K_M=4.9)
+    fits = memory.plan(groups, LLAMA_8B, Machine(ram_total=256 * GIB), 4096)
+    assert all(f.fit is Fit.RAM for f in fits)
+    assert _recommended(fits) == ["Q8_0"]
+
+
+def test_plan_recommends_full_precision_when_it_is_all_there_is() -> None:
+    fits = memory.plan(_groups(F16=16.1), LLAMA_8B, Machine(ram_total=64 * GIB), 4096)
+    assert _recommended(fits) == ["F16"]
+    both = memory.plan(_groups(BF16=2.5, Q4_K_M=0.8), LLAMA_8B, Machine(ram_total=64 * GIB), 4096)
+    assert _recommended(both) == ["Q4_K_M"]
+
+
+def test_plan_recommends_nothing_when_nothing_fits() -> None:
+    fits = memory.plan(_groups(Q8_0=8.5, Q4_K_M=4.9, Q2_K=3.2), LLAMA_8B, Machine(ram_total=4 * GIB), 4096)
+    assert _recommended(fits) == []
+    assert [f.fit for f in fits] == [Fit.TOO_LARGE, Fit.TOO_LARGE, Fit.SLOW]
+
+
+def test_plan_never_recommends_an_incomplete_split() -> None:
+    files = [
+        RemoteFile("Llama-Q8_0-00001-of-00002.gguf", 4 * GB, None),  # part 2 is missing
+        RemoteFile("Llama-Q4_K_M.gguf", int(4.9 * GB), None),
+    ]
+    groups = group_files(files)
+    assert [(g.quant, g.complete) for g in groups] == [("Q8_0", False), ("Q4_K_M", True)]
+    fits = memory.plan(groups, LLAMA_8B, Machine(ram_total=64 * GIB), 4096)
+    assert _recommended(fits) == ["Q4_K_M"]
+    only_incomplete = memory.plan(groups[:1], LLAMA_8B, Machine(ram_total=64 * GIB), 4096)
+    assert _recommended(only_incomplete) == []
+
+
+def test_plan_with_an_unknown_shape_uses_the_parameter_count() -> None:
+    shape = ModelShape(n_params=8_030_261_248, context_length=131_072)  # what the Hub's API gives
+    fits = memory.plan(_groups(Q8_0=8.5, Q4_K_M=4.9), shape, Machine(ram_total=16 * GIB), 8192)
+    assert {f.estimate.basis for f in fits} == {"parameter count"}
+    assert all(f.estimate.kv_cache == 8192 * 131_369 for f in fits)  # 8.03B: just over 128 KiB a token
+    assert _recommended(fits) == ["Q8_0"]
+
+
+# ----- this machine -------------------------------------------------------------------------------
+
+
+def test_this_machine_has_ram() -> None:
+    assert memory.total_ram() > 256 * MIB
+    machine = memory.detect_machine()
+    assert machine.ram_total == memory.total_ram()
