@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -411,32 +411,34 @@ class _Handler(BaseHTTPRequestHandler):
             return
         size = hub_file.size
         etag = hub_file.sha256 if hub_file.lfs else hashlib.sha1(filename.encode()).hexdigest()
-        start = 0
+        start, end = 0, size
         rng = request.headers.get("range")
         if rng and rng.startswith("bytes=") and self.command == "GET":
-            request.range_start = int(rng[6:].split("-")[0] or 0)
+            first, _, last = rng[6:].partition("-")
+            request.range_start = int(first or 0)
             if fault is None or not fault.ignore_range:
                 start = request.range_start
+                end = min(size, int(last) + 1) if last else size
         if start >= size and size:
             self._error(request, 416, None, "Range not satisfiable")
             return
-        status = 206 if start else 200
+        status = 206 if start or end < size else 200
         request.status = status
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(size - start))
+        self.send_header("Content-Length", str(end - start))
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("ETag", f'"{etag}"')
         self.send_header("X-Repo-Commit", COMMIT)
         if hub_file.lfs:
             self.send_header("X-Linked-Etag", f'"{etag}"')
             self.send_header("X-Linked-Size", str(size))
-        if start:
-            self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
         self.end_headers()
         if self.command == "HEAD":
             return
-        self._send_body(request, hub_file, start, size, fault)
+        self._send_body(request, hub_file, start, end, fault)
 
     def _send_body(
         self, request: Request, hub_file: HubFile, start: int, size: int, fault: Fault | None
@@ -489,7 +491,3 @@ def gguf_repo(repo_id: str, model: Path, **kwargs: Any) -> HubRepo:
     files.update(kwargs.pop("files", {}))
     return HubRepo(repo_id, files=files, readme=readme, **kwargs)
 
-
-def quote_path(text: str) -> str:
-    """URL-quote a repository path (kept for tests that build URLs by hand)."""
-    return quote(text)

@@ -17,6 +17,8 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+from app.core.memory import ModelShape
+
 log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -365,10 +367,43 @@ class HubClient:
             other_files=others,
         )
 
+    def remote_shape(self, repo_id: str, revision: str, filename: str) -> ModelShape:
+        """Layers, heads and vocabulary read from a GGUF's header on the Hub with HTTP Range requests
+        (a few MB at most, never the weights), so the estimate is exact before anything is downloaded."""
+        from huggingface_hub import get_session, hf_hub_url
+        from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
+
+        from app.core.gguf_header import ByteSource, read_shape
+
+        url = hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint())
+        headers = build_hf_headers(token=self.token or False, library_name="fireside")
+
+        def fetch(offset: int, size: int) -> bytes:
+            ranged = {**headers, "Range": f"bytes={offset}-{offset + size - 1}"}
+            data = bytearray()
+            with get_session().stream(
+                "GET", url, headers=ranged, follow_redirects=True, timeout=self.timeout
+            ) as response:
+                hf_raise_for_status(response)
+                skip = offset if response.status_code == 200 else 0  # the server ignored the Range
+                for block in response.iter_bytes():
+                    data += block
+                    if len(data) >= skip + size:
+                        break
+            return bytes(data[skip : skip + size])
+
+        try:
+            _arch, shape = read_shape(ByteSource(fetch))
+        except Exception as exc:
+            raise explain(exc, repo_id, self.token) from exc
+        return shape
+
     def _card(self, repo_id: str, revision: str | None) -> str:
         """The model card's opening paragraphs (empty when it cannot be read: the card is optional)."""
         from huggingface_hub import hf_hub_download
+        from huggingface_hub.utils import disable_progress_bars
 
+        disable_progress_bars()  # a GUI app: no tqdm bars on a terminal that may not exist
         try:
             path = hf_hub_download(
                 repo_id, "README.md", revision=revision, cache_dir=self.cache_dir,

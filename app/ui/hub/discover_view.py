@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QItemSelection, Qt, QTimer, Signal
@@ -33,6 +35,7 @@ from app.ui.markdown_html import render_markdown
 from app.ui.tasks import BackgroundTasks
 from app.ui.theme import markdown_palette
 
+log = logging.getLogger(__name__)
 PAGE = 50
 DEBOUNCE_MS = 300
 
@@ -68,6 +71,8 @@ class DiscoverView(QWidget):
         self.file_state = file_state
         self.local_shape = local_shape
         self.details: RepoDetails | None = None
+        #: Model shapes read from GGUF headers on the Hub, per (repo, revision).
+        self.remote_shapes: dict[tuple[str, str], ModelShape] = {}
         self._results: SearchResults | None = None
         self._search_gen = 0
         self._details_gen = 0
@@ -300,6 +305,20 @@ class DiscoverView(QWidget):
         if gen != self._details_gen:
             return
         self._show_details(details)
+        key = (details.repo_id, details.revision)
+        if details.groups and key not in self.remote_shapes and self.local_shape(details) is None:
+            # Every quantization of a repository shares one shape: read it from the first file's header.
+            client, first = self.client(), details.groups[0].name
+            self.tasks.run(
+                lambda: client.remote_shape(details.repo_id, details.revision, first),
+                lambda shape: self._on_remote_shape(key, shape),
+                lambda e: log.info("GGUF header of %s not read: %s", details.repo_id, e),
+            )
+
+    def _on_remote_shape(self, key: tuple[str, str], shape: ModelShape) -> None:
+        self.remote_shapes[key] = shape
+        if self.details is not None and (self.details.repo_id, self.details.revision) == key:
+            self.refresh_files()
 
     def _show_details(self, details: RepoDetails | None) -> None:
         self.details = details
@@ -335,8 +354,11 @@ class DiscoverView(QWidget):
         details = self.details
         if details is None:
             return
-        shape = self.local_shape(details) or ModelShape(
-            n_params=details.n_params, context_length=details.context_length
+        remote = self.remote_shapes.get((details.repo_id, details.revision))
+        shape = (
+            self.local_shape(details)
+            or (replace(remote, n_params=details.n_params) if remote else None)
+            or ModelShape(n_params=details.n_params, context_length=details.context_length)
         )
         rows = memory.plan(details.groups, shape, self.machine, self.context_length())
         status = {row.group.name: self.file_state(details, row.group)[0] or "" for row in rows}
