@@ -132,6 +132,8 @@ class Request:
     headers: dict[str, str]
     status: int = 0
     range_start: int | None = None
+    #: True for a Range with an end ("bytes=0-1048575"): a look at part of a file, such as its header.
+    bounded: bool = False
     body_bytes: int = 0
 
 
@@ -217,6 +219,15 @@ class FakeHub:
         with self._lock:
             return sum(
                 r.body_bytes for r in self.requests if r.method == "GET" and r.path.endswith("/" + filename)
+            )
+
+    def download_bytes(self, filename: str) -> int:
+        """Body bytes sent for downloads of `filename` (GETs to its end; header peeks not counted)."""
+        with self._lock:
+            return sum(
+                r.body_bytes
+                for r in self.requests
+                if r.method == "GET" and r.path.endswith("/" + filename) and not r.bounded
             )
 
     def record(self, request: Request) -> None:
@@ -416,6 +427,7 @@ class _Handler(BaseHTTPRequestHandler):
         if rng and rng.startswith("bytes=") and self.command == "GET":
             first, _, last = rng[6:].partition("-")
             request.range_start = int(first or 0)
+            request.bounded = bool(last)
             if fault is None or not fault.ignore_range:
                 start = request.range_start
                 end = min(size, int(last) + 1) if last else size

@@ -115,6 +115,7 @@ class Job:
         files = [RemoteFile(str(f["filename"]), int(f["size"]), f.get("sha256")) for f in data["files"]]
         for f in files:
             safe_relative_path(f.filename)
+        _repo_folder(str(data["repo_id"]))  # a damaged or hand-edited record must not point outside
         return cls(
             id=str(data["id"]), repo_id=str(data["repo_id"]), revision=str(data["revision"]),
             label=str(data["label"]), quant=data.get("quant"), files=files, state=State(data["state"]),
@@ -239,6 +240,8 @@ class DownloadManager:
         self._jobs: dict[str, Job] = {}
         self._stops: dict[str, threading.Event] = {}
         self._threads: dict[str, threading.Thread] = {}
+        #: (job, file) -> (bytes hashed, sha256 state): a retry continues the hash instead of re-reading.
+        self._digests: dict[tuple[str, str], tuple[int, Any]] = {}
         self._lock = threading.RLock()
         self._closed = False
 
@@ -286,6 +289,7 @@ class DownloadManager:
                     job.repo_id == repo_id
                     and job.files[0].filename == group.name
                     and job.state is not State.CANCELLED
+                    and not (job.state is State.DONE and not self._installed(job))  # deleted since
                 ):
                     if job.state in (State.PAUSED, State.FAILED):
                         self.resume(job.id)
@@ -393,6 +397,12 @@ class DownloadManager:
             for job in self._jobs.values():
                 if running >= self.parallel:
                     break
+                holder = next(
+                    (o for o in self._jobs.values() if o.id in self._threads and self._same_files(o, job)),
+                    None,
+                )
+                if holder is not None:
+                    continue  # a stopping worker still holds this file; it schedules again when it ends
                 if job.state is State.QUEUED and job.id not in self._threads:
                     stop = threading.Event()
                     self._stops[job.id] = stop
@@ -451,7 +461,18 @@ class DownloadManager:
                 done += min(part.stat().st_size, f.size)
         return done
 
+    def _installed(self, job: Job) -> bool:
+        return all(self.final_path(job.repo_id, f.filename).is_file() for f in job.files)
+
+    def _same_files(self, a: Job, b: Job) -> bool:
+        return a.repo_id == b.repo_id and a.files[0].filename == b.files[0].filename
+
     def _delete_parts(self, job: Job) -> None:
+        if any(
+            other is not job and self._same_files(job, other) and other.state is not State.CANCELLED
+            for other in self._jobs.values()
+        ):
+            return  # a newer job for the same file owns these partial files now
         for f in job.files:
             self.part_path(job.repo_id, f.filename).unlink(missing_ok=True)
         folder = self.staging_dir(job.repo_id)
@@ -480,15 +501,18 @@ class DownloadManager:
             pass
         except _Failure as exc:
             with self._lock:
-                job.error, job.error_kind = exc.message, exc.kind
-                if exc.kind == "checksum":
-                    job.done_bytes = self._bytes_on_disk(job)
-                self._set(job, State.FAILED, note="")
+                if job.state.active:  # a pause or cancel the user chose stays what it is
+                    job.error, job.error_kind = exc.message, exc.kind
+                    if exc.kind == "checksum":
+                        job.done_bytes = self._bytes_on_disk(job)
+                    self._set(job, State.FAILED, note="")
         except Exception as exc:  # a bug must not kill the queue silently
             log.exception("download %s failed", job.label)
             with self._lock:
-                job.error, job.error_kind = f"{type(exc).__name__}: {exc}", "other"
-                self._set(job, State.FAILED, note="")
+                if job.state.active:
+                    job.error = hub.explain(exc, job.repo_id, self.token()).message
+                    job.error_kind = "other"
+                    self._set(job, State.FAILED, note="")
         finally:
             with self._lock:
                 self._threads.pop(job_id, None)
@@ -566,10 +590,14 @@ class DownloadManager:
             on_disk = 0
         self._check_space(job, part.parent)
 
-        digest = hashlib.sha256()
+        known = self._digests.pop((job.id, f.filename), None)
         with open(part, "ab") as handle:
-            if on_disk:
-                self._hash_prefix(job, part, on_disk, digest, stop)
+            if known is not None and known[0] == on_disk:
+                digest = known[1]  # a retry in this session: the bytes on disk are already hashed
+            else:
+                digest = hashlib.sha256()
+                if on_disk:
+                    self._hash_prefix(job, part, on_disk, digest, stop)
 
             def discarded(n_bytes: int) -> None:
                 with self._lock:
@@ -588,6 +616,10 @@ class DownloadManager:
                 )  # fmt: skip
             finally:
                 actual = writer.close()
+                self._digests[(job.id, f.filename)] = (handle.tell(), writer.digest.copy())
+            with self._lock:
+                if job.state is State.DOWNLOADING:
+                    self._set(job, State.VERIFYING, note="Verifying")
             handle.flush()
             os.fsync(handle.fileno())
         if expected_sha and actual != expected_sha.lower():
@@ -597,10 +629,17 @@ class DownloadManager:
                 f"{f.filename} did not match the Hub's checksum (sha256 {actual[:12]}… instead of "
                 f"{expected_sha[:12]}…). The damaged file was deleted; download it again.",
             )
+        if stop.is_set():
+            raise _Stop  # paused or cancelled while verifying: nothing is installed
+        self._digests.pop((job.id, f.filename), None)
         final = self.final_path(job.repo_id, f.filename)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(part, final)
-        if f is job.files[-1]:
+        if f is not job.files[-1]:
+            with self._lock:
+                if job.state is State.VERIFYING:
+                    self._set(job, State.DOWNLOADING, note="")
+        else:
             self._delete_parts(job)
 
     def _check_space(self, job: Job, folder: Path) -> None:

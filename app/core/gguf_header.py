@@ -119,6 +119,8 @@ def read_shape(src: ByteSource) -> tuple[str, ModelShape]:
         n_head_kv=number("attention.head_count_kv"),
         n_vocab=n_vocab,
         context_length=number("context_length"),
+        head_dim_k=number("attention.key_length"),
+        head_dim_v=number("attention.value_length"),
     )
 
 

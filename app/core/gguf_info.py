@@ -54,6 +54,8 @@ class ModelInfo:
     head_count: int | None = None
     head_count_kv: int | None = None
     vocab_size: int | None = None
+    key_length: int | None = None
+    value_length: int | None = None
 
     @property
     def has_chat_template(self) -> bool:
@@ -71,6 +73,8 @@ class ModelInfo:
             n_head_kv=self.head_count_kv,
             n_vocab=self.vocab_size,
             context_length=self.context_length,
+            head_dim_k=self.key_length,
+            head_dim_v=self.value_length,
         )
 
 
@@ -273,6 +277,8 @@ def _inspect(path: Path) -> ModelInfo:
         head_count=number("attention.head_count"),
         head_count_kv=number("attention.head_count_kv"),
         vocab_size=len(tokens.data) if tokens is not None else None,
+        key_length=number("attention.key_length"),
+        value_length=number("attention.value_length"),
     )
 
 

@@ -38,9 +38,9 @@ SORTS: dict[str, SortKey] = {
 QUANT_ORDER = [
     "F32", "BF16", "F16",
     "Q8_K_XL", "Q8_0", "Q6_K_XL", "Q6_K_L", "Q6_K",
-    "Q5_K_XL", "Q5_K_L", "Q5_K_M", "Q5_K_S", "Q5_1", "Q5_0",
-    "Q4_K_XL", "Q4_K_L", "Q4_K_M", "Q4_K_S", "IQ4_NL", "IQ4_XS", "Q4_1", "Q4_0", "MXFP4",
-    "Q3_K_XL", "Q3_K_L", "Q3_K_M", "IQ3_M", "IQ3_S", "Q3_K_S", "IQ3_XS", "IQ3_XXS",
+    "Q5_K_XL", "Q5_K_L", "Q5_K_M", "Q5_K", "Q5_K_S", "Q5_1", "Q5_0",
+    "Q4_K_XL", "Q4_K_L", "Q4_K_M", "Q4_K", "Q4_K_S", "IQ4_NL", "IQ4_XS", "Q4_1", "Q4_0", "MXFP4",
+    "Q3_K_XL", "Q3_K_L", "Q3_K_M", "Q3_K", "IQ3_M", "IQ3_S", "Q3_K_S", "IQ3_XS", "IQ3_XXS",
     "Q2_K_XL", "Q2_K_L", "Q2_K", "Q2_K_S", "IQ2_M", "IQ2_S", "IQ2_XS", "IQ2_XXS",
     "TQ2_0", "IQ1_M", "TQ1_0", "IQ1_S",
 ]  # fmt: skip
@@ -48,7 +48,11 @@ QUANT_ORDER = [
 _QUANT_ALIASES = {"FP16": "F16", "FP32": "F32"}
 _QUANT_RE = re.compile(
     r"(?<![A-Za-z0-9])("
-    + "|".join(sorted([*QUANT_ORDER, *_QUANT_ALIASES], key=len, reverse=True))
+    # A bare K-quant ("Q4_K") must not be the start of a longer word ("Q4_K_Mega").
+    + "|".join(
+        q + "(?!_)" if q.endswith("_K") else q
+        for q in sorted([*QUANT_ORDER, *_QUANT_ALIASES], key=len, reverse=True)
+    )
     + r")(?![A-Za-z0-9])",
     re.IGNORECASE,
 )
@@ -91,8 +95,10 @@ def safe_relative_path(name: str) -> PurePosixPath:
 
 
 def quant_from_name(name: str) -> str | None:
-    """The quantization type written in a file name (`...Q4_K_M.gguf` → "Q4_K_M"), or None."""
-    matches = _QUANT_RE.findall(PurePosixPath(name).name)
+    """The quantization type written in a file name (`...Q4_K_M.gguf` → "Q4_K_M"), or in its folder
+    (`BF16/model-00001-of-00002.gguf` → "BF16"), or None."""
+    path = PurePosixPath(name)
+    matches = _QUANT_RE.findall(path.name) or _QUANT_RE.findall(str(path.parent))
     if not matches:
         return None
     quant = matches[-1].upper()

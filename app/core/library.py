@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from app.core import paths
 from app.core.gguf_info import ModelFileError, ModelInfo, inspect_model, remember
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 2  # 2: model shape fields for the memory estimate
+CACHE_VERSION = 3  # 2: model shape fields for the memory estimate; 3: K/V head widths
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +175,7 @@ def delete_model(path: Path, folder: Path) -> list[Path]:
     return deleted
 
 
-def import_copy(source: Path, folder: Path) -> Path:
+def import_copy(source: Path, folder: Path, cancelled: Callable[[], bool] = lambda: False) -> Path:
     """Copy a GGUF (all parts of a split one) into the models folder; returns the copy of `source`.
 
     The file is checked first, the copy goes through a temporary name, and free space is checked, so a
@@ -192,7 +192,11 @@ def import_copy(source: Path, folder: Path) -> Path:
         target = target_dir / part.name
         tmp = target_dir / f".{part.name}.copying"
         try:
-            shutil.copyfile(part, tmp)
+            with open(part, "rb") as src, open(tmp, "wb") as dst:
+                while block := src.read(16 << 20):
+                    if cancelled():  # the app is closing: stop, leaving no half file behind
+                        raise InterruptedError(f"copying {part.name} was stopped")
+                    dst.write(block)
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)

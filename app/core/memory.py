@@ -3,7 +3,8 @@
 The estimate, for a context of `n_ctx` tokens (llama.cpp's defaults: f16 KV cache, micro-batch 512):
 
     weights = the GGUF file size (llama.cpp maps the whole file; metadata is a rounding error)
-    kv      = n_ctx * n_layers * 2 (K and V) * kv_dim * 2 bytes,  kv_dim = n_embd * n_head_kv / n_head
+    kv      = n_ctx * n_layers * (k_dim + v_dim) * 2 bytes,  k_dim = n_head_kv * head_dim_k (likewise v),
+              head_dim = the GGUF's attention.key_length / value_length, else n_embd / n_head
     compute = 4 bytes * 512 * (n_vocab + 8 * n_embd) + 16 MiB    (logits and activations of one micro-batch)
     total   = weights + kv + compute
 
@@ -51,6 +52,9 @@ class ModelShape:
     n_head_kv: int | None = None
     n_vocab: int | None = None
     context_length: int | None = None
+    #: Per-head K and V widths where the model says (Qwen3, Gemma); else n_embd / n_head.
+    head_dim_k: int | None = None
+    head_dim_v: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +76,12 @@ class Estimate:
 
 def kv_bytes_per_token(shape: ModelShape, weights: int) -> tuple[int, str]:
     """K and V bytes for one token of context (f16), and what the figure is based on."""
-    if shape.n_layers and shape.n_embd and shape.n_head:
+    if shape.n_layers and shape.n_head and (shape.n_embd or (shape.head_dim_k and shape.head_dim_v)):
         n_head_kv = shape.n_head_kv or shape.n_head
-        kv_dim = shape.n_embd * n_head_kv // shape.n_head
-        return shape.n_layers * 2 * kv_dim * 2, "model shape"
+        default_dim = (shape.n_embd or 0) // shape.n_head
+        k_dim = n_head_kv * (shape.head_dim_k or default_dim)
+        v_dim = n_head_kv * (shape.head_dim_v or default_dim)
+        return shape.n_layers * (k_dim + v_dim) * 2, "model shape"
     params = shape.n_params or weights * 2  # about 4 bits per weight when nothing else is known
     # 128 KiB per token at 8B parameters (Llama 3 8B, Qwen 2.5 7B), scaling as params^0.6.
     return max(8 * 1024, int(131_072 * (params / 8e9) ** 0.6)), "parameter count"

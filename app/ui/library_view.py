@@ -43,11 +43,13 @@ class LibraryModel(QAbstractTableModel):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.entries: list[ModelEntry] = []
+        self.names: dict[str, str] = {}
 
-    def set_entries(self, entries: list[ModelEntry]) -> None:
-        """Replace the rows."""
+    def set_entries(self, entries: list[ModelEntry], names: dict[str, str] | None = None) -> None:
+        """Replace the rows; `names` gives friendly names for files named by a hash (Ollama's blobs)."""
         self.beginResetModel()
         self.entries = list(entries)
+        self.names = names or {}
         self.endResetModel()
 
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
@@ -77,11 +79,21 @@ class LibraryModel(QAbstractTableModel):
         if role != Qt.ItemDataRole.DisplayRole:
             return None
         column = index.column()
+        name = self.names.get(str(entry.path))
         if info is None:
-            texts = [entry.path.name, entry.error or "cannot be used", "", "", "", "", "", str(entry.path)]
+            texts = [
+                name or entry.path.name,
+                entry.error or "cannot be used",
+                "",
+                "",
+                "",
+                "",
+                "",
+                str(entry.path),
+            ]
             return texts[column]
         return [
-            entry.path.stem,
+            name or entry.path.stem,
             info.architecture,
             format_params(info.parameter_count),
             info.quantization,
@@ -208,11 +220,17 @@ class LibraryView(QWidget):
         """Show the models folder."""
         self.folder_label.setText(f"Models folder: {folder}")
 
-    def set_entries(self, entries: list[ModelEntry], notes: dict[str, str] | None = None) -> None:
-        """Show installed models; `notes` maps a path to an extra line (e.g. estimated vs measured memory)."""
+    def set_entries(
+        self,
+        entries: list[ModelEntry],
+        notes: dict[str, str] | None = None,
+        names: dict[str, str] | None = None,
+    ) -> None:
+        """Show installed models; `notes` maps a path to an extra line (e.g. estimated vs measured memory),
+        `names` to a friendly name."""
         selected = self.selected_entry()
         self.notes = notes or {}
-        self.model.set_entries(entries)
+        self.model.set_entries(entries, names)
         if selected is not None:
             self.select_path(str(selected.path))
         self._on_selection()

@@ -13,15 +13,17 @@ from app.core.library import ModelEntry
 PathRole = Qt.ItemDataRole.UserRole + 1
 
 
-def describe(entry: ModelEntry) -> str:
-    """'SmolLM2 135M Instruct · Q4_1 · 98.4 MB · 8,192 ctx', or the file name and its problem."""
+def describe(entry: ModelEntry, name: str | None = None) -> str:
+    """'SmolLM2 135M Instruct · Q4_1 · 98.4 MB · 8,192 ctx', or the file name and its problem.
+
+    `name` replaces the file name where it means nothing to people (Ollama's blobs are named by hash)."""
     info = entry.info
     if info is None:
-        return f"{entry.path.name} — cannot be used"
+        return f"{name or entry.path.name} — cannot be used"
     ctx = f"{info.context_length:,} ctx" if info.context_length else "ctx unknown"
     params = format_params(info.parameter_count)
     size = format_size(info.file_size)
-    return f"{entry.path.stem} · {params} {info.architecture} · {info.quantization} · {size} · {ctx}"
+    return f"{name or entry.path.stem} · {params} {info.architecture} · {info.quantization} · {size} · {ctx}"
 
 
 class ModelPicker(QComboBox):
@@ -38,6 +40,8 @@ class ModelPicker(QComboBox):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setPlaceholderText("No models installed")
         self.entries: list[ModelEntry] = []
+        #: Friendly names by resolved path, for files whose own name is a hash (set by the window).
+        self.names: dict[str, str] = {}
         self.activated.connect(self._on_activated)
 
     def set_entries(self, entries: list[ModelEntry], current: str | None = None) -> None:
@@ -46,7 +50,7 @@ class ModelPicker(QComboBox):
         self.clear()
         self.entries = list(entries)
         for entry in self.entries:
-            self.addItem(describe(entry))
+            self.addItem(describe(entry, self.names.get(str(entry.path))))
             row = self.count() - 1
             self.setItemData(row, str(entry.path), PathRole)
             tip = entry.error or self._tooltip(entry)

@@ -7,10 +7,11 @@ where it can take time: Hub calls, other apps' folders, copies, deletes of large
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QUrl, Signal
+from PySide6.QtCore import QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QPushButton, QSplitter, QVBoxLayout, QWidget
 
@@ -54,8 +55,14 @@ class ModelsController(QObject):
         self.found_by_sha: dict[str, FoundModel] = {}
         self.memory_notes: dict[str, str] = {}
         self.jobs: dict[str, Job] = {}
+        self.folder_problem = ""
+        self._removed: set[str] = set()
+        #: Set when the window closes: a long copy (import) stops instead of holding the close.
+        self.closing = threading.Event()
         self._relay = _Relay(self)
-        self._relay.changed.connect(self._on_job_changed)
+        # Queued even when emitted on the GUI thread (pause, cancel): snapshots then arrive in the order
+        # the manager made them, so a worker's older progress can never overwrite a newer "Paused".
+        self._relay.changed.connect(self._on_job_changed, Qt.ConnectionType.QueuedConnection)
         self.manager = DownloadManager(
             self.models_folder(),
             paths.data_dir() / "downloads.json",
@@ -113,12 +120,20 @@ class ModelsController(QObject):
     # ----- start and stop -----------------------------------------------------------------------
 
     def models_folder(self) -> Path:
-        """Where downloads go and the library looks first."""
+        """Where downloads go and the library looks first: the chosen folder, or the default one when
+        the chosen one is not there (a drive that is not plugged in must not receive downloads on the
+        system disk under the same path)."""
         chosen = self.window.settings.models_dir
         if chosen:
             folder = Path(chosen)
-            folder.mkdir(parents=True, exist_ok=True)
-            return folder
+            if folder.is_dir():
+                return folder
+            if not self.folder_problem:
+                self.folder_problem = (
+                    f"The models folder {folder} is not available (is its drive connected?). "
+                    f"Using {paths.models_dir()} until it is back."
+                )
+                log.warning("%s", self.folder_problem)
         return paths.models_dir()
 
     def start(self) -> None:
@@ -137,6 +152,8 @@ class ModelsController(QObject):
                 action=("Resume", self.resume_all),
             )
         self.scan_other_apps()
+        if self.folder_problem:
+            self.window.banner.show_message(self.folder_problem)
 
     def _on_token(self, token: str | None) -> None:
         self.token = token
@@ -149,15 +166,17 @@ class ModelsController(QObject):
 
     def shutdown(self) -> None:
         """Pause transfers (they resume next launch) and stop the worker threads."""
+        self.closing.set()
         self.manager.shutdown(timeout=3.0)
-        self.hub_tasks.shutdown()
+        # Hub calls in flight are not waited for: a slow network must not hold the window open.
+        self.hub_tasks.shutdown(wait=False)
 
     # ----- library --------------------------------------------------------------------------
 
     def set_entries(self, entries: list[ModelEntry]) -> None:
         """The window's latest scan of installed models."""
         self.entries = entries
-        self.library.set_entries(entries, self.memory_notes)
+        self.library.set_entries(entries, self.memory_notes, self.display_names())
         self._refresh_found()
         self.discover.refresh_files()
 
@@ -168,8 +187,16 @@ class ModelsController(QObject):
     def _on_found(self, found: list[FoundModel]) -> None:
         self.found = found
         self.found_by_sha = sha256_index(found)
+        picker = self.window.picker
+        picker.names = self.display_names()
+        picker.set_entries(picker.entries, picker.current_path())
+        self.library.set_entries(self.entries, self.memory_notes, self.display_names())
         self._refresh_found()
         self.discover.refresh_files()
+
+    def display_names(self) -> dict[str, str]:
+        """Friendly names for other apps' files ("smollm2:135m (Ollama)" rather than a blob's hash)."""
+        return {str(f.path.resolve()): f"{f.name} ({f.app})" for f in self.found}
 
     def _refresh_found(self) -> None:
         self.library.set_found(self.found, {str(e.path) for e in self.entries})
@@ -263,7 +290,7 @@ class ModelsController(QObject):
                 self.window.state_label.setText(f"Copying {Path(path).name}…")
                 folder = self.models_folder()
                 self.window.tasks.run(
-                    lambda: library.import_copy(Path(path), folder),
+                    lambda: library.import_copy(Path(path), folder, self.closing.is_set),
                     lambda _copy: self.window.refresh_models(),
                     lambda e: self.window.banner.show_message(f"Could not import {Path(path).name}: {e}"),
                 )
@@ -273,15 +300,23 @@ class ModelsController(QObject):
         return box
 
     def change_folder(self) -> None:
-        """Choose another models folder (not while downloads run: their files would be split)."""
-        if any(j.state.active for j in self.manager.jobs()):
+        """Choose another models folder (not while downloads have partial files: they would be stranded)."""
+        if self.partial_downloads():
             self.window.banner.show_message(
-                "Pause or finish the downloads before changing the models folder."
+                "Finish or cancel the downloads in progress before changing the models folder: their "
+                "partial files are in the current one."
             )
             return
         folder = QFileDialog.getExistingDirectory(self.window, "Models folder", str(self.models_folder()))
         if folder:
             self.set_models_folder(folder)
+
+    def partial_downloads(self) -> bool:
+        """True while a download is running or has a partial file waiting to be resumed."""
+        return any(
+            j.state.active or (j.state in (State.PAUSED, State.FAILED) and j.done_bytes > 0)
+            for j in self.jobs.values()
+        )
 
     def set_models_folder(self, folder: str) -> None:
         """Use `folder` for downloads and the library from now on."""
@@ -303,7 +338,7 @@ class ModelsController(QObject):
             )
             log.info("%s: %s", info.path.name, note)
             self.memory_notes[str(info.path)] = note
-            self.library.set_entries(self.entries, self.memory_notes)
+            self.library.set_entries(self.entries, self.memory_notes, self.display_names())
 
     # ----- discover and downloads ---------------------------------------------------------------
 
@@ -375,13 +410,14 @@ class ModelsController(QObject):
         }[verb]
         action(job_id)
         if verb == "remove":
+            self._removed.add(job_id)  # snapshots still in the queue must not bring the row back
             self.jobs.pop(job_id, None)
             self.downloads.remove_job(job_id)
             self._update_indicator()
 
     def _on_job_changed(self, job: Job) -> None:
         previous = self.jobs.get(job.id)
-        if job.id not in self.jobs and previous is None and job.state is State.CANCELLED:
+        if job.id in self._removed or (previous is None and job.state is State.CANCELLED):
             return
         self.jobs[job.id] = job
         self.downloads.update_job(job)
@@ -414,7 +450,7 @@ class ModelsController(QObject):
 
     def open_preferences(self) -> PreferencesDialog:
         """Show the preferences (non-modal to the event loop; the token is re-read when it closes)."""
-        dialog = PreferencesDialog(self.window)
+        dialog = PreferencesDialog(self.hub_tasks, self.window)
         dialog.finished.connect(lambda _r: self.hub_tasks.run(secrets.hf_token, self._on_token))
         dialog.open()
         return dialog

@@ -16,13 +16,17 @@ from PySide6.QtWidgets import (
 )
 
 from app.core import secrets
+from app.ui.tasks import BackgroundTasks
 
 
 class PreferencesDialog(QDialog):
-    """Enter, replace or remove the Hugging Face token."""
+    """Enter, replace or remove the Hugging Face token.
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    Keyring calls can block (a locked Secret Service asks to be unlocked), so they run on `tasks`."""
+
+    def __init__(self, tasks: BackgroundTasks, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.tasks = tasks
         self.setObjectName("preferencesDialog")
         self.setWindowTitle("Preferences")
         self.setMinimumWidth(520)
@@ -62,16 +66,25 @@ class PreferencesDialog(QDialog):
         buttons.accepted.connect(self.save)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
+        self.store_label.setText("Checking the keyring…")
+        self.remove_button.setEnabled(False)
         self._refresh()
 
     def _refresh(self) -> None:
-        has = bool(secrets.hf_token())
-        self.store_label.setText(("A token is set. " if has else "No token is set. ") + secrets.store_kind())
-        self.store_label.setStyleSheet("" if secrets.has_secure_store() else "color: #bf8700;")
+        def read() -> tuple[bool, str, bool]:
+            return bool(secrets.hf_token()), secrets.store_kind(), secrets.has_secure_store()
+
+        self.tasks.run(read, self._show_store)
+
+    def _show_store(self, state: tuple[bool, str, bool]) -> None:
+        has, kind, secure = state
+        self.store_label.setText(("A token is set. " if has else "No token is set. ") + kind)
+        self.store_label.setStyleSheet("" if secure else "color: #bf8700;")
         self.remove_button.setEnabled(has)
 
     def save(self) -> bool:
-        """Store the typed token (the dialog closes when it was accepted)."""
+        """Check the typed token's shape, then store it off the GUI thread (the dialog closes once the
+        keyring has it). False when the text is not a token."""
         value = self.token_input.text().strip()
         if not value:
             self.accept()
@@ -82,20 +95,27 @@ class PreferencesDialog(QDialog):
                 "and digits. Copy it again from huggingface.co → Settings → Access Tokens."
             )
             return False
-        kept = secrets.set_secret(secrets.HF_TOKEN, value)
         self.token_input.clear()
-        if not kept:
-            self.message.setText(
-                "Saved for this session only: no secure keyring is available, and Fireside does not "
-                "write tokens to files. You will need to enter it again after restarting."
-            )
-            self._refresh()
-            return True
-        self.accept()
+        self.message.setText("Saving…")
+        self.tasks.run(lambda: secrets.set_secret(secrets.HF_TOKEN, value), self._on_saved)
         return True
+
+    def _on_saved(self, kept: bool) -> None:
+        if kept:
+            self.message.setText("")
+            self.accept()
+            return
+        self.message.setText(
+            "Saved for this session only: no secure keyring is available, and Fireside does not "
+            "write tokens to files. You will need to enter it again after restarting."
+        )
+        self._refresh()
 
     def remove_token(self) -> None:
         """Forget the token."""
-        secrets.set_secret(secrets.HF_TOKEN, None)
-        self.message.setText("The token was removed.")
-        self._refresh()
+
+        def removed(_kept: bool) -> None:
+            self.message.setText("The token was removed.")
+            self._refresh()
+
+        self.tasks.run(lambda: secrets.set_secret(secrets.HF_TOKEN, None), removed)

@@ -57,7 +57,7 @@ class BackgroundTasks(QObject):
 
         return self._pool.submit(work)
 
-    def shutdown(self) -> None:
-        """Wait for running tasks and stop the pool's threads."""
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the pool: queued tasks are dropped; running ones are waited for when `wait`."""
         self._closed = True
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(wait=wait, cancel_futures=True)

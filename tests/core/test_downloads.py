@@ -576,3 +576,46 @@ def test_state_file_is_json_and_a_damaged_one_is_survived(env: Env) -> None:
         fresh, _ = env.manager()
         assert fresh.restore() == []
         assert fresh.jobs() == []
+
+
+# ----- found in review: overlapping jobs for one file ------------------------------------------------
+
+
+def test_download_again_right_after_cancel_is_not_sabotaged_by_the_stopping_worker(env: Env) -> None:
+    data = blob(6 * MB, 30)
+    (group,) = env.repo("t/again-GGUF", {"a-Q4_0.gguf": data})
+    env.fake.faults["a-Q4_0.gguf"] = Fault(rate=3e6)  # slow: the old worker is still mid-piece
+    manager, _ = env.manager()
+    first = manager.enqueue("t/again-GGUF", "main", group)
+    wait_for(lambda: part_size(manager, "t/again-GGUF", "a-Q4_0.gguf") > MB, "1 MB on disk")
+    manager.cancel(first.id)
+    second = manager.enqueue("t/again-GGUF", "main", group)  # at once, before the old worker let go
+    assert second.id != first.id
+    env.fake.faults.clear()
+    done = wait_state(manager, second.id, State.DONE, State.FAILED, timeout=30)
+    assert done.state is State.DONE, done.error
+    assert manager.final_path("t/again-GGUF", "a-Q4_0.gguf").read_bytes() == data
+    assert manager.job(first.id).state is State.CANCELLED
+
+
+def test_a_deleted_model_can_be_downloaded_again(env: Env) -> None:
+    data = blob(2 * MB, 31)
+    (group,) = env.repo("t/redo-GGUF", {"r-Q4_0.gguf": data})
+    manager, _ = env.manager()
+    first = manager.enqueue("t/redo-GGUF", "main", group)
+    wait_state(manager, first.id, State.DONE)
+    manager.final_path("t/redo-GGUF", "r-Q4_0.gguf").unlink()  # deleted in My models
+    second = manager.enqueue("t/redo-GGUF", "main", group)
+    assert second.id != first.id
+    assert wait_state(manager, second.id, State.DONE, State.FAILED).state is State.DONE
+    assert manager.final_path("t/redo-GGUF", "r-Q4_0.gguf").read_bytes() == data
+
+
+def test_a_saved_record_pointing_outside_the_models_folder_is_dropped(env: Env) -> None:
+    env.state_file.parent.mkdir(parents=True)
+    record = {"id": "x", "repo_id": "../..", "revision": "main", "label": "x", "quant": None,
+              "files": [{"filename": "x.gguf", "size": 1, "sha256": None}], "state": "paused"}  # fmt: skip
+    env.state_file.write_text(json.dumps({"jobs": [record]}))
+    manager, _ = env.manager()
+    assert manager.restore() == []
+    assert manager.jobs() == []

@@ -431,3 +431,11 @@ def test_endpoint_follows_hf_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_file_group_of_one_file() -> None:
     group = FileGroup((RemoteFile("x-Q4_0.gguf", 10, None),), "Q4_0")
     assert (group.name, group.label, group.size, group.complete) == ("x-Q4_0.gguf", "x-Q4_0.gguf", 10, True)
+
+
+def test_bare_k_quants_and_quants_named_by_folder() -> None:
+    quant_from_name = hub.quant_from_name
+    assert quant_from_name("model-Q4_K.gguf") == "Q4_K"
+    assert quant_from_name("model.q5_k.gguf") == "Q5_K"
+    assert quant_from_name("BF16/model-00001-of-00002.gguf") == "BF16"
+    assert quant_from_name("Q8_0/model.gguf") == "Q8_0"

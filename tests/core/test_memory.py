@@ -10,7 +10,7 @@ from app.core import memory
 from app.core.engine import Engine, LoadOptions
 from app.core.gguf_info import inspect_model
 from app.core.hub import FileGroup, RemoteFile, group_files
-from app.core.memory import GIB, MIB, Fit, Gpu, Machine, ModelShape
+from app.core.memory import GIB, MIB, Fit, Gpu, Machine, ModelShape, kv_bytes_per_token
 
 #: Llama 3.1 8B as its GGUF describes it.
 LLAMA_8B = ModelShape(
@@ -204,3 +204,14 @@ def test_this_machine_has_ram() -> None:
     assert memory.total_ram() > 256 * MIB
     machine = memory.detect_machine()
     assert machine.ram_total == memory.total_ram()
+
+
+def test_kv_cache_uses_the_models_own_head_width() -> None:
+    # Qwen3-0.6B: 28 layers, n_embd 1024, 16 heads, 8 KV heads, but heads 128 wide (not 1024 / 16 = 64).
+    shape = ModelShape(n_layers=28, n_embd=1024, n_head=16, n_head_kv=8, head_dim_k=128, head_dim_v=128)
+    per_token, basis = kv_bytes_per_token(shape, 600_000_000)
+    assert (per_token, basis) == (28 * 8 * (128 + 128) * 2, "model shape")
+    assert (
+        kv_bytes_per_token(ModelShape(n_layers=28, n_embd=1024, n_head=16, n_head_kv=8), 0)[0]
+        == per_token // 2
+    )

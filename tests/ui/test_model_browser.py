@@ -264,6 +264,7 @@ def test_gated_model_explains_and_token_unlocks_it(
     assert message is not None and "does not look like" in message.text()
     token_box.setText(TOKEN)
     assert dialog.save() is True  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=5_000)  # kept in the keyring: it closes
     assert secrets.hf_token() == TOKEN
     qtbot.waitUntil(lambda: window.models.token == TOKEN, timeout=5_000)
     _press_row_button(window, "pauseButton")  # "Retry" on a failed download
@@ -280,13 +281,16 @@ def test_without_a_keyring_the_token_is_kept_for_the_session_only(
 ) -> None:
     dialog = window.models.open_preferences()
     store = dialog.findChild(QLabel, "hfTokenStore")
-    assert store is not None and "session only" in store.text()
+    assert store is not None
+    qtbot.waitUntil(lambda: "session only" in store.text(), timeout=5_000)
     token_box = dialog.findChild(QLineEdit, "hfTokenInput")
     assert token_box is not None
     token_box.setText(TOKEN)
     assert dialog.save() is True
     message = dialog.findChild(QLabel, "hfTokenMessage")
-    assert message is not None and "this session only" in message.text()
+    assert message is not None
+    qtbot.waitUntil(lambda: "this session only" in message.text(), timeout=5_000)
+    assert dialog.isVisible()
     assert secrets.hf_token() == TOKEN and not secrets.has_secure_store()
     assert not any(TOKEN in p.read_text("utf-8", errors="ignore") for p in data_dir.rglob("*.json"))
     dialog.close()
@@ -356,7 +360,7 @@ def test_not_enough_disk_space_is_refused_before_downloading(
     window.models.discover.download_button.click()
     qtbot.waitUntil(lambda: _job(window).state is State.FAILED, timeout=10_000)
     assert _job(window).error_kind == "disk" and "Not enough disk space" in (_job(window).error or "")
-    assert fake_hub.body_bytes(FILE) == 0
+    assert fake_hub.download_bytes(FILE) == 0
 
 
 def test_traversal_file_name_is_refused(
@@ -509,7 +513,7 @@ def test_other_apps_models_are_offered_in_place_and_not_downloaded_again(
     assert "Ollama" in view.files_model.index(0, 3).data()
     view.download_button.click()
     qtbot.waitUntil(lambda: any(e.path == blob.resolve() for e in window.models.entries), timeout=15_000)
-    assert fake_hub.body_bytes(FILE) == 0
+    assert fake_hub.download_bytes(FILE) == 0
     assert str(blob.resolve()) in window.settings.extra_models
 
 

@@ -73,6 +73,7 @@ class DiscoverView(QWidget):
         self.details: RepoDetails | None = None
         #: Model shapes read from GGUF headers on the Hub, per (repo, revision).
         self.remote_shapes: dict[tuple[str, str], ModelShape] = {}
+        self._summary = ""
         self._results: SearchResults | None = None
         self._search_gen = 0
         self._details_gen = 0
@@ -176,7 +177,11 @@ class DiscoverView(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(
+            3, QHeaderView.ResizeMode.Stretch
+        )  # long notes elide; full text in tooltips
+        self.files.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.files.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.files.selectionModel().selectionChanged.connect(lambda *_: self._update_download_button())
         self.files.doubleClicked.connect(lambda _i: self._on_download_clicked())
         self.fit_note = QLabel("")
@@ -251,10 +256,11 @@ class DiscoverView(QWidget):
         results, gen = self._results, self._search_gen
         if results is None:
             return
+        token = self.client().token
         self.tasks.run(
             lambda: results.next(PAGE),
             lambda page: self._on_page(gen, results, page, ""),
-            lambda e: self._on_search_failed(gen, e, None),
+            lambda e: self._on_search_failed(gen, e, token),
         )
 
     def _on_search_failed(self, gen: int, error: BaseException, token: str | None) -> None:
@@ -284,6 +290,7 @@ class DiscoverView(QWidget):
         self._details_gen += 1
         gen = self._details_gen
         self.repo_title.setText(repo_id)
+        self.details = None  # until the new details arrive, nothing refers to the previous repository
         self.repo_meta.setText("Reading the repository…")
         self.card.clear()
         self.files_model.set_rows([])
@@ -365,19 +372,20 @@ class DiscoverView(QWidget):
         selected = self.selected_fit()
         self.files_model.set_rows(rows, {k: v for k, v in status.items() if v})
         if not rows:
-            self.fit_note.setText("This repository has no GGUF model files.")
+            self._summary = "This repository has no GGUF model files."
         else:
             pick = next((r for r in rows if r.recommended), None)
-            self.fit_note.setText(
+            self._summary = (
                 f"★ {pick.group.quant or pick.group.label} is the best quality that fits this computer "
                 f"with room to spare ({memory.describe(pick.estimate)})."
                 if pick
                 else "None of these files fits this computer with room to spare."
             )
-        # Keep the user's selection; otherwise select the recommended file.
-        wanted = (
-            selected.group.name if selected else next((r.group.name for r in rows if r.recommended), None)
-        )
+        self.fit_note.setText(self._summary)
+        # Keep the user's selection (when it is a file of this repository); else select the recommended one.
+        names = {r.group.name for r in rows}
+        recommended = next((r.group.name for r in rows if r.recommended), None)
+        wanted = selected.group.name if selected and selected.group.name in names else recommended
         for i, row in enumerate(rows):
             if row.group.name == wanted:
                 self.files.selectRow(i)
@@ -417,8 +425,13 @@ class DiscoverView(QWidget):
         }[action]
         self.download_button.setText(text)
         self.download_button.setEnabled(action not in ("downloading", "refused") and fit.group.complete)
+        # Under the table: the recommendation, and what matters about the selected file.
         if action == "refused":
             self.fit_note.setText(f"{fit.group.label}: {_note}")
+        elif action == "use-existing" and _note:
+            self.fit_note.setText(f"{fit.group.label} is {_note}: Fireside uses it in place, no download.")
+        else:
+            self.fit_note.setText(self._summary)
 
     def _on_download_clicked(self) -> None:
         fit = self.selected_fit()

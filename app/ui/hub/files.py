@@ -78,7 +78,9 @@ class FilesModel(QAbstractTableModel):
                 badge = "incomplete: parts missing on the Hub"
             return f"{badge} · {note}" if note else badge
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"Needs {describe(row.estimate)}."
+            note = self.status.get(row.group.name)
+            extra = f"\n{note[0].upper()}{note[1:]}." if note else ""
+            return f"{row.group.label}: needs {describe(row.estimate)}.{extra}"
         if role == Qt.ItemDataRole.ForegroundRole and column == 3:
             return QBrush(QColor(BADGE_COLORS[row.fit]))
         if role == Qt.ItemDataRole.FontRole and row.recommended:
