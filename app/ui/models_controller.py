@@ -139,6 +139,7 @@ class ModelsController(QObject):
     def start(self) -> None:
         """Read the token, restore interrupted downloads, and look for other apps' models (all off the GUI
         thread where slow)."""
+        self.manager.models_dir = self.models_folder()  # the chosen folder may have come back, or gone
         self.hub_tasks.run(secrets.hf_token, self._on_token)
         unfinished = self.manager.restore()
         for job in self.manager.jobs():
@@ -153,7 +154,7 @@ class ModelsController(QObject):
             )
         self.scan_other_apps()
         if self.folder_problem:
-            self.window.banner.show_message(self.folder_problem)
+            self.window.banner.show_message(self.folder_problem, error=False)  # stays over the model load
 
     def _on_token(self, token: str | None) -> None:
         self.token = token

@@ -543,3 +543,31 @@ def test_no_models_offers_discover(
     assert action is not None and action.text() == "Discover models"
     action.click()
     assert window.models.discover.isVisible()
+
+
+def test_an_unplugged_models_folder_falls_back_with_a_banner(
+    qtbot: QtBot, make_window: Callable[..., MainWindow], models_dir: Path, tmp_path: Path
+) -> None:
+    window = make_window(start=False)
+    window.settings.models_dir = str(tmp_path / "unplugged-drive" / "models")
+    window.start()
+    qtbot.waitUntil(lambda: window.loaded is not None, timeout=60_000)
+    assert window.banner.isVisible() and "is not available" in window.banner.label.text()
+    assert window.models.manager.models_dir == models_dir
+    assert not (tmp_path / "unplugged-drive").exists()  # never recreated on another disk
+
+
+def test_models_folder_cannot_change_under_a_partial_download(
+    qtbot: QtBot, window: MainWindow, fake_hub: FakeHub
+) -> None:
+    fake_hub.faults[FILE] = Fault(rate=20e6, times=1)
+    _discover(qtbot, window, "smollm2")
+    _open_repo(qtbot, window, STARTER_REPO)
+    window.models.discover.download_button.click()
+    qtbot.waitUntil(lambda: _job(window).done_bytes > 4_000_000, timeout=20_000)
+    _press_row_button(window, "pauseButton")
+    qtbot.waitUntil(lambda: _job(window).state is State.PAUSED, timeout=5_000)
+    before = window.models.manager.models_dir
+    window.models.change_folder()  # refused before any folder dialog opens
+    assert "Finish or cancel the downloads" in window.banner.label.text()
+    assert window.models.manager.models_dir == before
