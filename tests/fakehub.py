@@ -502,4 +502,3 @@ def gguf_repo(repo_id: str, model: Path, **kwargs: Any) -> HubRepo:
     }
     files.update(kwargs.pop("files", {}))
     return HubRepo(repo_id, files=files, readme=readme, **kwargs)
-

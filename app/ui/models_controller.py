@@ -48,6 +48,8 @@ class ModelsController(QObject):
         super().__init__(window)
         self.window = window
         self.hub_tasks = BackgroundTasks(self, workers=4)  # Hub calls must not queue behind file scans
+        # One thread for the keyring: saves, removals and reads then happen in the order asked.
+        self.keyring_tasks = BackgroundTasks(self, workers=1)
         self.machine = memory.detect_machine()
         self.token: str | None = None
         self.entries: list[ModelEntry] = []
@@ -140,8 +142,10 @@ class ModelsController(QObject):
         """Read the token, restore interrupted downloads, and look for other apps' models (all off the GUI
         thread where slow)."""
         self.manager.models_dir = self.models_folder()  # the chosen folder may have come back, or gone
-        self.hub_tasks.run(secrets.hf_token, self._on_token)
-        unfinished = self.manager.restore()
+        self.keyring_tasks.run(secrets.hf_token, self._on_token)
+        # With the chosen folder missing, unfinished downloads stay on record for when it is back:
+        # resuming them here would start over on another disk.
+        unfinished = [] if self.folder_problem else self.manager.restore()
         for job in self.manager.jobs():
             self._on_job_changed(job)
         if unfinished:
@@ -171,6 +175,7 @@ class ModelsController(QObject):
         self.manager.shutdown(timeout=3.0)
         # Hub calls in flight are not waited for: a slow network must not hold the window open.
         self.hub_tasks.shutdown(wait=False)
+        self.keyring_tasks.shutdown(wait=False)
 
     # ----- library --------------------------------------------------------------------------
 
@@ -314,13 +319,14 @@ class ModelsController(QObject):
 
     def partial_downloads(self) -> bool:
         """True while a download is running or has a partial file waiting to be resumed."""
-        return any(
+        return self.manager.busy() or any(
             j.state.active or (j.state in (State.PAUSED, State.FAILED) and j.done_bytes > 0)
             for j in self.jobs.values()
         )
 
     def set_models_folder(self, folder: str) -> None:
         """Use `folder` for downloads and the library from now on."""
+        self.folder_problem = ""
         self.window.settings.models_dir = str(Path(folder).resolve())
         self.manager.models_dir = self.models_folder()
         self.library.set_folder(self.models_folder())
@@ -384,6 +390,12 @@ class ModelsController(QObject):
 
     def download(self, details: RepoDetails, group: FileGroup) -> Job | None:
         """Queue a file of a repository."""
+        if self.folder_problem:
+            self.window.banner.show_message(
+                f"{self.folder_problem} Downloads wait until it is back, or choose another folder in "
+                "My models."
+            )
+            return None
         try:
             job = self.manager.enqueue(details.repo_id, details.revision, group)
         except HubError as exc:
@@ -451,7 +463,8 @@ class ModelsController(QObject):
 
     def open_preferences(self) -> PreferencesDialog:
         """Show the preferences (non-modal to the event loop; the token is re-read when it closes)."""
-        dialog = PreferencesDialog(self.hub_tasks, self.window)
-        dialog.finished.connect(lambda _r: self.hub_tasks.run(secrets.hf_token, self._on_token))
+        dialog = PreferencesDialog(self.keyring_tasks, self.window)
+        dialog.changed.connect(lambda: self.keyring_tasks.run(secrets.hf_token, self._on_token))
+        dialog.finished.connect(lambda _r: self.keyring_tasks.run(secrets.hf_token, self._on_token))
         dialog.open()
         return dialog

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -22,7 +22,10 @@ from app.ui.tasks import BackgroundTasks
 class PreferencesDialog(QDialog):
     """Enter, replace or remove the Hugging Face token.
 
-    Keyring calls can block (a locked Secret Service asks to be unlocked), so they run on `tasks`."""
+    Keyring calls can block (a locked Secret Service asks to be unlocked), so they run on `tasks`.
+    `changed` fires once a save or removal has reached the keyring."""
+
+    changed = Signal()
 
     def __init__(self, tasks: BackgroundTasks, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -60,7 +63,7 @@ class PreferencesDialog(QDialog):
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.message)
-        buttons = QDialogButtonBox(
+        self.buttons = buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
         )
         buttons.accepted.connect(self.save)
@@ -97,10 +100,18 @@ class PreferencesDialog(QDialog):
             return False
         self.token_input.clear()
         self.message.setText("Saving…")
+        self._busy(True)
         self.tasks.run(lambda: secrets.set_secret(secrets.HF_TOKEN, value), self._on_saved)
         return True
 
+    def _busy(self, busy: bool) -> None:
+        # One keyring call at a time from this dialog: a quick Remove-then-Save must not race.
+        self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(not busy)
+        self.remove_button.setEnabled(not busy and self.remove_button.isEnabled())
+
     def _on_saved(self, kept: bool) -> None:
+        self._busy(False)
+        self.changed.emit()
         if kept:
             self.message.setText("")
             self.accept()
@@ -115,7 +126,10 @@ class PreferencesDialog(QDialog):
         """Forget the token."""
 
         def removed(_kept: bool) -> None:
+            self._busy(False)
+            self.changed.emit()
             self.message.setText("The token was removed.")
             self._refresh()
 
+        self._busy(True)
         self.tasks.run(lambda: secrets.set_secret(secrets.HF_TOKEN, None), removed)

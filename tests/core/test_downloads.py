@@ -619,3 +619,36 @@ def test_a_saved_record_pointing_outside_the_models_folder_is_dropped(env: Env) 
     manager, _ = env.manager()
     assert manager.restore() == []
     assert manager.jobs() == []
+
+
+def test_clearing_a_cancelled_job_does_not_let_a_new_worker_share_its_file(env: Env) -> None:
+    data = blob(6 * MB, 32)
+    (group,) = env.repo("t/clear-GGUF", {"k-Q4_0.gguf": data})
+    env.fake.faults["k-Q4_0.gguf"] = Fault(rate=3e6)
+    manager, _ = env.manager()
+    first = manager.enqueue("t/clear-GGUF", "main", group)
+    wait_for(lambda: part_size(manager, "t/clear-GGUF", "k-Q4_0.gguf") > MB, "1 MB on disk")
+    manager.cancel(first.id)
+    manager.remove(first.id)  # "Clear" while its worker may still be stopping
+    second = manager.enqueue("t/clear-GGUF", "main", group)
+    alive = [t.name for t in threading.enumerate() if t.name.startswith("fireside-download-")]
+    assert len(alive) <= 1, alive  # never two workers on one file
+    env.fake.faults.clear()
+    assert wait_state(manager, second.id, State.DONE, State.FAILED, timeout=30).state is State.DONE
+    assert manager.final_path("t/clear-GGUF", "k-Q4_0.gguf").read_bytes() == data
+
+
+def test_cancelling_a_download_again_of_a_deleted_model_removes_its_partial_file(env: Env) -> None:
+    data = blob(8 * MB, 33)
+    (group,) = env.repo("t/again2-GGUF", {"g-Q4_0.gguf": data})
+    manager, _ = env.manager()
+    first = manager.enqueue("t/again2-GGUF", "main", group)
+    wait_state(manager, first.id, State.DONE)
+    manager.final_path("t/again2-GGUF", "g-Q4_0.gguf").unlink()
+    env.fake.faults["g-Q4_0.gguf"] = Fault(rate=3e6)
+    second = manager.enqueue("t/again2-GGUF", "main", group)
+    wait_for(lambda: part_size(manager, "t/again2-GGUF", "g-Q4_0.gguf") > MB, "1 MB on disk")
+    manager.cancel(second.id)
+    wait_for(lambda: worker_gone(second.id), "the worker to let go")
+    assert not manager.part_path("t/again2-GGUF", "g-Q4_0.gguf").exists()
+    assert not manager.staging_dir("t/again2-GGUF").exists()

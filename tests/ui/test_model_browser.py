@@ -16,6 +16,7 @@ from pytestqt.qtbot import QtBot
 
 from app.core import downloads, secrets, starter
 from app.core.downloads import State
+from app.core.hub import FileGroup, RemoteFile, RepoDetails
 from app.core.settings import Settings
 from app.ui.hub.discover_view import DEBOUNCE_MS
 from app.ui.hub.downloads_panel import DownloadList
@@ -554,6 +555,10 @@ def test_an_unplugged_models_folder_falls_back_with_a_banner(
     qtbot.waitUntil(lambda: window.loaded is not None, timeout=60_000)
     assert window.banner.isVisible() and "is not available" in window.banner.label.text()
     assert window.models.manager.models_dir == models_dir
+    # Downloads wait for the chosen folder instead of filling the system disk.
+    group = FileGroup((RemoteFile("m-Q4_0.gguf", 10, None),), "Q4_0")
+    assert window.models.download(RepoDetails("o/r", "main", None, False, [group]), group) is None
+    assert "Downloads wait until it is back" in window.banner.label.text()
     assert not (tmp_path / "unplugged-drive").exists()  # never recreated on another disk
 
 
