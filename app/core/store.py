@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -516,33 +517,64 @@ class Store:
     # ----- search ---------------------------------------------------------------------------------
 
     def search(self, text: str, limit: int = 50) -> list[SearchHit]:
-        """Conversations whose title or messages contain every word of `text` (prefixes match)."""
+        """Conversations whose title or messages contain every word of `text` (prefixes match), the
+        most recently active first, each with the matching text around the hit.
+
+        The message index is read newest first and stops as soon as `limit` conversations are found,
+        so a common word costs no more than a rare one."""
         words = [w for w in text.replace('"', " ").split() if w]
         if not words:
             return []
         match = " ".join(f'"{w}"*' for w in words)
         like = "%" + "%".join(words) + "%"
-        rows = self._query(
-            """
-            SELECT c.id, c.title, NULL AS snippet, NULL AS message_id, c.updated_at
-              FROM conversations c WHERE c.deleted_at IS NULL AND c.title LIKE ?
-            UNION ALL
-            SELECT c.id, c.title, snippet(messages_fts, 0, '[', ']', '…', 12), m.id, c.updated_at
-              FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid
-              JOIN conversations c ON c.id = m.conversation_id
-             WHERE messages_fts MATCH ? AND c.deleted_at IS NULL
-            ORDER BY 5 DESC
-            """,
-            (like, match),
+        with self._lock:
+            try:
+                titled = self._db.execute(
+                    "SELECT id, title FROM conversations WHERE deleted_at IS NULL AND title LIKE ? "
+                    "ORDER BY updated_at DESC LIMIT ?",
+                    (like, limit),
+                ).fetchall()
+                found = self._newest_matches(match, limit)
+                marks = ",".join("?" * len(found))
+                contents = dict(
+                    self._db.execute(
+                        f"SELECT id, content FROM messages WHERE id IN ({marks})", (*found.values(),)
+                    )
+                )
+                titles = dict(
+                    self._db.execute(f"SELECT id, title FROM conversations WHERE id IN ({marks})", (*found,))
+                )
+            except sqlite3.Error as exc:
+                raise _explain(exc, self.path) from exc
+        hits = [SearchHit(int(cid), title, "", None) for cid, title in titled]
+        seen = {h.conversation_id for h in hits}
+        hits += [
+            SearchHit(cid, titles.get(cid, ""), _snippet(contents.get(mid, ""), words), mid)
+            for cid, mid in found.items()
+            if cid not in seen
+        ]
+        return hits[:limit]
+
+    def _newest_matches(self, match: str, limit: int) -> dict[int, int]:
+        """Up to `limit` conversations with a message matching `match`: conversation -> newest such message.
+
+        FTS5 walks its index in rowid order by itself; a join inside the query would make SQLite collect
+        and sort every match first (seconds for a common word over 200,000 messages)."""
+        found: dict[int, int] = {}
+        owner = (
+            "SELECT m.conversation_id, c.deleted_at FROM messages m "
+            "JOIN conversations c ON c.id = m.conversation_id WHERE m.id = ?"
         )
-        hits: dict[int, SearchHit] = {}
-        for row in rows:
-            conversation_id = int(row[0])
-            if conversation_id not in hits:
-                hits[conversation_id] = SearchHit(conversation_id, row[1], row[2] or "", row[3])
-            if len(hits) >= limit:
-                break
-        return list(hits.values())
+        matches = self._db.execute(
+            "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rowid DESC", (match,)
+        )
+        for (message_id,) in matches:
+            conversation_id, deleted = self._db.execute(owner, (message_id,)).fetchone()
+            if deleted is None:
+                found.setdefault(conversation_id, message_id)
+                if len(found) >= limit:
+                    break
+        return found
 
     # ----- presets ----------------------------------------------------------------------------------
 
@@ -677,6 +709,27 @@ class Store:
             if any(m["role"] == "assistant" for m in messages):
                 out.append(json.dumps({"messages": messages}, ensure_ascii=False))
         return "\n".join(out) + ("\n" if out else "")
+
+
+def _snippet(text: str, words: list[str], width: int = 60) -> str:
+    """The text around the earliest matching word, the match in [brackets]. (FTS5's own snippet()
+    re-runs the whole query for each row: half a second over a large history.)"""
+    lowered = text.lower()
+    best: tuple[int, int] | None = None
+    for word in words:
+        at = re.search(r"(?<!\w)" + re.escape(word.lower()), lowered)
+        if at is not None and (best is None or at.start() < best[0]):
+            end = at.end()
+            while end < len(text) and text[end].isalnum():
+                end += 1  # the rest of the word the prefix matched
+            best = (at.start(), end)
+    if best is None:
+        return text[: 2 * width].replace("\n", " ").strip()
+    start, end = best
+    left, right = max(0, start - width), min(len(text), end + width)
+    before = ("…" if left else "") + text[left:start]
+    after = text[end:right] + ("…" if right < len(text) else "")
+    return (before + "[" + text[start:end] + "]" + after).replace("\n", " ")
 
 
 def _statements(script: str) -> list[str]:
