@@ -25,6 +25,8 @@ class Settings:
     extra_models: list[str] = field(default_factory=list)
     #: A models folder the user chose (None: the one in the data folder).
     models_dir: str | None = None
+    #: The conversation open when the app was last closed.
+    last_conversation: int | None = None
 
     @classmethod
     def load(cls, path: Path | None = None) -> Settings:
@@ -45,6 +47,9 @@ class Settings:
             last_model=data.get("last_model") if isinstance(data.get("last_model"), str) else None,
             extra_models=[p for p in extra if isinstance(p, str)] if isinstance(extra, list) else [],
             models_dir=data.get("models_dir") if isinstance(data.get("models_dir"), str) else None,
+            last_conversation=data.get("last_conversation")
+            if isinstance(data.get("last_conversation"), int)
+            else None,
         )
 
     def save(self, path: Path | None = None) -> None:
@@ -57,6 +62,7 @@ class Settings:
             "last_model": self.last_model,
             "extra_models": self.extra_models,
             "models_dir": self.models_dir,
+            "last_conversation": self.last_conversation,
         }
         tmp.write_text(json.dumps(payload, indent=2), "utf-8")  # no secrets here: tokens live in the keyring
         os.replace(tmp, path)

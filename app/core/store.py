@@ -546,7 +546,12 @@ class Store:
                 )
             except sqlite3.Error as exc:
                 raise _explain(exc, self.path) from exc
-        hits = [SearchHit(int(cid), title, "", None) for cid, title in titled]
+        hits = [
+            SearchHit(
+                int(cid), title, _snippet(contents[found[cid]], words) if cid in found else "", found.get(cid)
+            )
+            for cid, title in titled
+        ]
         seen = {h.conversation_id for h in hits}
         hits += [
             SearchHit(cid, titles.get(cid, ""), _snippet(contents.get(mid, ""), words), mid)

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -35,6 +36,7 @@ from app.ui.bridge import InferenceBridge
 from app.ui.chat.composer import Composer
 from app.ui.chat.message_model import MessageListModel
 from app.ui.chat.message_view import MessageView
+from app.ui.conversations.controller import ConversationController
 from app.ui.model_picker import ModelPicker
 from app.ui.models_controller import ModelsController
 from app.ui.settings.sampling_panel import SamplingPanel
@@ -116,6 +118,8 @@ class MainWindow(QMainWindow):
         self.loaded: LoadedModel | None = None
         self.models: ModelsController
         self.sampling: SamplingPanel
+        self.conversations: ConversationController
+        self.system_prompt: QPlainTextEdit
         self.loading_path: str | None = None
         self._load_request: int | None = None
         self._reply_request: int | None = None
@@ -177,6 +181,8 @@ class MainWindow(QMainWindow):
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.setChildrenCollapsible(False)
+        self.conversations = ConversationController(self)
+        splitter.addWidget(self.conversations.sidebar)
         chat = QWidget()
         chat_layout = QVBoxLayout(chat)
         chat_layout.setContentsMargins(0, 0, 0, 0)
@@ -200,17 +206,38 @@ class MainWindow(QMainWindow):
         splitter.addWidget(chat)
 
         self.sampling = SamplingPanel(self.settings.sampling)
+        panel = QWidget()
+        panel_layout = QVBoxLayout(panel)
+        panel_layout.setContentsMargins(0, 0, 0, 0)
+        prompt_label = QLabel("System prompt")
+        prompt_label.setContentsMargins(12, 10, 12, 0)
+        font = prompt_label.font()
+        font.setBold(True)
+        prompt_label.setFont(font)
+        self.system_prompt = QPlainTextEdit()
+        self.system_prompt.setObjectName("systemPromptInput")
+        self.system_prompt.setPlaceholderText("How the model should behave in this conversation (optional)")
+        self.system_prompt.setFixedHeight(96)
+        self.system_prompt.setTabChangesFocus(True)
+        prompt_box = QWidget()
+        prompt_layout = QVBoxLayout(prompt_box)
+        prompt_layout.setContentsMargins(12, 4, 12, 0)
+        prompt_layout.addWidget(self.system_prompt)
+        panel_layout.addWidget(prompt_label)
+        panel_layout.addWidget(prompt_box)
+        panel_layout.addWidget(self.sampling, 1)
         side = QScrollArea()
         side.setObjectName("samplingScroll")
         side.setWidgetResizable(True)
-        side.setWidget(self.sampling)
+        side.setWidget(panel)
         side.setMinimumWidth(250)
         side.setMaximumWidth(360)
         side.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         splitter.addWidget(side)
-        splitter.setStretchFactor(0, 1)
-        splitter.setStretchFactor(1, 0)
-        splitter.setSizes([800, 280])
+        splitter.setStretchFactor(0, 0)
+        splitter.setStretchFactor(1, 1)
+        splitter.setStretchFactor(2, 0)
+        splitter.setSizes([220, 700, 280])
         self.models = ModelsController(self)
         self.pages = QStackedWidget()
         self.pages.setObjectName("pages")
@@ -259,6 +286,12 @@ class MainWindow(QMainWindow):
         self.bridge.replyDone.connect(self._on_reply_done)
         self.bridge.replyFailed.connect(self._on_reply_failed)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop)
+        QShortcut(QKeySequence.StandardKey.New, self, self.conversations.new_conversation)
+        self._prompt_timer = QTimer(self)
+        self._prompt_timer.setSingleShot(True)
+        self._prompt_timer.setInterval(600)
+        self._prompt_timer.timeout.connect(self.conversations.settings_changed)
+        self.system_prompt.textChanged.connect(self._prompt_timer.start)
 
     # ----- models -------------------------------------------------------------------------
 
@@ -267,6 +300,7 @@ class MainWindow(QMainWindow):
         if not self._started:
             self._started = True
             self.models.start()
+            self.conversations.start()
         self.state_label.setText("Looking for models…")
         extra = list(self.settings.extra_models)
         if model:
@@ -407,6 +441,7 @@ class MainWindow(QMainWindow):
         self.state_label.setText(f"Ready · loaded in {model.load_s:.2f} s · {model.n_threads} threads")
         self._show_context(0, model.context_length)
         self.models.note_memory(model)
+        self.conversations.settings_changed()
         if model.template_is_default:
             self.banner.show_message(
                 f"{model.info.path.name} has no chat template; Fireside uses ChatML, which most "
@@ -472,8 +507,13 @@ class MainWindow(QMainWindow):
         self.banner.hide()
         self.composer.clear()
         self.messages.add_message(Role.USER, text)
+        self.conversations.user_sent(text)
         prompt = self.messages.prompt_messages()
+        system = self.system_prompt.toPlainText().strip()
+        if system:
+            prompt = [{"role": "system", "content": system}, *prompt]
         self._reply_row = self.messages.add_message(Role.ASSISTANT, "", streaming=True)
+        self.conversations.reply_started(self._reply_row)
         self._reply_request = self.bridge.generate(prompt, self.sampling.params())
         self.state_label.setText("Generating…")
         self._update_send_button()
@@ -491,6 +531,7 @@ class MainWindow(QMainWindow):
         if request_id != self._reply_request:
             return
         self.messages.finish(self._reply_row, text, stats)
+        self.conversations.reply_finished(text, stats)
         self._end_reply()
         self._show_context(stats.context_used, stats.context_length)
         self.state_label.setText(f"Ready · {stats.tokens_per_s:.1f} tok/s")
@@ -499,6 +540,7 @@ class MainWindow(QMainWindow):
         if request_id != self._reply_request:
             return
         self.messages.finish(self._reply_row, text, None, error=message)
+        self.conversations.reply_finished(text, None, error=message)
         self._end_reply()
         self.state_label.setText("Ready")
         self.banner.show_message(message)
@@ -525,6 +567,7 @@ class MainWindow(QMainWindow):
     def _on_sampling_changed(self, params: SamplingParams) -> None:
         self.settings.sampling = params
         QTimer.singleShot(0, self._save_settings)
+        self.conversations.settings_changed()
 
     def _save_settings(self) -> None:
         try:
@@ -539,6 +582,7 @@ class MainWindow(QMainWindow):
         if self._closing:
             return
         self._closing = True
+        self.conversations.close()
         self._save_settings()
         if not self.bridge.shutdown(timeout=1.0):
             log.warning("inference thread did not stop within a second")

@@ -36,9 +36,11 @@ def make_window(qtbot: QtBot, data_dir: Path) -> Iterator[Callable[..., MainWind
     """Build main windows that are closed (model freed, threads joined) after the test."""
     windows: list[MainWindow] = []
 
-    def make(start: bool = True, size: tuple[int, int] = (1000, 700)) -> MainWindow:
+    def make(
+        start: bool = True, size: tuple[int, int] = (1000, 700), settings: Settings | None = None
+    ) -> MainWindow:
         create_app()
-        window = MainWindow(settings=Settings())
+        window = MainWindow(settings=settings or Settings())
         qtbot.addWidget(window)
         window.resize(*size)
         window.show()

@@ -92,6 +92,13 @@ class MessageListModel(QAbstractListModel):
         index = self.index(row)
         self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole, MessageRole])
 
+    def load(self, messages: list[Message]) -> None:
+        """Show another conversation's messages (one reset, however many there are)."""
+        self.beginResetModel()
+        self.conversation = Conversation(list(messages))
+        self._parts.clear()
+        self.endResetModel()
+
     def clear(self) -> None:
         """Remove every message."""
         self.beginResetModel()

@@ -1,0 +1,340 @@
+"""Keeps the window's chat in the conversation store: every message saved, a streaming reply at least
+once a second, and the last conversation reopened on launch.
+
+The store is opened (and migrated) off the GUI thread; single-row writes are sub-millisecond in WAL
+mode and stay on it, in order. If the database cannot be used, chat goes on unsaved and the window
+says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, QTimer
+from PySide6.QtWidgets import QInputDialog
+
+from app.core import paths
+from app.core.conversation import Message, ReplyStats, Role, StopReason
+from app.core.sampling import SamplingParams
+from app.core.store import ConversationInfo, SearchHit, Store, StoredMessage, StoreError
+from app.ui.conversations.sidebar import ConversationSidebar
+
+if TYPE_CHECKING:
+    from app.ui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+#: A streaming reply is written to the database at least this often (and when it ends).
+SAVE_INTERVAL_MS = 1000
+TITLE_LENGTH = 60
+
+
+def propose_title(text: str) -> str:
+    """A title from the first message: its first line, cut at a word near TITLE_LENGTH characters."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "New conversation")
+    if len(line) <= TITLE_LENGTH:
+        return line
+    cut = line[:TITLE_LENGTH].rsplit(" ", 1)[0]
+    return cut.rstrip(",.;:") + "…"
+
+
+def _to_message(stored: StoredMessage) -> Message:
+    stats = None
+    if stored.stats:
+        try:
+            stats = ReplyStats(**{**stored.stats, "stop_reason": StopReason(stored.stats["stop_reason"])})
+        except (KeyError, TypeError, ValueError):
+            stats = None  # written by another version: shown without its stats line
+    return Message(
+        Role(stored.role), stored.content, stats=stats, incomplete=stored.incomplete, error=stored.error
+    )
+
+
+class ConversationController(QObject):
+    """The bridge between the chat in the window and the store."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.store: Store | None = None
+        self.current: int | None = None
+        #: The stored id of each row of window.messages.
+        self.ids: list[int] = []
+        self._reply: tuple[int, int] | None = None  # (row, stored id) of the streaming reply
+        self._saved_length = 0
+        self.sidebar = ConversationSidebar()
+        self.sidebar.chosen.connect(self.open_conversation)
+        self.sidebar.newRequested.connect(self.new_conversation)
+        self.sidebar.searchChanged.connect(self.search)
+        self.sidebar.renameRequested.connect(self.rename)
+        self.sidebar.pinRequested.connect(self.pin)
+        self.sidebar.deleteRequested.connect(self.delete)
+        self._timer = QTimer(self)
+        self._timer.setInterval(SAVE_INTERVAL_MS)
+        self._timer.timeout.connect(self.save_reply)
+
+    # ----- opening ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the database (off the GUI thread: it may migrate), then reopen the last conversation."""
+        path = paths.data_dir() / "conversations.db"
+
+        def open_store() -> Store:
+            store = Store(path)
+            store.purge_deleted(older_than_s=7 * 86400)  # the undo bin keeps a week
+            return store
+
+        self.window.tasks.run(open_store, self._on_opened, self._on_open_failed)
+
+    def _on_opened(self, store: Store) -> None:
+        if self.window._closing:
+            store.close()
+            return
+        self.store = store
+        if store.moved_aside is not None:
+            self.window.banner.show_message(
+                f"The conversation database was damaged; it was kept as {store.moved_aside} and a new one "
+                "was started.",
+            )
+        self.refresh_list()
+        if self.window.messages.rowCount():
+            return  # the user already started chatting
+        last = self.window.settings.last_conversation
+        try:
+            if last is not None and not store.conversation(last).deleted:
+                self.open_conversation(last)
+                return
+        except KeyError:
+            pass
+        # No record of the last one (first launch after a crash, say): the most recently active.
+        rows = self.sidebar.model.rows
+        if rows and last is not None:
+            self.open_conversation(rows[0][0])
+
+    def _on_open_failed(self, error: BaseException) -> None:
+        message = error.message if isinstance(error, StoreError) else str(error)
+        self.sidebar.setEnabled(False)
+        self.window.banner.show_message(f"{message} Conversations are not being saved in this session.")
+
+    def close(self) -> None:
+        """Save the reply in progress and close the database."""
+        self._timer.stop()
+        self.save_reply()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    # ----- the list -------------------------------------------------------------------------------
+
+    def refresh_list(self) -> None:
+        """Reload the sidebar (or re-run the search shown)."""
+        if self.store is None:
+            return
+        query = self.sidebar.search.text().strip()
+        if query:
+            self.search(query)
+            return
+        self.sidebar.model.set_conversations(self._safe(self.store.conversations) or [])
+        self.sidebar.select(self.current)
+
+    def search(self, query: str) -> None:
+        """Show conversations matching `query` (off the GUI thread: a large history takes tens of ms)."""
+        store = self.store
+        if store is None:
+            return
+        if not query:
+            self.refresh_list()
+            return
+
+        def done(hits: list[SearchHit]) -> None:
+            if self.sidebar.search.text().strip() == query:  # a newer query replaced this one
+                self.sidebar.model.set_hits(hits)
+                self.sidebar.select(self.current)
+
+        self.window.tasks.run(lambda: store.search(query), done, self._failed)
+
+    def _safe(self, action: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return action(*args, **kwargs)
+        except StoreError as exc:
+            self._failed(exc)
+            return None
+
+    def _failed(self, error: BaseException) -> None:
+        message = error.message if isinstance(error, StoreError) else f"{type(error).__name__}: {error}"
+        self.window.banner.show_message(f"Could not save or read conversations: {message}")
+
+    # ----- switching ------------------------------------------------------------------------------
+
+    def new_conversation(self) -> None:
+        """An empty chat; it is stored when its first message is sent."""
+        if self.window.is_generating:
+            self.window.stop()
+        self.current = None
+        self.ids = []
+        self.window.messages.clear()
+        self.window.system_prompt.setPlainText("")
+        self._remember(None)
+        self.sidebar.select(None)
+        self.window.composer.setFocus()
+
+    def open_conversation(self, conversation_id: int) -> None:
+        """Show a stored conversation as it was left: messages, system prompt, sampling, model."""
+        store = self.store
+        if store is None or conversation_id == self.current:
+            return
+        if self.window.is_generating:
+            self.window.stop()
+
+        def read() -> tuple[ConversationInfo, list[StoredMessage]]:
+            return store.conversation(conversation_id), store.branch(conversation_id)
+
+        self.window.tasks.run(read, self._show, self._failed)
+
+    def _show(self, loaded: tuple[ConversationInfo, list[StoredMessage]]) -> None:
+        info, branch = loaded
+        self.current = info.id
+        self.ids = [m.id for m in branch]
+        self.window.messages.load([_to_message(m) for m in branch])
+        self.window.system_prompt.blockSignals(True)
+        self.window.system_prompt.setPlainText(info.system_prompt)
+        self.window.system_prompt.blockSignals(False)
+        if info.sampling:
+            self.window.sampling.set_params(SamplingParams.from_dict(info.sampling))
+        self._remember(info.id)
+        self.sidebar.select(info.id)
+        loaded_path = str(self.window.loaded.info.path) if self.window.loaded else self.window.loading_path
+        if info.model and info.model != loaded_path and Path(info.model).is_file():
+            self.window.load_model(info.model)
+
+    # ----- saving ---------------------------------------------------------------------------------
+
+    def user_sent(self, text: str) -> None:
+        """Store the user's message (creating the conversation on its first message)."""
+        store = self.store
+        if store is None:
+            return
+        if self.current is None:
+            params = self.window.sampling.params()
+            model = str(self.window.loaded.info.path) if self.window.loaded else None
+            created = self._safe(
+                store.create_conversation,
+                title=propose_title(text),
+                model=model,
+                system_prompt=self.window.system_prompt.toPlainText(),
+                sampling=params.to_dict(),
+            )
+            if created is None:
+                return
+            self.current = created
+            self._remember(created)
+        parent = self.ids[-1] if self.ids else None
+        message_id = self._safe(store.add_message, self.current, "user", text, parent)
+        if message_id is not None:
+            self.ids.append(message_id)
+        self.refresh_list()
+
+    def reply_started(self, row: int) -> None:
+        """Store an empty, incomplete reply; it is filled in as it streams."""
+        if self.store is None or self.current is None or not self.ids:
+            return
+        message_id = self._safe(
+            self.store.add_message, self.current, "assistant", "", self.ids[-1], incomplete=True
+        )
+        if message_id is None:
+            return
+        self.ids.append(message_id)
+        self._reply = (row, message_id)
+        self._saved_length = 0
+        self._timer.start()
+
+    def save_reply(self) -> None:
+        """Write the streaming reply's text so far (called every SAVE_INTERVAL_MS)."""
+        if self.store is None or self._reply is None:
+            return
+        row, message_id = self._reply
+        text = self.window.messages.message(row).content
+        if len(text) != self._saved_length:
+            self._safe(self.store.update_message, message_id, content=text)
+            self._saved_length = len(text)
+
+    def reply_finished(self, text: str, stats: ReplyStats | None, error: str | None = None) -> None:
+        """Store the final text and stats (or the error, which leaves the reply marked incomplete)."""
+        self._timer.stop()
+        if self.store is None or self._reply is None:
+            return
+        _row, message_id = self._reply
+        self._reply = None
+        self._safe(
+            self.store.update_message,
+            message_id,
+            content=text,
+            incomplete=error is not None,
+            stats=asdict(stats) if stats is not None else None,
+            error=error,
+        )
+        self.refresh_list()
+
+    def _remember(self, conversation_id: int | None) -> None:
+        # Saved at once, not at exit: after a crash the next launch still knows what was open.
+        self.window.settings.last_conversation = conversation_id
+        self.window._save_settings()
+
+    def settings_changed(self) -> None:
+        """The open conversation remembers its system prompt, sampling and model."""
+        if self.store is None or self.current is None:
+            return
+        model = str(self.window.loaded.info.path) if self.window.loaded else None
+        fields: dict[str, Any] = {
+            "system_prompt": self.window.system_prompt.toPlainText(),
+            "sampling": self.window.sampling.params().to_dict(),
+        }
+        if model:
+            fields["model"] = model
+        self._safe(self.store.update_conversation, self.current, **fields)
+
+    # ----- sidebar actions ------------------------------------------------------------------------
+
+    def rename(self, conversation_id: int) -> None:
+        """Ask for a new title."""
+        if self.store is None:
+            return
+        dialog = QInputDialog(self.window)
+        dialog.setObjectName("renameDialog")
+        dialog.setWindowTitle("Rename conversation")
+        dialog.setLabelText("Title")
+        dialog.setTextValue(self.store.conversation(conversation_id).title)
+        dialog.textValueSelected.connect(lambda title: self.set_title(conversation_id, title))
+        dialog.open()
+
+    def set_title(self, conversation_id: int, title: str) -> None:
+        """Rename a conversation (an empty title is ignored)."""
+        if self.store is not None and title.strip():
+            self._safe(self.store.update_conversation, conversation_id, title=title.strip())
+            self.refresh_list()
+
+    def pin(self, conversation_id: int, pinned: bool) -> None:
+        """Pin to the top, or unpin."""
+        if self.store is not None:
+            self._safe(self.store.update_conversation, conversation_id, pinned=pinned)
+            self.refresh_list()
+
+    def delete(self, conversation_id: int) -> None:
+        """Move to the bin, with Undo in the banner."""
+        store = self.store
+        if store is None:
+            return
+        title = store.conversation(conversation_id).title
+        self._safe(store.delete_conversation, conversation_id)
+        if conversation_id == self.current:
+            self.new_conversation()
+        self.refresh_list()
+
+        def undo() -> None:
+            self._safe(store.restore_conversation, conversation_id)
+            self.refresh_list()
+
+        self.window.banner.show_message(f"Deleted “{title}”.", error=False, action=("Undo", undo))

@@ -1,0 +1,125 @@
+"""The conversation sidebar: new, search as you type (with the matching text), pin, rename, delete."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QLineEdit, QListView, QMenu, QPushButton, QVBoxLayout, QWidget
+
+from app.core.store import ConversationInfo, SearchHit
+
+IdRole = Qt.ItemDataRole.UserRole + 10
+_Index = QModelIndex | QPersistentModelIndex
+SEARCH_DEBOUNCE_MS = 200
+
+
+class ConversationListModel(QAbstractListModel):
+    """Conversations (or search hits with their snippet), one row each."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.rows: list[tuple[int, str, str, bool]] = []  # id, title, snippet, pinned
+
+    def set_conversations(self, items: list[ConversationInfo]) -> None:
+        """Show the full list."""
+        self.beginResetModel()
+        self.rows = [(c.id, c.title or "New conversation", "", c.pinned) for c in items]
+        self.endResetModel()
+
+    def set_hits(self, hits: list[SearchHit]) -> None:
+        """Show search results."""
+        self.beginResetModel()
+        self.rows = [(h.conversation_id, h.title or "New conversation", h.snippet, False) for h in hits]
+        self.endResetModel()
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(self.rows)
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not index.isValid():
+            return None
+        cid, title, snippet, pinned = self.rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            text = ("📌 " if pinned else "") + title
+            return f"{text}\n{snippet}" if snippet else text
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return snippet or title
+        if role == IdRole:
+            return cid
+        return None
+
+    def row_of(self, conversation_id: int | None) -> int:
+        """The row showing a conversation, or -1."""
+        return next((i for i, r in enumerate(self.rows) if r[0] == conversation_id), -1)
+
+
+class ConversationSidebar(QWidget):
+    """Signals ask the window to act; the sidebar only shows."""
+
+    chosen = Signal(int)
+    newRequested = Signal()
+    searchChanged = Signal(str)
+    renameRequested = Signal(int)
+    pinRequested = Signal(int, bool)
+    deleteRequested = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("conversationSidebar")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 4, 8)
+        self.new_button = QPushButton("New conversation")
+        self.new_button.setObjectName("newConversationButton")
+        self.new_button.setToolTip("Start a new conversation (Ctrl+N)")
+        self.new_button.clicked.connect(self.newRequested)
+        self.search = QLineEdit()
+        self.search.setObjectName("conversationSearch")
+        self.search.setPlaceholderText("Search conversations")
+        self.search.setClearButtonEnabled(True)
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(SEARCH_DEBOUNCE_MS)
+        self._debounce.timeout.connect(lambda: self.searchChanged.emit(self.search.text().strip()))
+        self.search.textChanged.connect(lambda _t: self._debounce.start())
+        self.model = ConversationListModel(self)
+        self.list = QListView()
+        self.list.setObjectName("conversationList")
+        self.list.setModel(self.model)
+        self.list.setUniformItemSizes(False)
+        self.list.setWordWrap(True)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._menu)
+        self.list.clicked.connect(lambda index: self.chosen.emit(int(index.data(IdRole))))
+        layout.addWidget(self.new_button)
+        layout.addWidget(self.search)
+        layout.addWidget(self.list, 1)
+        self.setMinimumWidth(200)
+        self.setMaximumWidth(320)
+
+    def select(self, conversation_id: int | None) -> None:
+        """Highlight the open conversation (no signal)."""
+        row = self.model.row_of(conversation_id)
+        self.list.blockSignals(True)
+        if row >= 0:
+            self.list.setCurrentIndex(self.model.index(row))
+        else:
+            self.list.clearSelection()
+        self.list.blockSignals(False)
+
+    def _menu(self, point: QPoint) -> None:
+        index = self.list.indexAt(point)
+        if not index.isValid():
+            return
+        cid = int(index.data(IdRole))
+        pinned = self.model.rows[index.row()][3]
+        menu = QMenu(self)
+        for text, handler in (
+            ("Rename…", lambda: self.renameRequested.emit(cid)),
+            ("Unpin" if pinned else "Pin", lambda: self.pinRequested.emit(cid, not pinned)),
+            ("Delete", lambda: self.deleteRequested.emit(cid)),
+        ):
+            action = QAction(text, menu)
+            action.triggered.connect(handler)
+            menu.addAction(action)
+        menu.popup(self.list.viewport().mapToGlobal(point))

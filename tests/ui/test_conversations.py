@@ -1,0 +1,213 @@
+"""Conversations that last, through the real window, the real model and the real SQLite store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtWidgets import QPushButton
+from pytestqt.qtbot import QtBot
+
+from app.core import paths
+from app.core.settings import Settings
+from app.core.store import Store
+from app.ui.conversations.controller import propose_title
+from app.ui.conversations.sidebar import IdRole
+from app.ui.main_window import MainWindow
+from tests.ui.conftest import shot
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _send(qtbot: QtBot, window: MainWindow, text: str) -> None:
+    window.composer.setPlainText(text)
+    window.send()
+    qtbot.waitUntil(lambda: not window.is_generating, timeout=60_000)
+
+
+def _store_ready(qtbot: QtBot, window: MainWindow) -> Store:
+    qtbot.waitUntil(lambda: window.conversations.store is not None, timeout=10_000)
+    store = window.conversations.store
+    assert store is not None
+    return store
+
+
+def _titles(window: MainWindow) -> list[str]:
+    return [row[1] for row in window.conversations.sidebar.model.rows]
+
+
+def test_object_names(window: MainWindow) -> None:
+    for name in ("conversationList", "conversationSearch", "newConversationButton", "systemPromptInput"):
+        assert window.findChild(QObject, name) is not None, name
+
+
+def test_a_conversation_is_saved_and_reopened_as_it_was_left(
+    qtbot: QtBot, make_window: Callable[..., MainWindow], models_dir: Path
+) -> None:
+    window = make_window()
+    store = _store_ready(qtbot, window)
+    window.system_prompt.setPlainText("Answer in one short sentence.")
+    _send(qtbot, window, "What colour is the sky on a clear day?")
+    assert _titles(window) == ["What colour is the sky on a clear day?"]
+    cid = window.conversations.current
+    assert cid is not None
+    saved = store.branch(cid)
+    assert [m.role for m in saved] == ["user", "assistant"]
+    assert saved[1].content == window.messages.peek(1).content and not saved[1].incomplete
+    assert saved[1].stats is not None and saved[1].stats["completion_tokens"] > 0
+    qtbot.wait(700)  # the system prompt is saved after a short pause in typing
+    assert store.conversation(cid).system_prompt == "Answer in one short sentence."
+    window.close()
+
+    again = make_window(settings=Settings.load())  # as the app starts: with what it saved
+    qtbot.waitUntil(lambda: again.messages.rowCount() == 2, timeout=10_000)
+    assert again.conversations.current == cid
+    assert again.messages.peek(0).content == "What colour is the sky on a clear day?"
+    assert again.messages.peek(1).stats is not None  # the stats line comes back too
+    assert again.system_prompt.toPlainText() == "Answer in one short sentence."
+    shot(again, "conversation-reopened")
+
+
+def test_new_switch_search_rename_pin_delete_and_undo(qtbot: QtBot, window: MainWindow) -> None:
+    store = _store_ready(qtbot, window)
+    _send(qtbot, window, "Tell me about lighthouses.")
+    first = window.conversations.current
+    new_button = window.findChild(QPushButton, "newConversationButton")
+    assert new_button is not None
+    new_button.click()
+    assert window.messages.rowCount() == 0 and window.conversations.current is None
+    _send(qtbot, window, "Name three kinds of cheese.")
+    second = window.conversations.current
+    assert second != first
+    assert _titles(window) == ["Name three kinds of cheese.", "Tell me about lighthouses."]
+
+    # Switch back by clicking it in the list.
+    sidebar = window.conversations.sidebar
+    row = sidebar.model.row_of(first)
+    rect = sidebar.list.visualRect(sidebar.model.index(row))
+    qtbot.mouseClick(sidebar.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.waitUntil(lambda: window.conversations.current == first, timeout=5_000)
+    assert window.messages.peek(0).content == "Tell me about lighthouses."
+
+    # Search matches message text, and shows where.
+    qtbot.keyClicks(sidebar.search, "cheese")
+    qtbot.waitUntil(lambda: [r[0] for r in sidebar.model.rows] == [second], timeout=5_000)
+    assert "[cheese]" in sidebar.model.rows[0][2]
+    sidebar.search.clear()
+    qtbot.waitUntil(lambda: len(sidebar.model.rows) == 2, timeout=5_000)
+
+    # Rename and pin: the pinned one goes first.
+    window.conversations.set_title(first, "Lighthouses")
+    window.conversations.pin(first, True)
+    assert sidebar.model.rows[0][:2] == (first, "Lighthouses") and sidebar.model.rows[0][3]
+    shot(window, "conversations-sidebar")
+
+    # Delete the open one: the chat empties; Undo brings it back.
+    window.conversations.delete(first)
+    assert [r[0] for r in sidebar.model.rows] == [second] and window.messages.rowCount() == 0
+    undo = window.findChild(QPushButton, "bannerAction")
+    assert undo is not None and undo.text() == "Undo"
+    undo.click()
+    assert {r[0] for r in sidebar.model.rows} == {first, second}
+    assert store.conversation(first).deleted is False
+
+
+def test_each_conversation_keeps_its_sampling(qtbot: QtBot, window: MainWindow) -> None:
+    store = _store_ready(qtbot, window)
+    window.sampling.input("temperature").setValue(0.2)
+    _send(qtbot, window, "Hello")
+    first = window.conversations.current
+    window.conversations.new_conversation()
+    window.sampling.input("temperature").setValue(1.1)
+    _send(qtbot, window, "Hi again")
+    assert first is not None
+    assert store.conversation(first).sampling["temperature"] == 0.2
+    window.conversations.open_conversation(first)
+    qtbot.waitUntil(lambda: window.conversations.current == first, timeout=5_000)
+    assert window.sampling.params().temperature == 0.2
+
+
+def test_title_proposal() -> None:
+    assert propose_title("  \nHow do I bake bread?\nThanks") == "How do I bake bread?"
+    long = "Please explain in great detail how the tides work and why there are two of them each day"
+    title = propose_title(long)
+    assert title.endswith("…") and len(title) <= 61 and long.startswith(title[:-1])
+
+
+CRASH_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, time
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QTimer
+    from app.core import paths
+    from app.core.settings import Settings
+    from app.ui.application import create_app
+    from app.ui.main_window import MainWindow
+
+    paths.set_data_dir(sys.argv[1])
+    app = create_app()
+    window = MainWindow(settings=Settings())
+    window.show()
+    window.start()
+    state = {"sent": None}
+
+    def tick():
+        if state["sent"] is None and window.loaded is not None and window.conversations.store is not None:
+            window.composer.setPlainText("Write a very long story about a lighthouse keeper and the sea.")
+            window.send()
+            state["sent"] = time.monotonic()
+        elif state["sent"] is not None and time.monotonic() - state["sent"] > 2.5:
+            print("STREAMING", flush=True)  # the test kills the process now, mid-reply
+
+    timer = QTimer()
+    timer.timeout.connect(tick)
+    timer.start(50)
+    app.exec()
+    """
+)
+
+
+def test_killed_mid_reply_the_conversation_and_partial_reply_survive(
+    qtbot: QtBot, make_window: Callable[..., MainWindow], data_dir: Path, models_dir: Path
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "offscreen"}
+    process = subprocess.Popen(
+        [sys.executable, "-c", CRASH_SCRIPT, str(data_dir)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 90
+        line = ""
+        while time.monotonic() < deadline and "STREAMING" not in line:
+            line = process.stdout.readline()
+            if not line and process.poll() is not None:
+                break
+        assert "STREAMING" in line, "the app did not reach a streaming reply"
+        process.send_signal(signal.SIGKILL)  # no chance to save anything on the way out
+        process.wait(10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+    paths.set_data_dir(data_dir)
+    store = Store(data_dir / "conversations.db")
+    (conversation,) = store.conversations()
+    user, reply = store.branch(conversation.id)
+    store.close()
+    assert user.content.startswith("Write a very long story")
+    assert reply.role == "assistant" and reply.incomplete and len(reply.content) > 20  # up to ~1 s ago
+
+    window = make_window(settings=Settings.load())
+    qtbot.waitUntil(lambda: window.messages.rowCount() == 2, timeout=10_000)
+    assert window.messages.peek(1).incomplete
+    assert window.messages.peek(1).content == reply.content
+    assert window.conversations.sidebar.model.rows[0][0] == conversation.id
+    assert window.conversations.sidebar.list.model().index(0, 0).data(IdRole) == conversation.id
