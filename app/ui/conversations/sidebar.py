@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QFont
 from PySide6.QtWidgets import QLineEdit, QListView, QMenu, QPushButton, QVBoxLayout, QWidget
 
 from app.core.store import ConversationInfo, SearchHit
@@ -40,10 +40,14 @@ class ConversationListModel(QAbstractListModel):
             return None
         cid, title, snippet, pinned = self.rows[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            text = ("📌 " if pinned else "") + title
+            text = ("⚑ " if pinned else "") + title  # a glyph every common UI font has
             return f"{text}\n{snippet}" if snippet else text
         if role == Qt.ItemDataRole.ToolTipRole:
-            return snippet or title
+            return snippet or (f"{title} (pinned)" if pinned else title)
+        if role == Qt.ItemDataRole.FontRole and pinned:
+            font = QFont()
+            font.setBold(True)
+            return font
         if role == IdRole:
             return cid
         return None
@@ -88,6 +92,7 @@ class ConversationSidebar(QWidget):
         self.list.setUniformItemSizes(False)
         self.list.setWordWrap(True)
         self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.list.setStyleSheet("QListView::item { padding: 5px 4px; }")
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._menu)
         self.list.clicked.connect(lambda index: self.chosen.emit(int(index.data(IdRole))))
