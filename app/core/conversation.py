@@ -66,6 +66,8 @@ class Message:
     #: An assistant reply that is still streaming, or that failed before it finished.
     incomplete: bool = False
     error: str | None = None
+    #: (this version, how many) when the message has alternatives (edits, regenerations).
+    version: tuple[int, int] | None = None
 
     def as_chat(self) -> dict[str, str]:
         """The {"role", "content"} dict chat templates expect."""

@@ -476,6 +476,24 @@ class Store:
         )
         return [_message(r) for r in rows]
 
+    def versions(self, message_ids: list[int]) -> dict[int, tuple[int, int]]:
+        """For each message, its place among its alternatives and how many there are: {id: (2, 3)}.
+        One query, however long the branch (the "< 2/3 >" of every shown message)."""
+        if not message_ids:
+            return {}
+        rows = self._query(
+            f"""
+            SELECT m.id,
+                   (SELECT COUNT(*) FROM messages s WHERE s.conversation_id = m.conversation_id
+                        AND s.parent_id IS m.parent_id AND s.id <= m.id),
+                   (SELECT COUNT(*) FROM messages s WHERE s.conversation_id = m.conversation_id
+                        AND s.parent_id IS m.parent_id)
+              FROM messages m WHERE m.id IN ({",".join("?" * len(message_ids))})
+            """,
+            tuple(message_ids),
+        )
+        return {int(r[0]): (int(r[1]), int(r[2])) for r in rows}
+
     def siblings(self, message_id: int) -> list[int]:
         """Ids of a message's alternatives (itself included), oldest first: the "< 2/3 >" of the UI."""
         rows = self._query(

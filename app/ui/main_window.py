@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -126,6 +127,7 @@ class MainWindow(QMainWindow):
         self._reply_row = -1
         self._closing = False
         self._started = False
+        self._editing_row: int | None = None
         self._build()
         self._connect()
 
@@ -277,6 +279,8 @@ class MainWindow(QMainWindow):
         self.picker.modelChosen.connect(self.load_model)
         self.open_button.clicked.connect(self._open_model_file)
         self.view.codeCopied.connect(lambda _code: self.statusBar().showMessage("Code copied", 2000))
+        self.view.versionStep.connect(self.conversations.step_version)
+        self.view.messageAction.connect(self._on_message_action)
         self.sampling.changed.connect(self._on_sampling_changed)
         self.bridge.loadProgress.connect(self._on_load_progress)
         self.bridge.loaded.connect(self._on_loaded)
@@ -506,8 +510,59 @@ class MainWindow(QMainWindow):
             return
         self.banner.hide()
         self.composer.clear()
+        if self._editing_row is not None:  # an edited message is a new version beside the old one
+            self.conversations.branch_at(self._editing_row)
+            self._editing_row = None
         self.messages.add_message(Role.USER, text)
         self.conversations.user_sent(text)
+        self._generate_reply()
+
+    def regenerate(self, row: int) -> None:
+        """A new version of the reply at `row`; the old one stays reachable with "< >"."""
+        if self.is_generating or self.loaded is None or row < 1:
+            return
+        self.conversations.branch_at(row)
+        self._generate_reply()
+
+    def edit_message(self, row: int) -> None:
+        """Put a sent message back in the composer; sending it makes a new version of it."""
+        if self.is_generating or row < 0:
+            return
+        self._editing_row = row
+        self.composer.setPlainText(self.messages.message(row).content)
+        self.composer.setFocus()
+        self.banner.show_message(
+            "Editing your message: Send makes a new version of it, and the conversation continues from "
+            "there. The old version stays (‹ ›).",
+            error=False,
+            action=("Cancel", self._cancel_edit),
+        )
+
+    def _cancel_edit(self) -> None:
+        self._editing_row = None
+        self.composer.clear()
+
+    def _on_message_action(self, row: int, action: str) -> None:
+        if action == "edit":
+            self.edit_message(row)
+        elif action == "regenerate":
+            self.regenerate(row)
+        elif action == "delete" and not self.is_generating:
+            box = QMessageBox(
+                QMessageBox.Icon.Question,
+                "Delete message",
+                "Delete this message and everything after it on this branch?",
+                parent=self,
+            )
+            box.setObjectName("confirmDeleteMessage")
+            confirm = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
+            box.addButton(QMessageBox.StandardButton.Cancel)
+            box.finished.connect(
+                lambda _r: self.conversations.delete_message(row) if box.clickedButton() is confirm else None
+            )
+            box.open()
+
+    def _generate_reply(self) -> None:
         prompt = self.messages.prompt_messages()
         system = self.system_prompt.toPlainText().strip()
         if system:

@@ -279,3 +279,11 @@ def test_store_is_safe_across_threads(db: Store) -> None:
         t.join()
     assert not errors
     assert db._query("SELECT COUNT(*) FROM messages")[0][0] == 200
+
+
+def test_versions_of_a_branch_in_one_query(db: Store) -> None:
+    cid, (u1, a1) = chat(db, "Hi", "Hello")
+    a1b = db.add_message(cid, "assistant", "Hey", u1)
+    a1c = db.add_message(cid, "assistant", "Yo", u1)
+    assert db.versions([u1, a1, a1b, a1c]) == {u1: (1, 1), a1: (1, 3), a1b: (2, 3), a1c: (3, 3)}
+    assert db.versions([]) == {}

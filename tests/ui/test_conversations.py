@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt
-from PySide6.QtWidgets import QPushButton
+from PySide6.QtWidgets import QMessageBox, QPushButton
 from pytestqt.qtbot import QtBot
 
 from app.core import paths
@@ -211,3 +211,51 @@ def test_killed_mid_reply_the_conversation_and_partial_reply_survive(
     assert window.messages.peek(1).content == reply.content
     assert window.conversations.sidebar.model.rows[0][0] == conversation.id
     assert window.conversations.sidebar.list.model().index(0, 0).data(IdRole) == conversation.id
+
+
+def test_edit_regenerate_switch_versions_and_delete(qtbot: QtBot, window: MainWindow) -> None:
+    store = _store_ready(qtbot, window)
+    window.sampling.input("max_tokens").setValue(24)
+    _send(qtbot, window, "Say hello.")
+    first_reply = window.messages.message(1).content
+    assert window.messages.peek(1).version == (1, 1)
+
+    # Regenerate: a second version of the reply; the first is kept.
+    window.regenerate(1)
+    qtbot.waitUntil(lambda: not window.is_generating, timeout=60_000)
+    assert window.messages.rowCount() == 2 and window.messages.peek(1).version == (2, 2)
+    second_reply = window.messages.message(1).content
+
+    # Click "‹" under the reply: the first version is shown again.
+    arrows = window.view.version_rects(1)
+    assert arrows is not None
+    shot(window, "versions")
+    qtbot.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=arrows[0].center())
+    qtbot.waitUntil(lambda: window.messages.peek(1).version == (1, 2), timeout=5_000)
+    assert window.messages.message(1).content == first_reply
+
+    # Edit the question: a new version of it, and a new reply after it.
+    window.edit_message(0)
+    assert window.composer.toPlainText() == "Say hello."
+    window.composer.setPlainText("Say goodbye.")
+    window.send()
+    qtbot.waitUntil(lambda: not window.is_generating, timeout=60_000)
+    assert window.messages.message(0).content == "Say goodbye."
+    assert window.messages.peek(0).version == (2, 2)
+    cid = window.conversations.current
+    assert cid is not None
+    assert len(store._query("SELECT id FROM messages WHERE conversation_id = ?", (cid,))) == 5  # nothing lost
+
+    # Back to the first question: its latest reply comes with it.
+    window.conversations.step_version(0, -1)
+    qtbot.waitUntil(lambda: window.messages.peek(0).version == (1, 2), timeout=5_000)
+    assert window.messages.message(0).content == "Say hello."
+    assert window.messages.message(1).content == second_reply
+
+    # Delete this version of the reply (after confirming): the other version is shown, alone now.
+    window._on_message_action(1, "delete")
+    box = window.findChild(QMessageBox, "confirmDeleteMessage")
+    assert box is not None
+    next(b for b in box.buttons() if b.text() == "Delete").click()
+    qtbot.waitUntil(lambda: window.messages.peek(1).version == (1, 1), timeout=5_000)
+    assert window.messages.message(1).content == first_reply

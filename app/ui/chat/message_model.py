@@ -99,6 +99,27 @@ class MessageListModel(QAbstractListModel):
         self._parts.clear()
         self.endResetModel()
 
+    def truncate(self, row: int) -> None:
+        """Keep rows before `row` (an edit or regeneration continues the conversation from there)."""
+        if row >= len(self.conversation.messages):
+            return
+        self.beginRemoveRows(QModelIndex(), row, len(self.conversation.messages) - 1)
+        del self.conversation.messages[row:]
+        for stale in [r for r in self._parts if r >= row]:
+            del self._parts[stale]
+        self.endRemoveRows()
+
+    def set_versions(self, versions: dict[int, tuple[int, int]]) -> None:
+        """Show "< 2/3 >" on rows with alternatives: {row: (version, count)}."""
+        for row, version in versions.items():
+            if (
+                0 <= row < len(self.conversation.messages)
+                and self.conversation.messages[row].version != version
+            ):
+                self.conversation.messages[row].version = version
+                index = self.index(row)
+                self.dataChanged.emit(index, index, [MessageRole])
+
     def clear(self) -> None:
         """Remove every message."""
         self.beginResetModel()

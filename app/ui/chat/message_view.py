@@ -80,6 +80,10 @@ class MessageView(QAbstractScrollArea):
 
     #: Emitted when a code block's Copy link was used (its text is on the clipboard).
     codeCopied = Signal(str)
+    #: (row, -1 | +1): show the previous or next version of a message.
+    versionStep = Signal(int, int)
+    #: (row, "edit" | "regenerate" | "delete"): a message action from the context menu.
+    messageAction = Signal(int, str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -175,7 +179,8 @@ class MessageView(QAbstractScrollArea):
         assert doc is not None
         width = self._content_width()
         header_h = QFontMetrics(self._header_font).height() + 4
-        footer_h = QFontMetrics(self._small_font).height() + 6 if self._footer_text(message) else 0
+        has_footer = bool(self._footer_text(message)) or self._has_versions(message)
+        footer_h = QFontMetrics(self._small_font).height() + 6 if has_footer else 0
         if message.role is Role.USER:
             max_w = int(width * USER_MAX_FRACTION) - 2 * PAD
             doc.setTextWidth(max_w)
@@ -297,6 +302,32 @@ class MessageView(QAbstractScrollArea):
             return message.stats.summary()
         return ""
 
+    @staticmethod
+    def _has_versions(message: Message) -> bool:
+        return message.version is not None and message.version[1] > 1
+
+    def version_rects(self, row: int) -> tuple[QRect, QRect] | None:
+        """Where "‹" and "›" of a message's "‹ 2/3 ›" are painted (viewport coordinates), or None."""
+        if self._model is None or not 0 <= row < len(self._rows):
+            return None
+        message = self._model.peek(row)
+        if not self._has_versions(message):
+            return None
+        assert message.version is not None
+        metrics = QFontMetrics(self._small_font)
+        text = self._version_text(message.version)
+        width = metrics.horizontalAdvance(text)
+        bubble = self.bubble_rect(row)
+        top = bubble.bottom() + 3
+        height = metrics.height() + 2
+        arrow = metrics.horizontalAdvance("‹ ") + 4  # a comfortable click target around each arrow
+        left = bubble.right() - width - 2
+        return QRect(left - 4, top, arrow, height), QRect(bubble.right() - arrow + 2, top, arrow, height)
+
+    @staticmethod
+    def _version_text(version: tuple[int, int]) -> str:
+        return f"‹ {version[0]}/{version[1]} ›"
+
     def _visible_rows(self) -> range:
         top = self.verticalScrollBar().value()
         bottom = top + self.viewport().height()
@@ -354,6 +385,12 @@ class MessageView(QAbstractScrollArea):
                 painter.setPen(QColor("#d1242f") if message.error else muted)
                 rect = QRect(bubble.left() + 2, bubble.bottom() + 3, bubble.width() - 4, layout.height)
                 painter.drawText(rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, footer)
+            if self._has_versions(message) and message.version is not None:
+                painter.setFont(self._small_font)
+                painter.setPen(palette.color(QPalette.ColorRole.Link))
+                rect = QRect(bubble.left() + 2, bubble.bottom() + 3, bubble.width() - 4, layout.height)
+                align = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop
+                painter.drawText(rect, align, self._version_text(message.version))
         painter.end()
 
     def _paint_empty(self, painter: QPainter) -> None:
@@ -415,6 +452,12 @@ class MessageView(QAbstractScrollArea):
         """Copy links act at once; elsewhere on a bubble, lay a selectable copy of the text over it."""
         pos = event.position().toPoint()
         row = self.row_at(pos)
+        arrows = self.version_rects(row) if row >= 0 else None
+        if arrows is not None and event.button() == Qt.MouseButton.LeftButton:
+            for delta, rect in ((-1, arrows[0]), (1, arrows[1])):
+                if rect.contains(pos):
+                    self.versionStep.emit(row, delta)
+                    return
         doc_pos = self._doc_pos(row, pos) if row >= 0 else None
         if row < 0 or doc_pos is None or self._rows[row].doc is None:
             self._overlay.hide()
@@ -474,8 +517,18 @@ class MessageView(QAbstractScrollArea):
         selection = self.selected_text()
         if selection:
             menu.addAction("Copy selection", lambda: QGuiApplication.clipboard().setText(selection))
-        text = self._message(row).content
+        message = self._message(row)
+        text = message.content
         menu.addAction("Copy message", lambda: QGuiApplication.clipboard().setText(text))
+        menu.addSeparator()
+        if message.role is Role.USER:
+            menu.addAction("Edit and resend…", lambda: self.messageAction.emit(row, "edit"))
+        else:
+            menu.addAction("Regenerate", lambda: self.messageAction.emit(row, "regenerate"))
+        if self._has_versions(message):
+            menu.addAction("Previous version", lambda: self.versionStep.emit(row, -1))
+            menu.addAction("Next version", lambda: self.versionStep.emit(row, 1))
+        menu.addAction("Delete", lambda: self.messageAction.emit(row, "delete"))
         menu.exec(event.globalPos())
 
     def sizeHint(self) -> QSize:

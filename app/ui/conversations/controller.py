@@ -175,30 +175,36 @@ class ConversationController(QObject):
             self.window.stop()
         self.current = None
         self.ids = []
+        self.window._editing_row = None
         self.window.messages.clear()
         self.window.system_prompt.setPlainText("")
         self._remember(None)
         self.sidebar.select(None)
         self.window.composer.setFocus()
 
-    def open_conversation(self, conversation_id: int) -> None:
+    def open_conversation(self, conversation_id: int, force: bool = False) -> None:
         """Show a stored conversation as it was left: messages, system prompt, sampling, model."""
         store = self.store
-        if store is None or conversation_id == self.current:
+        if store is None or (conversation_id == self.current and not force):
             return
         if self.window.is_generating:
             self.window.stop()
 
-        def read() -> tuple[ConversationInfo, list[StoredMessage]]:
-            return store.conversation(conversation_id), store.branch(conversation_id)
+        def read() -> tuple[ConversationInfo, list[StoredMessage], dict[int, tuple[int, int]]]:
+            branch = store.branch(conversation_id)
+            return store.conversation(conversation_id), branch, store.versions([m.id for m in branch])
 
         self.window.tasks.run(read, self._show, self._failed)
 
-    def _show(self, loaded: tuple[ConversationInfo, list[StoredMessage]]) -> None:
-        info, branch = loaded
+    def _show(self, loaded: tuple[ConversationInfo, list[StoredMessage], dict[int, tuple[int, int]]]) -> None:
+        info, branch, versions = loaded
         self.current = info.id
+        self.window._editing_row = None
         self.ids = [m.id for m in branch]
-        self.window.messages.load([_to_message(m) for m in branch])
+        messages = [_to_message(m) for m in branch]
+        for message, stored in zip(messages, branch, strict=True):
+            message.version = versions.get(stored.id)
+        self.window.messages.load(messages)
         self.window.system_prompt.blockSignals(True)
         self.window.system_prompt.setPlainText(info.system_prompt)
         self.window.system_prompt.blockSignals(False)
@@ -276,6 +282,7 @@ class ConversationController(QObject):
             stats=asdict(stats) if stats is not None else None,
             error=error,
         )
+        self.refresh_versions()
         self.refresh_list()
 
     def _remember(self, conversation_id: int | None) -> None:
@@ -295,6 +302,45 @@ class ConversationController(QObject):
         if model:
             fields["model"] = model
         self._safe(self.store.update_conversation, self.current, **fields)
+
+    # ----- branches -------------------------------------------------------------------------------
+
+    def branch_at(self, row: int) -> None:
+        """The conversation continues from before `row`: an edit or a regeneration makes a new version
+        of that message beside the old one, which stays reachable with "< >"."""
+        self.window.messages.truncate(row)
+        self.ids = self.ids[:row]
+
+    def step_version(self, row: int, delta: int) -> None:
+        """Show the previous or next version of the message at `row` (and the branch that follows it)."""
+        store = self.store
+        if store is None or self.current is None or not 0 <= row < len(self.ids) or self.window.is_generating:
+            return
+        siblings = self._safe(store.siblings, self.ids[row]) or []
+        if self.ids[row] not in siblings:
+            return
+        target = siblings.index(self.ids[row]) + delta
+        if 0 <= target < len(siblings):
+            self._safe(store.switch_branch, siblings[target])
+            self.open_conversation(self.current, force=True)
+
+    def delete_message(self, row: int) -> None:
+        """Delete a message and what follows it on every branch below it."""
+        store = self.store
+        if store is None or self.current is None or not 0 <= row < len(self.ids) or self.window.is_generating:
+            return
+        self._safe(store.delete_message, self.ids[row])
+        self.open_conversation(self.current, force=True)
+
+    def refresh_versions(self) -> None:
+        """Update "< 2/3 >" for the last two rows (after a new version was added)."""
+        if self.store is None or not self.ids:
+            return
+        first = max(0, len(self.ids) - 2)
+        versions = self._safe(self.store.versions, self.ids[first:]) or {}
+        self.window.messages.set_versions(
+            {row: versions[mid] for row, mid in enumerate(self.ids) if row >= first and mid in versions}
+        )
 
     # ----- sidebar actions ------------------------------------------------------------------------
 
