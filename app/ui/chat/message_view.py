@@ -383,7 +383,13 @@ class MessageView(QAbstractScrollArea):
             if footer:
                 painter.setFont(self._small_font)
                 painter.setPen(QColor("#d1242f") if message.error else muted)
-                rect = QRect(bubble.left() + 2, bubble.bottom() + 3, bubble.width() - 4, layout.height)
+                width = bubble.width() - 4
+                if self._has_versions(message) and message.version is not None:
+                    # Leave room for "‹ n/m ›" at the right; the stats line is elided before it.
+                    metrics = QFontMetrics(self._small_font)
+                    width -= metrics.horizontalAdvance(self._version_text(message.version)) + 16
+                    footer = metrics.elidedText(footer, Qt.TextElideMode.ElideRight, width)
+                rect = QRect(bubble.left() + 2, bubble.bottom() + 3, width, layout.height)
                 painter.drawText(rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, footer)
             if self._has_versions(message) and message.version is not None:
                 painter.setFont(self._small_font)
