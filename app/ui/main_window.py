@@ -226,6 +226,7 @@ class MainWindow(QMainWindow):
         prompt_layout.setContentsMargins(12, 4, 12, 0)
         prompt_layout.addWidget(self.system_prompt)
         panel_layout.addWidget(prompt_label)
+        panel_layout.addWidget(self.conversations.presets)
         panel_layout.addWidget(prompt_box)
         panel_layout.addWidget(self.sampling, 1)
         side = QScrollArea()

@@ -259,3 +259,61 @@ def test_edit_regenerate_switch_versions_and_delete(qtbot: QtBot, window: MainWi
     next(b for b in box.buttons() if b.text() == "Delete").click()
     qtbot.waitUntil(lambda: window.messages.peek(1).version == (1, 1), timeout=5_000)
     assert window.messages.message(1).content == first_reply
+
+
+def test_presets_apply_save_rename_delete(qtbot: QtBot, window: MainWindow) -> None:
+    _store_ready(qtbot, window)
+    bar = window.conversations.presets
+    qtbot.waitUntil(lambda: len(bar.presets) >= 4, timeout=5_000)
+    picker = window.findChild(QObject, "presetPicker")
+    assert picker is bar.picker
+    precise = next(i for i, p in enumerate(bar.presets) if p.name == "Precise")
+    bar.picker.setCurrentIndex(precise + 1)
+    bar.picker.activated.emit(precise + 1)  # what a user's choice in the list emits
+    assert window.system_prompt.toPlainText().startswith("Answer accurately")
+    assert window.sampling.params().temperature == 0.2
+    assert not bar.delete_button.isEnabled()  # built-in presets stay
+
+    window.system_prompt.setPlainText("Reply in French.")
+    window.conversations.save_preset("French")
+    mine = bar.selected()
+    assert mine is not None and mine.name == "French" and bar.delete_button.isEnabled()
+    window.conversations.rename_preset(mine.id, "Français")
+    assert [p.name for p in bar.presets if not p.builtin] == ["Français"]
+    window.conversations.rename_preset(mine.id, "Precise")  # taken: refused with a message
+    assert "already exists" in window.banner.label.text()
+    window.conversations.delete_preset(mine.id)
+    assert all(p.builtin for p in bar.presets)
+
+
+def test_export_and_import(qtbot: QtBot, window: MainWindow, tmp_path: Path) -> None:
+    import json
+
+    store = _store_ready(qtbot, window)
+    window.sampling.input("max_tokens").setValue(16)
+    window.system_prompt.setPlainText("Be brief.")
+    _send(qtbot, window, "Name a colour.")
+    cid = window.conversations.current
+    assert cid is not None
+    for kind, name in (("markdown", "c.md"), ("json", "c.json"), ("jsonl", "c.jsonl")):
+        window.conversations.export(cid, kind, tmp_path / name)
+    window.conversations.export(None, "jsonl", tmp_path / "all.jsonl")
+    qtbot.waitUntil(
+        lambda: (tmp_path / "all.jsonl").exists() and (tmp_path / "c.jsonl").exists(), timeout=5_000
+    )
+    assert (tmp_path / "c.md").read_text().startswith("# Name a colour.")
+    line = json.loads((tmp_path / "c.jsonl").read_text().splitlines()[0])
+    assert [m["role"] for m in line["messages"]] == ["system", "user", "assistant"]
+    assert not list(tmp_path.glob("*.part"))
+
+    window.conversations.import_file(tmp_path / "c.json")
+    qtbot.waitUntil(
+        lambda: len(store.conversations()) == 2 and window.conversations.current != cid, timeout=5_000
+    )
+    qtbot.waitUntil(lambda: window.messages.rowCount() == 2, timeout=5_000)
+    assert window.messages.message(0).content == "Name a colour."
+    assert window.system_prompt.toPlainText() == "Be brief."
+
+    (tmp_path / "bad.json").write_text("{not json")
+    window.conversations.import_file(tmp_path / "bad.json")
+    qtbot.waitUntil(lambda: "Could not import bad.json" in window.banner.label.text(), timeout=5_000)

@@ -8,18 +8,21 @@ says so.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer
-from PySide6.QtWidgets import QInputDialog
+from PySide6.QtWidgets import QFileDialog, QInputDialog
 
 from app.core import paths
 from app.core.conversation import Message, ReplyStats, Role, StopReason
 from app.core.sampling import SamplingParams
-from app.core.store import ConversationInfo, SearchHit, Store, StoredMessage, StoreError
+from app.core.store import ConversationInfo, Preset, SearchHit, Store, StoredMessage, StoreError
+from app.ui.conversations.presets import PresetBar
 from app.ui.conversations.sidebar import ConversationSidebar
 
 if TYPE_CHECKING:
@@ -72,6 +75,14 @@ class ConversationController(QObject):
         self.sidebar.renameRequested.connect(self.rename)
         self.sidebar.pinRequested.connect(self.pin)
         self.sidebar.deleteRequested.connect(self.delete)
+        self.sidebar.exportRequested.connect(self.ask_export)
+        self.sidebar.exportAllRequested.connect(lambda: self.ask_export(None, "jsonl"))
+        self.sidebar.importRequested.connect(self.ask_import)
+        self.presets = PresetBar()
+        self.presets.applyRequested.connect(self.apply_preset)
+        self.presets.saveRequested.connect(self.save_preset)
+        self.presets.renameRequested.connect(self.rename_preset)
+        self.presets.deleteRequested.connect(self.delete_preset)
         self._timer = QTimer(self)
         self._timer.setInterval(SAVE_INTERVAL_MS)
         self._timer.timeout.connect(self.save_reply)
@@ -100,6 +111,7 @@ class ConversationController(QObject):
                 "was started.",
             )
         self.refresh_list()
+        self.presets.set_presets(self._safe(store.presets) or [])
         if self.window.messages.rowCount():
             return  # the user already started chatting
         last = self.window.settings.last_conversation
@@ -340,6 +352,116 @@ class ConversationController(QObject):
         versions = self._safe(self.store.versions, self.ids[first:]) or {}
         self.window.messages.set_versions(
             {row: versions[mid] for row, mid in enumerate(self.ids) if row >= first and mid in versions}
+        )
+
+    # ----- presets ------------------------------------------------------------------------------
+
+    def apply_preset(self, preset: Preset) -> None:
+        """Use a preset's system prompt and sampling settings (settings it does not name stay)."""
+        self.window.system_prompt.setPlainText(preset.system_prompt)
+        merged = {**self.window.sampling.params().to_dict(), **preset.sampling}
+        self.window.sampling.set_params(SamplingParams.from_dict(merged))
+        self.settings_changed()
+
+    def save_preset(self, name: str) -> None:
+        """Save the current system prompt and sampling settings as `name` (replacing one of that name)."""
+        if self.store is None:
+            return
+        try:
+            preset_id = self.store.save_preset(
+                name, self.window.system_prompt.toPlainText(), self.window.sampling.params().to_dict()
+            )
+        except (ValueError, StoreError) as exc:
+            self.window.banner.show_message(f"Could not save the preset: {getattr(exc, 'message', exc)}")
+            return
+        self.presets.set_presets(self._safe(self.store.presets) or [], preset_id)
+
+    def rename_preset(self, preset_id: int, name: str) -> None:
+        """Rename one of the user's presets."""
+        if self.store is None:
+            return
+        try:
+            self.store.rename_preset(preset_id, name)
+        except ValueError as exc:
+            self.window.banner.show_message(str(exc))
+            return
+        self.presets.set_presets(self._safe(self.store.presets) or [], preset_id)
+
+    def delete_preset(self, preset_id: int) -> None:
+        """Delete one of the user's presets."""
+        if self.store is not None:
+            self._safe(self.store.delete_preset, preset_id)
+            self.presets.set_presets(self._safe(self.store.presets) or [])
+
+    # ----- export and import ----------------------------------------------------------------------
+
+    def ask_export(self, conversation_id: int | None, kind: str) -> None:
+        """Choose a file, then export (None: every conversation, as JSONL)."""
+        suffix = {"markdown": ".md", "json": ".json", "jsonl": ".jsonl"}[kind]
+        name = "conversations" if conversation_id is None else f"conversation-{conversation_id}"
+        path, _ = QFileDialog.getSaveFileName(
+            self.window, "Export", str(Path.home() / f"{name}{suffix}"), f"*{suffix}"
+        )
+        if path:
+            self.export(conversation_id, kind, Path(path))
+
+    def export(self, conversation_id: int | None, kind: str, path: Path) -> None:
+        """Write an export off the GUI thread (all conversations can be a lot), through a temporary
+        file so a failed export never leaves half a file under the chosen name."""
+        store = self.store
+        if store is None:
+            return
+
+        def write() -> Path:
+            if kind == "markdown" and conversation_id is not None:
+                text = store.export_markdown(conversation_id)
+            elif kind == "json" and conversation_id is not None:
+                text = json.dumps(store.export_json(conversation_id), ensure_ascii=False, indent=1)
+            else:
+                ids = (
+                    [conversation_id]
+                    if conversation_id is not None
+                    else [c.id for c in store.conversations()]
+                )
+                text = store.export_finetune_jsonl(ids)
+            tmp = path.with_name(path.name + ".part")
+            tmp.write_text(text, "utf-8")
+            os.replace(tmp, path)
+            return path
+
+        self.window.tasks.run(
+            write,
+            lambda written: self.window.statusBar().showMessage(f"Exported to {written}", 5000),
+            lambda e: self.window.banner.show_message(f"Could not export: {e}"),
+        )
+
+    def ask_import(self) -> None:
+        """Choose a JSON export to import."""
+        path, _ = QFileDialog.getOpenFileName(
+            self.window, "Import a conversation", str(Path.home()), "*.json"
+        )
+        if path:
+            self.import_file(Path(path))
+
+    def import_file(self, path: Path) -> None:
+        """Import a conversation exported as JSON, then open it."""
+        store = self.store
+        if store is None:
+            return
+
+        def read() -> int:
+            try:
+                data = json.loads(path.read_text("utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"{path.name} is not a readable JSON file ({exc})") from exc
+            return store.import_json(data)
+
+        def imported(conversation_id: int) -> None:
+            self.refresh_list()
+            self.open_conversation(conversation_id)
+
+        self.window.tasks.run(
+            read, imported, lambda e: self.window.banner.show_message(f"Could not import {path.name}: {e}")
         )
 
     # ----- sidebar actions ------------------------------------------------------------------------

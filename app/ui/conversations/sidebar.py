@@ -66,6 +66,9 @@ class ConversationSidebar(QWidget):
     renameRequested = Signal(int)
     pinRequested = Signal(int, bool)
     deleteRequested = Signal(int)
+    exportRequested = Signal(int, str)  # conversation, "markdown" | "json" | "jsonl"
+    exportAllRequested = Signal()
+    importRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -96,9 +99,16 @@ class ConversationSidebar(QWidget):
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._menu)
         self.list.clicked.connect(lambda index: self.chosen.emit(int(index.data(IdRole))))
+        self.more_button = QPushButton("Import / export…")
+        self.more_button.setObjectName("conversationFileButton")
+        file_menu = QMenu(self.more_button)
+        file_menu.addAction("Import a conversation (JSON)…", self.importRequested.emit)
+        file_menu.addAction("Export all as fine-tuning data (JSONL)…", self.exportAllRequested.emit)
+        self.more_button.setMenu(file_menu)
         layout.addWidget(self.new_button)
         layout.addWidget(self.search)
         layout.addWidget(self.list, 1)
+        layout.addWidget(self.more_button)
         self.setMinimumWidth(200)
         self.setMaximumWidth(320)
 
@@ -122,6 +132,9 @@ class ConversationSidebar(QWidget):
         for text, handler in (
             ("Rename…", lambda: self.renameRequested.emit(cid)),
             ("Unpin" if pinned else "Pin", lambda: self.pinRequested.emit(cid, not pinned)),
+            ("Export as Markdown…", lambda: self.exportRequested.emit(cid, "markdown")),
+            ("Export as JSON (every branch)…", lambda: self.exportRequested.emit(cid, "json")),
+            ("Export as fine-tuning JSONL…", lambda: self.exportRequested.emit(cid, "jsonl")),
             ("Delete", lambda: self.deleteRequested.emit(cid)),
         ):
             action = QAction(text, menu)
