@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.core.context_policy import ContextFull, fit_messages
 from app.core.conversation import ReplyStats
 from app.core.engine import Engine, EngineError, LoadedModel, LoadOptions
 from app.core.gguf_info import ModelFileError
@@ -90,6 +91,22 @@ class ReplyFailed(Event):
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class ContextTrimmed(Event):
+    """Earlier turns were left out so the reply fits the context; `dropped` indexes the turns sent."""
+
+    dropped: tuple[int, ...]
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Counted(Event):
+    """How many tokens some messages take with the loaded model (for the context meter)."""
+
+    tokens: int
+    context_length: int
+
+
 EventSink = Callable[[Event], None]
 
 
@@ -107,6 +124,14 @@ class _Generate:
     messages: list[dict[str, str]]
     params: SamplingParams
     cancel: threading.Event
+    #: A context policy (see app.core.context_policy), or None to send everything as it is.
+    policy: str | None = None
+
+
+@dataclass(slots=True)
+class _Count:
+    request_id: int
+    messages: list[dict[str, str]]
 
 
 @dataclass(slots=True)
@@ -185,10 +210,19 @@ class InferenceThread:
         self._submit(request.request_id, request.cancel, request)
         return request.request_id
 
-    def generate(self, messages: list[dict[str, str]], params: SamplingParams) -> int:
-        """Queue a chat reply to `messages`; returns its request id."""
-        request = _Generate(next(self._ids), list(messages), params, threading.Event())
+    def generate(
+        self, messages: list[dict[str, str]], params: SamplingParams, policy: str | None = None
+    ) -> int:
+        """Queue a chat reply to `messages`; returns its request id. With a context `policy`, the
+        messages are fitted to the context first (ContextTrimmed says what was left out)."""
+        request = _Generate(next(self._ids), list(messages), params, threading.Event(), policy)
         self._submit(request.request_id, request.cancel, request)
+        return request.request_id
+
+    def count(self, messages: list[dict[str, str]]) -> int:
+        """Queue counting the tokens `messages` take (answered with Counted; nothing when no model)."""
+        request = _Count(next(self._ids), list(messages))
+        self._queue.put(request)
         return request.request_id
 
     def unload(self) -> int:
@@ -260,6 +294,8 @@ class InferenceThread:
                 elif isinstance(request, _Unload):
                     self._engine.unload()
                     self._emit(Unloaded(request.request_id))
+                elif isinstance(request, _Count):
+                    self._do_count(request)
         finally:
             self._engine.unload()
 
@@ -289,11 +325,38 @@ class InferenceThread:
         finally:
             self._done(rid)
 
+    def _do_count(self, request: _Count) -> None:
+        if self._engine.loaded is None:
+            return
+        try:
+            tokens = self._engine.count_tokens(request.messages)
+        except EngineError as exc:
+            log.info("could not count tokens: %s", exc)
+            return
+        self._emit(Counted(request.request_id, tokens, self._engine.context_length))
+
+    def _fit(self, request: _Generate) -> list[dict[str, str]]:
+        """Apply the request's context policy (raises ContextFull)."""
+        engine, params = self._engine, request.params
+        engine.ensure_context(params.context_length)
+        n_ctx = engine.context_length
+        budget = n_ctx - min(params.max_tokens, n_ctx // 2)  # room kept for the reply
+        messages = request.messages
+        system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+        turns = messages[1:] if system else messages
+        fitted = fit_messages(system, turns, engine.count_tokens, budget, request.policy or "stop")
+        if fitted.dropped:
+            self._emit(ContextTrimmed(request.request_id, tuple(fitted.dropped), fitted.tokens))
+        return fitted.messages
+
     def _do_generate(self, request: _Generate) -> None:
         rid = request.request_id
         coalescer = _Coalescer(lambda text: self._emit(Chunk(rid, text)), self._coalesce_s)
         try:
-            stats = self._engine.stream_chat(request.messages, request.params, coalescer.add, request.cancel)
+            messages = self._fit(request) if request.policy is not None else request.messages
+            stats = self._engine.stream_chat(messages, request.params, coalescer.add, request.cancel)
+        except ContextFull as exc:
+            self._emit(ReplyFailed(rid, "", exc.message))
         except (EngineError, SamplingError) as exc:
             coalescer.flush()
             self._emit(ReplyFailed(rid, "".join(coalescer.parts_all), str(exc)))

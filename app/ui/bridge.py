@@ -7,6 +7,8 @@ from PySide6.QtCore import QObject, Signal
 from app.core.engine import LoadOptions
 from app.core.inference import (
     Chunk,
+    ContextTrimmed,
+    Counted,
     Event,
     InferenceThread,
     Loaded,
@@ -29,6 +31,8 @@ class InferenceBridge(QObject):
     chunk = Signal(int, str)
     replyDone = Signal(int, str, object)  # ReplyStats
     replyFailed = Signal(int, str, str)
+    contextTrimmed = Signal(int, object, int)  # dropped turn indices, tokens sent
+    counted = Signal(int, int, int)  # tokens, context length
 
     def __init__(self, parent: QObject | None = None, worker: InferenceThread | None = None) -> None:
         super().__init__(parent)
@@ -51,14 +55,24 @@ class InferenceBridge(QObject):
             self.replyFailed.emit(event.request_id, event.text, event.message)
         elif isinstance(event, Unloaded):
             self.unloaded.emit(event.request_id)
+        elif isinstance(event, ContextTrimmed):
+            self.contextTrimmed.emit(event.request_id, event.dropped, event.tokens)
+        elif isinstance(event, Counted):
+            self.counted.emit(event.request_id, event.tokens, event.context_length)
 
     def load(self, path: str, options: LoadOptions | None = None) -> int:
         """Queue a model load."""
         return self.worker.load(path, options)
 
-    def generate(self, messages: list[dict[str, str]], params: SamplingParams) -> int:
-        """Queue a reply."""
-        return self.worker.generate(messages, params)
+    def generate(
+        self, messages: list[dict[str, str]], params: SamplingParams, policy: str | None = None
+    ) -> int:
+        """Queue a reply (fitted to the context by `policy` when given)."""
+        return self.worker.generate(messages, params, policy)
+
+    def count(self, messages: list[dict[str, str]]) -> int:
+        """Queue a token count for the context meter."""
+        return self.worker.count(messages)
 
     def cancel(self, request_id: int) -> None:
         """Stop a request before its next token (sets a threading.Event directly: no queued slot)."""

@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core import library, starter
+from app.core.context_policy import POLICY_LABELS
 from app.core.conversation import ReplyStats, Role
 from app.core.engine import LoadedModel, LoadOptions
 from app.core.library import ModelEntry
@@ -128,6 +130,7 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._started = False
         self._editing_row: int | None = None
+        self._count_request: int | None = None
         self._build()
         self._connect()
 
@@ -228,6 +231,21 @@ class MainWindow(QMainWindow):
         panel_layout.addWidget(prompt_label)
         panel_layout.addWidget(self.conversations.presets)
         panel_layout.addWidget(prompt_box)
+        policy_box = QWidget()
+        policy_layout = QVBoxLayout(policy_box)
+        policy_layout.setContentsMargins(12, 6, 12, 0)
+        policy_layout.addWidget(QLabel("When the conversation outgrows the context"))
+        self.context_policy = QComboBox()
+        self.context_policy.setObjectName("contextPolicyPicker")
+        for key, label in POLICY_LABELS.items():
+            self.context_policy.addItem(label, key)
+        self.context_policy.setCurrentIndex(self.context_policy.findData("drop_oldest"))
+        self.context_policy.setToolTip(
+            "Stop: refuse and say so. Oldest: leave out the oldest turns (never the system prompt). "
+            "First and latest: keep the first exchange, which usually sets the task, and the newest turns."
+        )
+        policy_layout.addWidget(self.context_policy)
+        panel_layout.addWidget(policy_box)
         panel_layout.addWidget(self.sampling, 1)
         side = QScrollArea()
         side.setObjectName("samplingScroll")
@@ -271,6 +289,13 @@ class MainWindow(QMainWindow):
         status.addPermanentWidget(self.download_indicator)
         status.addPermanentWidget(self.state_label)
         status.addPermanentWidget(self.context_label)
+        self.context_meter = QProgressBar()
+        self.context_meter.setObjectName("contextMeter")
+        self.context_meter.setFixedWidth(110)
+        self.context_meter.setTextVisible(False)
+        self.context_meter.setRange(0, 1)
+        self.context_meter.setValue(0)
+        status.addPermanentWidget(self.context_meter)
         self.setStatusBar(status)
         self._update_send_button()
 
@@ -290,6 +315,16 @@ class MainWindow(QMainWindow):
         self.bridge.chunk.connect(self._on_chunk)
         self.bridge.replyDone.connect(self._on_reply_done)
         self.bridge.replyFailed.connect(self._on_reply_failed)
+        self.bridge.contextTrimmed.connect(self._on_context_trimmed)
+        self.bridge.counted.connect(self._on_counted)
+        self._count_timer = QTimer(self)
+        self._count_timer.setSingleShot(True)
+        self._count_timer.setInterval(400)
+        self._count_timer.timeout.connect(self.update_context_meter)
+        self.composer.textChanged.connect(self._count_timer.start)
+        self.system_prompt.textChanged.connect(self._count_timer.start)
+        self.messages.modelReset.connect(self._count_timer.start)
+        self.context_policy.currentIndexChanged.connect(lambda _i: self.conversations.settings_changed())
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop)
         QShortcut(QKeySequence.StandardKey.New, self, self.conversations.new_conversation)
         self._prompt_timer = QTimer(self)
@@ -570,9 +605,42 @@ class MainWindow(QMainWindow):
             prompt = [{"role": "system", "content": system}, *prompt]
         self._reply_row = self.messages.add_message(Role.ASSISTANT, "", streaming=True)
         self.conversations.reply_started(self._reply_row)
-        self._reply_request = self.bridge.generate(prompt, self.sampling.params())
+        self._reply_request = self.bridge.generate(prompt, self.sampling.params(), self.policy())
         self.state_label.setText("Generating…")
         self._update_send_button()
+
+    def policy(self) -> str:
+        """The open conversation's context policy."""
+        return str(self.context_policy.currentData())
+
+    def _on_context_trimmed(self, request_id: int, dropped: tuple[int, ...], tokens: int) -> None:
+        if request_id != self._reply_request:
+            return
+        where = "from the middle" if self.policy() == "keep_first_last" else "oldest"
+        self.banner.show_message(
+            f"The conversation is longer than the context window: the {len(dropped)} {where} messages were "
+            f"left out of this reply's prompt ({tokens:,} tokens sent). They are still in the conversation.",
+            error=False,
+        )
+
+    def update_context_meter(self) -> None:
+        """Ask the inference thread how many tokens the conversation and the draft take (debounced)."""
+        if self.loaded is None or self.is_generating:
+            return
+        prompt = self.messages.prompt_messages()
+        system = self.system_prompt.toPlainText().strip()
+        draft = self.composer.toPlainText().strip()
+        messages = ([{"role": "system", "content": system}] if system else []) + prompt
+        if draft:
+            messages.append({"role": "user", "content": draft})
+        if messages:
+            self._count_request = self.bridge.count(messages)
+        else:
+            self._show_context(0, self.loaded.context_length)
+
+    def _on_counted(self, request_id: int, tokens: int, context_length: int) -> None:
+        if request_id == self._count_request:
+            self._show_context(tokens, context_length)
 
     def stop(self) -> None:
         """Stop the streaming reply before its next token; what was generated is kept."""
@@ -619,6 +687,12 @@ class MainWindow(QMainWindow):
     def _show_context(self, used: int, total: int) -> None:
         share = 100 * used / total if total else 0
         self.context_label.setText(f"Context: {used:,} / {total:,} tokens ({share:.0f}%)")
+        self.context_meter.setRange(0, max(1, total))
+        self.context_meter.setValue(min(used, max(1, total)))
+        self.context_meter.setToolTip(
+            f"{used:,} of {total:,} tokens: the system prompt, the conversation and your draft, counted "
+            "with the model's own tokenizer"
+        )
 
     def _on_sampling_changed(self, params: SamplingParams) -> None:
         self.settings.sampling = params

@@ -13,6 +13,8 @@ import pytest
 from app.core.conversation import StopReason
 from app.core.inference import (
     Chunk,
+    ContextTrimmed,
+    Counted,
     Event,
     InferenceThread,
     Loaded,
@@ -157,3 +159,39 @@ def test_shutdown_mid_reply_is_quick(starter_model: Path) -> None:
     assert thread.shutdown(1.0)
     assert time.monotonic() - started < 1.0
     assert not thread.is_alive
+
+
+def _long_chat(exchanges: int) -> list[dict[str, str]]:
+    turns = [{"role": "system", "content": "Be brief."}]
+    for i in range(exchanges):
+        turns.append({"role": "user", "content": f"Question {i}: " + "tell me about the sea " * 12})
+        turns.append({"role": "assistant", "content": f"Answer {i}: " + "the sea is wide and deep " * 12})
+    turns.append({"role": "user", "content": "Say one word."})
+    return turns
+
+
+def test_context_policy_leaves_out_old_turns_and_says_so(worker: tuple[InferenceThread, Recorder]) -> None:
+    thread, rec = worker
+    params = SamplingParams(context_length=512, max_tokens=16, temperature=0.0)
+    rid = thread.generate(_long_chat(8), params, "drop_oldest")
+    done = rec.wait_for(ReplyDone, rid)
+    ((_, trimmed),) = rec.of(ContextTrimmed, rid)
+    assert isinstance(trimmed, ContextTrimmed) and trimmed.dropped[:2] == (0, 1)
+    assert trimmed.tokens <= 512 - 16
+    assert isinstance(done, ReplyDone) and done.stats.prompt_tokens == trimmed.tokens
+
+
+def test_stop_policy_refuses_with_a_message(worker: tuple[InferenceThread, Recorder]) -> None:
+    thread, rec = worker
+    params = SamplingParams(context_length=512, max_tokens=16, temperature=0.0)
+    rid = thread.generate(_long_chat(8), params, "stop")
+    failed = rec.wait_for(ReplyFailed, rid)
+    assert isinstance(failed, ReplyFailed) and "new conversation" in failed.message
+    assert rec.of(Chunk, rid) == []
+
+
+def test_count_reports_tokens_and_context(worker: tuple[InferenceThread, Recorder]) -> None:
+    thread, rec = worker
+    rid = thread.count([{"role": "user", "content": "Hello there"}])
+    counted = rec.wait_for(Counted, rid)
+    assert isinstance(counted, Counted) and 5 < counted.tokens < 40 and counted.context_length >= 256

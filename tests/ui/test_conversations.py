@@ -317,3 +317,32 @@ def test_export_and_import(qtbot: QtBot, window: MainWindow, tmp_path: Path) -> 
     (tmp_path / "bad.json").write_text("{not json")
     window.conversations.import_file(tmp_path / "bad.json")
     qtbot.waitUntil(lambda: "Could not import bad.json" in window.banner.label.text(), timeout=5_000)
+
+
+def test_context_meter_counts_the_draft_and_policies_apply(qtbot: QtBot, window: MainWindow) -> None:
+    from PySide6.QtWidgets import QComboBox, QProgressBar
+
+    meter = window.findChild(QProgressBar, "contextMeter")
+    picker = window.findChild(QComboBox, "contextPolicyPicker")
+    assert meter is not None and picker is not None
+    qtbot.waitUntil(lambda: meter.maximum() == window.loaded.context_length, timeout=5_000)  # type: ignore[union-attr]
+    window.composer.setPlainText("word " * 200)
+    qtbot.waitUntil(lambda: meter.value() > 150, timeout=5_000)  # counted with the model's tokenizer
+    window.composer.clear()
+
+    # A small context: the oldest exchanges are left out, and the window says so.
+    window.sampling.input("context_length").setValue(512)
+    window.sampling.input("max_tokens").setValue(16)
+    picker.setCurrentIndex(picker.findData("drop_oldest"))
+    long = "tell me about the sea and the ships " * 20
+    for i in range(3):
+        _send(qtbot, window, f"Question {i}: {long}")
+    assert "were left out of this reply's prompt" in window.banner.label.text()
+    assert window.messages.rowCount() == 6  # nothing is removed from the conversation itself
+
+    picker.setCurrentIndex(picker.findData("stop"))
+    _send(qtbot, window, f"Question 4: {long}")
+    assert "Start a new conversation" in window.banner.label.text()
+    store = _store_ready(qtbot, window)
+    assert window.conversations.current is not None
+    assert store.conversation(window.conversations.current).context_policy == "stop"

@@ -222,6 +222,10 @@ class ConversationController(QObject):
         self.window.system_prompt.blockSignals(False)
         if info.sampling:
             self.window.sampling.set_params(SamplingParams.from_dict(info.sampling))
+        picker = self.window.context_policy
+        picker.blockSignals(True)
+        picker.setCurrentIndex(max(0, picker.findData(info.context_policy)))
+        picker.blockSignals(False)
         self._remember(info.id)
         self.sidebar.select(info.id)
         loaded_path = str(self.window.loaded.info.path) if self.window.loaded else self.window.loading_path
@@ -244,6 +248,7 @@ class ConversationController(QObject):
                 model=model,
                 system_prompt=self.window.system_prompt.toPlainText(),
                 sampling=params.to_dict(),
+                context_policy=self.window.policy(),
             )
             if created is None:
                 return
@@ -310,6 +315,7 @@ class ConversationController(QObject):
         fields: dict[str, Any] = {
             "system_prompt": self.window.system_prompt.toPlainText(),
             "sampling": self.window.sampling.params().to_dict(),
+            "context_policy": self.window.policy(),
         }
         if model:
             fields["model"] = model
