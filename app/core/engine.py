@@ -448,8 +448,12 @@ class Engine:
         params: SamplingParams,
         on_text: Callable[[str], None],
         cancel: threading.Event,
+        continue_last: bool = False,
     ) -> ReplyStats:
         """Generate the assistant's reply to `messages`, calling `on_text` with each new piece of text.
+
+        With `continue_last`, the last message is an assistant reply that stopped early (max tokens):
+        the model carries on writing it instead of starting a new one.
 
         Returns when the model ends its turn, max_tokens is reached, the context is full, or
         `cancel` is set (checked before every token, so a stop takes effect within one token).
@@ -462,7 +466,11 @@ class Engine:
         llama_cpp = self._llama
         n_ctx = self.context_length
 
-        prompt = self.tokenize(self.render_prompt(messages))
+        if continue_last and messages and messages[-1]["role"] == "assistant":
+            # The template up to the reply's header, then the reply so far: the model goes on from there.
+            prompt = self.tokenize(self.render_prompt(messages[:-1]) + messages[-1]["content"])
+        else:
+            prompt = self.tokenize(self.render_prompt(messages))
         if len(prompt) >= n_ctx:
             raise ContextFullError(
                 f"The conversation is {len(prompt):,} tokens long and no longer fits the "

@@ -126,6 +126,8 @@ class _Generate:
     cancel: threading.Event
     #: A context policy (see app.core.context_policy), or None to send everything as it is.
     policy: str | None = None
+    #: Carry on writing the last (assistant) message instead of starting a new reply.
+    continue_last: bool = False
 
 
 @dataclass(slots=True)
@@ -211,11 +213,16 @@ class InferenceThread:
         return request.request_id
 
     def generate(
-        self, messages: list[dict[str, str]], params: SamplingParams, policy: str | None = None
+        self,
+        messages: list[dict[str, str]],
+        params: SamplingParams,
+        policy: str | None = None,
+        continue_last: bool = False,
     ) -> int:
         """Queue a chat reply to `messages`; returns its request id. With a context `policy`, the
-        messages are fitted to the context first (ContextTrimmed says what was left out)."""
-        request = _Generate(next(self._ids), list(messages), params, threading.Event(), policy)
+        messages are fitted to the context first (ContextTrimmed says what was left out); with
+        `continue_last`, the last assistant message is continued."""
+        request = _Generate(next(self._ids), list(messages), params, threading.Event(), policy, continue_last)
         self._submit(request.request_id, request.cancel, request)
         return request.request_id
 
@@ -354,7 +361,9 @@ class InferenceThread:
         coalescer = _Coalescer(lambda text: self._emit(Chunk(rid, text)), self._coalesce_s)
         try:
             messages = self._fit(request) if request.policy is not None else request.messages
-            stats = self._engine.stream_chat(messages, request.params, coalescer.add, request.cancel)
+            stats = self._engine.stream_chat(
+                messages, request.params, coalescer.add, request.cancel, request.continue_last
+            )
         except ContextFull as exc:
             self._emit(ReplyFailed(rid, "", exc.message))
         except (EngineError, SamplingError) as exc:

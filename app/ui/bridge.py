@@ -65,10 +65,14 @@ class InferenceBridge(QObject):
         return self.worker.load(path, options)
 
     def generate(
-        self, messages: list[dict[str, str]], params: SamplingParams, policy: str | None = None
+        self,
+        messages: list[dict[str, str]],
+        params: SamplingParams,
+        policy: str | None = None,
+        continue_last: bool = False,
     ) -> int:
-        """Queue a reply (fitted to the context by `policy` when given)."""
-        return self.worker.generate(messages, params, policy)
+        """Queue a reply (fitted to the context by `policy` when given; continuing the last one)."""
+        return self.worker.generate(messages, params, policy, continue_last)
 
     def count(self, messages: list[dict[str, str]]) -> int:
         """Queue a token count for the context meter."""

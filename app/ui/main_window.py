@@ -131,6 +131,8 @@ class MainWindow(QMainWindow):
         self._started = False
         self._editing_row: int | None = None
         self._count_request: int | None = None
+        #: The text a continued reply already had (the engine reports only what it adds).
+        self._continue_prefix = ""
         self._build()
         self._connect()
 
@@ -560,6 +562,22 @@ class MainWindow(QMainWindow):
         self.conversations.branch_at(row)
         self._generate_reply()
 
+    def continue_reply(self, row: int) -> None:
+        """Carry on writing the last reply where it stopped (at max tokens); the text grows in place."""
+        if self.is_generating or self.loaded is None or row != self.messages.rowCount() - 1 or row < 1:
+            return
+        self._continue_prefix = self.messages.message(row).content
+        self.messages.resume(row)
+        prompt = self.messages.prompt_messages()
+        system = self.system_prompt.toPlainText().strip()
+        if system:
+            prompt = [{"role": "system", "content": system}, *prompt]
+        self._reply_row = row
+        self.conversations.reply_resumed(row)
+        self._reply_request = self.bridge.generate(prompt, self.sampling.params(), self.policy(), True)
+        self.state_label.setText("Generating…")
+        self._update_send_button()
+
     def edit_message(self, row: int) -> None:
         """Put a sent message back in the composer; sending it makes a new version of it."""
         if self.is_generating or row < 0:
@@ -583,6 +601,8 @@ class MainWindow(QMainWindow):
             self.edit_message(row)
         elif action == "regenerate":
             self.regenerate(row)
+        elif action == "continue":
+            self.continue_reply(row)
         elif action == "delete" and not self.is_generating:
             box = QMessageBox(
                 QMessageBox.Icon.Question,
@@ -654,6 +674,7 @@ class MainWindow(QMainWindow):
     def _on_reply_done(self, request_id: int, text: str, stats: ReplyStats) -> None:
         if request_id != self._reply_request:
             return
+        text, self._continue_prefix = self._continue_prefix + text, ""
         self.messages.finish(self._reply_row, text, stats)
         self.conversations.reply_finished(text, stats)
         self._end_reply()
@@ -663,6 +684,7 @@ class MainWindow(QMainWindow):
     def _on_reply_failed(self, request_id: int, text: str, message: str) -> None:
         if request_id != self._reply_request:
             return
+        text, self._continue_prefix = self._continue_prefix + text, ""
         self.messages.finish(self._reply_row, text, None, error=message)
         self.conversations.reply_finished(text, None, error=message)
         self._end_reply()

@@ -346,3 +346,22 @@ def test_context_meter_counts_the_draft_and_policies_apply(qtbot: QtBot, window:
     store = _store_ready(qtbot, window)
     assert window.conversations.current is not None
     assert store.conversation(window.conversations.current).context_policy == "stop"
+
+
+def test_continue_a_reply_that_stopped_at_max_tokens(qtbot: QtBot, window: MainWindow) -> None:
+    from app.core.conversation import StopReason
+
+    store = _store_ready(qtbot, window)
+    window.sampling.input("max_tokens").setValue(8)
+    window.sampling.input("temperature").setValue(0.0)
+    _send(qtbot, window, "Write a long story about a lighthouse keeper.")
+    first = window.messages.message(1)
+    assert first.stats is not None and first.stats.stop_reason is StopReason.MAX_TOKENS
+    before = first.content
+    window._on_message_action(1, "continue")
+    qtbot.waitUntil(lambda: not window.is_generating, timeout=60_000)
+    after = window.messages.message(1).content
+    assert after.startswith(before) and len(after) > len(before)
+    assert window.messages.rowCount() == 2  # the same reply grew; no new one
+    stored = store.message(window.conversations.ids[1])
+    assert stored.content == after and not stored.incomplete

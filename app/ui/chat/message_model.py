@@ -99,6 +99,15 @@ class MessageListModel(QAbstractListModel):
         self._parts.clear()
         self.endResetModel()
 
+    def resume(self, row: int) -> None:
+        """Make a finished reply stream again (Continue): new text is appended to it."""
+        message = self.conversation.messages[row]
+        message.incomplete = True
+        message.error = None
+        self._parts[row] = [message.content]
+        index = self.index(row)
+        self.dataChanged.emit(index, index, [MessageRole])
+
     def truncate(self, row: int) -> None:
         """Keep rows before `row` (an edit or regeneration continues the conversation from there)."""
         if row >= len(self.conversation.messages):

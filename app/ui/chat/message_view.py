@@ -32,7 +32,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QAbstractScrollArea, QFrame, QMenu, QTextBrowser, QWidget
 
-from app.core.conversation import Message, Role
+from app.core.conversation import Message, Role, StopReason
 from app.ui.chat.message_model import MessageListModel
 from app.ui.markdown_html import render_markdown
 from app.ui.theme import is_dark, markdown_palette
@@ -531,6 +531,9 @@ class MessageView(QAbstractScrollArea):
             menu.addAction("Edit and resend…", lambda: self.messageAction.emit(row, "edit"))
         else:
             menu.addAction("Regenerate", lambda: self.messageAction.emit(row, "regenerate"))
+            stopped_early = message.stats is not None and message.stats.stop_reason is StopReason.MAX_TOKENS
+            if stopped_early and row == len(self._rows) - 1:
+                menu.addAction("Continue", lambda: self.messageAction.emit(row, "continue"))
         if self._has_versions(message):
             menu.addAction("Previous version", lambda: self.versionStep.emit(row, -1))
             menu.addAction("Next version", lambda: self.versionStep.emit(row, 1))

@@ -274,6 +274,15 @@ class ConversationController(QObject):
         self._saved_length = 0
         self._timer.start()
 
+    def reply_resumed(self, row: int) -> None:
+        """A stored reply continues (Continue): it is saved as it grows, like a new one."""
+        if self.store is None or not 0 <= row < len(self.ids):
+            return
+        self._reply = (row, self.ids[row])
+        self._saved_length = len(self.window.messages.message(row).content)
+        self._safe(self.store.update_message, self.ids[row], incomplete=True)
+        self._timer.start()
+
     def save_reply(self) -> None:
         """Write the streaming reply's text so far (called every SAVE_INTERVAL_MS)."""
         if self.store is None or self._reply is None:
