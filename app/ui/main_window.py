@@ -653,7 +653,15 @@ class MainWindow(QMainWindow):
         messages = ([{"role": "system", "content": system}] if system else []) + prompt
         if draft:
             messages.append({"role": "user", "content": draft})
-        if messages:
+        n_ctx = self.loaded.context_length
+        if sum(len(m["content"]) for m in messages) > 8 * n_ctx:
+            # Far more text than the context holds (a token is rarely over 8 characters): no need to
+            # render the template over thousands of messages to know the meter is full.
+            self._show_context(n_ctx, n_ctx)
+            self.context_meter.setToolTip(
+                "The conversation is longer than the context window; the context policy decides what is sent."
+            )
+        elif messages:
             self._count_request = self.bridge.count(messages)
         else:
             self._show_context(0, self.loaded.context_length)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QEvent, QModelIndex, QPoint, QPointF, QRect, QRectF, QSize, Qt, QTimer, Signal
@@ -38,6 +39,8 @@ from app.ui.markdown_html import render_markdown
 from app.ui.theme import is_dark, markdown_palette
 
 RENDER_INTERVAL_MS = 250
+#: Markdown rendering per event-loop turn stops after this long, so the GUI thread stays smooth.
+FRAME_BUDGET_S = 0.012
 MARGIN = 16  # left/right margin of the list
 MAX_COLUMN = 880  # widest text column: long lines are hard to read on a maximised window
 GAP = 14  # vertical space between messages
@@ -55,6 +58,8 @@ class _Row:
     code_blocks: tuple[str, ...] = ()
     streaming_plain: bool = False  # doc holds appended raw text since the last Markdown render
     dirty: bool = True
+    #: False while `height` is an estimate from the text's length (rows are measured when first seen).
+    measured: bool = False
 
 
 class _SelectableText(QTextBrowser):
@@ -141,6 +146,9 @@ class MessageView(QAbstractScrollArea):
 
     def bubble_rect(self, row: int) -> QRect:
         """Where row `row`'s bubble is in viewport coordinates."""
+        if not self._rows[row].measured:  # a row not seen yet: measure it now
+            self._measure(row)
+            self._restack_from(row)
         top = self._tops[row] - self.verticalScrollBar().value()
         return self._rows[row].bubble.translated(self._column_left(), top)
 
@@ -148,7 +156,7 @@ class MessageView(QAbstractScrollArea):
         assert self._model is not None
         return self._model.message(row)
 
-    def _build_doc(self, row: int, message: Message) -> _Row:
+    def _build_doc(self, row: int, message: Message, plain: bool = False) -> _Row:
         layout = self._rows[row]
         # No Qt parent: the document lives exactly as long as the row references it.
         doc = QTextDocument()
@@ -157,9 +165,13 @@ class MessageView(QAbstractScrollArea):
         option = QTextOption()
         option.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
         doc.setDefaultTextOption(option)
-        if message.role is Role.USER:
+        if message.role is Role.USER or plain:
             doc.setPlainText(message.content)
             layout.code_blocks = ()
+            if plain and message.role is not Role.USER:
+                layout.doc = doc
+                layout.streaming_plain = True  # shown as text until the throttled Markdown render
+                return layout
         else:
             rendered = render_markdown(message.content, markdown_palette(self.palette()))
             doc.setHtml(rendered.html)
@@ -168,13 +180,14 @@ class MessageView(QAbstractScrollArea):
         layout.streaming_plain = False
         return layout
 
-    def _measure(self, row: int) -> None:
-        """(Re)compute row `row`'s height at the current width; builds its document if needed."""
+    def _measure(self, row: int, plain: bool = False) -> None:
+        """(Re)compute row `row`'s height at the current width; builds its document if needed
+        (as plain text when `plain`: the Markdown render then follows on the render timer)."""
         layout = self._rows[row]
         message = self._message(row)
         if layout.doc is None or layout.dirty:
-            self._build_doc(row, message)
-            layout.dirty = False
+            self._build_doc(row, message, plain)
+            layout.dirty = plain
         doc = layout.doc
         assert doc is not None
         width = self._content_width()
@@ -194,20 +207,88 @@ class MessageView(QAbstractScrollArea):
         doc_h = int(doc.size().height() + 0.5)
         layout.bubble = QRect(x, header_h, bubble_w, doc_h + 2 * PAD)  # relative to the column
         layout.height = header_h + doc_h + 2 * PAD + footer_h + GAP
+        layout.measured = True
+
+    def _estimator(self) -> Callable[[Message], int]:
+        """A function giving a row's height from its text's length, without building its document.
+
+        Laying out thousands of Markdown documents takes seconds, so rows are measured only when they
+        come into view (_measure_visible); until then their height is this estimate. Font metrics are
+        read once here: per row they would cost more than the estimate itself."""
+        width = self._content_width()
+        metrics = QFontMetrics(self.font())
+        char_w = max(1, metrics.averageCharWidth())
+        line_h = metrics.lineSpacing()
+        header_h = QFontMetrics(self._header_font).height() + 4
+        footer_line = QFontMetrics(self._small_font).height() + 6
+        per_line = {
+            Role.USER: max(1, (int(width * USER_MAX_FRACTION) - 2 * PAD) // char_w),
+            Role.ASSISTANT: max(1, (width - 2 * PAD) // char_w),
+            Role.SYSTEM: max(1, (width - 2 * PAD) // char_w),
+        }
+        fixed = header_h + 2 * PAD + GAP
+
+        def estimate(message: Message) -> int:
+            n = per_line[message.role]
+            lines = sum(len(part) // n + 1 for part in message.content.split("\n"))
+            footer = (
+                footer_line
+                if (message.stats or message.error or message.incomplete or message.version)
+                else 0
+            )
+            return fixed + lines * line_h + footer
+
+        return estimate
+
+    def _measure_visible(self) -> None:
+        """Measure the rows in (and just around) the viewport that still have estimated heights,
+        keeping the first visible row where it is on screen while heights above it change."""
+        if not self._rows:
+            return
+        bar = self.verticalScrollBar()
+        for _ in range(4):  # measuring changes heights, which can bring other rows into view
+            rows = self._visible_rows()
+            first, last = max(0, rows.start - 2), min(len(self._rows), rows.stop + 2)
+            todo = [r for r in range(first, last) if not self._rows[r].measured]
+            if not todo:
+                return
+            anchor = rows.start
+            offset = bar.value() - self._tops[anchor]
+            started = time.perf_counter()
+            for row in todo:
+                # Markdown for as many rows as fit in a frame's budget; the rest as plain text now,
+                # rendered by the timer in small batches (a fast scroll must not stall the GUI).
+                plain = time.perf_counter() - started > FRAME_BUDGET_S
+                self._measure(row, plain)
+                if plain:
+                    self._pending_render.add(row)
+            if self._pending_render and not self._render_timer.isActive():
+                self._render_timer.start()
+            self._restack_from(todo[0])
+            if not self._follow:
+                bar.setValue(self._tops[anchor] + offset)
 
     def _relayout_all(self, rebuild: bool = True) -> None:
-        """Lay out every row: after a model reset or a theme change (`rebuild`), or at a new width."""
+        """Lay out every row: after a model reset or a theme change (`rebuild`), or at a new width.
+        Heights are estimated; rows are measured when they come into view (see _measure_visible)."""
         count = self._model.rowCount() if self._model is not None else 0
         if rebuild or len(self._rows) != count:
             self._rows = [_Row() for _ in range(count)]
         self._layout_width = self._content_width()
+        estimate = self._estimator()
+        assert self._model is not None or count == 0
         tops = [0]
+        total = 0
         for i in range(count):
-            self._measure(i)
-            tops.append(tops[-1] + self._rows[i].height)
+            layout = self._rows[i]
+            layout.measured = False
+            layout.height = estimate(self._model.peek(i))  # type: ignore[union-attr]
+            total += layout.height
+            tops.append(total)
         self._tops = tops
         self._overlay.hide()
         self._update_scrollbar()
+        self._measure_visible()
         self.viewport().update()
 
     def _restack_from(self, row: int) -> None:
@@ -279,13 +360,16 @@ class MessageView(QAbstractScrollArea):
         if not self._pending_render:
             self._render_timer.stop()
             return
+        started = time.perf_counter()
         for row in sorted(self._pending_render):
+            if time.perf_counter() - started > FRAME_BUDGET_S:
+                return  # the rest on the next tick
+            self._pending_render.discard(row)
             if row < len(self._rows):
                 self._rows[row].dirty = True
                 self._measure(row)
                 self._restack_from(row)
                 self._update_row(row)
-        self._pending_render.clear()
 
     def _update_row(self, row: int) -> None:
         top = self._tops[row] - self.verticalScrollBar().value()
@@ -339,6 +423,7 @@ class MessageView(QAbstractScrollArea):
         """Paint the rows that intersect the exposed area."""
         if self._model is None:
             return
+        self._measure_visible()
         painter = QPainter(self.viewport())
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         palette = self.palette()
