@@ -8,6 +8,7 @@ says so.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -217,6 +218,10 @@ class ConversationController(QObject):
         for message, stored in zip(messages, branch, strict=True):
             message.version = versions.get(stored.id)
         self.window.messages.load(messages)
+        # A long conversation adds tens of thousands of long-lived objects; Python's full garbage
+        # collection would then walk them all, pausing the GUI for ~100 ms now and then while it
+        # scrolls. Objects alive now are set aside from those passes (freed normally when released).
+        gc.freeze()
         self.window.system_prompt.blockSignals(True)
         self.window.system_prompt.setPlainText(info.system_prompt)
         self.window.system_prompt.blockSignals(False)
