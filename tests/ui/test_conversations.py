@@ -298,9 +298,8 @@ def test_export_and_import(qtbot: QtBot, window: MainWindow, tmp_path: Path) -> 
     for kind, name in (("markdown", "c.md"), ("json", "c.json"), ("jsonl", "c.jsonl")):
         window.conversations.export(cid, kind, tmp_path / name)
     window.conversations.export(None, "jsonl", tmp_path / "all.jsonl")
-    qtbot.waitUntil(
-        lambda: (tmp_path / "all.jsonl").exists() and (tmp_path / "c.jsonl").exists(), timeout=5_000
-    )
+    names = ("c.md", "c.json", "c.jsonl", "all.jsonl")
+    qtbot.waitUntil(lambda: all((tmp_path / n).exists() for n in names), timeout=5_000)  # written off-thread
     assert (tmp_path / "c.md").read_text().startswith("# Name a colour.")
     line = json.loads((tmp_path / "c.jsonl").read_text().splitlines()[0])
     assert [m["role"] for m in line["messages"]] == ["system", "user", "assistant"]
