@@ -69,7 +69,7 @@ def _info_to_dict(info: ModelInfo) -> dict[str, Any]:
 #: How deep below the models folder models are looked for (downloads live at <owner>/<repo>/<file>,
 #: and a repository may keep files in a sub-folder per quantization).
 MAX_DEPTH = 4
-_LATER_PART = re.compile(r"-(\d{5})-of-\d{5}\.gguf$", re.IGNORECASE)
+_SPLIT_PART = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 
 
 def _walk(folder: Path, depth: int = 0) -> Iterator[Path]:
@@ -91,7 +91,7 @@ def _walk(folder: Path, depth: int = 0) -> Iterator[Path]:
 
 def is_later_part(path: Path) -> bool:
     """True for parts 2..n of a split model: llama.cpp opens part 1 and finds the rest itself."""
-    match = _LATER_PART.search(path.name)
+    match = _SPLIT_PART.search(path.name)
     return match is not None and int(match.group(1)) > 1
 
 
@@ -135,7 +135,7 @@ def scan(folder: Path | None = None, extra: list[str] | None = None) -> list[Mod
 
 def split_parts(path: Path) -> list[Path]:
     """All files of a model: the file itself, or every part of a split model that exists beside it."""
-    match = re.search(r"-(\d{5})-of-(\d{5})\.gguf$", path.name, re.IGNORECASE)
+    match = _SPLIT_PART.search(path.name)
     if not match:
         return [path]
     stem = path.name[: match.start()]

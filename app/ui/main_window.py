@@ -568,10 +568,7 @@ class MainWindow(QMainWindow):
             return
         self._continue_prefix = self.messages.message(row).content
         self.messages.resume(row)
-        prompt = self.messages.prompt_messages()
-        system = self.system_prompt.toPlainText().strip()
-        if system:
-            prompt = [{"role": "system", "content": system}, *prompt]
+        prompt = self._prompt()
         self._reply_row = row
         self.conversations.reply_resumed(row)
         self._reply_request = self.bridge.generate(prompt, self.sampling.params(), self.policy(), True)
@@ -618,11 +615,14 @@ class MainWindow(QMainWindow):
             )
             box.open()
 
-    def _generate_reply(self) -> None:
-        prompt = self.messages.prompt_messages()
+    def _prompt(self) -> list[dict[str, str]]:
+        """The conversation as the model gets it: the system prompt (if any), then the messages."""
         system = self.system_prompt.toPlainText().strip()
-        if system:
-            prompt = [{"role": "system", "content": system}, *prompt]
+        head = [{"role": "system", "content": system}] if system else []
+        return head + self.messages.prompt_messages()
+
+    def _generate_reply(self) -> None:
+        prompt = self._prompt()  # before the empty reply row is added: it would drop the last turn
         self._reply_row = self.messages.add_message(Role.ASSISTANT, "", streaming=True)
         self.conversations.reply_started(self._reply_row)
         self._reply_request = self.bridge.generate(prompt, self.sampling.params(), self.policy())
@@ -647,10 +647,8 @@ class MainWindow(QMainWindow):
         """Ask the inference thread how many tokens the conversation and the draft take (debounced)."""
         if self.loaded is None or self.is_generating:
             return
-        prompt = self.messages.prompt_messages()
-        system = self.system_prompt.toPlainText().strip()
+        messages = self._prompt()
         draft = self.composer.toPlainText().strip()
-        messages = ([{"role": "system", "content": system}] if system else []) + prompt
         if draft:
             messages.append({"role": "user", "content": draft})
         n_ctx = self.loaded.context_length
