@@ -28,6 +28,28 @@ def starter_model() -> Path:
     return starter.fetch_to_cache()
 
 
+#: The recommended sampling settings written into `starter_with_sampling_defaults`.
+MODEL_SAMPLING = {"general.sampling.temp": 0.6, "general.sampling.top_k": 20, "general.sampling.top_p": 0.8}
+
+
+@pytest.fixture(scope="session")
+def starter_with_sampling_defaults(starter_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the starter model whose GGUF carries general.sampling.* recommendations, as newer
+    conversions do (written with gguf's own metadata copier, so llama.cpp loads it like the original)."""
+    import gguf
+    from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
+
+    out = tmp_path_factory.mktemp("sampling") / "SmolLM2-sampling.gguf"
+    reader = gguf.GGUFReader(starter_model, "r")
+    arch = reader.get_field(gguf.Keys.General.ARCHITECTURE)
+    assert arch is not None
+    writer = gguf.GGUFWriter(out, arch=str(arch.contents()), endianess=reader.endianess)
+    types = {int: gguf.GGUFValueType.INT32, float: gguf.GGUFValueType.FLOAT32}
+    new = {key: MetadataDetails(types[type(value)], value) for key, value in MODEL_SAMPLING.items()}
+    copy_with_new_metadata(reader, writer, new, [])
+    return out
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Iterator[Path]:
     """A fresh data folder for one test."""

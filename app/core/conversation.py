@@ -68,6 +68,8 @@ class Message:
     error: str | None = None
     #: (this version, how many) when the message has alternatives (edits, regenerations).
     version: tuple[int, int] | None = None
+    #: The context policy left this message out of the latest reply's prompt (shown, never saved).
+    left_out: bool = False
 
     def as_chat(self) -> dict[str, str]:
         """The {"role", "content"} dict chat templates expect."""
@@ -92,11 +94,15 @@ class Conversation:
         A reply that failed or stopped before its first token is left out together with the user
         turn it answered: many chat templates (Gemma, Mistral) refuse two user turns in a row.
         """
-        out: list[dict[str, str]] = []
-        for message in self.messages:
+        return [self.messages[row].as_chat() for row in self.prompt_rows()]
+
+    def prompt_rows(self) -> list[int]:
+        """The index in `messages` of each message `prompt_messages` sends, in the same order."""
+        rows: list[int] = []
+        for row, message in enumerate(self.messages):
             if message.role is Role.ASSISTANT and (message.error or not message.content):
-                if out and out[-1]["role"] == Role.USER.value:
-                    out.pop()
+                if rows and self.messages[rows[-1]].role is Role.USER:
+                    rows.pop()
                 continue
-            out.append(message.as_chat())
-        return out
+            rows.append(row)
+        return rows

@@ -12,6 +12,7 @@ import struct
 import threading
 from collections import Counter
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,8 @@ class ModelInfo:
     vocab_size: int | None = None
     key_length: int | None = None
     value_length: int | None = None
+    # Sampling settings the model's authors recommend (general.sampling.*), by SamplingParams name.
+    sampling_defaults: dict[str, float] = dataclass_field(default_factory=dict)
 
     @property
     def has_chat_template(self) -> bool:
@@ -160,6 +163,25 @@ def _quantization(reader: _BoundsReader) -> str:
         if len(tensor.shape) >= 2:
             weights[tensor.tensor_type.name] += tensor.n_bytes
     return weights.most_common(1)[0][0] if weights else "unknown"
+
+
+#: GGUF's general.sampling.* keys, by the SamplingParams field each one sets.
+SAMPLING_KEYS = {
+    "temperature": "general.sampling.temp",
+    "top_p": "general.sampling.top_p",
+    "top_k": "general.sampling.top_k",
+    "min_p": "general.sampling.min_p",
+    "repeat_penalty": "general.sampling.penalty_repeat",
+}
+
+
+def _sampling_defaults(reader: GGUFReader) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, key in SAMPLING_KEYS.items():
+        value = _field(reader, key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
+            out[name] = int(value) if name == "top_k" else round(float(value), 4)
+    return out
 
 
 def _read_header(path: Path) -> tuple[bytes, int]:
@@ -279,6 +301,7 @@ def _inspect(path: Path) -> ModelInfo:
         vocab_size=len(tokens.data) if tokens is not None else None,
         key_length=number("attention.key_length"),
         value_length=number("attention.value_length"),
+        sampling_defaults=_sampling_defaults(reader),
     )
 
 

@@ -21,7 +21,7 @@ from app.core import paths
 from app.core.gguf_info import ModelFileError, ModelInfo, inspect_model, remember
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 3  # 2: model shape fields for the memory estimate; 3: K/V head widths
+CACHE_VERSION = 4  # 2: model shape fields for the memory estimate; 3: K/V head widths; 4: sampling
 
 
 @dataclass(frozen=True, slots=True)

@@ -665,13 +665,52 @@ class Store:
             ],
         }  # fmt: skip
 
-    def import_json(self, data: dict[str, Any]) -> int:
-        """A new conversation from export_json's data (ValueError when it is not such data)."""
+    def export_many_json(self, conversation_ids: list[int]) -> dict[str, Any]:
+        """Several conversations in one file (import_any reads it back)."""
+        return {
+            "format": "fireside-conversations",
+            "version": 1,
+            "conversations": [self.export_json(cid) for cid in conversation_ids],
+        }
+
+    def import_any(self, data: Any) -> list[int]:
+        """Import one conversation (export_json) or several (export_many_json); the new ids, in order.
+        Every conversation is checked before any is written, so a bad file imports nothing."""
+        if isinstance(data, dict) and data.get("format") == "fireside-conversations":
+            items = data.get("conversations")
+            if not isinstance(items, list):
+                raise ValueError("the export has no conversation list")
+        else:
+            items = [data]
+        for item in items:
+            self._check_import(item)
+        return [self.import_json(item) for item in items]
+
+    @staticmethod
+    def _check_import(data: Any) -> None:
         if not isinstance(data, dict) or data.get("format") != "fireside-conversation":
             raise ValueError("not a Fireside conversation export")
         messages = data.get("messages")
         if not isinstance(messages, list):
             raise ValueError("the export has no message list")
+        seen: set[int] = set()
+        try:
+            ordered = sorted(messages, key=lambda m: int(m["id"]))
+        except (TypeError, KeyError, ValueError):
+            raise ValueError("a message has no numeric id") from None
+        for item in ordered:
+            if item.get("role") not in ("user", "assistant"):
+                raise ValueError(f"unknown role {item.get('role')!r}")
+            parent = item.get("parent_id")
+            if parent is not None and parent not in seen:
+                raise ValueError(f"message {item['id']} refers to a missing parent {parent}")
+            seen.add(int(item["id"]))
+
+    def import_json(self, data: dict[str, Any]) -> int:
+        """A new conversation from export_json's data (ValueError when it is not such data; then
+        nothing is written)."""
+        self._check_import(data)
+        messages = data["messages"]
         new_id = self.create_conversation(
             title=str(data.get("title") or ""),
             model=data.get("model") if isinstance(data.get("model"), str) else None,
@@ -681,11 +720,7 @@ class Store:
         )
         mapping: dict[int, int] = {}
         for item in sorted(messages, key=lambda m: int(m["id"])):
-            if item.get("role") not in ("user", "assistant"):
-                raise ValueError(f"unknown role {item.get('role')!r}")
             parent = item.get("parent_id")
-            if parent is not None and parent not in mapping:
-                raise ValueError(f"message {item['id']} refers to a missing parent {parent}")
             mapping[int(item["id"])] = self.add_message(
                 new_id, item["role"], str(item.get("content", "")),
                 mapping[parent] if parent is not None else None,
@@ -711,6 +746,10 @@ class Store:
             note = " (incomplete)" if m.incomplete else ""
             lines += [f"## {heading}{note}", "", m.content, ""]
         return "\n".join(lines).rstrip() + "\n"
+
+    def export_markdown_many(self, conversation_ids: list[int]) -> str:
+        """Several conversations as one Markdown file, separated by rules."""
+        return "\n---\n\n".join(self.export_markdown(cid) for cid in conversation_ids)
 
     def export_finetune_jsonl(self, conversation_ids: list[int]) -> str:
         """OpenAI chat fine-tuning format: one conversation per line, {"messages": [{role, content}...]}.

@@ -133,6 +133,7 @@ class MainWindow(QMainWindow):
         self._count_request: int | None = None
         #: The text a continued reply already had (the engine reports only what it adds).
         self._continue_prefix = ""
+        self._prompt_rows: list[int] = []  # row of each message in the latest prompt (context marks)
         self._build()
         self._connect()
 
@@ -236,7 +237,9 @@ class MainWindow(QMainWindow):
         policy_box = QWidget()
         policy_layout = QVBoxLayout(policy_box)
         policy_layout.setContentsMargins(12, 6, 12, 0)
-        policy_layout.addWidget(QLabel("When the conversation outgrows the context"))
+        policy_label = QLabel("When the conversation outgrows the context window")
+        policy_label.setWordWrap(True)
+        policy_layout.addWidget(policy_label)
         self.context_policy = QComboBox()
         self.context_policy.setObjectName("contextPolicyPicker")
         for key, label in POLICY_LABELS.items():
@@ -483,6 +486,7 @@ class MainWindow(QMainWindow):
         self.state_label.setText(f"Ready · loaded in {model.load_s:.2f} s · {model.n_threads} threads")
         self._show_context(0, model.context_length)
         self.models.note_memory(model)
+        self.conversations.presets.set_model_defaults(model.info.path.stem, model.info.sampling_defaults)
         self.conversations.settings_changed()
         if model.template_is_default:
             self.banner.show_message(
@@ -508,6 +512,7 @@ class MainWindow(QMainWindow):
                 f"Could not load the model. {_sentence(message)} {kept.info.path.name} is still loaded."
             )
         else:
+            self.conversations.presets.set_model_defaults(None, None)
             self.state_label.setText("Load failed")
             self.model_label.setText("No model")
             self.banner.show_message(f"Could not load the model. {_sentence(message)}")
@@ -515,6 +520,7 @@ class MainWindow(QMainWindow):
 
     def _on_unloaded(self, _request_id: int) -> None:
         self.loaded = None
+        self.conversations.presets.set_model_defaults(None, None)
         self.model_label.setText("No model")
         self.state_label.setText("No model loaded")
         self.context_label.setText("Context: –")
@@ -569,11 +575,10 @@ class MainWindow(QMainWindow):
         self._continue_prefix = self.messages.message(row).content
         self.messages.resume(row)
         prompt = self._prompt()
+        self._prompt_rows = self.messages.prompt_rows()
         self._reply_row = row
         self.conversations.reply_resumed(row)
-        self._reply_request = self.bridge.generate(prompt, self.sampling.params(), self.policy(), True)
-        self.state_label.setText("Generating…")
-        self._update_send_button()
+        self._start_reply(prompt, continue_last=True)
 
     def edit_message(self, row: int) -> None:
         """Put a sent message back in the composer; sending it makes a new version of it."""
@@ -623,9 +628,16 @@ class MainWindow(QMainWindow):
 
     def _generate_reply(self) -> None:
         prompt = self._prompt()  # before the empty reply row is added: it would drop the last turn
+        self._prompt_rows = self.messages.prompt_rows()
         self._reply_row = self.messages.add_message(Role.ASSISTANT, "", streaming=True)
         self.conversations.reply_started(self._reply_row)
-        self._reply_request = self.bridge.generate(prompt, self.sampling.params(), self.policy())
+        self._start_reply(prompt)
+
+    def _start_reply(self, prompt: list[dict[str, str]], continue_last: bool = False) -> None:
+        self.messages.set_left_out(set())  # marks from an earlier reply no longer hold
+        self._reply_request = self.bridge.generate(
+            prompt, self.sampling.params(), self.policy(), continue_last
+        )
         self.state_label.setText("Generating…")
         self._update_send_button()
 
@@ -636,10 +648,13 @@ class MainWindow(QMainWindow):
     def _on_context_trimmed(self, request_id: int, dropped: tuple[int, ...], tokens: int) -> None:
         if request_id != self._reply_request:
             return
+        rows = {self._prompt_rows[i] for i in dropped if i < len(self._prompt_rows)}
+        self.messages.set_left_out(rows)
         where = "from the middle" if self.policy() == "keep_first_last" else "oldest"
         self.banner.show_message(
-            f"The conversation is longer than the context window: the {len(dropped)} {where} messages were "
-            f"left out of this reply's prompt ({tokens:,} tokens sent). They are still in the conversation.",
+            f"The conversation is longer than the context window: the {len(dropped)} {where} messages "
+            f"(faded, marked “left out”) were not sent with this reply's prompt ({tokens:,} tokens sent). "
+            "They are still in the conversation.",
             error=False,
         )
 

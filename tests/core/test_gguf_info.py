@@ -119,3 +119,10 @@ def test_unreadable_permissions(starter_model: Path, tmp_path: Path) -> None:
         os.chmod(locked, 0o644)
     assert result.returncode == 0, result.stderr
     assert "locked.gguf: permission denied" in result.stdout
+
+
+def test_sampling_defaults_from_the_file(starter_model: Path, starter_with_sampling_defaults: Path) -> None:
+    assert inspect_model(starter_model).sampling_defaults == {}  # the starter file recommends nothing
+    info = inspect_model(starter_with_sampling_defaults)
+    assert info.sampling_defaults == {"temperature": 0.6, "top_k": 20, "top_p": 0.8}
+    assert info.parameter_count == inspect_model(starter_model).parameter_count

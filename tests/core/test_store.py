@@ -150,6 +150,27 @@ def test_json_export_round_trips_every_branch(db: Store) -> None:
             {"id": 5, "parent_id": 4, "role": "user", "content": "x"}]})  # fmt: skip
 
 
+def test_several_conversations_export_and_import_together(db: Store) -> None:
+    first, _ = chat(db, "Hi", "Hello")
+    second, _ = chat(db, "Bonjour", "Salut")
+    bundle = json.loads(json.dumps(db.export_many_json([first, second])))
+    assert bundle["format"] == "fireside-conversations" and len(bundle["conversations"]) == 2
+    copies = db.import_any(bundle)
+    assert [[m.content for m in db.branch(c)] for c in copies] == [["Hi", "Hello"], ["Bonjour", "Salut"]]
+    assert db.import_any(db.export_json(first)) != copies  # a single conversation works too
+    markdown = db.export_markdown_many([first, second])
+    assert markdown.count("\n---\n") == 1 and "Bonjour" in markdown
+
+    # One bad conversation in a bundle: nothing is imported, not even the good ones before it.
+    before = len(db.conversations())
+    bad = {"format": "fireside-conversation", "messages": [{"id": 1, "role": "tool", "content": "x"}]}
+    with pytest.raises(ValueError, match="unknown role"):
+        db.import_any({**bundle, "conversations": [*bundle["conversations"], bad]})
+    with pytest.raises(ValueError, match="unknown role"):
+        db.import_json(bad)
+    assert len(db.conversations()) == before
+
+
 def test_markdown_and_finetune_jsonl_exports_parse_back(db: Store) -> None:
     cid, (_u1, _a1, u2) = chat(db, "What is 2+2?", "4.", "And 3+3?")
     db.update_conversation(cid, system_prompt="You do arithmetic.")

@@ -286,6 +286,28 @@ def test_presets_apply_save_rename_delete(qtbot: QtBot, window: MainWindow) -> N
     assert all(p.builtin for p in bar.presets)
 
 
+def test_the_models_own_sampling_defaults_are_offered(
+    qtbot: QtBot, window: MainWindow, starter_with_sampling_defaults: Path
+) -> None:
+    _store_ready(qtbot, window)
+    bar = window.conversations.presets
+    assert bar.model_defaults is None  # the starter file recommends nothing: no such entry
+    window.load_model(str(starter_with_sampling_defaults))
+    qtbot.waitUntil(lambda: bar.model_defaults is not None, timeout=30_000)
+    assert bar.picker.itemText(1) == "SmolLM2-sampling defaults (from the model file)"
+    assert "top k 20" in str(bar.picker.itemData(1, Qt.ItemDataRole.ToolTipRole))
+    window.system_prompt.setPlainText("Be brief.")
+    bar.picker.setCurrentIndex(1)
+    bar.picker.activated.emit(1)
+    params = window.sampling.params()
+    assert (params.temperature, params.top_k, params.top_p) == (0.6, 20, 0.8)
+    assert window.system_prompt.toPlainText() == "Be brief."  # sampling only: the prompt stays
+    assert len([p for p in bar.presets if p.builtin]) >= 5  # the built-in presets are still there
+    window.conversations.save_preset("Mine")  # saving keeps the model's entry first
+    assert bar.presets[0] is bar.model_defaults and bar.selected() is not None
+    assert bar.selected().name == "Mine"  # type: ignore[union-attr]
+
+
 def test_export_and_import(qtbot: QtBot, window: MainWindow, tmp_path: Path) -> None:
     import json
 
@@ -296,7 +318,7 @@ def test_export_and_import(qtbot: QtBot, window: MainWindow, tmp_path: Path) -> 
     cid = window.conversations.current
     assert cid is not None
     for kind, name in (("markdown", "c.md"), ("json", "c.json"), ("jsonl", "c.jsonl")):
-        window.conversations.export(cid, kind, tmp_path / name)
+        window.conversations.export([cid], kind, tmp_path / name)
     window.conversations.export(None, "jsonl", tmp_path / "all.jsonl")
     names = ("c.md", "c.json", "c.jsonl", "all.jsonl")
     qtbot.waitUntil(lambda: all((tmp_path / n).exists() for n in names), timeout=5_000)  # written off-thread
@@ -312,6 +334,30 @@ def test_export_and_import(qtbot: QtBot, window: MainWindow, tmp_path: Path) -> 
     qtbot.waitUntil(lambda: window.messages.rowCount() == 2, timeout=5_000)
     assert window.messages.message(0).content == "Name a colour."
     assert window.system_prompt.toPlainText() == "Be brief."
+
+    # Two chosen conversations (Ctrl-click in the list) export together, and import back together.
+    sidebar = window.conversations.sidebar
+    opened = window.conversations.current
+    other = 1 - sidebar.model.row_of(opened)  # the open one is selected already
+    rect = sidebar.list.visualRect(sidebar.model.index(other))
+    qtbot.mouseClick(
+        sidebar.list.viewport(),
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.ControlModifier,
+        rect.center(),
+    )
+    chosen = sidebar.selected_ids()
+    assert len(chosen) == 2
+    assert window.conversations.current == opened  # Ctrl-click selects; it does not open
+    window.conversations.export(chosen, "json", tmp_path / "two.json")
+    window.conversations.export(chosen, "markdown", tmp_path / "two.md")
+    qtbot.waitUntil(
+        lambda: (tmp_path / "two.json").exists() and (tmp_path / "two.md").exists(), timeout=5_000
+    )
+    assert len(json.loads((tmp_path / "two.json").read_text())["conversations"]) == 2
+    assert (tmp_path / "two.md").read_text().count("# Name a colour.") == 2
+    window.conversations.import_file(tmp_path / "two.json")
+    qtbot.waitUntil(lambda: len(store.conversations()) == 4, timeout=5_000)
 
     (tmp_path / "bad.json").write_text("{not json")
     window.conversations.import_file(tmp_path / "bad.json")
@@ -336,11 +382,23 @@ def test_context_meter_counts_the_draft_and_policies_apply(qtbot: QtBot, window:
     long = "tell me about the sea and the ships " * 20
     for i in range(3):
         _send(qtbot, window, f"Question {i}: {long}")
-    assert "were left out of this reply's prompt" in window.banner.label.text()
+    assert "were not sent with this reply's prompt" in window.banner.label.text()
     assert window.messages.rowCount() == 6  # nothing is removed from the conversation itself
+    left_out = [row for row in range(6) if window.messages.peek(row).left_out]
+    assert left_out and left_out == list(range(len(left_out)))  # the oldest, shown as left out
+    assert not window.messages.peek(4).left_out  # the new question always goes
+    window.view.verticalScrollBar().setValue(0)
+    shot(window, "context-left-out")
+
+    picker.setCurrentIndex(picker.findData("keep_first_last"))
+    _send(qtbot, window, f"Question 3: {long}")
+    left_out = [row for row in range(8) if window.messages.peek(row).left_out]
+    assert left_out and 0 not in left_out and 1 not in left_out  # the first exchange stays
+    assert not window.messages.peek(6).left_out
 
     picker.setCurrentIndex(picker.findData("stop"))
     _send(qtbot, window, f"Question 4: {long}")
+    assert not any(window.messages.peek(row).left_out for row in range(8))  # nothing was sent
     assert "Start a new conversation" in window.banner.label.text()
     store = _store_ready(qtbot, window)
     assert window.conversations.current is not None

@@ -9,6 +9,8 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 from app.core.conversation import Conversation, Message, ReplyStats, Role
 
 MessageRole = Qt.ItemDataRole.UserRole + 1
+#: Only the "left out of the prompt" mark changed: nothing to re-measure, just repaint.
+LeftOutRole = MessageRole + 1
 
 
 class MessageListModel(QAbstractListModel):
@@ -128,6 +130,22 @@ class MessageListModel(QAbstractListModel):
                 self.conversation.messages[row].version = version
                 index = self.index(row)
                 self.dataChanged.emit(index, index, [MessageRole])
+
+    def set_left_out(self, rows: set[int]) -> None:
+        """Mark the rows the context policy left out of the latest prompt (and unmark the others)."""
+        changed = []
+        for row, message in enumerate(self.conversation.messages):
+            if message.left_out != (row in rows):
+                message.left_out = row in rows
+                changed.append(row)
+        if changed:  # one signal: thousands of rows can change at once
+            self.dataChanged.emit(self.index(changed[0]), self.index(changed[-1]), [LeftOutRole])
+
+    def prompt_rows(self) -> list[int]:
+        """The row of each message `prompt_messages` returns."""
+        for row in list(self._parts):
+            self.message(row)
+        return self.conversation.prompt_rows()
 
     def clear(self) -> None:
         """Remove every message."""

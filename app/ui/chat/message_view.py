@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QEvent, QModelIndex, QPoint, QPointF, QRect, QRectF, QSize, Qt, QTimer, Signal
@@ -34,7 +34,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QAbstractScrollArea, QFrame, QMenu, QTextBrowser, QWidget
 
 from app.core.conversation import Message, Role, StopReason
-from app.ui.chat.message_model import MessageListModel
+from app.ui.chat.message_model import LeftOutRole, MessageListModel
 from app.ui.markdown_html import render_markdown
 from app.ui.theme import is_dark, markdown_palette
 
@@ -320,7 +320,12 @@ class MessageView(QAbstractScrollArea):
             self._restack_from(row)
         self.viewport().update()
 
-    def _on_data_changed(self, top_left: QModelIndex, bottom_right: QModelIndex, *_: object) -> None:
+    def _on_data_changed(
+        self, top_left: QModelIndex, bottom_right: QModelIndex, roles: Sequence[int] = ()
+    ) -> None:
+        if list(roles) == [LeftOutRole]:  # a mark painted over the same layout
+            self.viewport().update()
+            return
         for row in range(top_left.row(), bottom_right.row() + 1):
             if row < len(self._rows):
                 self._rows[row].dirty = True
@@ -447,6 +452,8 @@ class MessageView(QAbstractScrollArea):
             painter.setFont(self._header_font)
             painter.setPen(muted)
             header = "You" if message.role is Role.USER else "Assistant"
+            if message.left_out:
+                header += " · left out of the latest prompt (context full)"
             align = Qt.AlignmentFlag.AlignRight if message.role is Role.USER else Qt.AlignmentFlag.AlignLeft
             painter.drawText(
                 QRect(self._column_left(), top, self._content_width(), layout.bubble.top()),
@@ -455,6 +462,7 @@ class MessageView(QAbstractScrollArea):
             )
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(user_bg if message.role is Role.USER else bot_bg)
+            painter.setOpacity(0.45 if message.left_out else 1.0)  # faded: the model did not see it
             painter.drawRoundedRect(QRectF(bubble), 10, 10)
             if layout.doc is not None:
                 painter.save()
@@ -464,16 +472,17 @@ class MessageView(QAbstractScrollArea):
                 context.clip = QRectF(0, 0, bubble.width(), bubble.height())
                 layout.doc.documentLayout().draw(painter, context)
                 painter.restore()
+            painter.setOpacity(1.0)
             footer = self._footer_text(message)
             if footer:
                 painter.setFont(self._small_font)
                 painter.setPen(QColor("#d1242f") if message.error else muted)
                 width = bubble.width() - 4
+                metrics = QFontMetrics(self._small_font)
                 if self._has_versions(message) and message.version is not None:
                     # Leave room for "‹ n/m ›" at the right; the stats line is elided before it.
-                    metrics = QFontMetrics(self._small_font)
                     width -= metrics.horizontalAdvance(self._version_text(message.version)) + 16
-                    footer = metrics.elidedText(footer, Qt.TextElideMode.ElideRight, width)
+                footer = metrics.elidedText(footer, Qt.TextElideMode.ElideRight, width)  # never cut mid-glyph
                 rect = QRect(bubble.left() + 2, bubble.bottom() + 3, width, layout.height)
                 painter.drawText(rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, footer)
             if self._has_versions(message) and message.version is not None:

@@ -23,7 +23,7 @@ from app.core import paths
 from app.core.conversation import Message, ReplyStats, Role, StopReason
 from app.core.sampling import SamplingParams
 from app.core.store import ConversationInfo, Preset, SearchHit, Store, StoredMessage, StoreError
-from app.ui.conversations.presets import PresetBar
+from app.ui.conversations.presets import MODEL_DEFAULTS_ID, PresetBar
 from app.ui.conversations.sidebar import ConversationSidebar
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class ConversationController(QObject):
         self.sidebar.pinRequested.connect(self.pin)
         self.sidebar.deleteRequested.connect(self.delete)
         self.sidebar.exportRequested.connect(self.ask_export)
-        self.sidebar.exportAllRequested.connect(lambda: self.ask_export(None, "jsonl"))
+        self.sidebar.exportAllRequested.connect(lambda kind: self.ask_export(None, kind))
         self.sidebar.importRequested.connect(self.ask_import)
         self.presets = PresetBar()
         self.presets.applyRequested.connect(self.apply_preset)
@@ -378,7 +378,8 @@ class ConversationController(QObject):
 
     def apply_preset(self, preset: Preset) -> None:
         """Use a preset's system prompt and sampling settings (settings it does not name stay)."""
-        self.window.system_prompt.setPlainText(preset.system_prompt)
+        if preset.id != MODEL_DEFAULTS_ID:  # the model's own defaults carry sampling settings only
+            self.window.system_prompt.setPlainText(preset.system_prompt)
         merged = {**self.window.sampling.params().to_dict(), **preset.sampling}
         self.window.sampling.set_params(SamplingParams.from_dict(merged))
         self.settings_changed()
@@ -415,34 +416,39 @@ class ConversationController(QObject):
 
     # ----- export and import ----------------------------------------------------------------------
 
-    def ask_export(self, conversation_id: int | None, kind: str) -> None:
-        """Choose a file, then export (None: every conversation, as JSONL)."""
+    def ask_export(self, conversation_ids: list[int] | None, kind: str) -> None:
+        """Choose a file, then export (None: every conversation)."""
         suffix = {"markdown": ".md", "json": ".json", "jsonl": ".jsonl"}[kind]
-        name = "conversations" if conversation_id is None else f"conversation-{conversation_id}"
+        if conversation_ids is not None and len(conversation_ids) == 1:
+            name = f"conversation-{conversation_ids[0]}"
+        else:
+            name = "conversations"
         path, _ = QFileDialog.getSaveFileName(
             self.window, "Export", str(Path.home() / f"{name}{suffix}"), f"*{suffix}"
         )
         if path:
-            self.export(conversation_id, kind, Path(path))
+            self.export(conversation_ids, kind, Path(path))
 
-    def export(self, conversation_id: int | None, kind: str, path: Path) -> None:
-        """Write an export off the GUI thread (all conversations can be a lot), through a temporary
-        file so a failed export never leaves half a file under the chosen name."""
+    def export(self, conversation_ids: list[int] | None, kind: str, path: Path) -> None:
+        """Write an export of some conversations (None: all) off the GUI thread (all conversations can
+        be a lot), through a temporary file so a failed export never leaves half a file under the
+        chosen name. One conversation as JSON is a plain conversation export; several are a bundle."""
         store = self.store
         if store is None:
             return
 
         def write() -> Path:
-            if kind == "markdown" and conversation_id is not None:
-                text = store.export_markdown(conversation_id)
-            elif kind == "json" and conversation_id is not None:
-                text = json.dumps(store.export_json(conversation_id), ensure_ascii=False, indent=1)
-            else:
-                ids = (
-                    [conversation_id]
-                    if conversation_id is not None
-                    else [c.id for c in store.conversations()]
+            ids = conversation_ids if conversation_ids is not None else [c.id for c in store.conversations()]
+            if kind == "markdown":
+                text = store.export_markdown_many(ids)
+            elif kind == "json":
+                data = (
+                    store.export_json(ids[0])
+                    if conversation_ids and len(ids) == 1
+                    else store.export_many_json(ids)
                 )
+                text = json.dumps(data, ensure_ascii=False, indent=1)
+            else:
                 text = store.export_finetune_jsonl(ids)
             tmp = path.with_name(path.name + ".part")
             tmp.write_text(text, "utf-8")
@@ -457,28 +463,29 @@ class ConversationController(QObject):
 
     def ask_import(self) -> None:
         """Choose a JSON export to import."""
-        path, _ = QFileDialog.getOpenFileName(
-            self.window, "Import a conversation", str(Path.home()), "*.json"
-        )
+        path, _ = QFileDialog.getOpenFileName(self.window, "Import conversations", str(Path.home()), "*.json")
         if path:
             self.import_file(Path(path))
 
     def import_file(self, path: Path) -> None:
-        """Import a conversation exported as JSON, then open it."""
+        """Import one conversation or several exported as JSON, then open the first."""
         store = self.store
         if store is None:
             return
 
-        def read() -> int:
+        def read() -> list[int]:
             try:
                 data = json.loads(path.read_text("utf-8"))
             except (OSError, ValueError) as exc:
                 raise ValueError(f"{path.name} is not a readable JSON file ({exc})") from exc
-            return store.import_json(data)
+            return store.import_any(data)
 
-        def imported(conversation_id: int) -> None:
+        def imported(conversation_ids: list[int]) -> None:
             self.refresh_list()
-            self.open_conversation(conversation_id)
+            if conversation_ids:
+                self.open_conversation(conversation_ids[0])
+            if len(conversation_ids) > 1:
+                self.window.statusBar().showMessage(f"Imported {len(conversation_ids)} conversations", 5000)
 
         self.window.tasks.run(
             read, imported, lambda e: self.window.banner.show_message(f"Could not import {path.name}: {e}")

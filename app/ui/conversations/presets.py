@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QInputDialog, QToolButton, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QInputDialog, QToolButton, QVBoxLayout, QWidget
 
 from app.core.store import Preset
+
+#: Id of the picker's entry holding the loaded model's own recommended settings (not stored).
+MODEL_DEFAULTS_ID = -1
 
 
 class PresetBar(QWidget):
@@ -19,7 +22,8 @@ class PresetBar(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.presets: list[Preset] = []
-        layout = QHBoxLayout(self)
+        self.model_defaults: Preset | None = None
+        layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 4, 12, 0)
         self.picker = QComboBox()
         self.picker.setObjectName("presetPicker")
@@ -36,19 +40,46 @@ class PresetBar(QWidget):
         self.delete_button = QToolButton()
         self.delete_button.setText("Delete")
         self.delete_button.clicked.connect(self._delete)
-        layout.addWidget(self.picker, 1)
+        # Two rows: the side panel is narrow (250 px at least), and a cut-off button is worse than a row.
+        buttons = QHBoxLayout()
+        buttons.setContentsMargins(0, 0, 0, 0)
         for button in (self.save_button, self.rename_button, self.delete_button):
-            layout.addWidget(button)
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        layout.addWidget(self.picker)
+        layout.addLayout(buttons)
         self.set_presets([])
+
+    def set_model_defaults(self, model_name: str | None, sampling: dict[str, float] | None) -> None:
+        """Offer the loaded model's own recommended sampling settings (from its GGUF) as the first entry."""
+        stored = [p for p in self.presets if p.id != MODEL_DEFAULTS_ID]
+        self.model_defaults = (
+            Preset(MODEL_DEFAULTS_ID, f"{model_name} defaults", "", dict(sampling), builtin=True)
+            if model_name and sampling
+            else None
+        )
+        current = self.selected()
+        self.set_presets(stored, current.id if current is not None else None)
 
     def set_presets(self, presets: list[Preset], current: int | None = None) -> None:
         """Fill the picker; `current` is selected when given."""
-        self.presets = list(presets)
+        stored = [p for p in presets if p.id != MODEL_DEFAULTS_ID]
+        self.presets = ([self.model_defaults] if self.model_defaults else []) + stored
         self.picker.blockSignals(True)
         self.picker.clear()
         self.picker.addItem("Presets…")
         for preset in self.presets:
-            self.picker.addItem(preset.name + (" (built in)" if preset.builtin else ""))
+            if preset.id == MODEL_DEFAULTS_ID:
+                self.picker.addItem(f"{preset.name} (from the model file)")
+                settings = ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in preset.sampling.items())
+                self.picker.setItemData(
+                    self.picker.count() - 1,
+                    f"Sampling settings recommended by the model's authors: {settings}. "
+                    "The system prompt is left as it is.",
+                    Qt.ItemDataRole.ToolTipRole,
+                )
+            else:
+                self.picker.addItem(preset.name + (" (built in)" if preset.builtin else ""))
         row = next((i + 1 for i, p in enumerate(self.presets) if p.id == current), 0)
         self.picker.setCurrentIndex(row)
         self.picker.blockSignals(False)

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QFont
-from PySide6.QtWidgets import QLineEdit, QListView, QMenu, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtGui import QAction, QFont, QGuiApplication
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLineEdit,
+    QListView,
+    QMenu,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.core.store import ConversationInfo, SearchHit
 
@@ -66,8 +76,8 @@ class ConversationSidebar(QWidget):
     renameRequested = Signal(int)
     pinRequested = Signal(int, bool)
     deleteRequested = Signal(int)
-    exportRequested = Signal(int, str)  # conversation, "markdown" | "json" | "jsonl"
-    exportAllRequested = Signal()
+    exportRequested = Signal(list, str)  # conversation ids, "markdown" | "json" | "jsonl"
+    exportAllRequested = Signal(str)  # "json" | "jsonl"
     importRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -98,12 +108,19 @@ class ConversationSidebar(QWidget):
         self.list.setStyleSheet("QListView::item { padding: 5px 4px; }")
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._menu)
-        self.list.clicked.connect(lambda index: self.chosen.emit(int(index.data(IdRole))))
+        # Ctrl/Shift-click selects several conversations (to export them together) without opening one.
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.list.clicked.connect(self._on_clicked)
         self.more_button = QPushButton("Import / export…")
         self.more_button.setObjectName("conversationFileButton")
         file_menu = QMenu(self.more_button)
-        file_menu.addAction("Import a conversation (JSON)…", self.importRequested.emit)
-        file_menu.addAction("Export all as fine-tuning data (JSONL)…", self.exportAllRequested.emit)
+        file_menu.addAction("Import conversations (JSON)…", self.importRequested.emit)
+        file_menu.addAction(
+            "Export all as JSON (every branch)…", lambda: self.exportAllRequested.emit("json")
+        )
+        file_menu.addAction(
+            "Export all as fine-tuning data (JSONL)…", lambda: self.exportAllRequested.emit("jsonl")
+        )
         self.more_button.setMenu(file_menu)
         layout.addWidget(self.new_button)
         layout.addWidget(self.search)
@@ -122,21 +139,43 @@ class ConversationSidebar(QWidget):
             self.list.clearSelection()
         self.list.blockSignals(False)
 
+    def _on_clicked(self, index: QModelIndex) -> None:
+        modifiers = QGuiApplication.keyboardModifiers()
+        if modifiers & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier):
+            return  # extending the selection, not opening
+        self.chosen.emit(int(index.data(IdRole)))
+
+    def selected_ids(self) -> list[int]:
+        """The selected conversations, in list order."""
+        rows = sorted(index.row() for index in self.list.selectionModel().selectedRows())
+        return [self.model.rows[row][0] for row in rows]
+
     def _menu(self, point: QPoint) -> None:
         index = self.list.indexAt(point)
         if not index.isValid():
             return
         cid = int(index.data(IdRole))
-        pinned = self.model.rows[index.row()][3]
+        selected = self.selected_ids()
+        if cid in selected and len(selected) > 1:  # act on the whole selection
+            n = len(selected)
+            emit = self.exportRequested.emit
+            actions: tuple[tuple[str, Callable[[], None]], ...] = (
+                (f"Export {n} conversations as Markdown…", lambda: emit(selected, "markdown")),
+                (f"Export {n} conversations as JSON…", lambda: emit(selected, "json")),
+                (f"Export {n} conversations as fine-tuning JSONL…", lambda: emit(selected, "jsonl")),
+            )
+        else:
+            pinned = self.model.rows[index.row()][3]
+            actions = (
+                ("Rename…", lambda: self.renameRequested.emit(cid)),
+                ("Unpin" if pinned else "Pin", lambda: self.pinRequested.emit(cid, not pinned)),
+                ("Export as Markdown…", lambda: self.exportRequested.emit([cid], "markdown")),
+                ("Export as JSON (every branch)…", lambda: self.exportRequested.emit([cid], "json")),
+                ("Export as fine-tuning JSONL…", lambda: self.exportRequested.emit([cid], "jsonl")),
+                ("Delete", lambda: self.deleteRequested.emit(cid)),
+            )
         menu = QMenu(self)
-        for text, handler in (
-            ("Rename…", lambda: self.renameRequested.emit(cid)),
-            ("Unpin" if pinned else "Pin", lambda: self.pinRequested.emit(cid, not pinned)),
-            ("Export as Markdown…", lambda: self.exportRequested.emit(cid, "markdown")),
-            ("Export as JSON (every branch)…", lambda: self.exportRequested.emit(cid, "json")),
-            ("Export as fine-tuning JSONL…", lambda: self.exportRequested.emit(cid, "jsonl")),
-            ("Delete", lambda: self.deleteRequested.emit(cid)),
-        ):
+        for text, handler in actions:
             action = QAction(text, menu)
             action.triggered.connect(handler)
             menu.addAction(action)
