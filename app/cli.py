@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def selftest(model: str | None, prompt: str, max_tokens: int) -> dict[str, Any]:
     """Load a model and stream one reply through the same inference thread the window uses."""
-    from app.core import starter
+    from app.core import hardware, starter
     from app.core.engine import gpu_offload_supported, llama_cpp_version
     from app.core.inference import (
         Chunk,
@@ -63,6 +63,14 @@ def selftest(model: str | None, prompt: str, max_tokens: int) -> dict[str, Any]:
     report["model"] = str(path)
     report["llama_cpp_version"] = llama_cpp_version()
     report["gpu_offload_supported"] = gpu_offload_supported()
+    found = hardware.detect()
+    report["backend"] = found.backend
+    report["devices"] = [
+        {"name": d.description or d.name, "total_bytes": d.total_bytes, "free_bytes": d.free_bytes}
+        for d in found.devices
+    ]
+    report["cpu_threads"] = found.cpu_threads
+    report["ram_total_bytes"] = found.ram_total
 
     done = threading.Event()
     events: list[Event] = []
@@ -87,8 +95,16 @@ def selftest(model: str | None, prompt: str, max_tokens: int) -> dict[str, Any]:
             report["error"] = last.message if isinstance(last, LoadFailed) else "loading timed out"
             return report
         report["load_s"] = round(time.perf_counter() - started, 3)
-        report["context_length"] = last.model.context_length
-        report["n_threads"] = last.model.n_threads
+        loaded = last.model
+        report["context_length"] = loaded.context_length
+        report["n_threads"] = loaded.n_threads
+        report["n_gpu_layers"] = loaded.n_gpu_layers
+        report["max_gpu_layers"] = loaded.max_gpu_layers
+        report["estimated_gpu_bytes"] = loaded.estimated_gpu_bytes
+        report["gpu_memory_bytes"] = loaded.gpu_memory_bytes  # what llama.cpp allocated on GPUs
+        report["kv_type"] = loaded.kv_type
+        if loaded.offload_note:
+            report["offload_note"] = loaded.offload_note
         done.clear()
         params = SamplingParams(temperature=0.0, seed=42, max_tokens=max_tokens)
         worker.generate([{"role": "user", "content": prompt}], params)

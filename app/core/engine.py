@@ -21,8 +21,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from app.core import hardware
 from app.core.conversation import ReplyStats, StopReason
 from app.core.gguf_info import ModelInfo, inspect_model
+from app.core.hardware import Hardware
+from app.core.offload import KV_TYPES, choose_gpu_layers, layer_count, split
 from app.core.sampling import RANDOM_SEED, SamplingParams
 
 log = logging.getLogger(__name__)
@@ -62,14 +65,19 @@ def default_threads() -> int:
     return available if available <= 4 else max(4, available // 2)
 
 
+#: LoadOptions.n_gpu_layers meaning "as many as fit in free GPU memory" (offload.choose_gpu_layers).
+AUTO_LAYERS = -1
+
+
 @dataclass(frozen=True, slots=True)
 class LoadOptions:
     """How to load a model."""
 
     context_length: int = 4096
     n_threads: int = 0  # 0 = default_threads()
-    n_gpu_layers: int = -1  # -1 = all layers the backend can take
+    n_gpu_layers: int = AUTO_LAYERS  # or 0 (CPU only) .. n_layers + 1 (everything on the GPU)
     flash_attn: bool | None = None  # None = let llama.cpp decide
+    kv_type: str = "f16"  # "f16" | "q8_0" | "q4_0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +93,26 @@ class LoadedModel:
     #: What llama.cpp allocated for this model (weights, KV cache, compute and output buffers), in bytes,
     #: as it reports it in its log; None if it did not say. Compared with the memory estimate.
     memory_bytes: int | None = None
+    #: GPU offload as loaded: layers on the GPU (of max_gpu_layers), what the estimate said they need, and
+    #: what llama.cpp allocated on GPUs (None when it said nothing).
+    backend: str = "CPU"
+    n_gpu_layers: int = 0
+    max_gpu_layers: int = 0
+    estimated_gpu_bytes: int = 0
+    gpu_memory_bytes: int | None = None
+    kv_type: str = "f16"
+    #: Set when the load had to fall back (fewer GPU layers after running out of GPU memory).
+    offload_note: str | None = None
+    #: Each buffer llama.cpp reported: (device buffer such as "CUDA0" or "CPU_Mapped", "model" | "KV" |
+    #: "compute" | "output", bytes).
+    buffers: tuple[tuple[str, str, int], ...] = ()
 
 
 _log_tail: collections.deque[str] = collections.deque(maxlen=30)
 #: Buffer sizes (MiB) llama.cpp reported since the last load began: "CPU KV buffer size =  90.00 MiB".
-_buffers: list[float] = []
-_BUFFER_RE = re.compile(r"buffer size\s*=\s*([0-9.]+) MiB")
+_buffers: list[tuple[str, str, float]] = []  # (device buffer, what: model/KV/compute/output, MiB)
+#: "CUDA0 model buffer size = 1.0 MiB", "CPU  output buffer size", "CUDA_Host compute buffer size".
+_BUFFER_RE = re.compile(r"(\S+)\s+(?:(\w+)\s+)?buffer size\s*=\s*([0-9.]+) MiB")
 #: Set while a stop is aborting llama_decode (see Engine._abort).
 _stopping = threading.Event()
 _log_callback: Any = None
@@ -116,7 +138,7 @@ def _install_log_handler(llama_cpp: Any) -> None:
         if line:
             _log_tail.append(line)
             if (found := _BUFFER_RE.search(line)) is not None:
-                _buffers.append(float(found.group(1)))
+                _buffers.append((found.group(1), found.group(2) or "", float(found.group(3))))
             llama_log.log(py_level, "%s", line)
 
     _log_callback = callback  # keep the C callback alive for the process's lifetime
@@ -141,6 +163,24 @@ def gpu_offload_supported() -> bool:
     return bool(import_llama_cpp().llama_supports_gpu_offload())
 
 
+def _is_gpu_buffer(name: str) -> bool:
+    """A device buffer, not host memory (CPU, CPU_Mapped, CPU_REPACK, CUDA_Host, ...)."""
+    return not name.upper().startswith("CPU") and "HOST" not in name.upper()
+
+
+def _buffer_totals() -> tuple[int | None, int | None]:
+    """(all buffers, GPU buffers) llama.cpp reported since the last load began, in bytes."""
+    if not _buffers:
+        return None, None
+    mib = 1024 * 1024
+    gpu = [size for name, _what, size in _buffers if _is_gpu_buffer(name)]
+    return int(sum(size for _, _, size in _buffers) * mib), (int(sum(gpu) * mib) if gpu else None)
+
+
+class OutOfMemoryError(EngineError):
+    """llama.cpp could not allocate what the model or its context needs."""
+
+
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
     i = 0
@@ -152,7 +192,9 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 class Engine:
     """One llama.cpp model and context. Only the inference thread may call it."""
 
-    def __init__(self) -> None:
+    def __init__(self, probe: Callable[[Any], Hardware] | None = None) -> None:
+        #: Asks llama.cpp for its backend and devices (tests give a fixture GPU here).
+        self._probe: Callable[[Any], Hardware] = probe or hardware.detect
         self._llama: Any = None
         self._model: Any = None
         self._vocab: Any = None
@@ -191,15 +233,91 @@ class Engine:
         options: LoadOptions | None = None,
         progress: Callable[[float], bool] | None = None,
     ) -> LoadedModel:
-        """Validate and load a GGUF model; `progress(fraction)` returning False aborts the load."""
+        """Validate and load a GGUF model; `progress(fraction)` returning False aborts the load.
+
+        GPU layers: Auto chooses the most that fit in free GPU memory (offload.choose_gpu_layers). If
+        llama.cpp then runs out of memory anyway (other programs took some, or the estimate was low),
+        the load is retried with half the layers, then on the CPU only, and `offload_note` says so."""
         options = options or LoadOptions()
+        if options.kv_type not in KV_TYPES:
+            raise EngineError(
+                f"Unknown KV cache type {options.kv_type!r} (use one of {', '.join(KV_TYPES)})."
+            )
         info = inspect_model(path)  # raises ModelFileError with a clear message
         self.unload()
         llama_cpp = import_llama_cpp()
         started = time.perf_counter()
+        found = self._probe(llama_cpp)
+        max_layers = layer_count(info.shape)
+        n_ctx = min(max(CTX_STEP, options.context_length), info.context_length or options.context_length)
+        flash = options.flash_attn is not False
+        free = found.gpu_free if found.gpu_offload else 0
+        if not found.gpu_offload or not found.devices:
+            wanted = 0
+        elif options.n_gpu_layers == AUTO_LAYERS:
+            wanted = choose_gpu_layers(
+                info.shape, info.file_size, n_ctx, free, options.kv_type, flash
+            ).n_gpu_layers
+        else:
+            wanted = max(0, min(options.n_gpu_layers, max_layers))
+        attempts = list(dict.fromkeys([wanted, wanted // 2, 0])) if wanted > 0 else [0]
+        note = None
+        failure: EngineError | None = None
+        for layers in attempts:
+            try:
+                self._load_weights(llama_cpp, info, layers, progress)
+                self._create_context(options)
+                failure = None
+                break
+            except EngineError as exc:
+                self.unload()
+                if "cancelled" in str(exc) or layers == 0:
+                    raise
+                failure = exc
+                log.warning("loading with %d GPU layers failed (%s); retrying with fewer", layers, exc)
+                note = (
+                    f"The GPU ran out of memory with {layers} of {max_layers} layers, so Fireside loaded "
+                    "the model with fewer"
+                )
+        if failure is not None:  # pragma: no cover - the CPU-only attempt raises above
+            raise failure
+        self._llama = llama_cpp
+        template_is_default = False
+        try:
+            template_is_default = self._make_formatter(info)
+        except Exception:
+            self.unload()
+            raise
+        if note is not None:
+            note += f": {layers} on the GPU" if layers else ": on the CPU only"
+            note += ". Choose fewer GPU layers or a smaller context to avoid the retry."
+        total, on_gpu = _buffer_totals()
+        estimated = split(info.shape, info.file_size, self.context_length, layers, options.kv_type, flash)
+        self._loaded = LoadedModel(
+            info=info,
+            context_length=self.context_length,
+            n_threads=self._threads(options),
+            load_s=time.perf_counter() - started,
+            template_is_default=template_is_default,
+            gpu_offload_supported=bool(llama_cpp.llama_supports_gpu_offload()),
+            memory_bytes=total,
+            backend=found.backend,
+            n_gpu_layers=layers,
+            max_gpu_layers=max_layers,
+            estimated_gpu_bytes=estimated.gpu_bytes,
+            gpu_memory_bytes=on_gpu,
+            kv_type=options.kv_type,
+            offload_note=note,
+            buffers=tuple((name, what, int(size * 1024 * 1024)) for name, what, size in _buffers),
+        )
+        return self._loaded
 
+    def _load_weights(
+        self, llama_cpp: Any, info: ModelInfo, n_gpu_layers: int, progress: Callable[[float], bool] | None
+    ) -> None:
+        """llama_model_load_from_file with `n_gpu_layers` on the GPU (EngineError when it fails)."""
         params = llama_cpp.llama_model_default_params()
-        params.n_gpu_layers = options.n_gpu_layers if options.n_gpu_layers >= 0 else 0x7FFFFFFF
+        params.n_gpu_layers = n_gpu_layers
         params.use_mmap = True
         aborted = threading.Event()
         if progress is not None:
@@ -228,22 +346,6 @@ class Engine:
         self._n_ctx_train = int(llama_cpp.llama_model_n_ctx_train(model))
         self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
         self._bos_text = self._token_text(llama_cpp.llama_vocab_bos(self._vocab))
-        try:
-            self._create_context(options)
-            template_is_default = self._make_formatter(info)
-        except Exception:
-            self.unload()
-            raise
-        self._loaded = LoadedModel(
-            info=info,
-            context_length=self.context_length,
-            n_threads=self._threads(options),
-            load_s=time.perf_counter() - started,
-            template_is_default=template_is_default,
-            gpu_offload_supported=bool(llama_cpp.llama_supports_gpu_offload()),
-            memory_bytes=int(sum(_buffers) * 1024 * 1024) if _buffers else None,
-        )
-        return self._loaded
 
     def unload(self) -> None:
         """Free the context and the model (safe to call when nothing is loaded)."""
@@ -306,6 +408,11 @@ class Engine:
         params.no_perf = True
         if options.flash_attn is not None:
             params.flash_attn_type = 1 if options.flash_attn else 0
+        if options.kv_type != "f16":
+            # A quantized V cache needs flash attention in llama.cpp; "auto" would refuse it on a device
+            # without, so it is asked for explicitly.
+            params.type_k = params.type_v = KV_TYPES[options.kv_type][0]
+            params.flash_attn_type = 1
         params.abort_callback = self._abort_callback
         _log_tail.clear()
         ctx = llama_cpp.llama_init_from_model(self._model, params)

@@ -12,6 +12,7 @@ import struct
 from collections.abc import Callable
 
 from app.core.memory import ModelShape
+from app.core.offload import TensorBytes, group_tensors
 
 GGUF_MAGIC = b"GGUF"
 #: Never read more than this much header (a vocabulary of 256k tokens with merges is ~12 MB).
@@ -89,7 +90,7 @@ def read_shape(src: ByteSource) -> tuple[str, ModelShape]:
     version = int(src.unpack("<I"))  # type: ignore[call-overload]
     if version not in (2, 3):
         raise HeaderError(f"GGUF version {version} is not supported")
-    src.read(8)  # tensor count
+    n_tensors = int(src.unpack("<Q"))  # type: ignore[call-overload]
     n_kv = int(src.unpack("<Q"))  # type: ignore[call-overload]
     values: dict[str, object] = {}
     n_vocab = None
@@ -113,6 +114,8 @@ def read_shape(src: ByteSource) -> tuple[str, ModelShape]:
         return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
     return arch, ModelShape(
+        n_ff=number("feed_forward_length"),
+        tensors=_read_tensor_infos(src, n_tensors),
         n_layers=number("block_count"),
         n_embd=number("embedding_length"),
         n_head=number("attention.head_count"),
@@ -122,6 +125,27 @@ def read_shape(src: ByteSource) -> tuple[str, ModelShape]:
         head_dim_k=number("attention.key_length"),
         head_dim_v=number("attention.value_length"),
     )
+
+
+def _read_tensor_infos(src: ByteSource, n_tensors: int) -> TensorBytes | None:
+    """Each tensor's size from the tensor-info list that follows the key-values (name, dims, type,
+    offset): enough to know what each layer weighs, without a byte of the weights themselves."""
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    sizes = []
+    try:
+        for _ in range(n_tensors):
+            name = src.string()
+            n_dims = int(src.unpack("<I"))  # type: ignore[call-overload]
+            elements = 1
+            for _ in range(n_dims):
+                elements *= int(src.unpack("<Q"))  # type: ignore[call-overload]
+            block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(int(src.unpack("<I")))]  # type: ignore[call-overload]
+            src.read(8)  # offset
+            sizes.append((name, elements * type_size // block))
+    except (HeaderError, ValueError, KeyError):
+        return None  # an unknown tensor type or a cut-off list: fall back to the file size
+    return group_tensors(sizes)
 
 
 def file_source(path: str) -> ByteSource:

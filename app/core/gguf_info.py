@@ -21,6 +21,7 @@ from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, LlamaFileTy
 from gguf.gguf_reader import ReaderField, ReaderTensor
 
 from app.core.memory import ModelShape
+from app.core.offload import TensorBytes, group_tensors
 
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
@@ -57,6 +58,13 @@ class ModelInfo:
     vocab_size: int | None = None
     key_length: int | None = None
     value_length: int | None = None
+    n_ff: int | None = None
+    #: Weight bytes of each repeating block, of the input (token embeddings) and output layers, from the
+    #: tensor list: what GPU offload places where.
+    layer_bytes: tuple[int, ...] = ()
+    input_bytes: int = 0
+    output_bytes: int = 0
+    tied_output_bytes: int = 0
     # Sampling settings the model's authors recommend (general.sampling.*), by SamplingParams name.
     sampling_defaults: dict[str, float] = dataclass_field(default_factory=dict)
 
@@ -78,6 +86,10 @@ class ModelInfo:
             context_length=self.context_length,
             head_dim_k=self.key_length,
             head_dim_v=self.value_length,
+            n_ff=self.n_ff,
+            tensors=TensorBytes(self.layer_bytes, self.input_bytes, self.output_bytes, self.tied_output_bytes)
+            if self.layer_bytes
+            else None,
         )
 
 
@@ -283,6 +295,7 @@ def _inspect(path: Path) -> ModelInfo:
         value = _field(reader, f"{architecture}.{key}")
         return int(value) if isinstance(value, int) else None
 
+    grouped = group_tensors((t.name, int(t.n_bytes)) for t in reader.tensors)
     return ModelInfo(
         path=path,
         name=name if isinstance(name, str) and name.strip() else path.stem,
@@ -301,6 +314,11 @@ def _inspect(path: Path) -> ModelInfo:
         vocab_size=len(tokens.data) if tokens is not None else None,
         key_length=number("attention.key_length"),
         value_length=number("attention.value_length"),
+        n_ff=number("feed_forward_length"),
+        layer_bytes=grouped.layers,
+        input_bytes=grouped.input,
+        output_bytes=grouped.output,
+        tied_output_bytes=grouped.tied_output,
         sampling_defaults=_sampling_defaults(reader),
     )
 

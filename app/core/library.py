@@ -21,7 +21,9 @@ from app.core import paths
 from app.core.gguf_info import ModelFileError, ModelInfo, inspect_model, remember
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 4  # 2: model shape fields for the memory estimate; 3: K/V head widths; 4: sampling
+CACHE_VERSION = (
+    4  # 2: model shape fields for the memory estimate; 3: K/V head widths; 4: sampling, per-layer weights
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,9 @@ def _save_cache(entries: dict[str, Any]) -> None:
 
 
 def _info_from_dict(data: dict[str, Any]) -> ModelInfo:
-    return ModelInfo(**{**data, "path": Path(data["path"])})
+    return ModelInfo(
+        **{**data, "path": Path(data["path"]), "layer_bytes": tuple(data.get("layer_bytes", ()))}
+    )
 
 
 def _info_to_dict(info: ModelInfo) -> dict[str, Any]:

@@ -5,7 +5,8 @@ The estimate, for a context of `n_ctx` tokens (llama.cpp's defaults: f16 KV cach
     weights = the GGUF file size (llama.cpp maps the whole file; metadata is a rounding error)
     kv      = n_ctx * n_layers * (k_dim + v_dim) * 2 bytes,  k_dim = n_head_kv * head_dim_k (likewise v),
               head_dim = the GGUF's attention.key_length / value_length, else n_embd / n_head
-    compute = 4 bytes * 512 * (n_vocab + 8 * n_embd) + 16 MiB    (logits and activations of one micro-batch)
+    compute = 4 bytes * 512 * (max(n_vocab, 2 * n_ff) + 8 * n_embd) + 16 MiB   (logits and activations of
+              one micro-batch; without flash attention the n_ctx * n_head attention scores too: offload.py)
     total   = weights + kv + compute
 
 Checked against llama.cpp's own report for SmolLM2-135M at 4096 tokens: KV 90.0 MiB (exact), compute
@@ -27,17 +28,18 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from app.core.hub import FileGroup
+    from app.core.offload import TensorBytes
 
 MIB = 1 << 20
 GIB = 1 << 30
 N_UBATCH = 512
 #: The vocabulary assumed when the file has not been read (Llama 3's is 128,256).
 DEFAULT_VOCAB = 128_256
-#: Headroom rules: a model "fits" when it needs at most this share of the memory...
-FIT_SHARE_GPU = 0.90
+#: Headroom rules: a model "fits" in RAM when it needs at most this share of it (on a GPU: when every
+#: layer fits its usable free memory, offload.usable_gpu_bytes)...
 FIT_SHARE_RAM = 0.75
 #: ...and is recommended only when it needs at most this share (room for the OS, the app and a longer chat).
-RECOMMEND_SHARE_GPU = 0.80
+RECOMMEND_SHARE_GPU = 0.90
 RECOMMEND_SHARE_RAM = 0.60
 
 
@@ -55,6 +57,10 @@ class ModelShape:
     #: Per-head K and V widths where the model says (Qwen3, Gemma); else n_embd / n_head.
     head_dim_k: int | None = None
     head_dim_v: int | None = None
+    #: Feed-forward width (for the compute buffer).
+    n_ff: int | None = None
+    #: Weight bytes per layer, read from the GGUF's tensor list (None when only the file size is known).
+    tensors: TensorBytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,15 +93,15 @@ def kv_bytes_per_token(shape: ModelShape, weights: int) -> tuple[int, str]:
     return max(8 * 1024, int(131_072 * (params / 8e9) ** 0.6)), "parameter count"
 
 
-def estimate(weights: int, shape: ModelShape, context_length: int) -> Estimate:
+def estimate(weights: int, shape: ModelShape, context_length: int, flash_attn: bool = True) -> Estimate:
     """Memory for a model of `weights` bytes at `context_length` tokens (capped at its training length)."""
+    from app.core.offload import compute_bytes
+
     n_ctx = context_length
     if shape.context_length:
         n_ctx = min(n_ctx, shape.context_length)
     per_token, basis = kv_bytes_per_token(shape, weights)
-    n_vocab = shape.n_vocab or DEFAULT_VOCAB
-    n_embd = shape.n_embd or 4096
-    compute = 4 * N_UBATCH * (n_vocab + 8 * n_embd) + 16 * MIB
+    compute = compute_bytes(shape, n_ctx, flash_attn, with_output=True)
     return Estimate(weights, n_ctx * per_token, compute, n_ctx, basis)
 
 
@@ -150,8 +156,10 @@ def total_ram() -> int:
 
 def detect_machine() -> Machine:
     """This computer's RAM and GPUs. GPUs are found only where the installed llama.cpp can offload:
-    a CPU-only build has none to offer, whatever the hardware."""
-    return Machine(ram_total=total_ram(), gpus=())
+    a CPU-only build has none to offer, whatever the hardware (imports llama_cpp: not on the GUI thread)."""
+    from app.core import hardware
+
+    return hardware.detect().machine()
 
 
 class Fit(Enum):
@@ -168,10 +176,14 @@ class Fit(Enum):
         return self.value
 
 
-def fit(need: int, machine: Machine) -> Fit:
-    """Classify a model needing `need` bytes: all on the GPU, in RAM with room to spare, only just
-    (swapping or partial offload likely), or not at all."""
-    if machine.gpus and need <= FIT_SHARE_GPU * machine.gpu_free:
+def fit(need: int, machine: Machine, gpu_need: int | None = None) -> Fit:
+    """Classify a model needing `need` bytes (`gpu_need` of them on the GPU with every layer there, by
+    offload.split; default `need`): all on the GPU within its usable free memory, in RAM with room to
+    spare, only just (swapping or partial offload likely), or not at all."""
+    from app.core.offload import usable_gpu_bytes
+
+    on_gpu = need if gpu_need is None else gpu_need
+    if machine.gpus and on_gpu <= usable_gpu_bytes(machine.gpu_free):
         return Fit.GPU
     if need <= FIT_SHARE_RAM * machine.ram_total:
         return Fit.RAM
@@ -180,9 +192,12 @@ def fit(need: int, machine: Machine) -> Fit:
     return Fit.TOO_LARGE
 
 
-def fits_with_headroom(need: int, machine: Machine) -> bool:
+def fits_with_headroom(need: int, machine: Machine, gpu_need: int | None = None) -> bool:
     """True when a model leaves generous room: the bar for recommending it."""
-    if machine.gpus and need <= RECOMMEND_SHARE_GPU * machine.gpu_free:
+    from app.core.offload import usable_gpu_bytes
+
+    on_gpu = need if gpu_need is None else gpu_need
+    if machine.gpus and on_gpu <= RECOMMEND_SHARE_GPU * usable_gpu_bytes(machine.gpu_free):
         return True
     return need <= RECOMMEND_SHARE_RAM * machine.ram_total
 
@@ -196,6 +211,24 @@ def describe(est: Estimate) -> str:
         f"weights {format_size(est.weights)}, KV cache {format_size(est.kv_cache)}, "
         f"compute {format_size(est.compute)} (from the {est.basis})"
     )
+
+
+def estimate_with_gpu(weights: int, shape: ModelShape, context_length: int) -> tuple[Estimate, int | None]:
+    """The estimate, and what the GPU needs with every layer there by the rule "Auto" offload uses
+    (offload.split; None when the layer count is unknown)."""
+    from app.core.offload import layer_count, split
+
+    est = estimate(weights, shape, context_length)
+    if not shape.n_layers:
+        return est, None
+    return est, split(shape, weights, est.context_length, layer_count(shape)).gpu_bytes
+
+
+def fit_model(weights: int, shape: ModelShape, context_length: int, machine: Machine) -> tuple[Fit, Estimate]:
+    """The badge for one model at a context length: the same rule for the picker, the library and the
+    browser."""
+    est, gpu_need = estimate_with_gpu(weights, shape, context_length)
+    return fit(est.total, machine, gpu_need), est
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,11 +250,15 @@ def plan(
     from app.core.hub import UNQUANTIZED
 
     fits = []
+    gpu_needs = []
     for group in groups:
-        est = estimate(group.size, shape, context_length)
-        fits.append(FileFit(group, est, fit(est.total, machine)))
+        est, gpu_need = estimate_with_gpu(group.size, shape, context_length)
+        gpu_needs.append(gpu_need)
+        fits.append(FileFit(group, est, fit(est.total, machine, gpu_need)))
     candidates = [
-        i for i, f in enumerate(fits) if f.group.complete and fits_with_headroom(f.estimate.total, machine)
+        i
+        for i, f in enumerate(fits)
+        if f.group.complete and fits_with_headroom(f.estimate.total, machine, gpu_needs[i])
     ]
     quantized = [i for i in candidates if fits[i].group.quant not in UNQUANTIZED]
     chosen = next(iter(quantized or candidates), None)

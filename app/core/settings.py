@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core import paths
+from app.core.offload import OffloadSettings
 from app.core.sampling import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,12 @@ class Settings:
     models_dir: str | None = None
     #: The conversation open when the app was last closed.
     last_conversation: int | None = None
+    #: GPU layers, flash attention, KV cache type and threads per model file (absent: all Auto).
+    model_options: dict[str, OffloadSettings] = field(default_factory=dict)
+
+    def options_for(self, model: str) -> OffloadSettings:
+        """A model's GPU and CPU options (Auto for one never set)."""
+        return self.model_options.get(model, OffloadSettings())
 
     @classmethod
     def load(cls, path: Path | None = None) -> Settings:
@@ -42,6 +49,7 @@ class Settings:
                 os.replace(path, path.with_suffix(".damaged.json"))
             return cls()
         extra = data.get("extra_models")
+        options = data.get("model_options")
         return cls(
             sampling=SamplingParams.from_dict(data.get("sampling") or {}),
             last_model=data.get("last_model") if isinstance(data.get("last_model"), str) else None,
@@ -50,6 +58,10 @@ class Settings:
             last_conversation=data.get("last_conversation")
             if isinstance(data.get("last_conversation"), int)
             else None,
+            model_options={
+                str(path): OffloadSettings.from_dict(value)
+                for path, value in (options.items() if isinstance(options, dict) else ())
+            },
         )
 
     def save(self, path: Path | None = None) -> None:
@@ -63,6 +75,7 @@ class Settings:
             "extra_models": self.extra_models,
             "models_dir": self.models_dir,
             "last_conversation": self.last_conversation,
+            "model_options": {path: o.to_dict() for path, o in self.model_options.items()},
         }
         tmp.write_text(json.dumps(payload, indent=2), "utf-8")  # no secrets here: tokens live in the keyring
         os.replace(tmp, path)

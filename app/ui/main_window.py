@@ -31,8 +31,9 @@ from PySide6.QtWidgets import (
 from app.core import library, starter
 from app.core.context_policy import POLICY_LABELS
 from app.core.conversation import ReplyStats, Role
-from app.core.engine import LoadedModel, LoadOptions
+from app.core.engine import AUTO_LAYERS, LoadedModel, LoadOptions
 from app.core.library import ModelEntry
+from app.core.offload import OffloadSettings
 from app.core.sampling import SamplingParams
 from app.core.settings import Settings
 from app.ui.bridge import InferenceBridge
@@ -40,8 +41,10 @@ from app.ui.chat.composer import Composer
 from app.ui.chat.message_model import MessageListModel
 from app.ui.chat.message_view import MessageView
 from app.ui.conversations.controller import ConversationController
+from app.ui.hardware_dialog import HardwareDialog
 from app.ui.model_picker import ModelPicker
 from app.ui.models_controller import ModelsController
+from app.ui.settings.offload_panel import OffloadPanel, describe_loaded
 from app.ui.settings.sampling_panel import SamplingPanel
 from app.ui.tasks import BackgroundTasks
 
@@ -252,6 +255,8 @@ class MainWindow(QMainWindow):
         policy_layout.addWidget(self.context_policy)
         panel_layout.addWidget(policy_box)
         panel_layout.addWidget(self.sampling, 1)
+        self.offload = OffloadPanel()
+        panel_layout.addWidget(self.offload)
         side = QScrollArea()
         side.setObjectName("samplingScroll")
         side.setWidgetResizable(True)
@@ -313,6 +318,12 @@ class MainWindow(QMainWindow):
         self.view.versionStep.connect(self.conversations.step_version)
         self.view.messageAction.connect(self._on_message_action)
         self.sampling.changed.connect(self._on_sampling_changed)
+        self.offload.applyRequested.connect(self.apply_offload)
+        self.offload.hardwareRequested.connect(self.show_hardware)
+        self.models.hardwareChanged.connect(self.offload.set_hardware)
+        self.models.hardwareChanged.connect(
+            lambda hw: self.picker.set_machine(hw.machine(), self.sampling.params().context_length)
+        )
         self.bridge.loadProgress.connect(self._on_load_progress)
         self.bridge.loaded.connect(self._on_loaded)
         self.bridge.loadFailed.connect(self._on_load_failed)
@@ -452,8 +463,39 @@ class MainWindow(QMainWindow):
         self.model_label.setText(Path(path).name)
         self.state_label.setText("Loading…")
         params = self.sampling.params()
-        self._load_request = self.bridge.load(path, LoadOptions(context_length=params.context_length))
+        chosen = self.settings.options_for(path)
+        options = LoadOptions(
+            context_length=params.context_length,
+            n_threads=chosen.n_threads,
+            n_gpu_layers=AUTO_LAYERS if chosen.n_gpu_layers is None else chosen.n_gpu_layers,
+            flash_attn=chosen.flash_attn,
+            kv_type=chosen.kv_type,
+        )
+        self._load_request = self.bridge.load(path, options)
         self._update_send_button()
+
+    def apply_offload(self, options: OffloadSettings) -> None:
+        """Keep a model's GPU and CPU options and reload it with them."""
+        model = self.loaded.info.path if self.loaded is not None else None
+        path = str(model) if model is not None else self.loading_path
+        if path is None or self.is_generating:
+            return
+        if options == OffloadSettings():
+            self.settings.model_options.pop(path, None)
+        else:
+            self.settings.model_options[path] = options
+        self._save_settings()
+        self.load_model(path)
+
+    def show_hardware(self) -> None:
+        """The hardware panel, read afresh (free GPU memory changes as other programs run)."""
+        dialog = self.findChild(HardwareDialog, "hardwareDialog")
+        if dialog is None:
+            dialog = HardwareDialog(self)
+            dialog.refreshRequested.connect(lambda: self.models.refresh_hardware(dialog.show_hardware))
+        dialog.show_hardware(self.models.hardware)
+        dialog.open()
+        self.models.refresh_hardware(dialog.show_hardware)
 
     def _open_model_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -483,7 +525,12 @@ class MainWindow(QMainWindow):
         self.settings.last_model = str(model.info.path)
         self.sampling.set_max_context(model.info.context_length)
         self.model_label.setText(f"{model.info.path.stem} · {model.info.quantization}")
-        self.state_label.setText(f"Ready · loaded in {model.load_s:.2f} s · {model.n_threads} threads")
+        self.state_label.setText(f"Ready · loaded in {model.load_s:.2f} s · {describe_loaded(model)}")
+        self.offload.set_model(
+            model.info, self.settings.options_for(str(model.info.path)), model.context_length
+        )
+        if model.offload_note:
+            self.banner.show_message(model.offload_note, error=False)
         self._show_context(0, model.context_length)
         self.models.note_memory(model)
         self.conversations.presets.set_model_defaults(model.info.path.stem, model.info.sampling_defaults)
@@ -739,6 +786,7 @@ class MainWindow(QMainWindow):
 
     def _on_sampling_changed(self, params: SamplingParams) -> None:
         self.settings.sampling = params
+        self.offload.set_context_length(params.context_length)
         QTimer.singleShot(0, self._save_settings)
         self.conversations.settings_changed()
 

@@ -9,6 +9,8 @@ from PySide6.QtWidgets import QComboBox, QSizePolicy, QWidget
 
 from app.core.gguf_info import format_params, format_size
 from app.core.library import ModelEntry
+from app.core.memory import Machine, fit_model, total_ram
+from app.core.memory import describe as describe_estimate
 
 PathRole = Qt.ItemDataRole.UserRole + 1
 
@@ -42,7 +44,17 @@ class ModelPicker(QComboBox):
         self.entries: list[ModelEntry] = []
         #: Friendly names by resolved path, for files whose own name is a hash (set by the window).
         self.names: dict[str, str] = {}
+        #: What the fit line in each tooltip is judged against (RAM only until GPUs are known).
+        self.machine = Machine(ram_total=total_ram())
+        self.context_length = 4096
         self.activated.connect(self._on_activated)
+
+    def set_machine(self, machine: Machine, context_length: int) -> None:
+        """Judge the fit lines against `machine` at `context_length` tokens."""
+        self.machine, self.context_length = machine, context_length
+        for row, entry in enumerate(self.entries):
+            if entry.info is not None:
+                self.setItemData(row, self._tooltip(entry), Qt.ItemDataRole.ToolTipRole)
 
     def set_entries(self, entries: list[ModelEntry], current: str | None = None) -> None:
         """Replace the list, keeping `current` selected when present."""
@@ -61,12 +73,15 @@ class ModelPicker(QComboBox):
         self.select_path(current)
         self.blockSignals(False)
 
-    @staticmethod
-    def _tooltip(entry: ModelEntry) -> str:
+    def _tooltip(self, entry: ModelEntry) -> str:
         info = entry.info
         assert info is not None
         template = "its own chat template" if info.has_chat_template else "no chat template (ChatML is used)"
-        return f"{info.name}\n{info.path}\n{info.block_count or '?'} layers · {template}"
+        badge, est = fit_model(info.file_size, info.shape, self.context_length, self.machine)
+        return (
+            f"{info.name}\n{info.path}\n{info.block_count or '?'} layers · {template}\n"
+            f"{badge.label}: {describe_estimate(est)}"
+        )
 
     def select_path(self, path: str | None) -> None:
         """Show `path` as the current item (no signal)."""

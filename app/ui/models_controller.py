@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,10 +16,12 @@ from PySide6.QtCore import QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QPushButton, QSplitter, QVBoxLayout, QWidget
 
+from app.core import hardware as hardware_module
 from app.core import library, memory, paths, secrets
 from app.core.downloads import DownloadManager, Job, State
 from app.core.engine import LoadedModel
 from app.core.gguf_info import format_size
+from app.core.hardware import Hardware
 from app.core.hub import FileGroup, HubClient, HubError, RepoDetails
 from app.core.library import ModelEntry
 from app.core.memory import ModelShape
@@ -44,13 +47,18 @@ class _Relay(QObject):
 class ModelsController(QObject):
     """Discover, downloads and My models for one window."""
 
+    #: llama.cpp's backend and devices were (re)read.
+    hardwareChanged = Signal(object)
+
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window = window
         self.hub_tasks = BackgroundTasks(self, workers=4)  # Hub calls must not queue behind file scans
         # One thread for the keyring: saves, removals and reads then happen in the order asked.
         self.keyring_tasks = BackgroundTasks(self, workers=1)
-        self.machine = memory.detect_machine()
+        # RAM now; GPUs once llama.cpp has been asked, off the GUI thread (start): importing it takes a while.
+        self.machine = memory.Machine(ram_total=memory.total_ram())
+        self.hardware: Hardware | None = None
         self.token: str | None = None
         self.entries: list[ModelEntry] = []
         self.found: list[FoundModel] = []
@@ -157,8 +165,24 @@ class ModelsController(QObject):
                 action=("Resume", self.resume_all),
             )
         self.scan_other_apps()
+        self.refresh_hardware()
         if self.folder_problem:
             self.window.banner.show_message(self.folder_problem, error=False)  # stays over the model load
+
+    def refresh_hardware(self, then: Callable[[Hardware], None] | None = None) -> None:
+        """Ask llama.cpp for its backend and devices (free memory changes: asked again when shown)."""
+
+        def found(hardware: Hardware) -> None:
+            self.hardware = hardware
+            self.machine = hardware.machine()
+            self.discover.machine = self.machine
+            self.hardwareChanged.emit(hardware)
+            if then is not None:
+                then(hardware)
+
+        self.hub_tasks.run(
+            hardware_module.detect, found, lambda e: log.warning("hardware detection failed: %s", e)
+        )
 
     def _on_token(self, token: str | None) -> None:
         self.token = token
@@ -343,6 +367,12 @@ class ModelsController(QObject):
                 f"llama.cpp allocated {format_size(model.memory_bytes)} "
                 f"(the estimate is {ratio:.2f}× the real figure)."
             )
+            if model.n_gpu_layers and model.gpu_memory_bytes:
+                note += (
+                    f" On the GPU ({model.n_gpu_layers} of {model.max_gpu_layers} layers): estimated "
+                    f"{format_size(model.estimated_gpu_bytes)}, "
+                    f"allocated {format_size(model.gpu_memory_bytes)}."
+                )
             log.info("%s: %s", info.path.name, note)
             self.memory_notes[str(info.path)] = note
             self.library.set_entries(self.entries, self.memory_notes, self.display_names())

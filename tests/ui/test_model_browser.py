@@ -48,13 +48,19 @@ def _discover(qtbot: QtBot, window: MainWindow, query: str) -> None:
     window.show_page("discover")
     box = window.findChild(QLineEdit, "hubSearchInput")
     assert box is not None
+    view = window.models.discover
+    before = view._search_gen
     box.setFocus()
     box.selectAll()
     qtbot.keyClicks(box, query)
-    view = window.models.discover
+    # This query's own answer: the list may still hold (or be filling with) the popular models.
     qtbot.waitUntil(
-        lambda: view.results_model.rowCount() > 0 and view.search_input.text() == query, timeout=10_000
+        lambda: (
+            view._search_gen > before and not view.results_model.loading and view.results_model.rowCount() > 0
+        ),
+        timeout=10_000,
     )
+    assert view.search_input.text() == query
 
 
 def _open_repo(qtbot: QtBot, window: MainWindow, repo_id: str) -> None:
