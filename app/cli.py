@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import threading
 import time
@@ -134,11 +133,11 @@ def selftest(model: str | None, prompt: str, max_tokens: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `fireside` and `python -m app`."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
-    )
     if args.data_dir:
         paths.set_data_dir(args.data_dir)
+    from app.core import logs
+
+    logs.setup(verbose=args.verbose)  # rotating files in the user's log folder (or DATA_DIR/logs)
     if args.selftest:
         return _run_selftest(args)
     from app.ui.application import run  # Qt is imported only for the window

@@ -61,3 +61,13 @@ def model_cache_dir() -> Path:
     if _override is not None or os.environ.get(DATA_DIR_ENV):
         return data_dir() / "cache" / "models"
     return shared_model_cache_dir()
+
+
+def log_dir() -> Path:
+    """Where the rotating log files go: the user log folder, or `logs` inside a chosen data folder."""
+    if _override is not None or os.environ.get(DATA_DIR_ENV):
+        path = data_dir() / "logs"
+    else:
+        path = Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

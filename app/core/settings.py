@@ -28,6 +28,8 @@ class Settings:
     models_dir: str | None = None
     #: The conversation open when the app was last closed.
     last_conversation: int | None = None
+    #: False until the first-run welcome has been answered (a new install starts without a settings file).
+    welcomed: bool = True
     #: GPU layers, flash attention, KV cache type and threads per model file (absent: all Auto).
     model_options: dict[str, OffloadSettings] = field(default_factory=dict)
 
@@ -42,7 +44,7 @@ class Settings:
         try:
             data: dict[str, Any] = json.loads(path.read_text("utf-8"))
         except FileNotFoundError:
-            return cls()
+            return cls(welcomed=False)  # the first launch
         except (OSError, ValueError) as exc:
             log.warning("settings file %s unreadable (%s); using defaults", path, exc)
             with contextlib.suppress(OSError):
@@ -58,6 +60,7 @@ class Settings:
             last_conversation=data.get("last_conversation")
             if isinstance(data.get("last_conversation"), int)
             else None,
+            welcomed=data.get("welcomed") is not False,
             model_options={
                 str(path): OffloadSettings.from_dict(value)
                 for path, value in (options.items() if isinstance(options, dict) else ())
@@ -75,6 +78,7 @@ class Settings:
             "extra_models": self.extra_models,
             "models_dir": self.models_dir,
             "last_conversation": self.last_conversation,
+            "welcomed": self.welcomed,
             "model_options": {path: o.to_dict() for path, o in self.model_options.items()},
         }
         tmp.write_text(json.dumps(payload, indent=2), "utf-8")  # no secrets here: tokens live in the keyring

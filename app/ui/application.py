@@ -39,12 +39,22 @@ def run(model: str | None = None) -> int:
     """Open the window, then (once it is on screen) find and load a model. Returns the exit code."""
     import qasync
 
+    from app.core import logs
+    from app.ui import single_instance, startup_report
     from app.ui.main_window import MainWindow
 
     app = create_app()
+    if single_instance.notify_running(model):
+        print("Fireside is already running with this data folder; its window was brought to the front.")
+        return 0
+    instance = single_instance.InstanceServer(app)
+    instance.listen()
+    logs.install_hooks()  # an unexpected error is logged and shown, and the app goes on
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     window = MainWindow()
+    instance.activated.connect(window.bring_to_front)
+    startup_report.install(window)  # only with FIRESIDE_STARTUP_REPORT set (benchmarks)
     window.show()
     # llama_cpp is imported and the model loaded only after the window is painted.
     QTimer.singleShot(0, lambda: window.start(model))
@@ -61,4 +71,5 @@ def run(model: str | None = None) -> int:
     with loop:
         loop.run_until_complete(closed.wait())
     window.shutdown()
+    instance.close()
     return 0

