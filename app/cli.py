@@ -38,14 +38,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="with --selftest: print only the JSON object")
     parser.add_argument("--prompt", default="Say hello in one short sentence.", help=argparse.SUPPRESS)
     parser.add_argument("--max-tokens", type=int, default=32, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--gpu-layers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --selftest: layers on the GPU (default: Auto, as many as fit; 0: CPU only)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     return parser
 
 
-def selftest(model: str | None, prompt: str, max_tokens: int) -> dict[str, Any]:
+def selftest(
+    model: str | None, prompt: str, max_tokens: int, gpu_layers: int | None = None
+) -> dict[str, Any]:
     """Load a model and stream one reply through the same inference thread the window uses."""
     from app.core import hardware, starter
-    from app.core.engine import gpu_offload_supported, llama_cpp_version
+    from app.core.engine import AUTO_LAYERS, LoadOptions, gpu_offload_supported, llama_cpp_version
     from app.core.inference import (
         Chunk,
         Event,
@@ -87,7 +96,7 @@ def selftest(model: str | None, prompt: str, max_tokens: int) -> dict[str, Any]:
     worker.start()
     try:
         started = time.perf_counter()
-        worker.load(path)
+        worker.load(path, LoadOptions(n_gpu_layers=AUTO_LAYERS if gpu_layers is None else gpu_layers))
         done.wait(120)
         last = events[-1] if events else None
         if not isinstance(last, Loaded):
@@ -147,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_selftest(args: argparse.Namespace) -> int:
     try:
-        report = selftest(args.model, args.prompt, args.max_tokens)
+        report = selftest(args.model, args.prompt, args.max_tokens, args.gpu_layers)
     except Exception as exc:  # any failure is one line and a non-zero exit
         report = {"ok": False, "model": args.model, "error": f"{type(exc).__name__}: {exc}"}
     print(json.dumps(report, indent=None if args.json else 2))

@@ -252,15 +252,18 @@ class Engine:
         n_ctx = min(max(CTX_STEP, options.context_length), info.context_length or options.context_length)
         flash = options.flash_attn is not False
         free = found.gpu_free if found.gpu_offload else 0
+        fits = choose_gpu_layers(info.shape, info.file_size, n_ctx, free, options.kv_type, flash).n_gpu_layers
         if not found.gpu_offload or not found.devices:
-            wanted = 0
+            wanted = fits = 0
         elif options.n_gpu_layers == AUTO_LAYERS:
-            wanted = choose_gpu_layers(
-                info.shape, info.file_size, n_ctx, free, options.kv_type, flash
-            ).n_gpu_layers
+            wanted = fits
         else:
             wanted = max(0, min(options.n_gpu_layers, max_layers))
-        attempts = list(dict.fromkeys([wanted, wanted // 2, 0])) if wanted > 0 else [0]
+        # After a failure: what the estimate says fits (when the user asked for more), then half of it,
+        # then the CPU alone. Halving blindly from a choice far above what fits could leave the GPU too
+        # full for cuBLAS's workspace, which llama.cpp does not survive (it aborts the process).
+        attempts = [wanted, *([fits] if fits < wanted else []), min(wanted, fits) // 2, 0]
+        attempts = list(dict.fromkeys(a for a in attempts if a <= wanted))
         note = None
         failure: EngineError | None = None
         for layers in attempts:

@@ -214,6 +214,17 @@ def test_out_of_memory_retries_with_fewer_layers(starter_model: Path) -> None:
         engine.unload()
 
 
+def test_a_forced_choice_beyond_what_fits_falls_back_to_what_fits(starter_model: Path) -> None:
+    # 700 MiB free: Auto would take 8 layers. The user forces all 31; llama.cpp runs out of memory.
+    engine = _OomEngine(limit=10, free=700 * MIB)
+    try:
+        loaded = engine.load(starter_model, LoadOptions(context_length=4096, n_gpu_layers=31))
+        assert engine.tried == [31, 8]  # straight to the estimate's choice, not a blind halving to 15
+        assert loaded.n_gpu_layers == 8 and "8 on the GPU" in (loaded.offload_note or "")
+    finally:
+        engine.unload()
+
+
 def test_out_of_memory_at_any_offload_ends_on_the_cpu(starter_model: Path) -> None:
     engine = _OomEngine(limit=0)
     try:

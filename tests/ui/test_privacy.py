@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from app.ui.main_window import MainWindow
@@ -74,4 +75,17 @@ def test_launch_load_and_chat_attempt_no_connection(
     assert window.messages.message(1).stats is not None
     window.close()
     assert attempts == []
-    assert "PySide6.QtNetwork" not in sys.modules  # Qt's own networking is never even loaded
+    # Qt's networking is used for one thing only: the single-instance socket, a local (Unix domain)
+    # socket named after the data folder. No TCP/UDP socket or network access manager exists.
+    from PySide6.QtCore import QObject
+
+    if "PySide6.QtNetwork" in sys.modules:
+        from PySide6.QtNetwork import QAbstractSocket, QNetworkAccessManager
+
+        app = QApplication.instance()
+        assert app is not None
+        for kind in (QAbstractSocket, QNetworkAccessManager):
+            assert not app.findChildren(kind), kind
+        assert not any(
+            isinstance(w, QObject) and w.findChildren(QAbstractSocket) for w in app.topLevelWidgets()
+        )

@@ -96,9 +96,9 @@ class OffloadPanel(QWidget):
         self.estimate = QLabel("")
         self.estimate.setObjectName("gpuLayersEstimate")
         self.estimate.setWordWrap(True)
-        # Room for three lines up front: a wrapped label that grows later overlaps its neighbours in a
+        # Room for four lines up front: a wrapped label that grows later overlaps its neighbours in a
         # scroll area whose layout has already settled.
-        self.estimate.setMinimumHeight(3 * self.estimate.fontMetrics().lineSpacing() + 2)
+        self.estimate.setMinimumHeight(4 * self.estimate.fontMetrics().lineSpacing() + 2)
         layers_layout.addWidget(self.auto)
         layers_layout.addWidget(self.slider)
         layers_layout.addWidget(self.estimate)
@@ -271,9 +271,10 @@ class OffloadPanel(QWidget):
             self.estimate.setText(f"All on the CPU\nRAM ≈ {format_size(parts.cpu_bytes)}")
             return
         gpu = f"GPU ≈ {format_size(parts.gpu_bytes)}" + (f" of {format_size(free)} free" if free else "")
-        self.estimate.setText(
-            f"{layers} of {top} layers on the GPU\n{gpu} · RAM ≈ {format_size(parts.cpu_bytes)}"
-        )
+        text = f"{layers} of {top} layers on the GPU\n{gpu} · RAM ≈ {format_size(parts.cpu_bytes)}"
+        if not self.auto.isChecked() and free and layers > self._plan_layers():
+            text += "\nMore than fits: if loading fails, Fireside uses fewer layers."
+        self.estimate.setText(text)
 
 
 def _auto_threads(available: int) -> int:
