@@ -819,15 +819,25 @@ class MainWindow(QMainWindow):
         if self._reply_request is not None:
             self.bridge.cancel(self._reply_request)
 
+    def detach_reply(self) -> None:
+        """Another conversation is being shown while a reply streams: stop the reply and let it finish
+        in the store only (its row is about to leave the view)."""
+        if self._reply_request is None:
+            return
+        self.stop()
+        self._reply_row = -1
+        self.conversations.reply_detached()
+
     def _on_chunk(self, request_id: int, text: str) -> None:
-        if request_id == self._reply_request:
+        if request_id == self._reply_request and self._reply_row >= 0:
             self.messages.append_text(self._reply_row, text)
 
     def _on_reply_done(self, request_id: int, text: str, stats: ReplyStats) -> None:
         if request_id != self._reply_request:
             return
         text, self._continue_prefix = self._continue_prefix + text, ""
-        self.messages.finish(self._reply_row, text, stats)
+        if self._reply_row >= 0:
+            self.messages.finish(self._reply_row, text, stats)
         self.conversations.reply_finished(text, stats)
         self._end_reply()
         self._show_context(stats.context_used, stats.context_length)
@@ -837,7 +847,8 @@ class MainWindow(QMainWindow):
         if request_id != self._reply_request:
             return
         text, self._continue_prefix = self._continue_prefix + text, ""
-        self.messages.finish(self._reply_row, text, None, error=message)
+        if self._reply_row >= 0:
+            self.messages.finish(self._reply_row, text, None, error=message)
         self.conversations.reply_finished(text, None, error=message)
         self._end_reply()
         self.state_label.setText("Ready")

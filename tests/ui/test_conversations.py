@@ -422,3 +422,36 @@ def test_continue_a_reply_that_stopped_at_max_tokens(qtbot: QtBot, window: MainW
     assert window.messages.rowCount() == 2  # the same reply grew; no new one
     stored = store.message(window.conversations.ids[1])
     assert stored.content == after and not stored.incomplete
+
+
+def test_switching_conversations_while_a_reply_streams_keeps_it_in_its_own(
+    qtbot: QtBot, window: MainWindow
+) -> None:
+    store = _store_ready(qtbot, window)
+    _send(qtbot, window, "Say hi.")
+    other = window.conversations.current
+    window.conversations.new_conversation()
+    window.sampling.input("max_tokens").setValue(200)
+    window.composer.setPlainText("Write a long story about a lighthouse keeper.")
+    window.send()
+    first = window.conversations.current
+    qtbot.waitUntil(lambda: len(window.messages.peek(1).content) > 20, timeout=30_000)
+    assert first is not None and other is not None
+    window.conversations.new_conversation()  # mid-reply: the reply stops and stays where it was
+    qtbot.waitUntil(lambda: not window.is_generating, timeout=30_000)
+    assert window.messages.rowCount() == 0  # the new, empty chat is untouched by the old reply
+    kept = store.branch(first)
+    assert [m.role for m in kept] == ["user", "assistant"]
+    assert len(kept[1].content) > 20 and kept[1].stats is not None and not kept[1].incomplete
+    # The same while opening another stored conversation.
+    window.conversations.open_conversation(first)
+    qtbot.waitUntil(lambda: window.messages.rowCount() == 2, timeout=10_000)
+    window.continue_reply(1)
+    qtbot.waitUntil(lambda: window.is_generating, timeout=5_000)
+    window.conversations.open_conversation(other)
+    qtbot.waitUntil(
+        lambda: not window.is_generating and window.conversations.current == other, timeout=30_000
+    )
+    qtbot.waitUntil(lambda: window.messages.rowCount() == 2, timeout=10_000)
+    assert window.messages.peek(0).content == "Say hi."
+    assert store.branch(first)[1].content.startswith(kept[1].content)

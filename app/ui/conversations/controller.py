@@ -185,7 +185,7 @@ class ConversationController(QObject):
     def new_conversation(self) -> None:
         """An empty chat; it is stored when its first message is sent."""
         if self.window.is_generating:
-            self.window.stop()
+            self.window.detach_reply()  # the reply finishes in the store, not in this view
         self.current = None
         self.ids = []
         self.window._editing_row = None
@@ -201,7 +201,7 @@ class ConversationController(QObject):
         if store is None or (conversation_id == self.current and not force):
             return
         if self.window.is_generating:
-            self.window.stop()
+            self.window.detach_reply()  # the reply finishes in the store, not in the next view
 
         def read() -> tuple[ConversationInfo, list[StoredMessage], dict[int, tuple[int, int]]]:
             branch = store.branch(conversation_id)
@@ -288,9 +288,16 @@ class ConversationController(QObject):
         self._safe(self.store.update_message, self.ids[row], incomplete=True)
         self._timer.start()
 
+    def reply_detached(self) -> None:
+        """The streaming reply left the view (another conversation is shown): save what it has now;
+        its final text comes with reply_finished."""
+        self.save_reply()
+        if self._reply is not None:
+            self._reply = (-1, self._reply[1])
+
     def save_reply(self) -> None:
         """Write the streaming reply's text so far (called every SAVE_INTERVAL_MS)."""
-        if self.store is None or self._reply is None:
+        if self.store is None or self._reply is None or self._reply[0] < 0:
             return
         row, message_id = self._reply
         text = self.window.messages.message(row).content
