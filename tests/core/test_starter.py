@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import zipfile
 from pathlib import Path
 
@@ -48,3 +49,12 @@ def test_is_verified_rejects_a_truncated_copy(starter_model: Path, tmp_path: Pat
     copy = tmp_path / "copy.gguf"
     copy.write_bytes(starter_model.read_bytes()[:-1])
     assert not starter.is_verified(copy)
+
+
+def test_a_frozen_bundle_without_the_model_says_where_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FIRESIDE_MODEL_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    with pytest.raises(starter.StarterModelError, match="Download it in Discover"):
+        starter.fetch_to_cache()

@@ -163,8 +163,14 @@ CRASH_SCRIPT = textwrap.dedent(
             window.composer.setPlainText("Write a very long story about a lighthouse keeper and the sea.")
             window.send()
             state["sent"] = time.monotonic()
-        elif state["sent"] is not None and time.monotonic() - state["sent"] > 2.5:
-            print("STREAMING", flush=True)  # the test kills the process now, mid-reply
+        elif state["sent"] is not None and window.messages.rowCount() == 2:
+            # Wait for some text, then for more than two once-a-second saves (a busy machine streams
+            # slowly: a fixed delay after sending may see no text yet).
+            if state.get("text_at") is None and len(window.messages.peek(1).content) > 80:
+                state["text_at"] = time.monotonic()
+            text_at = state.get("text_at")
+            if text_at is not None and time.monotonic() - text_at > 2.5 and window.is_generating:
+                print("STREAMING", flush=True)  # the test kills the process now, mid-reply
 
     timer = QTimer()
     timer.timeout.connect(tick)
