@@ -429,6 +429,8 @@ class MainWindow(QMainWindow):
     def show_page(self, name: str) -> None:
         """Switch between "chat", "discover", "library" and the first-run "welcome"."""
         self.pages.setCurrentIndex(self._page_index[name])
+        if name == "discover":
+            self.models.ensure_hardware()  # the fit badges need the GPUs
         if name in self.nav_buttons:
             self.nav_buttons[name].setChecked(True)
         else:  # the welcome page has no tab
@@ -617,6 +619,7 @@ class MainWindow(QMainWindow):
             self.banner.show_message(model.offload_note, error=False)
         self._show_context(0, model.context_length)
         self.models.note_memory(model)
+        self.models.ensure_hardware()  # llama_cpp is imported now: reading the GPUs costs little
         self.conversations.presets.set_model_defaults(model.info.path.stem, model.info.sampling_defaults)
         self.conversations.settings_changed()
         if model.template_is_default:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, QUrl, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QPushButton, QSplitter, QVBoxLayout, QWidget
 
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from app.ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
+#: When GPUs are asked for if no model load has done it first (ms after start).
+HARDWARE_DELAY_MS = 4000
 
 
 class _Relay(QObject):
@@ -59,6 +61,7 @@ class ModelsController(QObject):
         # RAM now; GPUs once llama.cpp has been asked, off the GUI thread (start): importing it takes a while.
         self.machine = memory.Machine(ram_total=memory.total_ram())
         self.hardware: Hardware | None = None
+        self._hardware_pending = False
         self.token: str | None = None
         self.entries: list[ModelEntry] = []
         self.found: list[FoundModel] = []
@@ -165,14 +168,25 @@ class ModelsController(QObject):
                 action=("Resume", self.resume_all),
             )
         self.scan_other_apps()
-        self.refresh_hardware()
+        # GPUs are asked for once a model has loaded (llama_cpp is imported by then) or when Discover
+        # needs them: importing llama_cpp on a worker while the window paints its first frame
+        # delayed that frame by ~0.4 s on 2 cores.
+        QTimer.singleShot(HARDWARE_DELAY_MS, self.ensure_hardware)
         if self.folder_problem:
             self.window.banner.show_message(self.folder_problem, error=False)  # stays over the model load
+
+    def ensure_hardware(self) -> None:
+        """Read the hardware once, if nobody has yet."""
+        if self.hardware is None and not self._hardware_pending:
+            self.refresh_hardware()
 
     def refresh_hardware(self, then: Callable[[Hardware], None] | None = None) -> None:
         """Ask llama.cpp for its backend and devices (free memory changes: asked again when shown)."""
 
+        self._hardware_pending = True
+
         def found(hardware: Hardware) -> None:
+            self._hardware_pending = False
             self.hardware = hardware
             self.machine = hardware.machine()
             self.discover.machine = self.machine
