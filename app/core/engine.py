@@ -118,8 +118,16 @@ _stopping = threading.Event()
 _log_callback: Any = None
 
 
+_log_install_lock = threading.Lock()
+
+
 def _install_log_handler(llama_cpp: Any) -> None:
     """Send llama.cpp's log to Python logging instead of stderr, keeping the tail for error messages."""
+    with _log_install_lock:  # two threads may import llama_cpp at once (inference, hardware detection)
+        _install_log_handler_once(llama_cpp)
+
+
+def _install_log_handler_once(llama_cpp: Any) -> None:
     global _log_callback
     if _log_callback is not None:
         return
@@ -177,8 +185,16 @@ def _buffer_totals() -> tuple[int | None, int | None]:
     return int(sum(size for _, _, size in _buffers) * mib), (int(sum(gpu) * mib) if gpu else None)
 
 
-class OutOfMemoryError(EngineError):
-    """llama.cpp could not allocate what the model or its context needs."""
+class LoadCancelled(EngineError):
+    """The user cancelled a load in progress."""
+
+
+_OOM_HINTS = ("out of memory", "failed to allocate", "unable to allocate", "cudamalloc", "alloc_buffer")
+
+
+def _looks_out_of_memory() -> bool:
+    """llama.cpp's recent log says an allocation failed (it names the cause only there)."""
+    return any(hint in line.lower() for line in _log_tail for hint in _OOM_HINTS)
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -273,8 +289,11 @@ class Engine:
                 failure = None
                 break
             except EngineError as exc:
+                out_of_memory = _looks_out_of_memory()
                 self.unload()
-                if "cancelled" in str(exc) or layers == 0:
+                # Only a failed allocation is worth another try with fewer layers: a damaged or
+                # unsupported file fails the same way every time.
+                if isinstance(exc, LoadCancelled) or layers == 0 or not out_of_memory:
                     raise
                 failure = exc
                 log.warning("loading with %d GPU layers failed (%s); retrying with fewer", layers, exc)
@@ -338,7 +357,7 @@ class Engine:
         model = llama_cpp.llama_model_load_from_file(str(info.path).encode("utf-8"), params)
         if not model:
             if aborted.is_set():
-                raise EngineError(f"{info.path.name}: loading was cancelled")
+                raise LoadCancelled(f"{info.path.name}: loading was cancelled")
             raise EngineError(f"{info.path.name}: llama.cpp could not load this model. {self._last_error()}")
         self._llama = llama_cpp
         if self._abort_callback is None:

@@ -8,6 +8,7 @@ shown in the model picker.
 from __future__ import annotations
 
 import os
+import re
 import struct
 import threading
 from collections import Counter
@@ -208,6 +209,21 @@ def _read_header(path: Path) -> tuple[bytes, int]:
     return magic, version
 
 
+#: The parts of a model cut by gguf-split: "name-00001-of-00003.gguf".
+SPLIT_PART = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
+
+
+def split_parts(path: Path) -> list[Path]:
+    """All files of a model: the file itself, or every part of a split model that exists beside it."""
+    match = SPLIT_PART.search(path.name)
+    if not match:
+        return [path]
+    stem = path.name[: match.start()]
+    total = int(match.group(2))
+    parts = [path.with_name(f"{stem}-{i:05d}-of-{total:05d}.gguf") for i in range(1, total + 1)]
+    return [p for p in parts if p.exists()]
+
+
 _memo: dict[tuple[str, int, int], ModelInfo] = {}
 _memo_lock = threading.Lock()
 
@@ -296,6 +312,12 @@ def _inspect(path: Path) -> ModelInfo:
         return int(value) if isinstance(value, int) else None
 
     grouped = group_tensors((t.name, int(t.n_bytes)) for t in reader.tensors)
+    split_count = _field(reader, "split.count")
+    if isinstance(split_count, int) and split_count > 1:
+        # The first part of a gguf-split model holds only some of the tensors: per-layer sizes from it
+        # would be far too small. Use the size of every part, spread evenly (offload.split's fallback).
+        grouped = TensorBytes((), 0, 0)
+        size = sum(p.stat().st_size for p in split_parts(path))
     return ModelInfo(
         path=path,
         name=name if isinstance(name, str) and name.strip() else path.stem,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core import paths
-from app.core.gguf_info import ModelFileError, ModelInfo, inspect_model, remember
+from app.core.gguf_info import SPLIT_PART, ModelFileError, ModelInfo, inspect_model, remember, split_parts
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = (
@@ -73,7 +72,6 @@ def _info_to_dict(info: ModelInfo) -> dict[str, Any]:
 #: How deep below the models folder models are looked for (downloads live at <owner>/<repo>/<file>,
 #: and a repository may keep files in a sub-folder per quantization).
 MAX_DEPTH = 4
-_SPLIT_PART = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 
 
 def _walk(folder: Path, depth: int = 0) -> Iterator[Path]:
@@ -95,7 +93,7 @@ def _walk(folder: Path, depth: int = 0) -> Iterator[Path]:
 
 def is_later_part(path: Path) -> bool:
     """True for parts 2..n of a split model: llama.cpp opens part 1 and finds the rest itself."""
-    match = _SPLIT_PART.search(path.name)
+    match = SPLIT_PART.search(path.name)
     return match is not None and int(match.group(1)) > 1
 
 
@@ -135,17 +133,6 @@ def scan(folder: Path | None = None, extra: list[str] | None = None) -> list[Mod
     except OSError as exc:  # a read-only data folder must not hide the models
         log.warning("could not write the model cache: %s", exc)
     return entries
-
-
-def split_parts(path: Path) -> list[Path]:
-    """All files of a model: the file itself, or every part of a split model that exists beside it."""
-    match = _SPLIT_PART.search(path.name)
-    if not match:
-        return [path]
-    stem = path.name[: match.start()]
-    total = int(match.group(2))
-    parts = [path.with_name(f"{stem}-{i:05d}-of-{total:05d}.gguf") for i in range(1, total + 1)]
-    return [p for p in parts if p.exists()]
 
 
 def is_inside(path: Path, folder: Path) -> bool:

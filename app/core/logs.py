@@ -107,7 +107,7 @@ def install_hooks() -> None:
         report(exc_type, exc, tb)
 
     def thread_hook(args: threading.ExceptHookArgs) -> None:
-        if args.exc_value is not None:
+        if args.exc_value is not None and not issubclass(args.exc_type, SystemExit):  # as Python does
             report(args.exc_type, args.exc_value, args.exc_traceback)
 
     sys.excepthook = main_hook

@@ -701,10 +701,19 @@ class Store:
         for item in ordered:
             if item.get("role") not in ("user", "assistant"):
                 raise ValueError(f"unknown role {item.get('role')!r}")
+            if not isinstance(item.get("content", ""), str):
+                raise ValueError(f"message {item['id']} has content that is not text")
+            if not isinstance(item.get("error"), str | None) or not isinstance(
+                item.get("stats"), dict | None
+            ):
+                raise ValueError(f"message {item['id']} has a malformed error or stats field")
             parent = item.get("parent_id")
             if parent is not None and parent not in seen:
                 raise ValueError(f"message {item['id']} refers to a missing parent {parent}")
             seen.add(int(item["id"]))
+        leaf = data.get("current_leaf")
+        if leaf is not None and (not isinstance(leaf, int) or isinstance(leaf, bool)):
+            raise ValueError("current_leaf is not a message id")
 
     def import_json(self, data: dict[str, Any]) -> int:
         """A new conversation from export_json's data (ValueError when it is not such data; then

@@ -48,7 +48,10 @@ def run(model: str | None = None) -> int:
         print("Fireside is already running with this data folder; its window was brought to the front.")
         return 0
     instance = single_instance.InstanceServer(app)
-    instance.listen()
+    if not instance.listen() and single_instance.notify_running(model):
+        print("Fireside is already running with this data folder; its window was brought to the front.")
+        return 0
+    app.aboutToQuit.connect(instance.close)  # a launch during shutdown starts anew instead of waiting
     logs.install_hooks()  # an unexpected error is logged and shown, and the app goes on
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)

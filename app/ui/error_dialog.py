@@ -16,12 +16,20 @@ from PySide6.QtWidgets import (
 from app.core import logs
 
 
+def shiboken_valid(widget: QWidget) -> bool:
+    """False once Qt has deleted the C++ object (a closed dialog with WA_DeleteOnClose)."""
+    from shiboken6 import isValid
+
+    return bool(isValid(widget))
+
+
 class ErrorDialog(QDialog):
     """One dialog for unexpected errors; more errors while it is open are added to it, not stacked."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("errorDialog")
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # a new error after closing gets a new one
         self.setWindowTitle("Something went wrong")
         self.setMinimumWidth(560)
         self.count = 0
@@ -82,7 +90,7 @@ class ErrorReporter(QObject):
         self.raised.emit(summary, text)
 
     def _show(self, summary: str, text: str) -> None:
-        if self.dialog is None or not self.dialog.isVisible():
+        if self.dialog is None or not shiboken_valid(self.dialog) or not self.dialog.isVisible():
             self.dialog = ErrorDialog(self._parent)
         self.dialog.add(summary, text)
         self.dialog.show()

@@ -780,7 +780,7 @@ class MainWindow(QMainWindow):
         return str(self.context_policy.currentData())
 
     def _on_context_trimmed(self, request_id: int, dropped: tuple[int, ...], tokens: int) -> None:
-        if request_id != self._reply_request:
+        if request_id != self._reply_request or self._reply_row < 0:  # detached: another chat is shown
             return
         rows = {self._prompt_rows[i] for i in dropped if i < len(self._prompt_rows)}
         self.messages.set_left_out(rows)
@@ -842,8 +842,10 @@ class MainWindow(QMainWindow):
         if self._reply_row >= 0:
             self.messages.finish(self._reply_row, text, stats)
         self.conversations.reply_finished(text, stats)
+        detached = self._reply_row < 0
         self._end_reply()
-        self._show_context(stats.context_used, stats.context_length)
+        if not detached:  # a detached reply's figures belong to another conversation
+            self._show_context(stats.context_used, stats.context_length)
         self.state_label.setText(f"Ready · {stats.tokens_per_s:.1f} tok/s")
 
     def _on_reply_failed(self, request_id: int, text: str, message: str) -> None:

@@ -182,7 +182,6 @@ class ModelsController(QObject):
 
     def refresh_hardware(self, then: Callable[[Hardware], None] | None = None) -> None:
         """Ask llama.cpp for its backend and devices (free memory changes: asked again when shown)."""
-
         self._hardware_pending = True
 
         def found(hardware: Hardware) -> None:
@@ -194,9 +193,11 @@ class ModelsController(QObject):
             if then is not None:
                 then(hardware)
 
-        self.hub_tasks.run(
-            hardware_module.detect, found, lambda e: log.warning("hardware detection failed: %s", e)
-        )
+        def failed(error: BaseException) -> None:
+            self._hardware_pending = False  # asked again next time something needs it
+            log.warning("hardware detection failed: %s", error)
+
+        self.hub_tasks.run(hardware_module.detect, found, failed)
 
     def _on_token(self, token: str | None) -> None:
         self.token = token

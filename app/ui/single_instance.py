@@ -12,6 +12,7 @@ import getpass
 import hashlib
 import json
 import logging
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
@@ -35,12 +36,16 @@ def notify_running(model: str | None = None) -> bool:
     socket.connectToServer(server_name())
     if not socket.waitForConnected(TIMEOUT_MS):
         return False
+    if model:  # the running copy has another working directory
+        model = str(Path(model).expanduser().resolve())
     socket.write(json.dumps({"activate": True, "model": model}).encode() + b"\n")
     socket.flush()
     socket.waitForBytesWritten(TIMEOUT_MS)
-    socket.waitForReadyRead(TIMEOUT_MS)  # the running copy answers "ok" once it has the request
+    # The running copy answers "ok" once it has the request. No answer (it is closing, or hung): this
+    # launch goes on and starts normally rather than exit with nothing on screen.
+    answered = socket.waitForReadyRead(3 * TIMEOUT_MS) and bytes(socket.readLine().data()).strip() == b"ok"
     socket.disconnectFromServer()
-    return True
+    return answered
 
 
 class InstanceServer(QObject):
@@ -58,7 +63,11 @@ class InstanceServer(QObject):
         """Start listening; a socket left by a copy that crashed is removed first."""
         name = server_name()
         if not self.server.listen(name):
-            QLocalServer.removeServer(name)  # stale: nobody answered notify_running
+            # Another copy may have started listening a moment ago (two launches at once): only a
+            # socket nobody answers on is stale and may be removed.
+            if notify_running():
+                return False
+            QLocalServer.removeServer(name)
             if not self.server.listen(name):
                 log.warning("single-instance socket unavailable: %s", self.server.errorString())
                 return False

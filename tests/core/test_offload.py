@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from app.core import engine as engine_module
 from app.core import hardware, offload
 from app.core.engine import Engine, EngineError, LoadOptions
 from app.core.gguf_header import file_source, read_shape
@@ -193,6 +194,11 @@ class _OomEngine(Engine):
     def _load_weights(self, llama_cpp: Any, info: Any, n_gpu_layers: int, progress: Any) -> None:
         self.tried.append(n_gpu_layers)
         if n_gpu_layers > self.limit:
+            # What llama.cpp logs when a GPU buffer cannot be allocated (the engine reads the cause there).
+            engine_module._log_tail.append(
+                "ggml_backend_cuda_buffer_type_alloc_buffer: allocating 1981.26 MiB on device 0: "
+                "cudaMalloc failed: out of memory"
+            )
             raise EngineError(
                 f"{info.path.name}: llama.cpp could not load this model. cudaMalloc failed: out of memory"
             )
@@ -244,6 +250,22 @@ def test_a_model_that_fails_on_the_cpu_too_reports_the_real_error(
         engine.load(starter_model, LoadOptions(context_length=2048, n_gpu_layers=4))
     assert engine.tried == [4, 2, 0]
     assert engine.loaded is None
+
+
+def test_a_failure_that_is_not_out_of_memory_is_not_retried(starter_model: Path) -> None:
+    tried: list[int] = []
+
+    class Broken(Engine):
+        def _load_weights(self, llama_cpp: Any, info: Any, n_gpu_layers: int, progress: Any) -> None:
+            tried.append(n_gpu_layers)
+            engine_module._log_tail.clear()  # as the real load does
+            engine_module._log_tail.append("llama_model_load: error loading model: unknown architecture")
+            raise EngineError("llama.cpp could not load this model. unknown model architecture")
+
+    engine = Broken(probe=lambda _llama: gpu_box(8 * GIB))
+    with pytest.raises(EngineError, match="unknown model architecture"):
+        engine.load(starter_model, LoadOptions(context_length=2048))
+    assert tried == [31]  # a damaged or unsupported file fails the same way every time
 
 
 def test_a_bad_kv_type_is_refused(starter_model: Path) -> None:

@@ -168,6 +168,14 @@ def test_several_conversations_export_and_import_together(db: Store) -> None:
         db.import_any({**bundle, "conversations": [*bundle["conversations"], bad]})
     with pytest.raises(ValueError, match="unknown role"):
         db.import_json(bad)
+    odd = {
+        "format": "fireside-conversation",
+        "messages": [{"id": 1, "role": "user", "content": "x", "error": {}}],
+    }
+    with pytest.raises(ValueError, match="malformed"):
+        db.import_any(odd)
+    with pytest.raises(ValueError, match="current_leaf"):
+        db.import_any({**db.export_json(first), "current_leaf": [3]})
     assert len(db.conversations()) == before
 
 

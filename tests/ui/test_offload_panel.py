@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QScrollArea
 from pytestqt.qtbot import QtBot
 
+from app.core import engine as engine_module
 from app.core import hardware
 from app.core.engine import Engine, EngineError
 from app.core.hardware import Device, Hardware
@@ -118,6 +119,7 @@ def test_auto_layers_slider_override_and_out_of_memory_fallback(
     class OutOfMemory(Engine):
         def _load_weights(self, llama_cpp: Any, info: Any, n_gpu_layers: int, progress: Any) -> None:
             if n_gpu_layers > 20:
+                engine_module._log_tail.append("alloc_tensor_range: failed to allocate CUDA0 buffer")
                 raise EngineError("llama.cpp could not load this model. cudaMalloc failed: out of memory")
             super()._load_weights(llama_cpp, info, n_gpu_layers, progress)
 

@@ -3,6 +3,8 @@ attention, KV cache type and CPU threads, each explained in one line. Changes ap
 
 from __future__ import annotations
 
+import os
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -157,8 +159,9 @@ class OffloadPanel(QWidget):
     def set_hardware(self, hardware: Hardware | None) -> None:
         """Show what llama.cpp can use; a CPU-only build disables the GPU layer controls."""
         self.hardware = hardware
-        threads = hardware.cpu_threads if hardware is not None else 1
-        self.threads.setRange(0, max(1, threads))
+        # Until the hardware is read, allow every CPU: a saved choice must not be clamped to 1.
+        threads = hardware.cpu_threads if hardware is not None else (os.cpu_count() or 1)
+        self.threads.setRange(0, max(1, threads, self.applied.n_threads))
         self.threads.setSpecialValueText(f"Auto ({_auto_threads(threads)})")
         if hardware is None:
             self.summary.setText("Looking for GPUs…")
