@@ -339,3 +339,28 @@ def test_selftest_reports_backend_devices_and_layers(starter_model: Path, tmp_pa
     assert report["n_gpu_layers"] == 0 and report["estimated_gpu_bytes"] == 0
     assert report["max_gpu_layers"] == 31
     assert report["cpu_threads"] >= 1 and report["gpu_offload_supported"] is False
+
+
+def test_a_split_model_is_sized_by_all_its_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gguf
+    import tqdm
+
+    monkeypatch.setattr(tqdm.tqdm, "monitor_interval", 0)  # the copier's progress bar: no monitor thread
+
+    first = tmp_path / "big-00001-of-00002.gguf"
+    write_model(first, layers=4)
+    # Mark it as the first of two gguf-split parts, as llama.cpp's gguf-split does.
+    reader = gguf.GGUFReader(first, "r")
+    marked = tmp_path / "marked.gguf"
+    from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
+
+    writer = gguf.GGUFWriter(marked, arch="llama")
+    copy_with_new_metadata(reader, writer, {"split.count": MetadataDetails(gguf.GGUFValueType.UINT16, 2)}, [])
+    marked.replace(first)
+    second = tmp_path / "big-00002-of-00002.gguf"
+    second.write_bytes(b"\0" * 5_000_000)  # the rest of the weights
+    info = inspect_model(first)
+    assert info.file_size == first.stat().st_size + 5_000_000
+    assert info.shape.tensors is None  # part 1's tensors are not the model's: spread the total evenly
+    s = split(info.shape, info.file_size, 512, layer_count(info.shape))
+    assert s.gpu_weights >= info.file_size * 4 // 6
