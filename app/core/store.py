@@ -191,6 +191,7 @@ class Store:
         self.path = path
         self.moved_aside: Path | None = None
         self._lock = threading.RLock()
+        self._tx_depth = 0
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = self._open(timeout)
@@ -275,15 +276,27 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        # Re-entrant: inside another transaction of this thread it is a savepoint, so a larger
+        # operation (an import of many conversations) is all or nothing while its parts stay usable.
         with self._lock:
+            depth = self._tx_depth
+            begin, end, undo = (
+                ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
+                if depth == 0
+                else (f"SAVEPOINT s{depth}", f"RELEASE s{depth}", f"ROLLBACK TO s{depth}; RELEASE s{depth}")
+            )
             try:
-                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(begin)
+                self._tx_depth = depth + 1
                 try:
                     yield self._db
-                    self._db.execute("COMMIT")
+                    self._db.execute(end)
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    for statement in undo.split("; "):
+                        self._db.execute(statement)
                     raise
+                finally:
+                    self._tx_depth = depth
             except sqlite3.Error as exc:
                 raise _explain(exc, self.path) from exc
 
@@ -684,7 +697,8 @@ class Store:
             items = [data]
         for item in items:
             self._check_import(item)
-        return [self.import_json(item) for item in items]
+        with self._tx():  # one transaction: a failure part-way (a full disk) imports nothing
+            return [self.import_json(item) for item in items]
 
     @staticmethod
     def _check_import(data: Any) -> None:

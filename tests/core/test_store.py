@@ -179,6 +179,28 @@ def test_several_conversations_export_and_import_together(db: Store) -> None:
     assert len(db.conversations()) == before
 
 
+def test_an_import_failing_part_way_imports_nothing(db: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, _ = chat(db, "Hi", "Hello")
+    second, _ = chat(db, "Bonjour", "Salut")
+    bundle = db.export_many_json([first, second])
+    before = len(db.conversations())
+    calls = {"n": 0}
+    real = Store.add_message
+
+    def add_message(self: Store, *args: object, **kwargs: object) -> int:
+        calls["n"] += 1
+        if calls["n"] == 3:  # the second conversation's first message: the disk fills up
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Store, "add_message", add_message)
+    with pytest.raises(StoreError):
+        db.import_any(bundle)
+    monkeypatch.undo()
+    assert len(db.conversations()) == before  # the first conversation's import was rolled back too
+    assert len(db.import_any(bundle)) == 2  # and the store works on
+
+
 def test_markdown_and_finetune_jsonl_exports_parse_back(db: Store) -> None:
     cid, (_u1, _a1, u2) = chat(db, "What is 2+2?", "4.", "And 3+3?")
     db.update_conversation(cid, system_prompt="You do arithmetic.")

@@ -458,8 +458,12 @@ class ConversationController(QObject):
             else:
                 text = store.export_finetune_jsonl(ids)
             tmp = path.with_name(path.name + ".part")
-            tmp.write_text(text, "utf-8")
-            os.replace(tmp, path)
+            try:
+                tmp.write_text(text, "utf-8")
+                os.replace(tmp, path)
+            except OSError:
+                tmp.unlink(missing_ok=True)  # a full disk must not leave half an export behind
+                raise
             return path
 
         self.window.tasks.run(
