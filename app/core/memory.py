@@ -80,14 +80,20 @@ class Estimate:
         return self.weights + self.kv_cache + self.compute
 
 
+def kv_width(shape: ModelShape) -> int | None:
+    """K plus V values per token in one layer (None when the heads are unknown)."""
+    if not shape.n_head or not (shape.n_embd or (shape.head_dim_k and shape.head_dim_v)):
+        return None
+    n_head_kv = shape.n_head_kv or shape.n_head
+    default_dim = (shape.n_embd or 0) // shape.n_head
+    return n_head_kv * ((shape.head_dim_k or default_dim) + (shape.head_dim_v or default_dim))
+
+
 def kv_bytes_per_token(shape: ModelShape, weights: int) -> tuple[int, str]:
     """K and V bytes for one token of context (f16), and what the figure is based on."""
-    if shape.n_layers and shape.n_head and (shape.n_embd or (shape.head_dim_k and shape.head_dim_v)):
-        n_head_kv = shape.n_head_kv or shape.n_head
-        default_dim = (shape.n_embd or 0) // shape.n_head
-        k_dim = n_head_kv * (shape.head_dim_k or default_dim)
-        v_dim = n_head_kv * (shape.head_dim_v or default_dim)
-        return shape.n_layers * (k_dim + v_dim) * 2, "model shape"
+    width = kv_width(shape)
+    if shape.n_layers and width is not None:
+        return shape.n_layers * width * 2, "model shape"
     params = shape.n_params or weights * 2  # about 4 bits per weight when nothing else is known
     # 128 KiB per token at 8B parameters (Llama 3 8B, Qwen 2.5 7B), scaling as params^0.6.
     return max(8 * 1024, int(131_072 * (params / 8e9) ** 0.6)), "parameter count"

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from app.core.memory import MIB, N_UBATCH, ModelShape
+from app.core.memory import MIB, N_UBATCH, ModelShape, kv_width
 
 #: KV cache types llama.cpp offers: ggml type id and bytes per element (q8_0: 34 bytes per 32 values).
 KV_TYPES: dict[str, tuple[int, float]] = {"f16": (1, 2.0), "q8_0": (8, 34 / 32), "q4_0": (2, 18 / 32)}
@@ -78,13 +78,7 @@ def group_tensors(tensors: Iterable[tuple[str, int]]) -> TensorBytes:
 
 def kv_bytes_per_token_layer(shape: ModelShape, kv_type: str = "f16") -> float:
     """K and V bytes for one token in one layer."""
-    if not shape.n_head or not (shape.n_embd or (shape.head_dim_k and shape.head_dim_v)):
-        return 0.0
-    n_head_kv = shape.n_head_kv or shape.n_head
-    default_dim = (shape.n_embd or 0) // shape.n_head
-    k_dim = n_head_kv * (shape.head_dim_k or default_dim)
-    v_dim = n_head_kv * (shape.head_dim_v or default_dim)
-    return (k_dim + v_dim) * KV_TYPES[kv_type][1]
+    return (kv_width(shape) or 0) * KV_TYPES[kv_type][1]
 
 
 def compute_bytes(shape: ModelShape, n_ctx: int, flash_attn: bool, with_output: bool) -> int:

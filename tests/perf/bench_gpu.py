@@ -43,6 +43,7 @@ from app.core import hardware  # noqa: E402
 from app.core.engine import AUTO_LAYERS, LoadedModel, LoadOptions, default_threads  # noqa: E402
 from app.core.inference import Chunk, Event, InferenceThread, Loaded, LoadFailed, ReplyDone, ReplyFailed  # noqa: E402
 from app.core.sampling import SamplingParams  # noqa: E402
+from tests.perf.bench_stream import gen_rate, read_chat_stream  # noqa: E402
 
 MARK = "FIRESIDE_BENCH_GPU "
 MESSAGES = [
@@ -60,11 +61,6 @@ class Run:
     tokens: int
     tok_s: float
     ttft_s: float
-
-
-def gen_rate(tokens: int, first: float, last: float) -> float:
-    """Tokens/s over the generation phase."""
-    return (tokens - 1) / (last - first) if tokens > 1 and last > first else 0.0
 
 
 class FiresideRunner:
@@ -138,18 +134,7 @@ class BareRunner:
         stream: Iterator[Any] = self._llm.create_chat_completion(
             MESSAGES, stream=True, max_tokens=tokens, temperature=0.0, repeat_penalty=1.0, seed=1
         )  # type: ignore[assignment]
-        first = last = 0.0
-        parts: list[str] = []
-        finish = None
-        for chunk in stream:
-            choice = chunk["choices"][0]
-            text = choice["delta"].get("content")
-            if text:
-                last = time.perf_counter()
-                first = first or last
-                parts.append(text)
-            finish = choice.get("finish_reason") or finish
-        text = "".join(parts)
+        text, first, last, finish = read_chat_stream(stream)
         n = tokens if finish == "length" else len(self._llm.tokenize(text.encode(), add_bos=False))
         return Run(n, gen_rate(n, first, last), first - started)
 

@@ -171,6 +171,22 @@ def gen_rate(tokens: int, first: float, last: float) -> float:
     return (tokens - 1) / (last - first) if tokens > 1 and last > first else 0.0
 
 
+def read_chat_stream(stream: Iterator[Any]) -> tuple[str, float, float, str | None]:
+    """Read a streamed chat reply: (text, time of the first text, of the last, finish reason)."""
+    first = last = 0.0
+    parts: list[str] = []
+    finish = None
+    for chunk in stream:
+        choice = chunk["choices"][0]
+        text = choice["delta"].get("content")
+        if text:
+            last = time.perf_counter()
+            first = first or last
+            parts.append(text)
+        finish = choice.get("finish_reason") or finish
+    return "".join(parts), first, last, finish
+
+
 class FiresideRunner:
     """Fireside's full path: InferenceThread + Engine + coalesced Chunk events to a recording sink."""
 
@@ -229,18 +245,7 @@ class BareRunner:
         stream: Iterator[Any] = self._llm.create_chat_completion(
             MESSAGES, stream=True, max_tokens=tokens, temperature=0.0, repeat_penalty=1.0, seed=1
         )  # type: ignore[assignment]
-        first = last = 0.0
-        parts: list[str] = []
-        finish = None
-        for chunk in stream:
-            choice = chunk["choices"][0]
-            text = choice["delta"].get("content")
-            if text:
-                last = time.perf_counter()
-                first = first or last
-                parts.append(text)
-            finish = choice.get("finish_reason") or finish
-        text = "".join(parts)
+        text, first, last, finish = read_chat_stream(stream)
         # The stream carries no token count: "length" means exactly max_tokens, else count them.
         n = tokens if finish == "length" else len(self._llm.tokenize(text.encode(), add_bos=False))
         return Run(n, gen_rate(n, first, last), text)

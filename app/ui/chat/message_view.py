@@ -478,7 +478,7 @@ class MessageView(QAbstractScrollArea):
                 painter.setFont(self._small_font)
                 painter.setPen(QColor("#d1242f") if message.error else muted)
                 width = bubble.width() - 4
-                metrics = QFontMetrics(self._small_font)
+                metrics = painter.fontMetrics()  # the small font's, set above: none built per row
                 if self._has_versions(message) and message.version is not None:
                     # Leave room for "‹ n/m ›" at the right; the stats line is elided before it.
                     width -= metrics.horizontalAdvance(self._version_text(message.version)) + 16
