@@ -1,4 +1,5 @@
-"""Command line: launch the window, or run `--selftest` / `--version` without importing Qt."""
+"""Command line: launch the window, `fireside serve` (the API server without a window), or run
+`--selftest` / `--version`; only the window imports Qt."""
 
 from __future__ import annotations
 
@@ -139,8 +140,45 @@ def selftest(
         worker.shutdown()
 
 
+def build_serve_parser() -> argparse.ArgumentParser:
+    """The parser of `fireside serve`."""
+    from app.core.api_server import DEFAULT_HOST, DEFAULT_PORT
+
+    parser = argparse.ArgumentParser(
+        prog="fireside serve",
+        description="Serve a model over an OpenAI-compatible API without opening a window. Stop with Ctrl+C.",
+    )
+    parser.add_argument(
+        "--model", metavar="PATH", help="GGUF model (default: the last one used, or the starter)"
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    parser.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="require this key from clients (required for a non-loopback --host; "
+        "FIRESIDE_API_KEY in the environment keeps it out of the process list)",
+    )
+    parser.add_argument(
+        "--context-length", type=int, default=4096, metavar="N", help="context window in tokens"
+    )
+    parser.add_argument(
+        "--gpu-layers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="layers on the GPU (default: as many as fit)",
+    )
+    parser.add_argument("--data-dir", metavar="DIR", help="keep every file Fireside writes under DIR")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `fireside` and `python -m app`."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:
+        return _serve(build_serve_parser().parse_args(argv[1:]))
     args = build_parser().parse_args(argv)
     if args.data_dir:
         paths.set_data_dir(args.data_dir)
@@ -164,3 +202,79 @@ def _run_selftest(args: argparse.Namespace) -> int:
         print(f"selftest failed: {report.get('error', 'unknown error')}", file=sys.stderr)
         return 1
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """`fireside serve`: load the model, serve it until Ctrl+C or SIGTERM, then stop cleanly."""
+    import os
+    import signal
+
+    if args.data_dir:
+        paths.set_data_dir(args.data_dir)
+    from app.core import logs, starter
+    from app.core.api_server import LocalServer, RequestLog, ServerConfig, ServerError
+    from app.core.engine import AUTO_LAYERS, LoadOptions
+    from app.core.inference import Event, InferenceThread, Loaded, LoadFailed
+    from app.core.sampling import RANGES
+    from app.core.settings import Settings
+
+    logs.setup(verbose=args.verbose)
+    api_key = args.api_key or os.environ.get("FIRESIDE_API_KEY") or None
+    config = ServerConfig(args.host, args.port, api_key, allow_network=True)  # --host is the explicit choice
+    context = RANGES["context_length"]
+    if not context.minimum <= args.context_length <= context.maximum:
+        print(f"fireside serve: --context-length must be {context.describe()}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        path = Path(args.model) if args.model else Path(Settings.load().last_model or starter.install())
+    except Exception as exc:
+        print(f"fireside serve: no model to serve ({exc}). Use --model PATH.", file=sys.stderr)
+        return 1
+    outcome: list[Event] = []
+    ready = threading.Event()
+
+    def sink(event: Event) -> None:
+        if isinstance(event, Loaded | LoadFailed):
+            outcome.append(event)
+            ready.set()
+
+    worker = InferenceThread(sink)
+    worker.start()
+    server = LocalServer(worker, config)
+    try:
+        options = LoadOptions(
+            context_length=args.context_length,
+            n_gpu_layers=AUTO_LAYERS if args.gpu_layers is None else args.gpu_layers,
+        )
+        worker.load(path, options)
+        while not ready.wait(0.1):
+            if stop.is_set():
+                return 130
+        if isinstance(outcome[0], LoadFailed):
+            print(f"fireside serve: {outcome[0].message}", file=sys.stderr)
+            return 1
+
+        def show(entry: RequestLog) -> None:
+            if entry.state == "done":
+                print(entry.line(), flush=True)
+
+        server.add_listener(show)
+        try:
+            server.start()
+        except ServerError as exc:
+            print(f"fireside serve: {exc}", file=sys.stderr)
+            return 2
+        auth = "an API key is required" if api_key else "no API key"
+        print(f"Fireside is serving {path.stem} at {server.address} ({auth}). Ctrl+C stops.", flush=True)
+        while not stop.wait(0.2):
+            if not server.running:
+                print("fireside serve: the server stopped unexpectedly; see the log.", file=sys.stderr)
+                return 1
+        print("Stopping…", flush=True)
+        return 0
+    finally:
+        server.stop()
+        worker.shutdown()

@@ -197,6 +197,38 @@ def _looks_out_of_memory() -> bool:
     return any(hint in line.lower() for line in _log_tail for hint in _OOM_HINTS)
 
 
+class StopMatcher:
+    """Finds stop strings in streamed text, holding back only what could be the start of one."""
+
+    __slots__ = ("_held", "_stops")
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self._stops = [s for s in stops if s]
+        self._held = ""
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        """(text safe to show, whether a stop string was reached); the stop string itself is dropped."""
+        buffer = self._held + text
+        hits = [i for i in (buffer.find(s) for s in self._stops) if i >= 0]
+        if hits:
+            self._held = ""
+            return buffer[: min(hits)], True
+        keep = 0  # the longest end of the buffer that begins some stop string
+        for stop_string in self._stops:
+            for k in range(min(len(stop_string) - 1, len(buffer)), keep, -1):
+                if buffer.endswith(stop_string[:k]):
+                    keep = k
+                    break
+        self._held = buffer[len(buffer) - keep :]
+        return buffer[: len(buffer) - keep], False
+
+    def finish(self, tail: str = "") -> str:
+        """What is still held (plus `tail`), up to any stop string in it: the reply ended without one."""
+        text, _hit = self.feed(tail)
+        held, self._held = self._held, ""
+        return text if _hit else text + held
+
+
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
     i = 0
@@ -547,11 +579,18 @@ class Engine:
         def add(sampler: Any) -> None:
             llama_cpp.llama_sampler_chain_add(chain, sampler)
 
-        if params.repeat_penalty != 1.0:
+        penalized = (
+            params.repeat_penalty != 1.0 or params.frequency_penalty != 0.0 or params.presence_penalty != 0.0
+        )
+        if penalized:
             n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
             add(
                 llama_cpp.llama_sampler_init_penalties(
-                    n_vocab, PENALTY_LAST_N, params.repeat_penalty, 0.0, 0.0
+                    n_vocab,
+                    PENALTY_LAST_N,
+                    params.repeat_penalty,
+                    params.frequency_penalty,
+                    params.presence_penalty,
                 )
             )
         if params.temperature <= 0:
@@ -565,7 +604,7 @@ class Engine:
                 add(llama_cpp.llama_sampler_init_min_p(params.min_p, 1))
             add(llama_cpp.llama_sampler_init_temp(params.temperature))
             add(llama_cpp.llama_sampler_init_dist(seed))
-        if params.repeat_penalty != 1.0:
+        if penalized:
             # The penalty also counts repeats of the prompt's last tokens, as llama.cpp's tools do.
             for token in history[-PENALTY_LAST_N:]:
                 llama_cpp.llama_sampler_accept(chain, token)
@@ -578,11 +617,15 @@ class Engine:
         on_text: Callable[[str], None],
         cancel: threading.Event,
         continue_last: bool = False,
+        stop_strings: Sequence[str] = (),
+        raw_prompt: str | None = None,
     ) -> ReplyStats:
         """Generate the assistant's reply to `messages`, calling `on_text` with each new piece of text.
 
         With `continue_last`, the last message is an assistant reply that stopped early (max tokens):
-        the model carries on writing it instead of starting a new one.
+        the model carries on writing it instead of starting a new one. With `raw_prompt`, `messages`
+        is ignored and the text is continued as it is, without the chat template (a plain completion).
+        Generation also ends at the first of the `stop_strings`, which is not passed to `on_text`.
 
         Returns when the model ends its turn, max_tokens is reached, the context is full, or
         `cancel` is set (checked before every token, so a stop takes effect within one token).
@@ -595,11 +638,15 @@ class Engine:
         llama_cpp = self._llama
         n_ctx = self.context_length
 
-        if continue_last and messages and messages[-1]["role"] == "assistant":
+        if raw_prompt is not None:
+            prompt = self.tokenize(raw_prompt)
+        elif continue_last and messages and messages[-1]["role"] == "assistant":
             # The template up to the reply's header, then the reply so far: the model goes on from there.
             prompt = self.tokenize(self.render_prompt(messages[:-1]) + messages[-1]["content"])
         else:
             prompt = self.tokenize(self.render_prompt(messages))
+        if not prompt:
+            raise EngineError("The prompt is empty.")
         if len(prompt) >= n_ctx:
             raise ContextFullError(
                 f"The conversation is {len(prompt):,} tokens long and no longer fits the "
@@ -615,6 +662,7 @@ class Engine:
         stop = StopReason.END_OF_TURN
         first_token_at = 0.0
         decodes = 0  # single-token decodes after the first token (for tokens/s)
+        matcher = StopMatcher(stop_strings) if stop_strings else None
         self._cancel = cancel
         try:
             if not cancel.is_set() and self._decode(prompt[reused:]):
@@ -630,6 +678,13 @@ class Engine:
                     break
                 completion += 1
                 text = decoder.decode(self._piece_bytes(token))
+                if matcher is not None and text:
+                    text, hit = matcher.feed(text)
+                    if hit:
+                        if text:
+                            on_text(text)
+                        stop = StopReason.END_OF_TURN
+                        break
                 if text:
                     on_text(text)
                 if completion >= params.max_tokens:
@@ -650,6 +705,9 @@ class Engine:
             _stopping.clear()
             llama_cpp.llama_sampler_free(sampler)
         tail = decoder.decode(b"", final=True)
+        if matcher is not None:
+            # Text held back because it might have begun a stop string that never came.
+            tail = matcher.finish(tail)
         if tail:
             on_text(tail)
         ended = time.perf_counter()

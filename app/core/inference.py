@@ -1,9 +1,12 @@
 """The long-lived inference thread: one owner for the model, a request queue, cancellation, coalescing.
 
-Every front end (the window, `fireside --selftest`, later an API server) talks to the model through
-`InferenceThread`: it queues requests, each with an id, and receives `Event`s through one callback
-that runs on the inference thread. Streamed text is coalesced here, on the worker side, so a front
-end sees a few dozen chunks per second at most however fast the model is.
+Every front end (the window, `fireside --selftest`, the local API server) talks to the model through
+`InferenceThread`: it queues requests, each with an id, and receives `Event`s through a callback that
+runs on the inference thread (the thread's own sink, or one given with a request, so the API server
+gets its requests' events and the window gets the rest). Requests are served one at a time, in the
+order they came. Streamed text is coalesced here, on the worker side, so a front end sees a few dozen
+chunks per second at most however fast the model is. A reply can also come from a remote engine
+(`RemoteTarget`): the same events, the same stop.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from pathlib import Path
 
 from app.core.context_policy import ContextFull, fit_messages
 from app.core.conversation import ReplyStats
-from app.core.engine import Engine, EngineError, LoadedModel, LoadOptions
+from app.core.engine import ContextFullError, Engine, EngineError, LoadedModel, LoadOptions
 from app.core.gguf_info import ModelFileError
+from app.core.remote import RemoteError, RemoteTarget
 from app.core.sampling import SamplingError, SamplingParams
 
 log = logging.getLogger(__name__)
@@ -69,6 +73,13 @@ class Unloaded(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class Started(Event):
+    """A queued reply left the queue and is being generated; `waited_s` is how long it waited."""
+
+    waited_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class Chunk(Event):
     """New text of a streaming reply (several tokens' worth, coalesced)."""
 
@@ -85,10 +96,15 @@ class ReplyDone(Event):
 
 @dataclass(frozen=True, slots=True)
 class ReplyFailed(Event):
-    """A reply could not be generated; `text` is what had been produced before the failure."""
+    """A reply could not be generated; `text` is what had been produced before the failure.
+
+    `code` says why, for front ends that answer differently: "context_full", "invalid" (bad
+    parameters), "no_model", "engine", or a RemoteError kind ("unreachable", "auth", "cut", ...).
+    """
 
     text: str
     message: str
+    code: str = "engine"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +144,15 @@ class _Generate:
     policy: str | None = None
     #: Carry on writing the last (assistant) message instead of starting a new reply.
     continue_last: bool = False
+    #: Strings that end the reply (not shown), and a plain-text prompt used instead of the chat template.
+    stop: tuple[str, ...] = ()
+    raw_prompt: str | None = None
+    #: Generate on a remote engine instead of the loaded model.
+    remote: RemoteTarget | None = None
+    #: Where this request's events go (None: the thread's own sink), and its chunk interval.
+    sink: EventSink | None = None
+    coalesce_s: float | None = None
+    queued_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -189,6 +214,8 @@ class InferenceThread:
         self._lock = threading.Lock()
         self._pending: dict[int, threading.Event] = {}
         self._load_ids: set[int] = set()
+        self._reply_ids: set[int] = set()
+        self._running: int | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._started = False
 
@@ -218,13 +245,53 @@ class InferenceThread:
         params: SamplingParams,
         policy: str | None = None,
         continue_last: bool = False,
+        *,
+        stop: tuple[str, ...] = (),
+        raw_prompt: str | None = None,
+        remote: RemoteTarget | None = None,
+        sink: EventSink | None = None,
+        coalesce_s: float | None = None,
     ) -> int:
-        """Queue a chat reply to `messages`; returns its request id. With a context `policy`, the
-        messages are fitted to the context first (ContextTrimmed says what was left out); with
-        `continue_last`, the last assistant message is continued."""
-        request = _Generate(next(self._ids), list(messages), params, threading.Event(), policy, continue_last)
+        """Queue a chat reply to `messages`; returns its request id.
+
+        With a context `policy`, the messages are fitted to the context first (ContextTrimmed says
+        what was left out); with `continue_last`, the last assistant message is continued. `stop`,
+        `raw_prompt`: see Engine.stream_chat. `remote` generates on a remote engine. `sink` receives
+        this request's events instead of the thread's sink; `coalesce_s` overrides the chunk interval
+        (0: one chunk per token, as API clients expect).
+        """
+        request = _Generate(
+            next(self._ids),
+            list(messages),
+            params,
+            threading.Event(),
+            policy,
+            continue_last,
+            tuple(stop),
+            raw_prompt,
+            remote,
+            sink,
+            coalesce_s,
+            time.monotonic(),
+        )
         self._submit(request.request_id, request.cancel, request)
         return request.request_id
+
+    @property
+    def running_reply(self) -> int | None:
+        """The id of the reply being generated now, or None."""
+        return self._running
+
+    def replies_waiting(self, before: int | None = None) -> int:
+        """Replies queued and not yet started (only those queued before request `before`, if given)."""
+        with self._lock:
+            ids = [rid for rid in self._reply_ids if rid != self._running]
+        return sum(1 for rid in ids if before is None or rid < before)
+
+    @property
+    def loaded(self) -> LoadedModel | None:
+        """The model loaded now (a snapshot; it may change as soon as it is read)."""
+        return self._engine.loaded
 
     def count(self, messages: list[dict[str, str]]) -> int:
         """Queue counting the tokens `messages` take (answered with Counted; nothing when no model)."""
@@ -275,16 +342,21 @@ class InferenceThread:
             self._pending[request_id] = cancel
             if isinstance(request, _Load):
                 self._load_ids.add(request_id)
+            elif isinstance(request, _Generate):
+                self._reply_ids.add(request_id)
         self._queue.put(request)
 
     def _done(self, request_id: int) -> None:
         with self._lock:
             self._pending.pop(request_id, None)
             self._load_ids.discard(request_id)
+            self._reply_ids.discard(request_id)
+            if self._running == request_id:
+                self._running = None
 
-    def _emit(self, event: Event) -> None:
+    def _emit(self, event: Event, sink: EventSink | None = None) -> None:
         try:
-            self._sink(event)
+            (sink or self._sink)(event)
         except Exception:  # a broken front end must not kill the model's thread
             log.exception("event sink failed for %r", event)
 
@@ -342,7 +414,7 @@ class InferenceThread:
             return
         self._emit(Counted(request.request_id, tokens, self._engine.context_length))
 
-    def _fit(self, request: _Generate) -> list[dict[str, str]]:
+    def _fit(self, request: _Generate, emit: EventSink) -> list[dict[str, str]]:
         """Apply the request's context policy (raises ContextFull)."""
         engine, params = self._engine, request.params
         engine.ensure_context(params.context_length)
@@ -353,30 +425,60 @@ class InferenceThread:
         turns = messages[1:] if system else messages
         fitted = fit_messages(system, turns, engine.count_tokens, budget, request.policy or "stop")
         if fitted.dropped:
-            self._emit(ContextTrimmed(request.request_id, tuple(fitted.dropped), fitted.tokens))
+            emit(ContextTrimmed(request.request_id, tuple(fitted.dropped), fitted.tokens))
         return fitted.messages
 
     def _do_generate(self, request: _Generate) -> None:
-        rid = request.request_id
-        coalescer = _Coalescer(lambda text: self._emit(Chunk(rid, text)), self._coalesce_s)
+        rid, sink = request.request_id, request.sink
+
+        def emit(event: Event) -> None:
+            self._emit(event, sink)
+
+        interval = self._coalesce_s if request.coalesce_s is None else request.coalesce_s
+        coalescer = _Coalescer(lambda text: emit(Chunk(rid, text)), interval)
+        with self._lock:
+            self._running = rid
         try:
-            messages = self._fit(request) if request.policy is not None else request.messages
-            stats = self._engine.stream_chat(
-                messages, request.params, coalescer.add, request.cancel, request.continue_last
-            )
+            emit(Started(rid, time.monotonic() - request.queued_at))
+            if request.remote is not None:
+                target = request.remote
+                stats = target.client.stream_chat(
+                    target.model, request.messages, request.params, coalescer.add, request.cancel
+                )
+            else:
+                if self._engine.loaded is None:
+                    emit(ReplyFailed(rid, "", "No model is loaded.", "no_model"))
+                    return
+                messages = self._fit(request, emit) if request.policy is not None else request.messages
+                stats = self._engine.stream_chat(
+                    messages,
+                    request.params,
+                    coalescer.add,
+                    request.cancel,
+                    request.continue_last,
+                    request.stop,
+                    request.raw_prompt,
+                )
         except ContextFull as exc:
-            self._emit(ReplyFailed(rid, "", exc.message))
+            emit(ReplyFailed(rid, "", exc.message, "context_full"))
+        except RemoteError as exc:
+            coalescer.flush()
+            emit(ReplyFailed(rid, "".join(coalescer.parts_all), exc.message, exc.kind))
         except (EngineError, SamplingError) as exc:
             coalescer.flush()
-            self._emit(ReplyFailed(rid, "".join(coalescer.parts_all), str(exc)))
-            if self._engine.loaded is None:  # e.g. a bigger context could not be created
-                self._emit(Unloaded(rid))
+            if isinstance(exc, SamplingError):
+                code = "invalid"
+            else:
+                code = "context_full" if isinstance(exc, ContextFullError) else "engine"
+            emit(ReplyFailed(rid, "".join(coalescer.parts_all), str(exc), code))
+            if self._engine.loaded is None and request.remote is None:  # e.g. no room for a bigger context
+                self._emit(Unloaded(rid))  # to the thread's sink: the window must know, whoever asked
         except Exception as exc:
             log.exception("unexpected failure generating")
             coalescer.flush()
-            self._emit(ReplyFailed(rid, "".join(coalescer.parts_all), f"Generation failed: {exc}"))
+            emit(ReplyFailed(rid, "".join(coalescer.parts_all), f"Generation failed: {exc}"))
         else:
             coalescer.flush()
-            self._emit(ReplyDone(rid, "".join(coalescer.parts_all), stats))
+            emit(ReplyDone(rid, "".join(coalescer.parts_all), stats))
         finally:
             self._done(rid)

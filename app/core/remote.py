@@ -168,6 +168,8 @@ class RemoteClient:
         }
         if params.seed != RANDOM_SEED:
             body["seed"] = params.seed
+        if cancel.is_set():  # stopped while it waited in the queue: never sent
+            return ReplyStats(0.0, 0.0, 0, 0, 0, StopReason.USER, params.seed, 0, params.context_length)
         started = time.perf_counter()
         parts: list[str] = []
         first_at = last_at = 0.0
@@ -269,3 +271,11 @@ def detect_local_engines(
         finally:
             client.close()
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteTarget:
+    """A model on a remote engine, as the inference thread is asked to use it."""
+
+    client: RemoteClient
+    model: str

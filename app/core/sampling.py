@@ -30,6 +30,10 @@ RANGES: dict[str, Range] = {
     "top_k": Range(0, 1000, "Consider only the k likeliest tokens (0 = off).", integer=True),
     "min_p": Range(0.0, 1.0, "Drop tokens less likely than this fraction of the top token (0 = off)."),
     "repeat_penalty": Range(1.0, 2.0, "Discourage repeating recent tokens (1 = off)."),
+    "frequency_penalty": Range(
+        -2.0, 2.0, "Lower the odds of a token in proportion to how often it already appeared (0 = off)."
+    ),
+    "presence_penalty": Range(-2.0, 2.0, "Lower the odds of any token that already appeared (0 = off)."),
     "max_tokens": Range(1, 32768, "Longest reply, in tokens.", integer=True),
     "seed": Range(-1, 2**31 - 1, "Same seed + same settings = same reply. -1 = random.", integer=True),
     "context_length": Range(
@@ -54,6 +58,9 @@ class SamplingParams:
     top_k: int = 40
     min_p: float = 0.05
     repeat_penalty: float = 1.1
+    #: OpenAI's penalties (the API server's fields); llama.cpp applies them over the last 64 tokens.
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
     max_tokens: int = 1024
     seed: int = RANDOM_SEED
     context_length: int = 4096

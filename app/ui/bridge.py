@@ -16,8 +16,10 @@ from app.core.inference import (
     LoadProgress,
     ReplyDone,
     ReplyFailed,
+    Started,
     Unloaded,
 )
+from app.core.remote import RemoteTarget
 from app.core.sampling import SamplingParams
 
 
@@ -28,9 +30,10 @@ class InferenceBridge(QObject):
     loaded = Signal(int, object)  # LoadedModel
     loadFailed = Signal(int, str, object)  # message, the LoadedModel still loaded or None
     unloaded = Signal(int)
+    started = Signal(int, float)  # seconds the reply waited in the queue
     chunk = Signal(int, str)
     replyDone = Signal(int, str, object)  # ReplyStats
-    replyFailed = Signal(int, str, str)
+    replyFailed = Signal(int, str, str, str)  # text so far, message, code (ReplyFailed.code)
     contextTrimmed = Signal(int, object, int)  # dropped turn indices, tokens sent
     counted = Signal(int, int, int)  # tokens, context length
 
@@ -52,7 +55,9 @@ class InferenceBridge(QObject):
         elif isinstance(event, ReplyDone):
             self.replyDone.emit(event.request_id, event.text, event.stats)
         elif isinstance(event, ReplyFailed):
-            self.replyFailed.emit(event.request_id, event.text, event.message)
+            self.replyFailed.emit(event.request_id, event.text, event.message, event.code)
+        elif isinstance(event, Started):
+            self.started.emit(event.request_id, event.waited_s)
         elif isinstance(event, Unloaded):
             self.unloaded.emit(event.request_id)
         elif isinstance(event, ContextTrimmed):
@@ -70,9 +75,11 @@ class InferenceBridge(QObject):
         params: SamplingParams,
         policy: str | None = None,
         continue_last: bool = False,
+        remote: RemoteTarget | None = None,
     ) -> int:
-        """Queue a reply (fitted to the context by `policy` when given; continuing the last one)."""
-        return self.worker.generate(messages, params, policy, continue_last)
+        """Queue a reply (fitted to the context by `policy` when given; continuing the last one; on a
+        remote engine when `remote` is given)."""
+        return self.worker.generate(messages, params, policy, continue_last, remote=remote)
 
     def count(self, messages: list[dict[str, str]]) -> int:
         """Queue a token count for the context meter."""

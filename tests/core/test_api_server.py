@@ -1,0 +1,410 @@
+"""The local API server, driven by the official `openai` client against the real starter model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from app.core.api_server import LocalServer, RequestLog, ServerConfig, ServerError
+from app.core.engine import LoadOptions
+from app.core.inference import Event, InferenceThread, Loaded, LoadFailed
+from app.core.sampling import SamplingParams
+
+KEY = "test-key-123"
+QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
+STORY = [{"role": "user", "content": "Write a very long story about a dragon who learns to bake bread."}]
+
+
+class Served:
+    """A running server with its worker, the log entries it reported, and a client."""
+
+    def __init__(self, worker: InferenceThread, server: LocalServer) -> None:
+        self.worker, self.server = worker, server
+        self.log: list[RequestLog] = []
+        self._lock = threading.Lock()
+        server.add_listener(self._record)
+        self.client = openai.OpenAI(base_url=server.address, api_key=KEY, max_retries=0, timeout=60)
+
+    def _record(self, entry: RequestLog) -> None:
+        with self._lock:
+            # Entries are updated in place as a request moves on: keep a copy of each report.
+            self.log.append(RequestLog(**{k: getattr(entry, k) for k in entry.__slots__}))
+
+    def done(self) -> list[RequestLog]:
+        """Finished requests, in the order they finished."""
+        with self._lock:
+            return [e for e in self.log if e.state == "done"]
+
+    def wait_done(self, count: int, timeout: float = 60) -> list[RequestLog]:
+        """Wait until `count` requests have finished."""
+        deadline = time.monotonic() + timeout
+        while len(self.done()) < count:
+            assert time.monotonic() < deadline, f"only {len(self.done())} of {count} requests finished"
+            time.sleep(0.02)
+        return self.done()
+
+    def raw(self, path: str, **kwargs: object) -> httpx.Response:
+        """A request without the openai client (for bodies it would refuse to send)."""
+        headers = {"Authorization": f"Bearer {KEY}", **kwargs.pop("headers", {})}  # type: ignore[dict-item]
+        return httpx.post(self.server.address + path, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+def _loaded_worker(model: Path) -> InferenceThread:
+    ready = threading.Event()
+    outcome: list[Event] = []
+
+    def sink(event: Event) -> None:
+        if isinstance(event, Loaded | LoadFailed):
+            outcome.append(event)
+            ready.set()
+
+    worker = InferenceThread(sink)
+    worker.start()
+    worker.load(model, LoadOptions(context_length=2048))
+    assert ready.wait(60) and isinstance(outcome[0], Loaded)
+    return worker
+
+
+@pytest.fixture(scope="module")
+def shared_worker(starter_model: Path) -> Iterator[InferenceThread]:
+    """One loaded model for the module (as in the app: one model, one inference thread)."""
+    worker = _loaded_worker(starter_model)
+    yield worker
+    worker.shutdown()
+
+
+@pytest.fixture
+def served(shared_worker: InferenceThread) -> Iterator[Served]:
+    """A fresh server (port chosen by the system) in front of the shared worker."""
+    server = LocalServer(shared_worker, ServerConfig(port=0, api_key=KEY))
+    server.start()
+    yield Served(shared_worker, server)
+    server.stop()
+    assert not server.running
+
+
+def _chat(served: Served, **kwargs: object) -> openai.types.chat.ChatCompletion:
+    args: dict[str, object] = {"model": "any", "messages": QUESTION, "temperature": 0, "max_tokens": 40}
+    args.update(kwargs)
+    return served.client.chat.completions.create(**args)  # type: ignore[call-overload,no-any-return]
+
+
+def test_models_lists_the_loaded_model(served: Served) -> None:
+    models = served.client.models.list().data
+    assert [m.id for m in models] == ["SmolLM2-135M-Instruct.Q4_1"]
+
+
+def test_chat_without_streaming(served: Served) -> None:
+    reply = _chat(served, max_tokens=150)
+    assert "Paris" in (reply.choices[0].message.content or "")
+    assert reply.choices[0].finish_reason == "stop"
+    assert reply.object == "chat.completion" and reply.model == "SmolLM2-135M-Instruct.Q4_1"
+    assert reply.usage is not None and reply.usage.prompt_tokens > 10 and reply.usage.completion_tokens >= 1
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+    entry = served.wait_done(1)[0]
+    assert entry.status == 200 and entry.completion_tokens == reply.usage.completion_tokens
+    assert entry.tokens_per_s > 0 and "tok/s" in entry.line()
+
+
+def test_streaming_matches_the_whole_reply(served: Served) -> None:
+    whole = _chat(served, messages=STORY, max_tokens=30).choices[0].message.content
+    stream = served.client.chat.completions.create(
+        model="any",
+        messages=STORY,  # type: ignore[arg-type]
+        temperature=0,
+        max_tokens=30,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) >= 20, "one chunk per token"
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["length"]
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 30
+
+
+def test_stream_is_server_sent_events_ending_with_done(served: Served) -> None:
+    body = {"model": "x", "messages": QUESTION, "max_tokens": 5, "stream": True}
+    with httpx.stream(
+        "POST",
+        served.server.address + "/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {KEY}"},
+    ) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in response.iter_lines() if line]
+    assert all(line.startswith("data: ") for line in lines)
+    assert lines[-1] == "data: [DONE]"
+    assert json.loads(lines[1][6:])["object"] == "chat.completion.chunk"
+
+
+def test_stop_sequences_end_the_reply_before_them(served: Served) -> None:
+    full = _chat(served, messages=STORY, max_tokens=40).choices[0].message.content or ""
+    words = full.split()
+    stop = words[len(words) // 2]
+    cut = _chat(served, messages=STORY, max_tokens=40, stop=["never-there", stop])
+    text = cut.choices[0].message.content or ""
+    assert text == full[: full.index(stop)]
+    assert cut.choices[0].finish_reason == "stop"
+    streamed = served.client.chat.completions.create(
+        model="any",
+        messages=STORY,
+        temperature=0,
+        max_tokens=40,
+        stop=stop,
+        stream=True,  # type: ignore[arg-type]
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == text
+
+
+def test_max_tokens_is_honoured(served: Served) -> None:
+    reply = _chat(served, messages=STORY, max_tokens=7)
+    assert reply.usage is not None and reply.usage.completion_tokens == 7
+    assert reply.choices[0].finish_reason == "length"
+
+
+def test_seed_makes_sampling_repeatable(served: Served) -> None:
+    first = _chat(served, messages=STORY, temperature=1.0, seed=1234, max_tokens=20, frequency_penalty=0.5)
+    again = _chat(served, messages=STORY, temperature=1.0, seed=1234, max_tokens=20, frequency_penalty=0.5)
+    assert first.choices[0].message.content == again.choices[0].message.content
+
+
+def test_text_completion(served: Served) -> None:
+    reply = served.client.completions.create(
+        model="any", prompt="The capital of France is", max_tokens=8, temperature=0, stop=["."]
+    )
+    assert "Paris" in reply.choices[0].text and "." not in reply.choices[0].text
+    assert reply.object == "text_completion"
+    stream = served.client.completions.create(
+        model="any", prompt="The capital of France is", max_tokens=8, temperature=0, stop=["."], stream=True
+    )
+    assert "".join(c.choices[0].text for c in stream) == reply.choices[0].text
+
+
+def test_a_wrong_or_missing_key_is_refused(served: Served) -> None:
+    client = openai.OpenAI(base_url=served.server.address, api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as caught:
+        client.chat.completions.create(model="x", messages=QUESTION)  # type: ignore[arg-type]
+    assert caught.value.status_code == 401 and "API key" in caught.value.message
+    missing = httpx.post(served.server.address + "/chat/completions", json={"messages": QUESTION})
+    assert missing.status_code == 401 and missing.json()["error"]["code"] == "invalid_api_key"
+    assert missing.headers["www-authenticate"] == "Bearer"
+    assert httpx.get(served.server.address + "/models").status_code == 401
+    assert [e.status for e in served.wait_done(3)] == [401, 401, 401]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "said"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b"[1, 2]", 400, "must be a JSON object"),
+        (json.dumps({"model": "x"}).encode(), 400, "messages"),
+        (json.dumps({"model": "x", "messages": []}).encode(), 400, "at least 1"),
+        (json.dumps({"messages": [{"role": "wizard", "content": "hi"}]}).encode(), 400, "role"),
+        (json.dumps({"messages": QUESTION, "temperature": "hot"}).encode(), 400, "temperature"),
+        (json.dumps({"messages": QUESTION, "temperature": 9}).encode(), 400, "temperature"),
+        (json.dumps({"messages": QUESTION, "n": 3}).encode(), 400, "n=1"),
+        (json.dumps({"messages": QUESTION, "max_tokens": 10**9}).encode(), 400, "max_tokens"),
+        (json.dumps({"messages": QUESTION, "max_tokens": 0}).encode(), 400, "max_tokens"),
+        (json.dumps({"messages": QUESTION, "stop": ["a"] * 40}).encode(), 400, "stop"),
+        (
+            json.dumps(
+                {
+                    "messages": [
+                        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}
+                    ]
+                }
+            ).encode(),
+            400,
+            "image_url",
+        ),
+        (b"{" + b" " * (5 * 1024 * 1024) + b"}", 413, "larger than"),
+    ],
+)
+def test_malformed_bodies_get_openai_errors(served: Served, body: bytes, status: int, said: str) -> None:
+    response = served.raw("/chat/completions", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert said in error["message"] and error["type"] == "invalid_request_error"
+
+
+def test_a_prompt_longer_than_the_context_is_refused(served: Served) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        _chat(served, messages=[{"role": "user", "content": "word " * 3000}], max_tokens=10)
+    assert caught.value.code == "context_length_exceeded"
+
+
+def test_concurrent_clients_are_all_served_in_order(served: Served) -> None:
+    results: dict[int, str] = {}
+    errors: list[BaseException] = []
+
+    def ask(n: int) -> None:
+        try:
+            stream = served.client.chat.completions.create(
+                model="any",
+                messages=[{"role": "user", "content": f"Say the number {n} and nothing else."}],
+                temperature=0,
+                max_tokens=12,
+                stream=True,
+            )
+            results[n] = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(5)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)  # a known arrival order
+    for thread in threads:
+        thread.join(60)
+    assert not errors and sorted(results) == list(range(5))
+    assert all(results.values()), "every client got text"
+    done = served.wait_done(5)
+    assert [e.request_id for e in done] == sorted(e.request_id for e in done), "served in the order they came"
+    assert any(e.waited_s > 0.05 for e in done), "later requests waited in the queue"
+    queued = [e for e in served.log if e.state == "queued"]
+    assert queued, "requests that had to wait were reported as queued"
+
+
+def test_a_client_that_disconnects_stops_its_reply(served: Served) -> None:
+    body = {
+        "model": "x",
+        "messages": STORY,
+        "max_tokens": 1500,
+        "stream": True,
+        "temperature": 1.0,
+        "seed": 7,
+    }
+    with httpx.stream(
+        "POST",
+        served.server.address + "/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {KEY}"},
+    ) as response:
+        lines = response.iter_lines()
+        got = [next(lines) for _ in range(10)]
+    assert any("content" in line for line in got)
+    entry = served.wait_done(1, timeout=10)[0]
+    assert entry.status == 499 and entry.stop_reason == "stopped_by_user"
+    assert entry.completion_tokens < 200, "generation stopped soon after the client left"
+    assert "client disconnected" in entry.error
+    assert served.worker.running_reply is None
+    assert _chat(served).choices[0].message.content, "the next client is served at once"
+
+
+def test_no_model_loaded_is_a_clear_error() -> None:
+    worker = InferenceThread(lambda _e: None)
+    worker.start()
+    server = LocalServer(worker, ServerConfig(port=0))
+    server.start()
+    try:
+        client = openai.OpenAI(base_url=server.address, api_key="none", max_retries=0)
+        assert client.models.list().data == []
+        with pytest.raises(openai.NotFoundError) as caught:
+            client.chat.completions.create(model="x", messages=QUESTION)  # type: ignore[arg-type]
+        assert "No model is loaded" in caught.value.message
+    finally:
+        server.stop()
+        worker.shutdown()
+
+
+def test_the_window_settings_fill_fields_a_request_leaves_out(shared_worker: InferenceThread) -> None:
+    used: list[SamplingParams] = []
+
+    def defaults() -> SamplingParams:
+        params = SamplingParams(temperature=0.0, max_tokens=3)
+        used.append(params)
+        return params
+
+    server = LocalServer(shared_worker, ServerConfig(port=0), defaults=defaults)
+    server.start()
+    try:
+        client = openai.OpenAI(base_url=server.address, api_key="none", max_retries=0)
+        first = client.chat.completions.create(model="x", messages=STORY, max_tokens=6)  # type: ignore[arg-type]
+        second = client.chat.completions.create(model="x", messages=STORY, max_tokens=6)  # type: ignore[arg-type]
+        assert first.choices[0].message.content == second.choices[0].message.content  # temperature 0
+        assert used
+    finally:
+        server.stop()
+
+
+def test_serving_beyond_this_computer_needs_a_choice_and_a_key(shared_worker: InferenceThread) -> None:
+    with pytest.raises(ServerError, match="allow network access"):
+        LocalServer(shared_worker, ServerConfig(host="0.0.0.0", port=0)).start()
+    with pytest.raises(ServerError, match="set an API key"):
+        LocalServer(shared_worker, ServerConfig(host="0.0.0.0", port=0, allow_network=True)).start()
+    server = LocalServer(shared_worker, ServerConfig(host="0.0.0.0", port=0, api_key=KEY, allow_network=True))
+    server.start()
+    try:
+        assert server.running
+    finally:
+        server.stop()
+
+
+def test_a_taken_port_is_named() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        worker = InferenceThread(lambda _e: None)
+        with pytest.raises(ServerError, match=f"Port {port} is already in use"):
+            LocalServer(worker, ServerConfig(port=port)).start()
+
+
+def _serve(*args: str, data_dir: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--data-dir", str(data_dir), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_fireside_serve_runs_headless_and_stops_on_sigterm(starter_model: Path, tmp_path: Path) -> None:
+    process = _serve(
+        "--model", str(starter_model), "--port", "0", data_dir=tmp_path, env={"FIRESIDE_API_KEY": KEY}
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "Fireside is serving SmolLM2-135M-Instruct.Q4_1 at http://127.0.0.1:" in line, line
+        address = line.split(" at ")[1].split(" ")[0]
+        client = openai.OpenAI(base_url=address, api_key=KEY, max_retries=0)
+        reply = client.chat.completions.create(model="x", messages=QUESTION, temperature=0, max_tokens=10)  # type: ignore[arg-type]
+        assert reply.choices[0].message.content and reply.usage and reply.usage.completion_tokens == 10
+        assert "200" in process.stdout.readline(), "each request is logged on stdout"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_fireside_serve_refuses_the_network_without_a_key(starter_model: Path, tmp_path: Path) -> None:
+    process = _serve("--model", str(starter_model), "--host", "0.0.0.0", "--port", "0", data_dir=tmp_path)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert "set an API key" in err
+
+
+def test_fireside_serve_names_a_missing_model(tmp_path: Path) -> None:
+    process = _serve("--model", str(tmp_path / "nope.gguf"), "--port", "0", data_dir=tmp_path)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "nope.gguf" in err
