@@ -89,6 +89,31 @@ class ServerConfig:
     allow_network: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """The window's server choices, kept in the settings file (the API key lives in the keyring)."""
+
+    enabled: bool = False
+    port: int = DEFAULT_PORT
+    allow_network: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """For the settings file."""
+        return {"enabled": self.enabled, "port": self.port, "allow_network": self.allow_network}
+
+    @classmethod
+    def from_dict(cls, data: object) -> ServerSettings:
+        """From the settings file; anything malformed falls back to the default."""
+        if not isinstance(data, dict):
+            return cls()
+        port = data.get("port")
+        return cls(
+            enabled=data.get("enabled") is True,
+            port=port if isinstance(port, int) and 1024 <= port <= 65535 else DEFAULT_PORT,
+            allow_network=data.get("allow_network") is True,
+        )
+
+
 @dataclass(slots=True)
 class RequestLog:
     """One request, as the log panel and `fireside serve` show it."""

@@ -1,0 +1,350 @@
+"""The "Local API server" switch: its controller (start, stop, log, queue) and its dialog.
+
+The server itself (app.core.api_server) runs on its own thread; starting and stopping it, and the
+keyring reads for its API key, run on background tasks, so the GUI thread never waits on them.
+Its request log reaches the GUI thread as queued signals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core import secrets
+from app.core.api_server import (
+    LocalServer,
+    RequestLog,
+    ServerConfig,
+    ServerError,
+    ServerSettings,
+    new_api_key,
+)
+from app.core.inference import InferenceThread
+from app.core.sampling import SamplingParams
+from app.ui.tasks import BackgroundTasks
+
+#: Gives the sampling settings for fields a request leaves out (called on the server's thread).
+SamplingParamsSource = Callable[[], SamplingParams]
+#: The keyring entry holding the server's API key.
+API_KEY_SECRET = "api-server-key"
+#: Lines kept in the log view (older ones scroll away).
+LOG_LINES = 500
+
+
+class ServerController(QObject):
+    """Owns the LocalServer: starts and stops it off the GUI thread and relays its log."""
+
+    #: "stopped", "starting", "running", "stopping" or "error", and a sentence for the user.
+    stateChanged = Signal(str, str)
+    #: A request was queued, started or finished (a RequestLog, delivered on the GUI thread).
+    logged = Signal(object)
+    #: API requests generating now and waiting in the queue.
+    activityChanged = Signal(int, int)
+
+    def __init__(
+        self,
+        worker: InferenceThread,
+        tasks: BackgroundTasks,
+        settings: ServerSettings,
+        defaults: SamplingParamsSource,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.worker, self.tasks, self.settings = worker, tasks, settings
+        self._defaults = defaults
+        self.server: LocalServer | None = None
+        self.state, self.message = "stopped", "The server is off."
+        self.api_key: str | None = None
+        self.key_is_kept = True
+        self.logged.connect(self._on_logged)
+
+    @property
+    def address(self) -> str | None:
+        """The running server's base URL."""
+        return self.server.address if self.server is not None and self.state == "running" else None
+
+    def _set_state(self, state: str, message: str) -> None:
+        self.state, self.message = state, message
+        self.stateChanged.emit(state, message)
+
+    def load_key(self, then: Callable[[], None] | None = None) -> None:
+        """Read the API key from the keyring (off the GUI thread), then call `then`."""
+
+        def read() -> tuple[str | None, bool]:
+            return secrets.get_secret(API_KEY_SECRET), secrets.has_secure_store()
+
+        def got(result: tuple[str | None, bool]) -> None:
+            self.api_key, self.key_is_kept = result
+            if then is not None:
+                then()
+
+        self.tasks.run(read, got, lambda _e: then() if then is not None else None)
+
+    def set_api_key(self, key: str | None, then: Callable[[bool], None]) -> None:
+        """Store (or with None remove) the key; `then(kept)` says whether it survives a restart."""
+        self.api_key = key or None
+
+        def stored(kept: bool) -> None:
+            self.key_is_kept = kept or not key
+            then(self.key_is_kept)
+
+        self.tasks.run(lambda: secrets.set_secret(API_KEY_SECRET, key or None), stored)
+
+    def start(self, settings: ServerSettings | None = None) -> None:
+        """Start serving with `settings` (restarting a running server); the outcome comes as stateChanged."""
+        if settings is not None:
+            self.settings = settings
+        self.settings = replace(self.settings, enabled=True)
+        old, self.server = self.server, None
+        host = "0.0.0.0" if self.settings.allow_network else "127.0.0.1"
+        config = ServerConfig(host, self.settings.port, self.api_key, self.settings.allow_network)
+        server = LocalServer(self.worker, config, defaults=self._defaults)
+        server.add_listener(self.logged.emit)  # from the server's thread: queued to the GUI thread
+        self._set_state("starting", "Starting…")
+
+        def work() -> LocalServer:
+            if old is not None:
+                old.stop()
+            server.start()
+            return server
+
+        def started(running: LocalServer) -> None:
+            self.server = running
+            who = (
+                "other computers on the network" if config.host == "0.0.0.0" else "programs on this computer"
+            )
+            key = "with the API key" if config.api_key else "no API key needed"
+            self._set_state("running", f"Serving at {running.address} to {who} ({key}).")
+
+        def failed(error: BaseException) -> None:
+            self.settings = replace(self.settings, enabled=False)
+            text = str(error) if isinstance(error, ServerError) else f"The server failed to start: {error}"
+            self._set_state("error", text)
+
+        self.tasks.run(work, started, failed)
+
+    def stop(self) -> None:
+        """Stop serving (requests in progress are cancelled)."""
+        self.settings = replace(self.settings, enabled=False)
+        server, self.server = self.server, None
+        self.activityChanged.emit(0, 0)
+        if server is None:
+            self._set_state("stopped", "The server is off.")
+            return
+        self._set_state("stopping", "Stopping…")
+        self.tasks.run(server.stop, lambda _r: self._set_state("stopped", "The server is off."))
+
+    def shutdown(self) -> None:
+        """Stop at once (the window is closing)."""
+        if self.server is not None:
+            self.server.stop(timeout=2.0)
+            self.server = None
+
+    def _on_logged(self, _entry: RequestLog) -> None:
+        server = self.server
+        if server is None:
+            return
+        entries = list(server.active.values())
+        generating = sum(1 for e in entries if e.state == "generating")
+        self.activityChanged.emit(generating, len(entries) - generating)
+
+
+class ServerDialog(QDialog):
+    """Turn the server on and off, choose its port, network access and key, and watch its log."""
+
+    def __init__(self, controller: ServerController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.setObjectName("serverDialog")
+        self.setWindowTitle("Local API server")
+        self.setMinimumSize(760, 520)
+        layout = QVBoxLayout(self)
+        intro = QLabel(
+            "Serve the loaded model to other programs through an OpenAI-compatible API "
+            "(/v1/chat/completions, /v1/completions, /v1/models). Requests share the model with this "
+            "window and wait their turn."
+        )
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+
+        self.switch = QCheckBox("Serve the loaded model")
+        self.switch.setObjectName("serverSwitch")
+        layout.addWidget(self.switch)
+        form = QFormLayout()
+        self.port = QSpinBox()
+        self.port.setObjectName("serverPort")
+        self.port.setRange(1024, 65535)
+        self.port.setValue(controller.settings.port)
+        self.port.setToolTip("The TCP port clients connect to. Change it if another program uses it.")
+        form.addRow("Port", self.port)
+        self.network = QCheckBox("Allow other computers on the network (requires an API key)")
+        self.network.setObjectName("serverNetwork")
+        self.network.setChecked(controller.settings.allow_network)
+        form.addRow("", self.network)
+        key_row = QHBoxLayout()
+        self.key = QLineEdit()
+        self.key.setObjectName("serverApiKey")
+        self.key.setEchoMode(QLineEdit.EchoMode.Password)
+        self.key.setPlaceholderText("None: any program on this computer may use the server")
+        self.key.setText(controller.api_key or "")
+        self.show_key = QPushButton("Show")
+        self.show_key.setCheckable(True)
+        self.show_key.toggled.connect(self._toggle_echo)
+        self.generate = QPushButton("Generate")
+        self.generate.setObjectName("serverGenerateKey")
+        self.generate.setToolTip("Make a new random key (copy it into your client)")
+        self.generate.clicked.connect(lambda: self._set_key(new_api_key()))
+        key_row.addWidget(self.key, 1)
+        key_row.addWidget(self.show_key)
+        key_row.addWidget(self.generate)
+        form.addRow("API key", key_row)
+        layout.addLayout(form)
+        self.key_note = QLabel()
+        self.key_note.setObjectName("serverKeyNote")
+        self.key_note.setWordWrap(True)
+        self.key_note.setProperty("muted", True)
+        layout.addWidget(self.key_note)
+
+        status_row = QHBoxLayout()
+        self.status = QLabel()
+        self.status.setObjectName("serverStatus")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.copy = QPushButton("Copy address")
+        self.copy.setObjectName("serverCopyAddress")
+        self.copy.clicked.connect(self._copy_address)
+        status_row.addWidget(self.status, 1)
+        status_row.addWidget(self.copy)
+        layout.addLayout(status_row)
+        self.activity = QLabel()
+        self.activity.setObjectName("serverActivity")
+        layout.addWidget(self.activity)
+
+        layout.addWidget(QLabel("Requests"))
+        self.log_view = QPlainTextEdit()
+        self.log_view.setObjectName("serverLog")
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(LOG_LINES)
+        self.log_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.log_view.setPlaceholderText("Requests, their speed and any errors appear here.")
+        layout.addWidget(self.log_view, 1)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+        self.switch.setChecked(controller.state in ("running", "starting"))
+        self.switch.toggled.connect(self._on_switch)
+        self.network.toggled.connect(self._on_network)
+        controller.stateChanged.connect(self._show_state)
+        controller.logged.connect(self._on_logged)
+        controller.activityChanged.connect(self._show_activity)
+        self._show_state(controller.state, controller.message)
+        self._show_key_note()
+        self._on_network(self.network.isChecked())
+
+    # ----- actions ------------------------------------------------------------------------
+
+    def _settings(self) -> ServerSettings:
+        return replace(
+            self.controller.settings, port=self.port.value(), allow_network=self.network.isChecked()
+        )
+
+    def _on_switch(self, on: bool) -> None:
+        if not on:
+            self.controller.stop()
+            return
+        key = self.key.text().strip()
+        if self.network.isChecked() and not key:
+            self.status.setText("Set an API key first: the server will be reachable from other computers.")
+            self.status.setProperty("error", True)
+            self.switch.blockSignals(True)
+            self.switch.setChecked(False)
+            self.switch.blockSignals(False)
+            return
+        if key != (self.controller.api_key or ""):
+            self.controller.set_api_key(key or None, lambda _kept: self._show_key_note())
+        self.controller.start(self._settings())
+
+    def _on_network(self, on: bool) -> None:
+        self.key.setPlaceholderText(
+            "Required when other computers may connect"
+            if on
+            else "None: any program on this computer may use it"
+        )
+
+    def _set_key(self, key: str) -> None:
+        self.key.setText(key)
+        self.show_key.setChecked(True)
+
+    def _toggle_echo(self, shown: bool) -> None:
+        self.key.setEchoMode(QLineEdit.EchoMode.Normal if shown else QLineEdit.EchoMode.Password)
+        self.show_key.setText("Hide" if shown else "Show")
+
+    def _copy_address(self) -> None:
+        address = self.controller.address
+        if address:
+            QGuiApplication.clipboard().setText(address)
+
+    # ----- display ------------------------------------------------------------------------
+
+    def _show_key_note(self) -> None:
+        if self.controller.key_is_kept:
+            self.key_note.setText(
+                "The key is kept in the system keyring. Clients send it as “Authorization: Bearer KEY” "
+                "(the api_key of OpenAI's libraries)."
+            )
+        else:
+            self.key_note.setText(
+                "No secure keyring is available: the key is kept for this session only, never written to "
+                "a file. Enter it again after restarting Fireside."
+            )
+
+    def _show_state(self, state: str, message: str) -> None:
+        self.status.setText(message)
+        self.status.setProperty("error", state == "error")
+        self.status.style().unpolish(self.status)
+        self.status.style().polish(self.status)
+        self.copy.setEnabled(state == "running")
+        running = state in ("running", "starting", "stopping")
+        if self.switch.isChecked() != running and state not in ("starting", "stopping"):
+            self.switch.blockSignals(True)
+            self.switch.setChecked(running)
+            self.switch.blockSignals(False)
+        for widget in (self.port, self.network, self.key, self.generate):
+            widget.setEnabled(not running)
+
+    def _show_activity(self, generating: int, waiting: int) -> None:
+        self.activity.setText(activity_text(generating, waiting))
+
+    def _on_logged(self, entry: RequestLog) -> None:
+        if entry.state == "done":
+            self.log_view.appendPlainText(entry.line())
+
+
+def activity_text(generating: int, waiting: int) -> str:
+    """'API: 1 request generating, 2 waiting' (empty when idle)."""
+    if not generating and not waiting:
+        return ""
+    parts = []
+    if generating:
+        parts.append(f"{generating} request generating")
+    if waiting:
+        parts.append(f"{waiting} waiting")
+    return "API: " + ", ".join(parts)

@@ -1,0 +1,134 @@
+"""The Local API server dialog: switch, port, network access, key, log and queue notice."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from app.core import secrets
+from app.core.api_server import ServerSettings
+from app.core.engine import LoadOptions
+from app.core.inference import Event, InferenceThread, Loaded
+from app.core.sampling import SamplingParams
+from app.ui.application import create_app
+from app.ui.server_panel import API_KEY_SECRET, ServerController, ServerDialog, activity_text
+from app.ui.tasks import BackgroundTasks
+
+QUESTION = [{"role": "user", "content": "Name a colour."}]
+
+
+@pytest.fixture(scope="module")
+def worker(starter_model: Path) -> Iterator[InferenceThread]:
+    """The real model on one inference thread."""
+    ready = threading.Event()
+
+    def sink(event: Event) -> None:
+        if isinstance(event, Loaded):
+            ready.set()
+
+    thread = InferenceThread(sink)
+    thread.start()
+    thread.load(starter_model, LoadOptions(context_length=1024))
+    assert ready.wait(60)
+    yield thread
+    thread.shutdown()
+
+
+@pytest.fixture
+def dialog(qtbot: QtBot, worker: InferenceThread) -> Iterator[ServerDialog]:
+    """The dialog over a controller with a free port."""
+    create_app()
+    tasks = BackgroundTasks()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    controller = ServerController(worker, tasks, ServerSettings(port=port), SamplingParams)
+    view = ServerDialog(controller)
+    qtbot.addWidget(view)
+    view.show()
+    yield view
+    controller.shutdown()
+    tasks.shutdown()
+
+
+def _turn_on(qtbot: QtBot, view: ServerDialog) -> None:
+    view.switch.setChecked(True)
+    qtbot.waitUntil(lambda: view.controller.state in ("running", "error"), timeout=10_000)
+
+
+def test_switching_on_serves_and_logs_requests(
+    qtbot: QtBot, dialog: ServerDialog, memory_keyring: Any
+) -> None:
+    _turn_on(qtbot, dialog)
+    address = dialog.controller.address
+    assert address is not None and address in dialog.status.text()
+    assert not dialog.port.isEnabled(), "settings are locked while serving"
+    client = openai.OpenAI(base_url=address, api_key="none", max_retries=0)
+    done = threading.Event()
+    threading.Thread(
+        target=lambda: (
+            client.chat.completions.create(model="x", messages=QUESTION, max_tokens=8),
+            done.set(),
+        )
+    ).start()
+    qtbot.waitUntil(lambda: "POST /v1/chat/completions  200" in dialog.log_view.toPlainText(), timeout=30_000)
+    assert "tok/s" in dialog.log_view.toPlainText()
+    assert done.wait(10)
+    dialog.switch.setChecked(False)
+    qtbot.waitUntil(lambda: dialog.controller.state == "stopped")
+    assert dialog.port.isEnabled()
+    with pytest.raises(openai.APIConnectionError):
+        client.models.list()
+
+
+def test_network_access_needs_a_key(qtbot: QtBot, dialog: ServerDialog, memory_keyring: Any) -> None:
+    dialog.network.setChecked(True)
+    dialog.switch.setChecked(True)
+    assert not dialog.switch.isChecked()
+    assert "Set an API key first" in dialog.status.text()
+    qtbot.mouseClick(dialog.generate, Qt.MouseButton.LeftButton)
+    key = dialog.key.text()
+    assert key.startswith("fs-") and len(key) > 20
+    _turn_on(qtbot, dialog)
+    assert dialog.controller.state == "running"
+    assert "other computers on the network" in dialog.status.text()
+    qtbot.waitUntil(lambda: secrets.get_secret(API_KEY_SECRET) == key)
+    assert "system keyring" in dialog.key_note.text()
+    port = dialog.controller.settings.port
+    refused = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        refused.models.list()
+    allowed = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)
+    assert allowed.models.list().data
+
+
+def test_without_a_keyring_the_key_is_for_this_session_only(
+    qtbot: QtBot, dialog: ServerDialog, no_keyring: Any
+) -> None:
+    dialog.key.setText("session-key-1")
+    _turn_on(qtbot, dialog)
+    qtbot.waitUntil(lambda: "this session only" in dialog.key_note.text())
+
+
+def test_a_taken_port_is_explained(qtbot: QtBot, dialog: ServerDialog) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        dialog.port.setValue(taken.getsockname()[1])
+        _turn_on(qtbot, dialog)
+        assert dialog.controller.state == "error"
+        assert "already in use" in dialog.status.text()
+        assert not dialog.switch.isChecked() and dialog.port.isEnabled()
+
+
+def test_activity_text() -> None:
+    assert activity_text(0, 0) == ""
+    assert activity_text(1, 2) == "API: 1 request generating, 2 waiting"
