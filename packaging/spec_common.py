@@ -171,6 +171,7 @@ def hiddenimports() -> list[str]:
     return [
         *collect_submodules("app"),
         *collect_submodules("keyring.backends"),
+        *collect_submodules("uvicorn"),  # the API server: protocols and loops are imported by name
         "PySide6.QtSvg",  # the SVG image format and icon engine plugins link QtSvg
         "PySide6.QtNetwork",  # the single-instance socket
     ]
