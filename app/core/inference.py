@@ -6,7 +6,8 @@ runs on the inference thread (the thread's own sink, or one given with a request
 gets its requests' events and the window gets the rest). Requests are served one at a time, in the
 order they came. Streamed text is coalesced here, on the worker side, so a front end sees a few dozen
 chunks per second at most however fast the model is. A reply can also come from a remote engine
-(`RemoteTarget`): the same events, the same stop.
+(`RemoteTarget`): the same events, the same stop. Remote replies wait on the network, not on the
+model, so they run on a second small thread of their own and never hold up the local queue.
 """
 
 from __future__ import annotations
@@ -218,6 +219,10 @@ class InferenceThread:
         self._running: int | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._started = False
+        #: Remote replies, one at a time, on a thread started the first time one is asked for.
+        self._remote_queue: queue.Queue[object] = queue.Queue()
+        self._remote_thread: threading.Thread | None = None
+        self._remote_name = f"{name}-remote"
 
     # ----- API for front ends (any thread) ---------------------------------------------
 
@@ -333,6 +338,13 @@ class InferenceThread:
             return True
         self._queue.put(_SHUTDOWN)
         self._thread.join(timeout)
+        with self._lock:
+            remote = self._remote_thread
+        if remote is not None:
+            self._remote_queue.put(_SHUTDOWN)
+            remote.join(timeout)
+            if remote.is_alive():
+                return False
         return not self._thread.is_alive()
 
     # ----- worker side ---------------------------------------------------------------------
@@ -342,8 +354,16 @@ class InferenceThread:
             self._pending[request_id] = cancel
             if isinstance(request, _Load):
                 self._load_ids.add(request_id)
-            elif isinstance(request, _Generate):
+            elif isinstance(request, _Generate) and request.remote is None:
                 self._reply_ids.add(request_id)
+            if isinstance(request, _Generate) and request.remote is not None:
+                if self._remote_thread is None:
+                    self._remote_thread = threading.Thread(
+                        target=self._run_remote, name=self._remote_name, daemon=True
+                    )
+                    self._remote_thread.start()
+                self._remote_queue.put(request)
+                return
         self._queue.put(request)
 
     def _done(self, request_id: int) -> None:
@@ -359,6 +379,11 @@ class InferenceThread:
             (sink or self._sink)(event)
         except Exception:  # a broken front end must not kill the model's thread
             log.exception("event sink failed for %r", event)
+
+    def _run_remote(self) -> None:
+        while (request := self._remote_queue.get()) is not _SHUTDOWN:
+            assert isinstance(request, _Generate)
+            self._do_generate(request)
 
     def _run(self) -> None:
         try:
@@ -436,8 +461,9 @@ class InferenceThread:
 
         interval = self._coalesce_s if request.coalesce_s is None else request.coalesce_s
         coalescer = _Coalescer(lambda text: emit(Chunk(rid, text)), interval)
-        with self._lock:
-            self._running = rid
+        if request.remote is None:
+            with self._lock:
+                self._running = rid
         try:
             emit(Started(rid, time.monotonic() - request.queued_at))
             if request.remote is not None:

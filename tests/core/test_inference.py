@@ -22,6 +22,7 @@ from app.core.inference import (
     LoadProgress,
     ReplyDone,
     ReplyFailed,
+    Started,
 )
 from app.core.sampling import SamplingParams
 
@@ -195,3 +196,47 @@ def test_count_reports_tokens_and_context(worker: tuple[InferenceThread, Recorde
     rid = thread.count([{"role": "user", "content": "Hello there"}])
     counted = rec.wait_for(Counted, rid)
     assert isinstance(counted, Counted) and 5 < counted.tokens < 40 and counted.context_length >= 256
+
+
+def test_remote_replies_use_the_same_events_and_never_hold_up_the_local_queue(
+    worker: tuple[InferenceThread, Recorder],
+) -> None:
+    from app.core.remote import Endpoint, RemoteClient, RemoteTarget
+    from tests.fake_openai import FakeOpenAI
+
+    thread, rec = worker
+    fake = FakeOpenAI(delay_s=0.1).start()  # 20 words at 0.1 s: a 2-second remote reply
+    client = RemoteClient(Endpoint(fake.url, name="Slow server"))
+    try:
+        remote = thread.generate(LONG, PARAMS, remote=RemoteTarget(client, "tiny-model"))
+        rec.wait_for(Chunk, remote)
+        local = thread.generate(LONG, PARAMS.with_changes(max_tokens=8))
+        local_done = rec.wait_for(ReplyDone, local)
+        assert not rec.of(ReplyDone, remote), "the local reply finished while the remote one streamed"
+        remote_done = rec.wait_for(ReplyDone, remote, timeout=10)
+        assert remote_done.text == "".join(fake.words)  # type: ignore[attr-defined]
+        assert local_done.stats.completion_tokens == 8  # type: ignore[attr-defined]
+        assert rec.of(Started, remote) and rec.of(Started, local)
+        assert thread.running_reply is None and thread.replies_waiting() == 0
+        stopped = thread.generate(LONG, PARAMS, remote=RemoteTarget(client, "tiny-model"))
+        rec.wait_for(Chunk, stopped)
+        thread.cancel(stopped)
+        done = rec.wait_for(ReplyDone, stopped, timeout=5)
+        assert done.stats.stop_reason is StopReason.USER  # type: ignore[attr-defined]
+    finally:
+        client.close()
+        fake.stop()
+
+
+def test_requests_with_their_own_sink_and_failure_codes(worker: tuple[InferenceThread, Recorder]) -> None:
+    thread, rec = worker
+    mine = Recorder()
+    rid = thread.generate(LONG, PARAMS.with_changes(max_tokens=4), sink=mine, coalesce_s=0.0)
+    done = mine.wait_for(ReplyDone, rid)
+    chunks = mine.of(Chunk, rid)
+    assert len(chunks) == 4 and "".join(e.text for _, e in chunks) == done.text  # type: ignore[attr-defined]
+    assert not [e for _, e in rec.events if e.request_id == rid], "the thread's own sink saw none of it"
+    failed = thread.generate([{"role": "user", "content": "word " * 5000}], PARAMS, sink=mine)
+    assert mine.wait_for(ReplyFailed, failed).code == "context_full"  # type: ignore[attr-defined]
+    bad = thread.generate(LONG, PARAMS.with_changes(temperature=9.0), sink=mine)
+    assert mine.wait_for(ReplyFailed, bad).code == "invalid"  # type: ignore[attr-defined]
