@@ -25,6 +25,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 from pydantic import BaseModel, ValidationError
@@ -308,6 +309,33 @@ class LocalServer:
             except Exception:  # a broken log view must not break serving
                 log.exception("API log listener failed")
 
+    def _refusal(self, request: Request) -> ApiError | None:
+        """Why a request must be refused before anything else (origin, host, key), or None.
+
+        A web page in the user's browser can send requests to 127.0.0.1 too. Browsers name the page in
+        `Origin`: only pages served from this computer may use the server. And a page that rebinds its
+        own domain name to 127.0.0.1 still sends that name as `Host`: while the server is for this
+        computer only, a Host that is not a loopback name is refused.
+        """
+        origin = request.headers.get("origin")
+        if origin and not is_loopback(urlsplit(origin).hostname or ""):
+            return ApiError(
+                403, f"Requests from web pages at {origin} are not allowed.", "origin_not_allowed"
+            )
+        if not self.config.allow_network:
+            host = urlsplit("//" + request.headers.get("host", "")).hostname or ""
+            if not is_loopback(host):
+                return ApiError(
+                    403, f"Host “{host}” is not this computer's loopback address.", "host_not_allowed"
+                )
+        if not self._authorized(request):
+            return ApiError(
+                401,
+                "Incorrect or missing API key. Send it as “Authorization: Bearer KEY”.",
+                "invalid_api_key",
+            )
+        return None
+
     def _authorized(self, request: Request) -> bool:
         key = self.config.api_key
         if not key:
@@ -327,6 +355,12 @@ class LocalServer:
 
     async def _body(self, request: Request, schema: type[BaseModel]) -> Any:
         """Read and validate the JSON body (size limit first, then JSON, then the fields)."""
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            # A form or text/plain body is what a web page can send without asking the browser first.
+            raise ApiError(
+                415, "Send the body as JSON with “Content-Type: application/json”.", "invalid_content_type"
+            )
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             raise ApiError(
@@ -354,23 +388,18 @@ class LocalServer:
     # ----- routes -----------------------------------------------------------------------
 
     async def _models(self, request: Request) -> Response:
-        if not self._authorized(request):
-            return self._unauthorized(request)
+        if (refused := self._refusal(request)) is not None:
+            return self._refuse(request, refused)
         model = self._model_id()
         data = [{"id": model, "object": "model", "created": 0, "owned_by": "fireside"}] if model else []
         return JSONResponse({"object": "list", "data": data})
 
-    def _unauthorized(self, request: Request) -> JSONResponse:
+    def _refuse(self, request: Request, refused: ApiError) -> JSONResponse:
         entry = self._entry(request)
-        entry.status, entry.error = 401, "wrong or missing API key"
+        entry.status = refused.status
+        entry.error = "wrong or missing API key" if refused.status == 401 else refused.message
         self._notify(entry)
-        return self._error(
-            ApiError(
-                401,
-                "Incorrect or missing API key. Send it as “Authorization: Bearer KEY”.",
-                "invalid_api_key",
-            )
-        )
+        return self._error(refused)
 
     @staticmethod
     def _entry(request: Request) -> RequestLog:
@@ -384,8 +413,8 @@ class LocalServer:
         return await self._serve(request, CompletionRequest)
 
     async def _serve(self, request: Request, schema: type[ChatRequest] | type[CompletionRequest]) -> Response:
-        if not self._authorized(request):
-            return self._unauthorized(request)
+        if (refused := self._refusal(request)) is not None:
+            return self._refuse(request, refused)
         entry = self._entry(request)
         try:
             body = await self._body(request, schema)
@@ -453,13 +482,16 @@ class LocalServer:
         self, request: Request, request_id: int, reply: _Reply, entry: RequestLog, chat: bool
     ) -> Response:
         """Wait for the whole reply (stopping it if the client hangs up) and answer it at once."""
+        gone = False
         try:
             while True:
                 try:
                     event = await asyncio.wait_for(self._next(request_id, reply, entry), 0.5)
                 except TimeoutError:
-                    if await request.is_disconnected():
+                    if not gone and await request.is_disconnected():
+                        gone = True
                         self.worker.cancel(request_id)
+                        entry.status, entry.error = 499, "client disconnected; generation stopped"
                     continue
                 if isinstance(event, ReplyDone | ReplyFailed):
                     break

@@ -243,6 +243,25 @@ def test_malformed_bodies_get_openai_errors(served: Served, body: bytes, status:
     assert said in error["message"] and error["type"] == "invalid_request_error"
 
 
+def test_web_pages_and_rebound_host_names_are_refused(served: Served) -> None:
+    body = json.dumps({"messages": QUESTION, "max_tokens": 2}).encode()
+    json_type = {"Content-Type": "application/json"}
+    from_page = served.raw(
+        "/chat/completions", content=body, headers={**json_type, "Origin": "https://evil.example"}
+    )
+    assert from_page.status_code == 403 and from_page.json()["error"]["code"] == "origin_not_allowed"
+    rebound = served.raw(
+        "/chat/completions", content=body, headers={**json_type, "Host": "evil.example:8765"}
+    )
+    assert rebound.status_code == 403 and rebound.json()["error"]["code"] == "host_not_allowed"
+    simple = served.raw("/chat/completions", content=body, headers={"Content-Type": "text/plain"})
+    assert simple.status_code == 415, "a body a page can send without a CORS preflight is refused"
+    local_page = served.raw(
+        "/chat/completions", content=body, headers={**json_type, "Origin": "http://localhost:3000"}
+    )
+    assert local_page.status_code == 200, "a web UI served from this computer may use it"
+
+
 def test_a_prompt_longer_than_the_context_is_refused(served: Served) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         _chat(served, messages=[{"role": "user", "content": "word " * 3000}], max_tokens=10)
