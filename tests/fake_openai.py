@@ -23,6 +23,7 @@ class FakeOpenAI:
     status: int | None = None  # answer every chat request with this status
     retry_after: str | None = None
     cut_after: int | None = None  # close the connection after this many chunks, without [DONE]
+    refuse_fields: tuple[str, ...] = ()  # answer 400 to a request naming one of these (as OpenAI's API)
     requests: list[dict[str, Any]] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
@@ -76,6 +77,11 @@ class FakeOpenAI:
                 if fake.status is not None:
                     headers = {"Retry-After": fake.retry_after} if fake.retry_after else None
                     self._json(fake.status, {"error": {"message": f"status {fake.status}"}}, headers)
+                    return
+                unknown = [name for name in fake.refuse_fields if name in body]
+                if unknown:
+                    message = f"Unrecognized request argument supplied: {unknown[0]}"
+                    self._json(400, {"error": {"message": message, "type": "invalid_request_error"}})
                     return
                 if body.get("model") not in fake.models:
                     self._json(404, {"error": {"message": f"model {body.get('model')} not found"}})

@@ -49,10 +49,11 @@ class ReplyStats:
 
     def summary(self) -> str:
         """One line for under the reply: '0.12 s to first token · 104.5 tok/s · ...'."""
+        # A remote server that reports no usage leaves the prompt uncounted: say nothing rather than 0.
+        prompt = f"{self.prompt_tokens} prompt + " if self.prompt_tokens else ""
         return (
             f"{self.ttft_s:.2f} s to first token · {self.tokens_per_s:.1f} tok/s · "
-            f"{self.prompt_tokens} prompt + {self.completion_tokens} completion tokens · "
-            f"{self.stop_reason.label}"
+            f"{prompt}{self.completion_tokens} completion tokens · {self.stop_reason.label}"
         )
 
 

@@ -9,6 +9,7 @@ keeps what arrived (`partial`). No Qt here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -116,6 +117,8 @@ class RemoteClient:
             timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
             transport=transport,
         )
+        #: False once the server refused llama.cpp's sampling fields (OpenAI's own API does).
+        self._extras_ok = True
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -132,6 +135,25 @@ class RemoteClient:
             ) from exc
         except httpx.HTTPError as exc:
             raise RemoteError("unreachable", f"{self.endpoint.label}: {exc}") from exc
+
+    def _open_stream(self, body: dict[str, Any], params: SamplingParams, model: str) -> httpx.Response:
+        """POST a streaming chat request; the open response (status < 400) or a RemoteError. A server
+        that refuses the llama.cpp sampling fields by name (OpenAI's API answers 400 "Unrecognized
+        request argument") is asked again without them, and this client no longer sends them."""
+        extras = _sampling_extras(params) if self._extras_ok else {}
+        while True:
+            request = self._http.build_request("POST", "chat/completions", json={**body, **extras})
+            response = self._http.send(request, stream=True)
+            if response.status_code < 400:
+                return response
+            try:
+                response.read()
+            finally:
+                response.close()
+            if extras and response.status_code in (400, 422) and any(k in response.text for k in extras):
+                self._extras_ok, extras = False, {}
+                continue
+            _raise_for(response, self.endpoint, model)
 
     def models(self, timeout_s: float = 15.0) -> list[str]:
         """The model ids the server offers (GET /models)."""
@@ -168,6 +190,10 @@ class RemoteClient:
         }
         if params.seed != RANDOM_SEED:
             body["seed"] = params.seed
+        if params.frequency_penalty:  # OpenAI's own penalties: sent when set (0 is every server's default)
+            body["frequency_penalty"] = params.frequency_penalty
+        if params.presence_penalty:
+            body["presence_penalty"] = params.presence_penalty
         if cancel.is_set():  # stopped while it waited in the queue: never sent
             return ReplyStats(0.0, 0.0, 0, 0, 0, StopReason.USER, params.seed, 0, params.context_length)
         started = time.perf_counter()
@@ -178,10 +204,7 @@ class RemoteClient:
         usage: dict[str, Any] = {}
         finished = False
         try:
-            with self._http.stream("POST", "chat/completions", json=body) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    _raise_for(response, self.endpoint, model)
+            with contextlib.closing(self._open_stream(body, params, model)) as response:
                 for event in _sse_events(response.iter_lines()):
                     if cancel.is_set():
                         stop = StopReason.USER
@@ -235,6 +258,12 @@ class RemoteClient:
             context_used=prompt + completion,
             context_length=params.context_length,
         )
+
+
+def _sampling_extras(params: SamplingParams) -> dict[str, Any]:
+    """llama.cpp's sampling fields beyond OpenAI's (llama.cpp server, LM Studio, llama-cpp-python and
+    vLLM read them; Ollama ignores them), so the sampling panel means the same for a remote model."""
+    return {"top_k": params.top_k, "min_p": params.min_p, "repeat_penalty": params.repeat_penalty}
 
 
 def _sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any] | None]:

@@ -32,6 +32,10 @@ class Settings:
     welcomed: bool = True
     #: GPU layers, flash attention, KV cache type and threads per model file (absent: all Auto).
     model_options: dict[str, OffloadSettings] = field(default_factory=dict)
+    #: Remote engines ({"name", "base_url"} each; their API keys are in the keyring, never here).
+    remote_endpoints: list[dict[str, str]] = field(default_factory=list)
+    #: The remote model chat last went to (see app.core.endpoints.model_key), or None for local.
+    last_remote_model: str | None = None
 
     def options_for(self, model: str) -> OffloadSettings:
         """A model's GPU and CPU options (Auto for one never set)."""
@@ -52,6 +56,8 @@ class Settings:
             return cls()
         extra = data.get("extra_models")
         options = data.get("model_options")
+        remote = data.get("remote_endpoints")
+        last_remote = data.get("last_remote_model")
         return cls(
             sampling=SamplingParams.from_dict(data.get("sampling") or {}),
             last_model=data.get("last_model") if isinstance(data.get("last_model"), str) else None,
@@ -65,6 +71,12 @@ class Settings:
                 str(path): OffloadSettings.from_dict(value)
                 for path, value in (options.items() if isinstance(options, dict) else ())
             },
+            remote_endpoints=[
+                {"name": str(e.get("name") or ""), "base_url": e["base_url"]}
+                for e in (remote if isinstance(remote, list) else ())
+                if isinstance(e, dict) and isinstance(e.get("base_url"), str)
+            ],
+            last_remote_model=last_remote if isinstance(last_remote, str) else None,
         )
 
     def save(self, path: Path | None = None) -> None:
@@ -80,6 +92,8 @@ class Settings:
             "last_conversation": self.last_conversation,
             "welcomed": self.welcomed,
             "model_options": {path: o.to_dict() for path, o in self.model_options.items()},
+            "remote_endpoints": self.remote_endpoints,
+            "last_remote_model": self.last_remote_model,
         }
         tmp.write_text(json.dumps(payload, indent=2), "utf-8")  # no secrets here: tokens live in the keyring
         os.replace(tmp, path)

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 from app.core import library, logs, starter
 from app.core.context_policy import POLICY_LABELS
 from app.core.conversation import ReplyStats, Role
+from app.core.endpoints import is_model_key
 from app.core.engine import AUTO_LAYERS, LoadedModel, LoadOptions
 from app.core.library import ModelEntry
 from app.core.offload import OffloadSettings
@@ -48,6 +49,8 @@ from app.ui.error_dialog import ErrorReporter
 from app.ui.hardware_dialog import HardwareDialog
 from app.ui.model_picker import ModelPicker
 from app.ui.models_controller import ModelsController
+from app.ui.remote_controller import RemoteChoice, RemoteEngines, failure_message
+from app.ui.remote_engines import RemoteEnginesDialog
 from app.ui.settings.offload_panel import OffloadPanel, describe_loaded
 from app.ui.settings.sampling_panel import SamplingPanel
 from app.ui.tasks import BackgroundTasks
@@ -108,7 +111,7 @@ class Banner(QWidget):
         border = "#d1242f" if error else "#0969da"
         self.setStyleSheet(
             f"#banner {{ background: {color}; border-left: 4px solid {border}; }} "
-            "#banner QLabel { color: #1f2328; }"
+            "#banner QLabel, #banner QToolButton { color: #1f2328; }"  # dark text on the light tint
         )
         self.label.setText(text)
         self.show()
@@ -126,6 +129,12 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings.load()
         self.bridge = bridge or InferenceBridge(self)
         self.tasks = BackgroundTasks(self)
+        self.remote = RemoteEngines(self.settings, self)
+        #: A remote model to go back to once its endpoint has listed it (the one chat last went to).
+        self._restore_remote = self.settings.last_remote_model
+        #: The request id of the reply going to a remote engine (None: none, or a local reply).
+        self._remote_reply: int | None = None
+        self._showing_remote = False  # the status bar and picker show a remote choice
         self.loaded: LoadedModel | None = None
         self.models: ModelsController
         self.sampling: SamplingPanel
@@ -178,6 +187,14 @@ class MainWindow(QMainWindow):
         self.open_button.setObjectName("openModelButton")
         self.open_button.setToolTip("Use a .gguf model file from anywhere on this computer")
         top_layout.addWidget(self.open_button)
+        self.remote_button = QPushButton("Remote engines…")
+        self.remote_button.setObjectName("remoteEnginesButton")
+        self.remote_button.setToolTip(
+            "Chat with models on OpenAI-compatible servers: vLLM, a llama.cpp server, Ollama, LM Studio, "
+            "a hosted API"
+        )
+        self.remote_button.clicked.connect(self.open_remote_engines)
+        top_layout.addWidget(self.remote_button)
         self.load_progress = QProgressBar()
         self.load_progress.setObjectName("loadProgress")
         self.load_progress.setRange(0, 100)
@@ -338,7 +355,9 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         self.composer.submitted.connect(self.send)
         self.send_button.clicked.connect(self._on_send_clicked)
-        self.picker.modelChosen.connect(self.load_model)
+        self.picker.modelChosen.connect(self.choose_local)
+        self.picker.remoteChosen.connect(self.choose_remote)
+        self.remote.listsChanged.connect(self._on_remote_lists)
         self.open_button.clicked.connect(self._open_model_file)
         self.view.codeCopied.connect(lambda _code: self.statusBar().showMessage("Code copied", 2000))
         self.view.versionStep.connect(self.conversations.step_version)
@@ -383,6 +402,7 @@ class MainWindow(QMainWindow):
             self._started = True
             self.models.start()
             self.conversations.start()
+            self.remote.start()
         self.state_label.setText("Looking for models…")
         extra = list(self.settings.extra_models)
         if model:
@@ -406,7 +426,7 @@ class MainWindow(QMainWindow):
             if self._closing:
                 return
             current = str(self.loaded.info.path) if self.loaded else self.loading_path
-            self.picker.set_entries(entries, current)
+            self.picker.set_entries(entries, self.remote.choice.key if self.remote.choice else current)
             self.models.set_entries(entries)
 
         self.tasks.run(lambda: library.scan(folder, extra=extra), listed, self._on_scan_failed)
@@ -514,40 +534,52 @@ class MainWindow(QMainWindow):
         elif usable:
             starter_entry = next((e for e in usable if e.path.name == starter.FILENAME), None)
             choice = str((starter_entry or usable[0]).path)
-        self.picker.set_entries(entries, choice)
+        self.picker.set_entries(entries, self.remote.choice.key if self.remote.choice else choice)
         self.models.set_entries(entries)
         if choice is None:
             self.state_label.setText("No model")
             self.banner.show_message(
                 problem
-                or "No models are installed. Find one in Discover, or use “Open GGUF…” to choose a "
-                ".gguf file.",
+                or (
+                    "No local models are installed. Choose a remote model in the model picker, find one "
+                    "in Discover, or use “Open GGUF…” to choose a .gguf file."
+                    if self.remote.endpoints
+                    else "No models are installed. Find one in Discover, or use “Open GGUF…” to choose a "
+                    ".gguf file."
+                ),
                 error=problem is not None,
                 action=None if problem else ("Discover models", lambda: self.show_page("discover")),
             )
             return
         if choice != current:
-            self.load_model(choice)
-        elif self.loaded is not None:
+            self.load_model(choice, choose=False)
+        elif self.loaded is not None and self.remote.choice is None:
             self.state_label.setText("Ready")
         if problem:
             if current:
                 problem += f" {Path(current).name} is still loaded."
             self.banner.show_message(problem)
 
-    def load_model(self, path: str) -> None:
-        """Load `path` in the background (cancelling a reply or a load in progress)."""
+    def load_model(self, path: str, choose: bool = True) -> None:
+        """Load `path` in the background (cancelling a reply or a load in progress). With `choose` (the
+        user picked it), chat goes to it, also if it went to a remote model; without (the model loaded
+        at launch, a reload with new GPU options), a remote model chosen stays chosen."""
         if self._reply_request is not None:
             self.stop()
+        if choose:
+            self._restore_remote = None
+            if self.remote.choice is not None:
+                self._set_remote(None)
         self.loaded = None
         self.loading_path = path
         if self.banner.property("error"):  # an old error is moot; a notice (resume downloads…) stays
             self.banner.hide()
-        self.picker.select_path(path)
         self.load_progress.setValue(0)
         self.load_progress.show()
-        self.model_label.setText(Path(path).name)
-        self.state_label.setText("Loading…")
+        if self.remote.choice is None:
+            self.picker.select_path(path)
+            self.model_label.setText(Path(path).name)
+            self.state_label.setText("Loading…")
         params = self.sampling.params()
         chosen = self.settings.options_for(path)
         options = LoadOptions(
@@ -571,7 +603,7 @@ class MainWindow(QMainWindow):
         else:
             self.settings.model_options[path] = options
         self._save_settings()
-        self.load_model(path)
+        self.load_model(path, choose=False)
 
     def show_hardware(self) -> None:
         """The hardware panel, read afresh (free GPU memory changes as other programs run)."""
@@ -582,6 +614,147 @@ class MainWindow(QMainWindow):
         dialog.show_hardware(self.models.hardware)
         dialog.open()
         self.models.refresh_hardware(dialog.show_hardware)
+
+    # ----- remote engines ----------------------------------------------------------------------
+
+    def open_remote_engines(self) -> RemoteEnginesDialog:
+        """The Remote engines dialog (one per window, refreshed each time it opens)."""
+        dialog = self.findChild(RemoteEnginesDialog, "remoteEnginesDialog")
+        if dialog is None:
+            dialog = RemoteEnginesDialog(self.remote, self)
+        else:
+            dialog.reopen()
+        dialog.open()
+        return dialog
+
+    def model_key(self) -> str | None:
+        """What chat goes to: a remote model's key, or the local model's path (None: nothing yet)."""
+        if self.remote.choice is not None:
+            return self.remote.choice.key
+        return str(self.loaded.info.path) if self.loaded else self.loading_path
+
+    def choose_remote(self, key: str) -> None:
+        """Send chat to a remote model; the local model stays loaded (the local API server serves it)."""
+        choice = self.remote.resolve(key)
+        if choice is None:
+            return
+        self._restore_remote = None
+        if self._reply_request is not None:
+            self.stop()
+        if self.banner.property("error"):  # an old error is moot
+            self.banner.hide()
+        self._set_remote(choice)
+        self.conversations.settings_changed()
+
+    def choose_local(self, path: str) -> None:
+        """Send chat to a local model: the one loaded (no reload) or another one, loaded now."""
+        self._restore_remote = None
+        current = str(self.loaded.info.path) if self.loaded else self.loading_path
+        if self.remote.choice is not None and current == str(Path(path).resolve()):
+            self.stop()  # a remote reply streaming now ends; the model needs no reload
+            self._set_remote(None)
+            self.conversations.settings_changed()
+            return
+        self.load_model(path)
+
+    def use_model(self, model: str) -> None:
+        """Chat with `model` (a local path or a remote key), as an opened conversation records it."""
+        if is_model_key(model):
+            if self.remote.choice is not None and self.remote.choice.key == model:
+                return
+            if self.remote.is_listed(model):
+                self.choose_remote(model)
+            elif self.remote.resolve(model) is not None:
+                self._restore_remote = model  # chosen once its endpoint has listed it
+            return
+        current = str(self.loaded.info.path) if self.loaded else self.loading_path
+        if (self.remote.choice is not None or model != current) and Path(model).is_file():
+            self.choose_local(model)
+
+    def _set_remote(self, choice: RemoteChoice | None) -> None:
+        self.remote.remember_choice(choice)
+        self._showing_remote = choice is not None
+        self.view.can_continue = choice is None  # see continue_reply
+        if choice is not None:
+            self.picker.select_path(choice.key)
+            self.conversations.presets.set_model_defaults(None, None)  # no GGUF to read them from
+            self._show_remote_status()
+            self._show_remote_context(None)
+            self._update_send_button()
+            return
+        model = self.loaded
+        self.model_label.setToolTip("")
+        if model is not None:
+            self.picker.select_path(str(model.info.path))
+            self.model_label.setText(f"{model.info.path.stem} · {model.info.quantization}")
+            self.state_label.setText(f"Ready · {describe_loaded(model)}")
+            self.conversations.presets.set_model_defaults(model.info.path.stem, model.info.sampling_defaults)
+            self._show_context(0, model.context_length)
+            self.update_context_meter()
+        elif self.loading_path is None:
+            self.model_label.setText("No model")
+            self.state_label.setText("No model loaded")
+            self.context_label.setText("Context: –")
+
+    def _remote_ready(self) -> bool:
+        """True when the chosen remote model can be asked now; otherwise the banner says why not."""
+        choice = self.remote.choice
+        if choice is not None and self.remote.target() is None:
+            self.banner.show_message(
+                f"Fireside is still connecting to {choice.endpoint.name}; send again in a moment.",
+                error=False,
+            )
+            return False
+        return choice is not None
+
+    def _show_remote_status(self) -> None:
+        choice = self.remote.choice
+        if choice is None:
+            return
+        endpoint = choice.endpoint
+        self.model_label.setText(choice.label)
+        local = (
+            f" {self.loaded.info.path.name} stays loaded: switching back is instant." if self.loaded else ""
+        )
+        self.model_label.setToolTip(
+            f"Chat goes to {choice.model} on {endpoint.name} ({endpoint.base_url}).{local}"
+        )
+        if self.is_generating:
+            return
+        listed = self.remote.lists.get(endpoint.base_url)
+        if listed is None or listed.kind == "pending":
+            self.state_label.setText(f"Connecting to {endpoint.name}…")
+        elif listed.error is not None:
+            self.state_label.setText(f"{endpoint.name} is not answering")
+        else:
+            self.state_label.setText("Ready · remote engine")
+
+    def _show_remote_context(self, stats: ReplyStats | None) -> None:
+        """The context meter for a remote model: tokens cannot be counted ahead without its tokenizer."""
+        self.context_meter.setRange(0, 1)
+        self.context_meter.setValue(0)
+        if stats is not None and stats.prompt_tokens:
+            self.context_label.setText(f"Context: {stats.context_used:,} tokens · remote")
+        else:
+            self.context_label.setText("Context: unknown · remote")
+        self.context_meter.setToolTip(
+            "A remote model's tokenizer is not on this computer, so Fireside cannot count the tokens of a "
+            "conversation before sending it (after a reply it shows what the server reported, if it "
+            "did). The server applies its own context window and says so when a conversation is too "
+            "long; the context policy applies to local models only."
+        )
+
+    def _on_remote_lists(self) -> None:
+        self.picker.set_remote(self.remote.model_lists())
+        key = self._restore_remote
+        if key and self.remote.choice is None and self.remote.is_listed(key):
+            self.choose_remote(key)
+            return
+        if self.remote.choice is not None:
+            self.picker.select_path(self.remote.choice.key)
+            self._show_remote_status()
+        elif self._showing_remote:  # its endpoint was removed: back to the local model
+            self._set_remote(None)
 
     def _open_model_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -595,6 +768,9 @@ class MainWindow(QMainWindow):
         resolved = str(Path(path).resolve())
         if resolved not in self.settings.extra_models:
             self.settings.extra_models.append(resolved)
+        self._restore_remote = None  # the user chose this file: chat goes to it
+        if self.remote.choice is not None:
+            self._set_remote(None)
         self.start(resolved)
 
     def _on_load_progress(self, request_id: int, fraction: float) -> None:
@@ -628,6 +804,9 @@ class MainWindow(QMainWindow):
                 "instruct models understand. Replies may be odd if this model expects another format.",
                 error=False,
             )
+        if self.remote.choice is not None:  # chosen while the local model loaded: chat still goes there
+            self._show_remote_status()
+            self._show_remote_context(None)
         self._save_settings()
         self._update_send_button()
 
@@ -639,7 +818,8 @@ class MainWindow(QMainWindow):
         self.load_progress.hide()
         self.loaded = kept
         if kept is not None:  # the file was refused before loading: the previous model stays
-            self.picker.select_path(str(kept.info.path))
+            if self.remote.choice is None:
+                self.picker.select_path(str(kept.info.path))
             self.model_label.setText(f"{kept.info.path.stem} · {kept.info.quantization}")
             self.state_label.setText("Ready")
             self.banner.show_message(
@@ -658,6 +838,9 @@ class MainWindow(QMainWindow):
         self.model_label.setText("No model")
         self.state_label.setText("No model loaded")
         self.context_label.setText("Context: –")
+        if self.remote.choice is not None:
+            self._show_remote_status()
+            self._show_remote_context(None)
 
     # ----- chat ---------------------------------------------------------------------------
 
@@ -677,7 +860,10 @@ class MainWindow(QMainWindow):
         text = self.composer.toPlainText().strip()
         if not text or self.is_generating:
             return
-        if self.loaded is None:
+        if self.remote.choice is not None:
+            if not self._remote_ready():
+                return
+        elif self.loaded is None:
             if self.loading_path:
                 self.banner.show_message(
                     "The model is still loading; press Enter again when the status bar says Ready.",
@@ -697,13 +883,27 @@ class MainWindow(QMainWindow):
 
     def regenerate(self, row: int) -> None:
         """A new version of the reply at `row`; the old one stays reachable with "< >"."""
-        if self.is_generating or self.loaded is None or row < 1:
+        if self.is_generating or row < 1:
+            return
+        if self.remote.choice is not None:
+            if not self._remote_ready():
+                return
+        elif self.loaded is None:
             return
         self.conversations.branch_at(row)
         self._generate_reply()
 
     def continue_reply(self, row: int) -> None:
         """Carry on writing the last reply where it stopped (at max tokens); the text grows in place."""
+        if self.remote.choice is not None:
+            # An OpenAI-style API answers with a new message; few servers carry on the last one, and
+            # each in its own way. Rather than a continuation that quietly starts over, say so.
+            self.banner.show_message(
+                "Continue needs a local model: a remote engine starts a new reply instead of carrying on "
+                "this one. Use Regenerate with a higher Max tokens, or ask it to go on in a new message.",
+                error=False,
+            )
+            return
         if self.is_generating or self.loaded is None or row != self.messages.rowCount() - 1 or row < 1:
             return
         self._continue_prefix = self.messages.message(row).content
@@ -769,10 +969,18 @@ class MainWindow(QMainWindow):
 
     def _start_reply(self, prompt: list[dict[str, str]], continue_last: bool = False) -> None:
         self.messages.set_left_out(set())  # marks from an earlier reply no longer hold
+        choice = self.remote.choice
+        remote = self.remote.target() if choice is not None else None
+        # No context policy for a remote model: without its tokenizer Fireside cannot count what fits,
+        # and the server enforces its own window (its refusal is shown like any other error).
         self._reply_request = self.bridge.generate(
-            prompt, self.sampling.params(), self.policy(), continue_last
+            prompt, self.sampling.params(), None if remote else self.policy(), continue_last, remote=remote
         )
-        self.state_label.setText("Generating…")
+        self._remote_reply = self._reply_request if remote is not None else None
+        self.remote.in_use = remote.client if remote is not None else None
+        self.state_label.setText(
+            f"Generating on {choice.endpoint.name}…" if choice and remote else "Generating…"
+        )
         self._update_send_button()
 
     def policy(self) -> str:
@@ -794,6 +1002,9 @@ class MainWindow(QMainWindow):
 
     def update_context_meter(self) -> None:
         """Ask the inference thread how many tokens the conversation and the draft take (debounced)."""
+        if self.remote.choice is not None:
+            self._show_remote_context(None)
+            return
         if self.loaded is None or self.is_generating:
             return
         messages = self._prompt()
@@ -843,26 +1054,55 @@ class MainWindow(QMainWindow):
             self.messages.finish(self._reply_row, text, stats)
         self.conversations.reply_finished(text, stats)
         detached = self._reply_row < 0
+        remote = self._remote_reply == request_id
         self._end_reply()
-        if not detached:  # a detached reply's figures belong to another conversation
+        if detached:  # a detached reply's figures belong to another conversation
+            pass
+        elif remote:
+            self._show_remote_context(stats)
+        else:
             self._show_context(stats.context_used, stats.context_length)
         self.state_label.setText(f"Ready · {stats.tokens_per_s:.1f} tok/s")
 
-    def _on_reply_failed(self, request_id: int, text: str, message: str) -> None:
+    def _on_reply_failed(self, request_id: int, text: str, message: str, code: str = "engine") -> None:
         if request_id != self._reply_request:
             return
         text, self._continue_prefix = self._continue_prefix + text, ""
-        if self._reply_row >= 0:
-            self.messages.finish(self._reply_row, text, None, error=message)
-        self.conversations.reply_finished(text, None, error=message)
+        remote, row = self._remote_reply == request_id, self._reply_row
+        # A cut stream's text stays in the conversation; its note says it is incomplete (in the store too).
+        kept = f"Incomplete reply: {message}" if remote and code == "cut" else message
+        if row >= 0:
+            self.messages.finish(row, text, None, error=kept)
+        self.conversations.reply_finished(text, None, error=kept)
         self._end_reply()
         self.state_label.setText("Ready")
-        self.banner.show_message(message)
+        if not remote:
+            self.banner.show_message(message)
+            return
+        choice = self.remote.choice
+        shown = failure_message(code, message, bool(text), choice.endpoint.base_url if choice else "")
+        action: tuple[str, Callable[[], object]] | None = None
+        if code in ("unreachable", "auth", "not_found"):
+            action = ("Remote engines…", self.open_remote_engines)
+        elif code in ("rate_limited", "server", "cut") and row >= 0:
+            conversation, rows = self.conversations.current, self.messages.rowCount()
+
+            def retry() -> None:  # only while that reply is still the last one shown
+                if self.conversations.current == conversation and self.messages.rowCount() == rows:
+                    self.regenerate(row)
+
+            action = ("Retry", retry)
+        self.banner.show_message(shown, action=action)
 
     def _end_reply(self) -> None:
         self._reply_request = None
+        self._remote_reply = None
         self._reply_row = -1
+        self.remote.in_use = None
+        self.remote.collect()
         self._update_send_button()
+        if self.remote.choice is not None:
+            self._show_remote_status()
 
     def _update_send_button(self) -> None:
         if self.is_generating:
@@ -908,6 +1148,7 @@ class MainWindow(QMainWindow):
         self._save_settings()
         if not self.bridge.shutdown(timeout=1.0):
             log.warning("inference thread did not stop within a second")
+        self.remote.shutdown()
         self.models.shutdown()
         self.tasks.shutdown()
 

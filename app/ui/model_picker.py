@@ -1,4 +1,5 @@
-"""The model picker: installed models with name, quantization, size and context length from the GGUF."""
+"""The model picker: installed models with name, quantization, size and context length from the GGUF,
+then the remote engines' models, below a separator and marked remote."""
 
 from __future__ import annotations
 
@@ -7,12 +8,17 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QSizePolicy, QWidget
 
+from app.core.endpoints import EndpointModels, model_key
 from app.core.gguf_info import format_params, format_size
 from app.core.library import ModelEntry
 from app.core.memory import Machine, fit_model, total_ram
 from app.core.memory import describe as describe_estimate
 
 PathRole = Qt.ItemDataRole.UserRole + 1
+#: A remote model's key (app.core.endpoints.model_key) on its row.
+RemoteRole = Qt.ItemDataRole.UserRole + 2
+#: The base URL on the one row of an endpoint that lists no models (unreachable, refused...).
+EndpointRole = Qt.ItemDataRole.UserRole + 3
 
 
 def describe(entry: ModelEntry, name: str | None = None) -> str:
@@ -28,10 +34,28 @@ def describe(entry: ModelEntry, name: str | None = None) -> str:
     return f"{name or entry.path.stem} · {params} {info.architecture} · {info.quantization} · {size} · {ctx}"
 
 
+#: The one-row summary of why an endpoint shows no models (RemoteError kinds, and "pending").
+PROBLEMS = {
+    "pending": "listing models…",
+    "unreachable": "unreachable",
+    "auth": "API key refused",
+    "not_found": "no model list at this URL",
+    "rate_limited": "rate limited",
+    "": "no models",
+}
+
+
+def describe_remote(model: str, endpoint_label: str) -> str:
+    """'llama3.1:8b · Ollama (remote)'."""
+    return f"{model} · {endpoint_label} (remote)"
+
+
 class ModelPicker(QComboBox):
-    """Lists ModelEntry rows; `modelChosen(path)` fires when the user picks a usable model."""
+    """Lists ModelEntry rows, then remote models; `modelChosen(path)` fires when the user picks a usable
+    local model, `remoteChosen(key)` when they pick a remote one."""
 
     modelChosen = Signal(str)
+    remoteChosen = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -47,6 +71,8 @@ class ModelPicker(QComboBox):
         #: What the fit line in each tooltip is judged against (RAM only until GPUs are known).
         self.machine = Machine(ram_total=total_ram())
         self.context_length = 4096
+        #: The remote engines' model lists, shown after the local models.
+        self.remote: list[EndpointModels] = []
         self.activated.connect(self._on_activated)
 
     def set_machine(self, machine: Machine, context_length: int) -> None:
@@ -57,7 +83,7 @@ class ModelPicker(QComboBox):
                 self.setItemData(row, self._tooltip(entry), Qt.ItemDataRole.ToolTipRole)
 
     def set_entries(self, entries: list[ModelEntry], current: str | None = None) -> None:
-        """Replace the list, keeping `current` selected when present."""
+        """Replace the local models, keeping `current` (a path or a remote key) selected when present."""
         self.blockSignals(True)
         self.clear()
         self.entries = list(entries)
@@ -70,8 +96,56 @@ class ModelPicker(QComboBox):
             if entry.info is None:
                 item = self.model().item(row)  # type: ignore[attr-defined]
                 item.setEnabled(False)
+        self._add_remote_rows()
         self.select_path(current)
         self.blockSignals(False)
+
+    def set_remote(self, lists: list[EndpointModels]) -> None:
+        """Replace the remote models (one disabled row, with the reason as its tooltip, for an endpoint
+        that could not list them), keeping the current choice."""
+        self.blockSignals(True)
+        current = self.current_choice()
+        while self.count() > len(self.entries):
+            self.removeItem(self.count() - 1)
+        self.remote = list(lists)
+        self._add_remote_rows()
+        self.select_path(current)
+        self.blockSignals(False)
+
+    def _add_remote_rows(self) -> None:
+        if not self.remote:
+            return
+        if self.entries:
+            self.insertSeparator(self.count())
+        for listed in self.remote:
+            endpoint = listed.endpoint
+            if listed.error is not None or not listed.models:
+                self.addItem(f"{endpoint.name} — {PROBLEMS.get(listed.kind or '', 'not available')} (remote)")
+                row = self.count() - 1
+                if listed.kind == "pending":
+                    reason = "Asking the server for its models…"
+                else:
+                    reason = listed.error or "The server lists no models."
+                self.setItemData(
+                    row, f"{endpoint.name}\n{endpoint.base_url}\n{reason}", Qt.ItemDataRole.ToolTipRole
+                )
+                self.setItemData(row, endpoint.base_url, EndpointRole)
+                self.model().item(row).setEnabled(False)  # type: ignore[attr-defined]
+                continue
+            for model in listed.models:
+                self.addItem(describe_remote(model, endpoint.name))
+                row = self.count() - 1
+                self.setItemData(row, model_key(endpoint.base_url, model), RemoteRole)
+                self.setItemData(
+                    row,
+                    f"{model}\nRemote engine: {endpoint.name}\n{endpoint.base_url}\n"
+                    "Replies are generated by that server; nothing is loaded on this computer.",
+                    Qt.ItemDataRole.ToolTipRole,
+                )
+
+    def remote_keys(self) -> list[str]:
+        """The keys of the remote models listed now."""
+        return [str(k) for row in range(self.count()) if (k := self.itemData(row, RemoteRole))]
 
     def _tooltip(self, entry: ModelEntry) -> str:
         info = entry.info
@@ -84,10 +158,20 @@ class ModelPicker(QComboBox):
         )
 
     def select_path(self, path: str | None) -> None:
-        """Show `path` as the current item (no signal)."""
+        """Show `path` (a local model's path, or a remote model's key) as the current item (no signal)."""
         if path is None:
             self.setCurrentIndex(-1)
             return
+        for row in range(len(self.entries), self.count()):
+            if self.itemData(row, RemoteRole) == path:
+                self.setCurrentIndex(row)
+                return
+        for row in range(len(self.entries), self.count()):
+            # The chosen remote model's endpoint is not answering: show that, not another model.
+            url = self.itemData(row, EndpointRole)
+            if url and path.startswith(f"{url}/models/"):
+                self.setCurrentIndex(row)
+                return
         wanted = str(Path(path).resolve())
         for row in range(self.count()):
             if self.itemData(row, PathRole) == wanted:
@@ -99,7 +183,16 @@ class ModelPicker(QComboBox):
         data = self.currentData(PathRole)
         return str(data) if data else None
 
+    def current_choice(self) -> str | None:
+        """The selected local model's path or remote model's key."""
+        data = self.currentData(PathRole) or self.currentData(RemoteRole)
+        return str(data) if data else None
+
     def _on_activated(self, row: int) -> None:
+        key = self.itemData(row, RemoteRole)
+        if key:
+            self.remoteChosen.emit(str(key))
+            return
         path = self.itemData(row, PathRole)
         entry = self.entries[row] if 0 <= row < len(self.entries) else None
         if path and entry is not None and entry.info is not None:

@@ -511,5 +511,6 @@ class ModelsController(QObject):
         dialog = PreferencesDialog(self.keyring_tasks, self.window)
         dialog.changed.connect(lambda: self.keyring_tasks.run(secrets.hf_token, self._on_token))
         dialog.finished.connect(lambda _r: self.keyring_tasks.run(secrets.hf_token, self._on_token))
+        dialog.remoteEnginesRequested.connect(self.window.open_remote_engines)
         dialog.open()
         return dialog

@@ -1,4 +1,5 @@
-"""Preferences: the Hugging Face access token, kept in the system keyring and nowhere else."""
+"""Preferences: the Hugging Face access token, kept in the system keyring and nowhere else; and the way
+to the remote engines."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ class PreferencesDialog(QDialog):
     `changed` fires once a save or removal has reached the keyring."""
 
     changed = Signal()
+    #: "Remote engines…" was clicked (the window opens that dialog; this one closes).
+    remoteEnginesRequested = Signal()
 
     def __init__(self, tasks: BackgroundTasks, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -63,6 +66,19 @@ class PreferencesDialog(QDialog):
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.message)
+        remote_row = QHBoxLayout()
+        remote_text = QLabel(
+            "Remote engines: chat with models on OpenAI-compatible servers (vLLM, a llama.cpp server, "
+            "Ollama, LM Studio, a hosted API). Their API keys are kept in the keyring too."
+        )
+        remote_text.setWordWrap(True)
+        self.remote_button = QPushButton("Remote engines…")
+        self.remote_button.setObjectName("preferencesRemoteButton")
+        self.remote_button.clicked.connect(self._open_remote)
+        remote_row.addWidget(remote_text, 1)
+        remote_row.addWidget(self.remote_button, 0, Qt.AlignmentFlag.AlignVCenter)
+        layout.addSpacing(8)
+        layout.addLayout(remote_row)
         self.buttons = buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
         )
@@ -72,6 +88,10 @@ class PreferencesDialog(QDialog):
         self.store_label.setText("Checking the keyring…")
         self.remove_button.setEnabled(False)
         self._refresh()
+
+    def _open_remote(self) -> None:
+        self.reject()  # one dialog at a time; a typed but unsaved token is not kept
+        self.remoteEnginesRequested.emit()
 
     def _refresh(self) -> None:
         def read() -> tuple[bool, str, bool]:

@@ -339,7 +339,7 @@ def stream_once(window: MainWindow, history: int, timeout_s: float) -> Result:
         finished.append((time.perf_counter(), stats, ""))
         QTimer.singleShot(TAIL_MS, loop.quit)
 
-    def on_failed(_request_id: int, _text: str, message: str) -> None:
+    def on_failed(_request_id: int, _text: str, message: str, _code: str) -> None:
         finished.append((time.perf_counter(), None, message))
         QTimer.singleShot(TAIL_MS, loop.quit)
 

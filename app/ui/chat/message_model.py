@@ -90,7 +90,7 @@ class MessageListModel(QAbstractListModel):
         message.content = text
         message.stats = stats
         message.error = error
-        message.incomplete = False
+        message.incomplete = error is not None  # as the store keeps it: a failed reply did not finish
         index = self.index(row)
         self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole, MessageRole])
 

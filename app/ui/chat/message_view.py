@@ -99,6 +99,8 @@ class MessageView(QAbstractScrollArea):
         self.viewport().setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._model: MessageListModel | None = None
+        #: False while chat goes to a remote model: its API cannot carry on a reply (no "Continue").
+        self.can_continue = True
         self._rows: list[_Row] = []
         self._tops: list[int] = [0]  # _tops[i] = y of row i; _tops[-1] = total height
         self._layout_width = -1
@@ -454,6 +456,8 @@ class MessageView(QAbstractScrollArea):
             header = "You" if message.role is Role.USER else "Assistant"
             if message.left_out:
                 header += " · left out of the latest prompt (context full)"
+            elif message.incomplete and message.error and message.content:
+                header += " · incomplete"  # the text stopped short (its footer says why)
             align = Qt.AlignmentFlag.AlignRight if message.role is Role.USER else Qt.AlignmentFlag.AlignLeft
             painter.drawText(
                 QRect(self._column_left(), top, self._content_width(), layout.bubble.top()),
@@ -626,7 +630,7 @@ class MessageView(QAbstractScrollArea):
         else:
             menu.addAction("Regenerate", lambda: self.messageAction.emit(row, "regenerate"))
             stopped_early = message.stats is not None and message.stats.stop_reason is StopReason.MAX_TOKENS
-            if stopped_early and row == len(self._rows) - 1:
+            if stopped_early and row == len(self._rows) - 1 and self.can_continue:
                 menu.addAction("Continue", lambda: self.messageAction.emit(row, "continue"))
         if self._has_versions(message):
             menu.addAction("Previous version", lambda: self.versionStep.emit(row, -1))

@@ -12,7 +12,7 @@ import gc
 import json
 import logging
 import os
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,11 +45,16 @@ def propose_title(text: str) -> str:
     return cut.rstrip(",.;:") + "…"
 
 
+#: The fields of ReplyStats: a stored stats object also names the model that wrote the reply ("model").
+_STATS_FIELDS = {f.name for f in fields(ReplyStats)}
+
+
 def _to_message(stored: StoredMessage) -> Message:
     stats = None
     if stored.stats:
         try:
-            stats = ReplyStats(**{**stored.stats, "stop_reason": StopReason(stored.stats["stop_reason"])})
+            known = {k: v for k, v in stored.stats.items() if k in _STATS_FIELDS}
+            stats = ReplyStats(**{**known, "stop_reason": StopReason(stored.stats["stop_reason"])})
         except (KeyError, TypeError, ValueError):
             stats = None  # written by another version: shown without its stats line
     return Message(
@@ -68,6 +73,7 @@ class ConversationController(QObject):
         #: The stored id of each row of window.messages.
         self.ids: list[int] = []
         self._reply: tuple[int, int] | None = None  # (row, stored id) of the streaming reply
+        self._reply_model: str | None = None  # the model writing it (a path, or a remote model's key)
         self._saved_length = 0
         self.sidebar = ConversationSidebar()
         self.sidebar.chosen.connect(self.open_conversation)
@@ -233,9 +239,8 @@ class ConversationController(QObject):
         picker.blockSignals(False)
         self._remember(info.id)
         self.sidebar.select(info.id)
-        loaded_path = str(self.window.loaded.info.path) if self.window.loaded else self.window.loading_path
-        if info.model and info.model != loaded_path and Path(info.model).is_file():
-            self.window.load_model(info.model)
+        if info.model:
+            self.window.use_model(info.model)  # the model it was last chatting with, local or remote
 
     # ----- saving ---------------------------------------------------------------------------------
 
@@ -246,7 +251,7 @@ class ConversationController(QObject):
             return
         if self.current is None:
             params = self.window.sampling.params()
-            model = str(self.window.loaded.info.path) if self.window.loaded else None
+            model = self.window.model_key()
             created = self._safe(
                 store.create_conversation,
                 title=propose_title(text),
@@ -276,6 +281,7 @@ class ConversationController(QObject):
             return
         self.ids.append(message_id)
         self._reply = (row, message_id)
+        self._reply_model = self.window.model_key()
         self._saved_length = 0
         self._timer.start()
 
@@ -284,6 +290,7 @@ class ConversationController(QObject):
         if self.store is None or not 0 <= row < len(self.ids):
             return
         self._reply = (row, self.ids[row])
+        self._reply_model = self.window.model_key()
         self._saved_length = len(self.window.messages.message(row).content)
         self._safe(self.store.update_message, self.ids[row], incomplete=True)
         self._timer.start()
@@ -317,7 +324,8 @@ class ConversationController(QObject):
             message_id,
             content=text,
             incomplete=error is not None,
-            stats=asdict(stats) if stats is not None else None,
+            # Which model answered, with the figures: a conversation can change models between replies.
+            stats={**asdict(stats), "model": self._reply_model} if stats is not None else None,
             error=error,
         )
         self.refresh_versions()
@@ -332,15 +340,15 @@ class ConversationController(QObject):
         """The open conversation remembers its system prompt, sampling and model."""
         if self.store is None or self.current is None:
             return
-        model = str(self.window.loaded.info.path) if self.window.loaded else None
-        fields: dict[str, Any] = {
+        model = self.window.model_key()
+        changes: dict[str, Any] = {
             "system_prompt": self.window.system_prompt.toPlainText(),
             "sampling": self.window.sampling.params().to_dict(),
             "context_policy": self.window.policy(),
         }
         if model:
-            fields["model"] = model
-        self._safe(self.store.update_conversation, self.current, **fields)
+            changes["model"] = model
+        self._safe(self.store.update_conversation, self.current, **changes)
 
     # ----- branches -------------------------------------------------------------------------------
 
