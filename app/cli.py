@@ -142,7 +142,7 @@ def selftest(
 
 def build_serve_parser() -> argparse.ArgumentParser:
     """The parser of `fireside serve`."""
-    from app.core.api_server import DEFAULT_HOST, DEFAULT_PORT
+    from app.core.server_config import DEFAULT_HOST, DEFAULT_PORT
 
     parser = argparse.ArgumentParser(
         prog="fireside serve",

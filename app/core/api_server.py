@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import ipaddress
 import json
 import logging
 import secrets
@@ -38,12 +37,10 @@ from app.core.api_schema import ApiError, ChatRequest, CompletionRequest, valida
 from app.core.conversation import ReplyStats, StopReason
 from app.core.inference import Chunk, Event, InferenceThread, ReplyDone, ReplyFailed, Started
 from app.core.sampling import SamplingParams
+from app.core.server_config import ServerConfig, is_loopback
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
-#: Not taken by the usual neighbours (Ollama 11434, LM Studio 1234, llama.cpp 8080, Jan 1337, GPT4All 4891).
-DEFAULT_PORT = 8765
 #: Request bodies larger than this are refused (a 128k-token conversation is about 0.5 MB of text).
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
@@ -63,56 +60,6 @@ _FAILURES = {
 
 class ServerError(Exception):
     """The server cannot start (port taken, unsafe address); the message is for the user."""
-
-
-def is_loopback(host: str) -> bool:
-    """True when `host` only accepts connections from this computer."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def new_api_key() -> str:
-    """A fresh random key for the user to copy into their client."""
-    return "fs-" + secrets.token_urlsafe(24)
-
-
-@dataclass(frozen=True, slots=True)
-class ServerConfig:
-    """Where and how to serve. A non-loopback host needs `allow_network` and an API key."""
-
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    api_key: str | None = None
-    allow_network: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ServerSettings:
-    """The window's server choices, kept in the settings file (the API key lives in the keyring)."""
-
-    enabled: bool = False
-    port: int = DEFAULT_PORT
-    allow_network: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        """For the settings file."""
-        return {"enabled": self.enabled, "port": self.port, "allow_network": self.allow_network}
-
-    @classmethod
-    def from_dict(cls, data: object) -> ServerSettings:
-        """From the settings file; anything malformed falls back to the default."""
-        if not isinstance(data, dict):
-            return cls()
-        port = data.get("port")
-        return cls(
-            enabled=data.get("enabled") is True,
-            port=port if isinstance(port, int) and 1024 <= port <= 65535 else DEFAULT_PORT,
-            allow_network=data.get("allow_network") is True,
-        )
 
 
 @dataclass(slots=True)
@@ -183,12 +130,12 @@ class LocalServer:
     def __init__(
         self,
         worker: InferenceThread,
-        config: ServerConfig = ServerConfig(),
+        config: ServerConfig | None = None,
         *,
         defaults: Callable[[], SamplingParams] = SamplingParams,
     ) -> None:
         self.worker = worker
-        self.config = config
+        self.config = config = config or ServerConfig()
         #: Sampling used for fields a request leaves out (the window passes its own settings).
         self._defaults = defaults
         self._listeners: list[LogListener] = []
@@ -199,6 +146,8 @@ class LocalServer:
         #: Requests waiting or generating now, by request id (read by the window's queue notice).
         self.active: dict[int, RequestLog] = {}
         self._drains: set[asyncio.Task[None]] = set()  # replies whose client left, until they end
+        #: Set while stop() cancels replies, so their clients learn the reply was cut, not finished.
+        self._stopping = False
         self.app = Starlette(
             routes=[
                 Route("/v1/models", self._models, methods=["GET"]),
@@ -242,6 +191,7 @@ class LocalServer:
         if not 0 <= config.port <= 65535:
             raise ServerError(f"Port {config.port} is not a valid port (1–65535).")
         self._socket = self._bind(config.host, config.port)
+        self._stopping = False
         self.port = self._socket.getsockname()[1]
         self._server = uvicorn.Server(
             uvicorn.Config(
@@ -288,6 +238,7 @@ class LocalServer:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving: cancel this server's replies, close connections, join the thread."""
+        self._stopping = True
         for request_id in list(self.active):
             self.worker.cancel(request_id)
         if self._server is not None:
@@ -462,6 +413,20 @@ class LocalServer:
                 self._notify(entry)
         return event
 
+    def _cut_by_shutdown(self, event: Event) -> ApiError | None:
+        """The error for a reply that ended only because the server is stopping, else None."""
+        if not (
+            self._stopping and isinstance(event, ReplyDone) and event.stats.stop_reason is StopReason.USER
+        ):
+            return None
+        tokens = event.stats.completion_tokens
+        return ApiError(
+            503,
+            f"The Fireside API server is shutting down; the reply was cut after {tokens} tokens.",
+            "server_shutting_down",
+            kind="server_error",
+        )
+
     def _finish(self, request_id: int, entry: RequestLog, event: Event) -> None:
         """Record how the reply ended and tell the listeners."""
         self.active.pop(request_id, None)
@@ -500,6 +465,10 @@ class LocalServer:
         if isinstance(event, ReplyFailed):
             self._finish(request_id, entry, event)
             return self._error(_failure(event))
+        if cut := self._cut_by_shutdown(event):
+            entry.status, entry.error = cut.status, cut.message
+            self._finish(request_id, entry, event)
+            return self._error(cut)
         self._finish(request_id, entry, event)
         stats = event.stats
         ident, created = _ident(chat), int(entry.at)
@@ -548,6 +517,14 @@ class LocalServer:
                 event = await self._next(request_id, reply, entry)
                 if isinstance(event, Chunk):
                     yield chunk(piece(event.text))
+                elif cut := self._cut_by_shutdown(event):
+                    # No finish_reason and no [DONE]: OpenAI clients raise, so nobody mistakes the
+                    # cut text for a whole answer.
+                    ended = True
+                    entry.status, entry.error = 200, cut.message
+                    self._finish(request_id, entry, event)
+                    yield f"data: {json.dumps(cut.body(), ensure_ascii=False)}\n\n"
+                    return
                 elif isinstance(event, ReplyDone):
                     ended = True
                     self._finish(request_id, entry, event)

@@ -326,6 +326,59 @@ def test_a_client_that_disconnects_stops_its_reply(served: Served) -> None:
     assert _chat(served).choices[0].message.content, "the next client is served at once"
 
 
+def test_stopping_the_server_cuts_replies_with_an_error_not_a_finish(shared_worker: InferenceThread) -> None:
+    server = LocalServer(shared_worker, ServerConfig(port=0))
+    server.start()
+    client = openai.OpenAI(base_url=server.address, api_key="none", max_retries=0, timeout=30)
+    pieces: list[str] = []
+    finishes: list[str] = []
+    caught: list[BaseException] = []
+    whole: list[BaseException] = []
+
+    def streamed() -> None:
+        try:
+            stream = client.chat.completions.create(
+                model="x",
+                messages=STORY,
+                max_tokens=2000,
+                stream=True,  # type: ignore[arg-type]
+            )
+            for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    pieces.append(chunk.choices[0].delta.content)
+                if chunk.choices and chunk.choices[0].finish_reason:
+                    finishes.append(chunk.choices[0].finish_reason)
+        except openai.APIError as exc:
+            caught.append(exc)
+
+    def not_streamed() -> None:  # queued behind the stream, so it is cut before its first token
+        try:
+            client.chat.completions.create(model="x", messages=STORY, max_tokens=2000)  # type: ignore[arg-type]
+        except openai.APIError as exc:
+            whole.append(exc)
+
+    first = threading.Thread(target=streamed)
+    first.start()
+    deadline = time.monotonic() + 20
+    while len(pieces) < 3:
+        assert time.monotonic() < deadline, "the stream did not start"
+        time.sleep(0.02)
+    second = threading.Thread(target=not_streamed)
+    second.start()
+    while len(server.active) < 2:
+        assert time.monotonic() < deadline, "the second request was not queued"
+        time.sleep(0.02)
+    server.stop()
+    first.join(10)
+    second.join(10)
+    assert not first.is_alive() and not second.is_alive(), "clients were left hanging"
+    assert not finishes, "a cut reply must not look finished"
+    assert len(caught) == 1 and "shutting down" in str(caught[0]), caught
+    assert len(whole) == 1 and isinstance(whole[0], openai.InternalServerError), whole
+    assert whole[0].status_code == 503 and "shutting down" in whole[0].message
+    assert shared_worker.running_reply is None
+
+
 def test_no_model_loaded_is_a_clear_error() -> None:
     worker = InferenceThread(lambda _e: None)
     worker.start()
