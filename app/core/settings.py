@@ -13,6 +13,7 @@ from typing import Any
 from app.core import paths
 from app.core.offload import OffloadSettings
 from app.core.sampling import SamplingParams
+from app.core.server_config import ServerSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ class Settings:
     remote_endpoints: list[dict[str, str]] = field(default_factory=list)
     #: The remote model chat last went to (see app.core.endpoints.model_key), or None for local.
     last_remote_model: str | None = None
+    #: The local API server: on at launch or not, its port, network access (its key is in the keyring).
+    api_server: ServerSettings = field(default_factory=ServerSettings)
 
     def options_for(self, model: str) -> OffloadSettings:
         """A model's GPU and CPU options (Auto for one never set)."""
@@ -77,6 +80,7 @@ class Settings:
                 if isinstance(e, dict) and isinstance(e.get("base_url"), str)
             ],
             last_remote_model=last_remote if isinstance(last_remote, str) else None,
+            api_server=ServerSettings.from_dict(data.get("api_server")),
         )
 
     def save(self, path: Path | None = None) -> None:
@@ -94,6 +98,7 @@ class Settings:
             "model_options": {path: o.to_dict() for path, o in self.model_options.items()},
             "remote_endpoints": self.remote_endpoints,
             "last_remote_model": self.last_remote_model,
+            "api_server": self.api_server.to_dict(),
         }
         tmp.write_text(json.dumps(payload, indent=2), "utf-8")  # no secrets here: tokens live in the keyring
         os.replace(tmp, path)

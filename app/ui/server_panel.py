@@ -7,8 +7,10 @@ Its request log reaches the GUI thread as queued signals.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QGuiApplication
@@ -28,17 +30,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.core import secrets
-from app.core.api_server import (
-    LocalServer,
-    RequestLog,
-    ServerConfig,
-    ServerError,
-    ServerSettings,
-    new_api_key,
-)
 from app.core.inference import InferenceThread
 from app.core.sampling import SamplingParams
+from app.core.server_config import ServerConfig, ServerSettings, new_api_key
 from app.ui.tasks import BackgroundTasks
+
+if TYPE_CHECKING:  # the HTTP stack is imported when the server first starts, not at launch
+    from app.core.api_server import LocalServer, RequestLog
 
 #: Gives the sampling settings for fields a request leaves out (called on the server's thread).
 SamplingParamsSource = Callable[[], SamplingParams]
@@ -73,6 +71,11 @@ class ServerController(QObject):
         self.state, self.message = "stopped", "The server is off."
         self.api_key: str | None = None
         self.key_is_kept = True
+        #: The log's last lines, so a dialog opened later shows what came before it.
+        self.history: deque[str] = deque(maxlen=LOG_LINES)
+        #: API requests generating and waiting now (as activityChanged last said).
+        self.activity = (0, 0)
+        self._generation = 0  # bumped by start and stop: a start that finishes late knows it is stale
         self.logged.connect(self._on_logged)
 
     @property
@@ -113,19 +116,30 @@ class ServerController(QObject):
             self.settings = settings
         self.settings = replace(self.settings, enabled=True)
         old, self.server = self.server, None
+        self._generation += 1
+        generation = self._generation
         host = "0.0.0.0" if self.settings.allow_network else "127.0.0.1"
         config = ServerConfig(host, self.settings.port, self.api_key, self.settings.allow_network)
-        server = LocalServer(self.worker, config, defaults=self._defaults)
-        server.add_listener(self.logged.emit)  # from the server's thread: queued to the GUI thread
         self._set_state("starting", "Starting…")
 
         def work() -> LocalServer:
+            # Imported here, off the GUI thread: uvicorn and Starlette cost ~0.3 s that a launch
+            # without the server never pays.
+            from app.core.api_server import LocalServer
+
             if old is not None:
                 old.stop()
+            server = LocalServer(self.worker, config, defaults=self._defaults)
+            server.add_listener(self.logged.emit)  # from the server's thread: queued to the GUI thread
             server.start()
+            if generation != self._generation:  # stopped, or the window closed, while it started
+                server.stop()
             return server
 
         def started(running: LocalServer) -> None:
+            if generation != self._generation:  # stopped (or restarted) while it started
+                self.tasks.run(running.stop, lambda _r: None)
+                return
             self.server = running
             who = (
                 "other computers on the network" if config.host == "0.0.0.0" else "programs on this computer"
@@ -134,6 +148,10 @@ class ServerController(QObject):
             self._set_state("running", f"Serving at {running.address} to {who} ({key}).")
 
         def failed(error: BaseException) -> None:
+            if generation != self._generation:
+                return
+            from app.core.api_server import ServerError
+
             self.settings = replace(self.settings, enabled=False)
             text = str(error) if isinstance(error, ServerError) else f"The server failed to start: {error}"
             self._set_state("error", text)
@@ -143,8 +161,9 @@ class ServerController(QObject):
     def stop(self) -> None:
         """Stop serving (requests in progress are cancelled)."""
         self.settings = replace(self.settings, enabled=False)
+        self._generation += 1  # a start still in progress stops its server once it is up
         server, self.server = self.server, None
-        self.activityChanged.emit(0, 0)
+        self._activity(0, 0)
         if server is None:
             self._set_state("stopped", "The server is off.")
             return
@@ -153,17 +172,24 @@ class ServerController(QObject):
 
     def shutdown(self) -> None:
         """Stop at once (the window is closing)."""
+        self._generation += 1
         if self.server is not None:
             self.server.stop(timeout=2.0)
             self.server = None
 
-    def _on_logged(self, _entry: RequestLog) -> None:
+    def _on_logged(self, entry: RequestLog) -> None:
+        if entry.state == "done":
+            self.history.append(entry.line())
         server = self.server
         if server is None:
             return
         entries = list(server.active.values())
         generating = sum(1 for e in entries if e.state == "generating")
-        self.activityChanged.emit(generating, len(entries) - generating)
+        self._activity(generating, len(entries) - generating)
+
+    def _activity(self, generating: int, waiting: int) -> None:
+        self.activity = (generating, waiting)
+        self.activityChanged.emit(generating, waiting)
 
 
 class ServerDialog(QDialog):
@@ -244,6 +270,7 @@ class ServerDialog(QDialog):
         self.log_view.setMaximumBlockCount(LOG_LINES)
         self.log_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.log_view.setPlaceholderText("Requests, their speed and any errors appear here.")
+        self.log_view.setPlainText("\n".join(controller.history))
         layout.addWidget(self.log_view, 1)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
@@ -256,6 +283,7 @@ class ServerDialog(QDialog):
         controller.logged.connect(self._on_logged)
         controller.activityChanged.connect(self._show_activity)
         self._show_state(controller.state, controller.message)
+        self._show_activity(*controller.activity)
         self._show_key_note()
         self._on_network(self.network.isChecked())
 
@@ -344,7 +372,7 @@ def activity_text(generating: int, waiting: int) -> str:
         return ""
     parts = []
     if generating:
-        parts.append(f"{generating} request generating")
+        parts.append(f"{generating} request{'s' if generating > 1 else ''} generating")
     if waiting:
         parts.append(f"{waiting} waiting")
     return "API: " + ", ".join(parts)

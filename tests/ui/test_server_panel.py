@@ -14,10 +14,10 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from app.core import secrets
-from app.core.api_server import ServerSettings
 from app.core.engine import LoadOptions
 from app.core.inference import Event, InferenceThread, Loaded
 from app.core.sampling import SamplingParams
+from app.core.server_config import ServerSettings
 from app.ui.application import create_app
 from app.ui.server_panel import API_KEY_SECRET, ServerController, ServerDialog, activity_text
 from app.ui.tasks import BackgroundTasks
