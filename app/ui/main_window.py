@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QStatusBar,
@@ -51,6 +52,7 @@ from app.ui.model_picker import ModelPicker
 from app.ui.models_controller import ModelsController
 from app.ui.remote_controller import RemoteChoice, RemoteEngines, failure_message
 from app.ui.remote_engines import RemoteEnginesDialog
+from app.ui.server_panel import ServerController, ServerDialog, activity_text
 from app.ui.settings.offload_panel import OffloadPanel, describe_loaded
 from app.ui.settings.sampling_panel import SamplingPanel
 from app.ui.tasks import BackgroundTasks
@@ -130,6 +132,12 @@ class MainWindow(QMainWindow):
         self.bridge = bridge or InferenceBridge(self)
         self.tasks = BackgroundTasks(self)
         self.remote = RemoteEngines(self.settings, self)
+        # The local API server shares the window's inference thread (one model, one queue); fields a
+        # request leaves out take the window's sampling settings (read from the server's thread: a
+        # reference to an immutable SamplingParams, replaced whole when the user changes one).
+        self.server = ServerController(
+            self.bridge.worker, self.tasks, self.settings.api_server, lambda: self.settings.sampling, self
+        )
         #: A remote model to go back to once its endpoint has listed it (the one chat last went to).
         self._restore_remote = self.settings.last_remote_model
         #: The request id of the reply going to a remote engine (None: none, or a local reply).
@@ -214,6 +222,7 @@ class MainWindow(QMainWindow):
         help_menu = QMenu(self.help_button)
         help_menu.addAction("About Fireside", self.show_about)
         help_menu.addAction("Welcome screen", lambda: self.show_page("welcome"))
+        help_menu.addAction("Local API server…", self.open_server)
         help_menu.addAction(
             "Open the log folder",
             lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(logs.log_file().parent))),
@@ -338,8 +347,19 @@ class MainWindow(QMainWindow):
         self.download_indicator.setToolTip("Show downloads")
         self.download_indicator.clicked.connect(lambda: self.show_page("discover"))
         self.download_indicator.hide()
+        # The model name gives way first when the bar is narrow, so the state and the context
+        # meter on the right are never pushed off the window.
+        self.model_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         status.addWidget(self.model_label, 1)
         status.addPermanentWidget(self.download_indicator)
+        self.server_indicator = QPushButton("API server: off")
+        self.server_indicator.setObjectName("serverIndicator")
+        self.server_indicator.setFlat(True)
+        self.server_indicator.setToolTip(
+            "Serve the loaded model to other programs through an OpenAI-compatible API"
+        )
+        self.server_indicator.clicked.connect(self.open_server)
+        status.addPermanentWidget(self.server_indicator)
         status.addPermanentWidget(self.state_label)
         status.addPermanentWidget(self.context_label)
         self.context_meter = QProgressBar()
@@ -358,6 +378,9 @@ class MainWindow(QMainWindow):
         self.picker.modelChosen.connect(self.choose_local)
         self.picker.remoteChosen.connect(self.choose_remote)
         self.remote.listsChanged.connect(self._on_remote_lists)
+        self.server.stateChanged.connect(self._on_server_state)
+        self.server.activityChanged.connect(self._show_server_activity)
+        self.bridge.started.connect(self._on_reply_started)
         self.open_button.clicked.connect(self._open_model_file)
         self.view.codeCopied.connect(lambda _code: self.statusBar().showMessage("Code copied", 2000))
         self.view.versionStep.connect(self.conversations.step_version)
@@ -403,6 +426,8 @@ class MainWindow(QMainWindow):
             self.models.start()
             self.conversations.start()
             self.remote.start()
+            # The key first: a server on the network must not start without it.
+            self.server.load_key(self.server.start if self.settings.api_server.enabled else None)
         self.state_label.setText("Looking for models…")
         extra = list(self.settings.extra_models)
         if model:
@@ -614,6 +639,43 @@ class MainWindow(QMainWindow):
         dialog.show_hardware(self.models.hardware)
         dialog.open()
         self.models.refresh_hardware(dialog.show_hardware)
+
+    # ----- the local API server -----------------------------------------------------------------
+
+    def open_server(self) -> ServerDialog:
+        """The Local API server dialog (one per window)."""
+        dialog = self.findChild(ServerDialog, "serverDialog")
+        if dialog is None:
+            dialog = ServerDialog(self.server, self)
+        dialog.open()
+        return dialog
+
+    def _on_server_state(self, state: str, message: str) -> None:
+        if self.settings.api_server != self.server.settings:  # switched on or off, a new port…
+            self.settings.api_server = self.server.settings
+            self._save_settings()
+        port = self.server.settings.port
+        text = {
+            "running": f"API server: on · :{port}",
+            "starting": "API server: starting…",
+            "stopping": "API server: stopping…",
+            "error": "API server: failed",
+        }.get(state, "API server: off")
+        self.server_indicator.setText(text)
+        self.server_indicator.setToolTip(message)
+        if state == "error" and self._started:
+            self.banner.show_message(message, action=("Local API server…", self.open_server))
+
+    def _show_server_activity(self, generating: int, waiting: int) -> None:
+        busy = activity_text(generating, waiting)
+        if busy:
+            self.server_indicator.setText(busy)
+        else:
+            self._on_server_state(self.server.state, self.server.message)
+
+    def _on_reply_started(self, request_id: int, _waited_s: float) -> None:
+        if request_id == self._reply_request and self._remote_reply is None:
+            self.state_label.setText("Generating…")  # it waited behind API requests (see _start_reply)
 
     # ----- remote engines ----------------------------------------------------------------------
 
@@ -981,6 +1043,15 @@ class MainWindow(QMainWindow):
         self.state_label.setText(
             f"Generating on {choice.endpoint.name}…" if choice and remote else "Generating…"
         )
+        if remote is None:
+            # API requests queued earlier (or generating now) go first: say so until this reply starts.
+            worker, request = self.bridge.worker, self._reply_request
+            running = worker.running_reply
+            ahead = worker.replies_waiting(before=request) + (running is not None and running != request)
+            if ahead:
+                self.state_label.setText(
+                    f"Waiting for {ahead} API request{'s' if ahead > 1 else ''} to finish…"
+                )
         self._update_send_button()
 
     def policy(self) -> str:
@@ -1146,6 +1217,7 @@ class MainWindow(QMainWindow):
         self.errors.close()
         self.conversations.close()
         self._save_settings()
+        self.server.shutdown()  # before the inference thread: its replies are cancelled with it
         if not self.bridge.shutdown(timeout=1.0):
             log.warning("inference thread did not stop within a second")
         self.remote.shutdown()
