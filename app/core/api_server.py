@@ -58,6 +58,10 @@ _FAILURES = {
 }
 
 
+#: How long stop() lets open connections finish before uvicorn drops them.
+GRACEFUL_S = 1
+
+
 class ServerError(Exception):
     """The server cannot start (port taken, unsafe address); the message is for the user."""
 
@@ -199,7 +203,9 @@ class LocalServer:
                 log_level="warning",
                 access_log=False,
                 lifespan="off",
-                timeout_graceful_shutdown=2,
+                # Replies are cancelled before the loop is asked to exit, so open streams end within
+                # a token or two; this only bounds a connection that will not close.
+                timeout_graceful_shutdown=GRACEFUL_S,
             )
         )
         server, sock = self._server, self._socket
@@ -236,9 +242,13 @@ class LocalServer:
         sock.set_inheritable(True)
         return sock
 
+    def prepare_stop(self) -> None:
+        """From now on a reply that is cancelled ends as cut by the shutdown, not as finished."""
+        self._stopping = True
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving: cancel this server's replies, close connections, join the thread."""
-        self._stopping = True
+        self.prepare_stop()
         for request_id in list(self.active):
             self.worker.cancel(request_id)
         if self._server is not None:
@@ -543,9 +553,12 @@ class LocalServer:
         finally:
             if not ended:  # the client went away (or the server is stopping): stop generating for it
                 self.worker.cancel(request_id)
-                self._drains.add(
-                    asyncio.get_running_loop().create_task(self._drain(request_id, reply, entry))
-                )
+                if self._stopping:  # the loop is closing: no task may outlive it
+                    self.active.pop(request_id, None)
+                else:
+                    self._drains.add(
+                        asyncio.get_running_loop().create_task(self._drain(request_id, reply, entry))
+                    )
 
     async def _drain(self, request_id: int, reply: _Reply, entry: RequestLog) -> None:
         """Wait for a reply whose client left to end (it was cancelled), and log what it cost."""

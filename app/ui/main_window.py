@@ -379,6 +379,7 @@ class MainWindow(QMainWindow):
         self.picker.remoteChosen.connect(self.choose_remote)
         self.remote.listsChanged.connect(self._on_remote_lists)
         self.server.stateChanged.connect(self._on_server_state)
+        self.server.settingsChanged.connect(self._on_server_settings)
         self.server.activityChanged.connect(self._show_server_activity)
         self.bridge.started.connect(self._on_reply_started)
         self.open_button.clicked.connect(self._open_model_file)
@@ -665,6 +666,10 @@ class MainWindow(QMainWindow):
         self.server_indicator.setToolTip(message)
         if state == "error" and self._started:
             self.banner.show_message(message, action=("Local API server…", self.open_server))
+
+    def _on_server_settings(self) -> None:
+        self.settings.api_server = self.server.settings
+        self._save_settings()
 
     def _show_server_activity(self, generating: int, waiting: int) -> None:
         busy = activity_text(generating, waiting)
@@ -1217,7 +1222,7 @@ class MainWindow(QMainWindow):
         self.errors.close()
         self.conversations.close()
         self._save_settings()
-        self.server.shutdown()  # before the inference thread: its replies are cancelled with it
+        self.server.shutdown()  # before the inference thread: API streams end with a clear error
         if not self.bridge.shutdown(timeout=1.0):
             log.warning("inference thread did not stop within a second")
         self.remote.shutdown()

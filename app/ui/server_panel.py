@@ -1,12 +1,15 @@
 """The "Local API server" switch: its controller (start, stop, log, queue) and its dialog.
 
-The server itself (app.core.api_server) runs on its own thread; starting and stopping it, and the
-keyring reads for its API key, run on background tasks, so the GUI thread never waits on them.
+The server itself (app.core.api_server) runs on its own thread. Starting and stopping it run one
+after another on a lifecycle thread of their own (so a start never races the stop before it for the
+port), the keyring reads for its API key on background tasks: the GUI thread never waits on them.
 Its request log reaches the GUI thread as queued signals.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
@@ -45,6 +48,8 @@ API_KEY_SECRET = "api-server-key"
 #: Lines kept in the log view (older ones scroll away).
 LOG_LINES = 500
 
+log = logging.getLogger(__name__)
+
 
 class ServerController(QObject):
     """Owns the LocalServer: starts and stops it off the GUI thread and relays its log."""
@@ -55,6 +60,10 @@ class ServerController(QObject):
     logged = Signal(object)
     #: API requests generating now and waiting in the queue.
     activityChanged = Signal(int, int)
+    #: The API key read from the keyring at launch (for a dialog opened before it arrived).
+    keyLoaded = Signal()
+    #: Port or network access changed while the server is off (to be saved).
+    settingsChanged = Signal()
 
     def __init__(
         self,
@@ -68,6 +77,12 @@ class ServerController(QObject):
         self.worker, self.tasks, self.settings = worker, tasks, settings
         self._defaults = defaults
         self.server: LocalServer | None = None
+        # Starts and stops run in order on one thread; every server made is listed until it stopped,
+        # so shutdown() can stop one whose start or stop was still on its way.
+        self._lifecycle = BackgroundTasks(self, workers=1)
+        self._made: set[LocalServer] = set()
+        self._made_lock = threading.Lock()
+        self._key_edits = 0  # bumped by set_api_key: a keyring read that lands later must not undo it
         self.state, self.message = "stopped", "The server is off."
         self.api_key: str | None = None
         self.key_is_kept = True
@@ -90,25 +105,41 @@ class ServerController(QObject):
     def load_key(self, then: Callable[[], None] | None = None) -> None:
         """Read the API key from the keyring (off the GUI thread), then call `then`."""
 
+        edits = self._key_edits
+
         def read() -> tuple[str | None, bool]:
             return secrets.get_secret(API_KEY_SECRET), secrets.has_secure_store()
 
         def got(result: tuple[str | None, bool]) -> None:
-            self.api_key, self.key_is_kept = result
+            if edits == self._key_edits:  # the user did not set a key meanwhile
+                self.api_key, self.key_is_kept = result
+                self.keyLoaded.emit()
             if then is not None:
                 then()
 
-        self.tasks.run(read, got, lambda _e: then() if then is not None else None)
+        def failed(error: BaseException) -> None:
+            log.warning("Could not read the API server's key from the keyring: %s", error)
+            if then is not None:
+                then()
+
+        self.tasks.run(read, got, failed)
 
     def set_api_key(self, key: str | None, then: Callable[[bool], None]) -> None:
         """Store (or with None remove) the key; `then(kept)` says whether it survives a restart."""
         self.api_key = key or None
+        self._key_edits += 1
 
         def stored(kept: bool) -> None:
             self.key_is_kept = kept or not key
             then(self.key_is_kept)
 
         self.tasks.run(lambda: secrets.set_secret(API_KEY_SECRET, key or None), stored)
+
+    def update_settings(self, settings: ServerSettings) -> None:
+        """Remember a port or network choice made while the server is off."""
+        if settings != self.settings:
+            self.settings = settings
+            self.settingsChanged.emit()
 
     def start(self, settings: ServerSettings | None = None) -> None:
         """Start serving with `settings` (restarting a running server); the outcome comes as stateChanged."""
@@ -122,23 +153,35 @@ class ServerController(QObject):
         config = ServerConfig(host, self.settings.port, self.api_key, self.settings.allow_network)
         self._set_state("starting", "Starting…")
 
-        def work() -> LocalServer:
+        def work() -> LocalServer | None:
             # Imported here, off the GUI thread: uvicorn and Starlette cost ~0.3 s that a launch
             # without the server never pays.
             from app.core.api_server import LocalServer
 
             if old is not None:
-                old.stop()
+                self._stop_server(old)
+            if generation != self._generation:  # stopped again before this start had its turn
+                return None
             server = LocalServer(self.worker, config, defaults=self._defaults)
-            server.add_listener(self.logged.emit)  # from the server's thread: queued to the GUI thread
-            server.start()
+            # From the server's thread, queued to the GUI thread. A copy: the entry changes on as the
+            # request moves on, and each report must say what it was when sent.
+            server.add_listener(lambda entry: self.logged.emit(replace(entry)))
+            with self._made_lock:
+                self._made.add(server)
+            try:
+                server.start()
+            except BaseException:
+                self._forget(server)
+                raise
             if generation != self._generation:  # stopped, or the window closed, while it started
-                server.stop()
+                self._stop_server(server)
             return server
 
-        def started(running: LocalServer) -> None:
+        def started(running: LocalServer | None) -> None:
+            if running is None:
+                return
             if generation != self._generation:  # stopped (or restarted) while it started
-                self.tasks.run(running.stop, lambda _r: None)
+                self._lifecycle.run(lambda: self._stop_server(running), lambda _r: None)
                 return
             self.server = running
             who = (
@@ -156,26 +199,51 @@ class ServerController(QObject):
             text = str(error) if isinstance(error, ServerError) else f"The server failed to start: {error}"
             self._set_state("error", text)
 
-        self.tasks.run(work, started, failed)
+        self._lifecycle.run(work, started, failed)
 
     def stop(self) -> None:
         """Stop serving (requests in progress are cancelled)."""
         self.settings = replace(self.settings, enabled=False)
         self._generation += 1  # a start still in progress stops its server once it is up
+        generation = self._generation
         server, self.server = self.server, None
         self._activity(0, 0)
         if server is None:
             self._set_state("stopped", "The server is off.")
             return
         self._set_state("stopping", "Stopping…")
-        self.tasks.run(server.stop, lambda _r: self._set_state("stopped", "The server is off."))
+
+        def stopped(_result: object) -> None:
+            if generation == self._generation:  # not started again meanwhile
+                self._set_state("stopped", "The server is off.")
+
+        self._lifecycle.run(lambda: self._stop_server(server), stopped)
 
     def shutdown(self) -> None:
-        """Stop at once (the window is closing)."""
+        """Stop at once, with every reply (the window is closing): each server made, however far along."""
         self._generation += 1
-        if self.server is not None:
-            self.server.stop(timeout=2.0)
-            self.server = None
+        self.server = None
+        with self._made_lock:
+            for server in self._made:
+                server.prepare_stop()
+        # Every reply ends now, the window's own too: an API request queued behind the window's reply
+        # would otherwise hold the server's graceful shutdown for its whole timeout.
+        self.worker.cancel_all()
+        # Waits for a start or stop under way (a start gives up within seconds), drops queued ones...
+        self._lifecycle.shutdown()
+        # ...and stops whatever they left serving.
+        with self._made_lock:
+            left = list(self._made)
+        for server in left:
+            self._stop_server(server, timeout=3.0)
+
+    def _stop_server(self, server: LocalServer, timeout: float = 5.0) -> None:
+        server.stop(timeout=timeout)
+        self._forget(server)
+
+    def _forget(self, server: LocalServer) -> None:
+        with self._made_lock:
+            self._made.discard(server)
 
     def _on_logged(self, entry: RequestLog) -> None:
         if entry.state == "done":
@@ -279,6 +347,9 @@ class ServerDialog(QDialog):
         self.switch.setChecked(controller.state in ("running", "starting"))
         self.switch.toggled.connect(self._on_switch)
         self.network.toggled.connect(self._on_network)
+        self.port.valueChanged.connect(self._remember)
+        self.network.toggled.connect(self._remember)
+        controller.keyLoaded.connect(self._show_loaded_key)
         controller.stateChanged.connect(self._show_state)
         controller.logged.connect(self._on_logged)
         controller.activityChanged.connect(self._show_activity)
@@ -309,6 +380,16 @@ class ServerDialog(QDialog):
         if key != (self.controller.api_key or ""):
             self.controller.set_api_key(key or None, lambda _kept: self._show_key_note())
         self.controller.start(self._settings())
+
+    def _remember(self) -> None:
+        # Port and network choices are kept even when the server is not switched on now.
+        if self.controller.state not in ("running", "starting"):
+            self.controller.update_settings(self._settings())
+
+    def _show_loaded_key(self) -> None:
+        if not self.key.isModified():  # never overwrite what the user is typing
+            self.key.setText(self.controller.api_key or "")
+        self._show_key_note()
 
     def _on_network(self, on: bool) -> None:
         self.key.setPlaceholderText(

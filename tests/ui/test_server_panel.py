@@ -132,3 +132,76 @@ def test_a_taken_port_is_explained(qtbot: QtBot, dialog: ServerDialog) -> None:
 def test_activity_text() -> None:
     assert activity_text(0, 0) == ""
     assert activity_text(1, 2) == "API: 1 request generating, 2 waiting"
+
+
+def _answers(port: int) -> bool:
+    try:
+        return bool(
+            openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0).models.list()
+        )
+    except openai.APIConnectionError:
+        return False
+
+
+def test_off_then_on_at_once_serves_and_says_so(qtbot: QtBot, dialog: ServerDialog) -> None:
+    _turn_on(qtbot, dialog)
+    port = dialog.controller.settings.port
+    dialog.switch.setChecked(False)
+    dialog.switch.setChecked(True)  # before the stop has finished: the start waits for it, not the port
+    qtbot.waitUntil(lambda: dialog.controller.state in ("running", "error"), timeout=10_000)
+    qtbot.wait(300)  # a late "stopped" from the first stop would land here
+    assert dialog.controller.state == "running", dialog.status.text()
+    assert dialog.switch.isChecked() and dialog.controller.settings.enabled
+    assert _answers(port)
+
+
+def test_shutdown_while_starting_leaves_nothing_serving(qtbot: QtBot, worker: InferenceThread) -> None:
+    create_app()
+    tasks = BackgroundTasks()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    controller = ServerController(worker, tasks, ServerSettings(port=port), SamplingParams)
+    controller.start()
+    controller.shutdown()  # the window closes while the server is still starting
+    tasks.shutdown()
+    assert not _answers(port), "no server outlives the window"
+
+
+def test_each_request_is_logged_once(qtbot: QtBot, dialog: ServerDialog) -> None:
+    _turn_on(qtbot, dialog)
+    client = openai.OpenAI(base_url=dialog.controller.address or "", api_key="x", max_retries=0)
+    client.chat.completions.create(model="x", messages=QUESTION, max_tokens=2)  # type: ignore[arg-type]
+    # The GUI thread was blocked in this call: every report of the request is waiting for it now.
+    qtbot.wait(200)
+    lines = [line for line in dialog.log_view.toPlainText().splitlines() if "POST" in line]
+    assert len(lines) == 1, lines
+    assert len(dialog.controller.history) == 1
+
+
+def test_port_and_network_choices_are_kept_while_off(qtbot: QtBot, dialog: ServerDialog) -> None:
+    changed: list[ServerSettings] = []
+    dialog.controller.settingsChanged.connect(lambda: changed.append(dialog.controller.settings))
+    dialog.port.setValue(9555)
+    dialog.network.setChecked(True)
+    assert changed[-1].port == 9555 and changed[-1].allow_network and not changed[-1].enabled
+
+
+def test_a_key_typed_before_the_keyring_answers_is_kept(
+    qtbot: QtBot, dialog: ServerDialog, memory_keyring: Any
+) -> None:
+    secrets.set_secret(API_KEY_SECRET, "old-key")
+    controller = dialog.controller
+    loaded: list[bool] = []
+    controller.keyLoaded.connect(lambda: loaded.append(True))
+    controller.load_key()
+    dialog.key.setText("typed-key")
+    dialog.key.setModified(True)
+    controller.set_api_key("typed-key", lambda _kept: None)
+    qtbot.wait(300)
+    assert controller.api_key == "typed-key" and dialog.key.text() == "typed-key"
+    # A read that finds the keyring's key with nothing typed shows it.
+    dialog.key.setText("")
+    dialog.key.setModified(False)
+    controller.load_key()
+    qtbot.waitUntil(lambda: dialog.key.text() == "typed-key", timeout=5_000)  # stored by set_api_key

@@ -195,3 +195,18 @@ def test_a_taken_port_is_reported(qtbot: QtBot, window: MainWindow, memory_keyri
     assert not dialog.switch.isChecked()
     assert window.server_indicator.text() == "API server: failed"
     assert not Settings.load().api_server.enabled
+
+
+def test_closing_with_an_api_request_waiting_behind_the_window_tells_it_why(
+    qtbot: QtBot, window: MainWindow, memory_keyring: Any, streams: Callable[[str], Streams]
+) -> None:
+    api = streams(_switch_on(qtbot, window, _free_port()))
+    _set(window, "maxTokensInput", 2000)
+    _type_and_send(qtbot, window, "Write a long story about a lighthouse keeper and the sea.")
+    api.start(max_tokens=50)
+    qtbot.waitUntil(lambda: window.server.activity == (0, 1), timeout=10_000)
+    window.close()
+    api.join(10)
+    assert len(api.errors) == 1 and isinstance(api.errors[0], openai.APIError), api.errors
+    assert "shutting down" in str(api.errors[0]), "an answer, not a dropped connection"
+    assert not api.texts[0] and not api.finish
