@@ -653,8 +653,7 @@ class MainWindow(QMainWindow):
 
     def _on_server_state(self, state: str, message: str) -> None:
         if self.settings.api_server != self.server.settings:  # switched on or off, a new port…
-            self.settings.api_server = self.server.settings
-            self._save_settings()
+            self._on_server_settings()
         port = self.server.settings.port
         text = {
             "running": f"API server: on · :{port}",
@@ -1132,11 +1131,9 @@ class MainWindow(QMainWindow):
         detached = self._reply_row < 0
         remote = self._remote_reply == request_id
         self._end_reply()
-        if detached:  # a detached reply's figures belong to another conversation
-            pass
-        elif remote:
+        if remote and not detached:  # a detached reply's figures belong to another conversation
             self._show_remote_context(stats)
-        else:
+        elif not detached:
             self._show_context(stats.context_used, stats.context_length)
         self.state_label.setText(f"Ready · {stats.tokens_per_s:.1f} tok/s")
 

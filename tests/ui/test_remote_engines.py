@@ -217,16 +217,22 @@ def test_add_an_endpoint_choose_its_model_and_chat(
     assert json.loads(_settings_text())["last_remote_model"] is None
 
 
-def test_stop_a_remote_reply_mid_stream(
-    qtbot: QtBot, make_window: Callable[..., MainWindow], models_dir: Path, server: LlamaServer
-) -> None:
-    window = _remote_window(make_window, qtbot, server.url, MODEL_ID)
+def _stream_a_long_reply(qtbot: QtBot, window: MainWindow) -> list[str]:
+    """Send a prompt with a long answer and wait for its first pieces; the list keeps filling."""
     _set_max_tokens(window, 1500)
     chunks: list[str] = []
     window.bridge.chunk.connect(lambda _rid, text: chunks.append(text))
     window.composer.setPlainText(LONG_PROMPT)
     window.send()
     qtbot.waitUntil(lambda: len(chunks) >= 3, timeout=30_000)
+    return chunks
+
+
+def test_stop_a_remote_reply_mid_stream(
+    qtbot: QtBot, make_window: Callable[..., MainWindow], models_dir: Path, server: LlamaServer
+) -> None:
+    window = _remote_window(make_window, qtbot, server.url, MODEL_ID)
+    chunks = _stream_a_long_reply(qtbot, window)
     qtbot.mouseClick(window.send_button, Qt.MouseButton.LeftButton)  # Stop
     qtbot.waitUntil(lambda: not window.is_generating, timeout=10_000)
     reply = window.messages.message(1)
@@ -241,12 +247,7 @@ def test_the_server_dies_mid_reply_and_comes_back(
 ) -> None:
     window = _remote_window(make_window, qtbot, server.url, MODEL_ID)
     store = window.conversations.store
-    _set_max_tokens(window, 1500)
-    chunks: list[str] = []
-    window.bridge.chunk.connect(lambda _rid, text: chunks.append(text))
-    window.composer.setPlainText(LONG_PROMPT)
-    window.send()
-    qtbot.waitUntil(lambda: len(chunks) >= 3, timeout=30_000)
+    chunks = _stream_a_long_reply(qtbot, window)
     server.kill()
     qtbot.waitUntil(lambda: not window.is_generating, timeout=15_000)
 

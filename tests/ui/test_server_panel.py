@@ -42,14 +42,18 @@ def worker(starter_model: Path) -> Iterator[InferenceThread]:
     thread.shutdown()
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.fixture
 def dialog(qtbot: QtBot, worker: InferenceThread) -> Iterator[ServerDialog]:
     """The dialog over a controller with a free port."""
     create_app()
     tasks = BackgroundTasks()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = _free_port()
     controller = ServerController(worker, tasks, ServerSettings(port=port), SamplingParams)
     view = ServerDialog(controller)
     qtbot.addWidget(view)
@@ -158,9 +162,7 @@ def test_off_then_on_at_once_serves_and_says_so(qtbot: QtBot, dialog: ServerDial
 def test_shutdown_while_starting_leaves_nothing_serving(qtbot: QtBot, worker: InferenceThread) -> None:
     create_app()
     tasks = BackgroundTasks()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = _free_port()
     controller = ServerController(worker, tasks, ServerSettings(port=port), SamplingParams)
     controller.start()
     controller.shutdown()  # the window closes while the server is still starting
