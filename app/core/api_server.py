@@ -33,7 +33,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from app.core.api_schema import ApiError, ChatRequest, CompletionRequest, validation_error
+from app.core.api_schema import (
+    ApiError,
+    ChatRequest,
+    CompletionRequest,
+    find_lone_surrogate,
+    validation_error,
+)
 from app.core.conversation import ReplyStats, StopReason
 from app.core.inference import Chunk, Event, InferenceThread, ReplyDone, ReplyFailed, Started
 from app.core.sampling import SamplingParams
@@ -337,10 +343,23 @@ class LocalServer:
             chunks.append(chunk)
         try:
             data = json.loads(b"".join(chunks))
+            found = find_lone_surrogate(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, f"The request body is not valid JSON: {exc}.", "invalid_json") from exc
+        except RecursionError:
+            raise ApiError(400, "The request body is nested too deeply.", "invalid_json") from None
         if not isinstance(data, dict):
             raise ApiError(400, "The request body must be a JSON object.", "invalid_json")
+        if found is not None:
+            where, index, char = found
+            raise ApiError(
+                400,
+                f"{where}: the text holds a lone UTF-16 surrogate (U+{ord(char):04X}) at character "
+                f"{index}. JSON allows it, but it is half of a character, not Unicode text; send the "
+                "whole character (both halves of the pair).",
+                "invalid_unicode",
+                where,
+            )
         try:
             return schema.model_validate(data)
         except ValidationError as exc:

@@ -234,6 +234,7 @@ def test_a_wrong_or_missing_key_is_refused(served: Served) -> None:
             "image_url",
         ),
         (b"{" + b" " * (5 * 1024 * 1024) + b"}", 413, "larger than"),
+        (b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "nested too deeply"),
     ],
 )
 def test_malformed_bodies_get_openai_errors(served: Served, body: bytes, status: int, said: str) -> None:
@@ -241,6 +242,141 @@ def test_malformed_bodies_get_openai_errors(served: Served, body: bytes, status:
     assert response.status_code == status
     error = response.json()["error"]
     assert said in error["message"] and error["type"] == "invalid_request_error"
+
+
+#: Fields Fireside does not honour yet, as a client would send them: (the field named in the error,
+#: the create() arguments). Each must be refused by name, never answered as if it had been honoured.
+TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+SCHEMA = {"name": "answer", "schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
+CHAT_NOT_HONOURED = [
+    ("response_format", {"response_format": {"type": "json_object"}}),
+    ("response_format", {"response_format": {"type": "json_schema", "json_schema": SCHEMA}}),
+    ("tools", {"tools": [TOOL]}),
+    ("tools", {"tools": [TOOL], "tool_choice": "required", "parallel_tool_calls": False}),
+    ("tool_choice", {"tool_choice": "required"}),
+    ("tool_choice", {"tool_choice": {"type": "function", "function": {"name": "get_weather"}}}),
+    ("logprobs", {"logprobs": True}),
+    ("logprobs", {"logprobs": True, "top_logprobs": 3}),
+    ("top_logprobs", {"top_logprobs": 3}),
+    ("logit_bias", {"logit_bias": {"42": 10}}),
+    ("frobnicate", {"extra_body": {"frobnicate": 1}}),
+    ("messages[0].name", {"messages": [{"role": "user", "content": "Hi", "name": "ann"}]}),
+    ("messages[1].role", {"messages": [*QUESTION, {"role": "tool", "content": "22", "tool_call_id": "a"}]}),
+]
+COMPLETION_NOT_HONOURED = [
+    ("logprobs", {"logprobs": 2}),
+    ("logit_bias", {"logit_bias": {"42": 10}}),
+    ("echo", {"echo": True}),
+    ("best_of", {"best_of": 2}),
+    ("suffix", {"suffix": "and that is all."}),
+    ("response_format", {"extra_body": {"response_format": {"type": "json_object"}}}),
+    ("tools", {"extra_body": {"tools": [TOOL]}}),
+    ("frobnicate", {"extra_body": {"frobnicate": 1}}),
+]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize(("field", "args"), CHAT_NOT_HONOURED, ids=[f for f, _ in CHAT_NOT_HONOURED])
+def test_chat_fields_not_honoured_are_refused_by_name(
+    served: Served, field: str, args: dict[str, object], stream: bool
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        _chat(served, stream=stream, **args)
+    assert caught.value.status_code == 400
+    error = caught.value.body
+    assert isinstance(error, dict) and error["param"] == field, error
+    assert f"{field}" in error["message"]
+    assert error["code"] in ("unsupported_parameter", "unknown_parameter")
+    assert served.worker.running_reply is None and served.worker.replies_waiting() == 0  # nothing ran
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize(
+    ("field", "args"), COMPLETION_NOT_HONOURED, ids=[f for f, _ in COMPLETION_NOT_HONOURED]
+)
+def test_completion_fields_not_honoured_are_refused_by_name(
+    served: Served, field: str, args: dict[str, object], stream: bool
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        served.client.completions.create(  # type: ignore[call-overload]
+            model="any", prompt="The capital of France is", max_tokens=4, stream=stream, **args
+        )
+    error = caught.value.body
+    assert isinstance(error, dict) and error["param"] == field and field in error["message"], error
+
+
+def test_the_messages_say_what_is_missing_and_which_field_nobody_defines(served: Served) -> None:
+    with pytest.raises(openai.BadRequestError) as unsupported:
+        _chat(served, tools=[TOOL])
+    assert "not supported yet (tool calling)" in unsupported.value.message
+    with pytest.raises(openai.BadRequestError) as unknown:
+        _chat(served, extra_body={"temprature": 0.5})
+    assert "Unrecognized request argument supplied: temprature" in unknown.value.message
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_values_that_change_nothing_are_accepted(served: Served, stream: bool) -> None:
+    chat = _chat(
+        served,
+        stream=stream,
+        max_tokens=3,
+        logprobs=False,
+        top_logprobs=0,
+        tools=[],
+        tool_choice="none",
+        parallel_tool_calls=False,
+        response_format={"type": "text"},
+        logit_bias={},
+        n=1,
+        user="ann",
+        stream_options={"include_usage": True} if stream else None,
+        messages=[{"role": "user", "content": "Hi", "tool_calls": []}],
+    )
+    if stream:
+        assert any(chunk.choices and chunk.choices[0].finish_reason for chunk in chat)  # type: ignore[union-attr]
+    else:
+        assert chat.choices[0].finish_reason in ("stop", "length")
+    completion = served.client.completions.create(
+        model="any",
+        prompt="The capital of France is",
+        max_tokens=3,
+        stream=stream,
+        logprobs=None,
+        echo=False,
+        best_of=1,
+        suffix=None,
+        logit_bias={},
+        extra_body={"user": "ann"},
+    )
+    if stream:
+        assert any(c.choices and c.choices[0].finish_reason for c in completion)  # type: ignore[union-attr]
+    else:
+        assert completion.choices[0].finish_reason in ("stop", "length")  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("path", ["/chat/completions", "/completions"])
+def test_a_lone_surrogate_is_a_400_naming_where_it_is(served: Served, path: str) -> None:
+    # Valid JSON ("\ud800" is how JavaScript writes half of an emoji cut in two), but not Unicode.
+    if path == "/completions":
+        body, where = b'{"prompt": "Half an emoji: \\ud83d", "max_tokens": 2}', "prompt"
+    else:
+        body = b'{"messages": [{"role": "user", "content": "Hi"}, {"role": "user", "content": "a\\ud800b"}]}'
+        where = "messages[1].content"
+    for stream in (False, True):
+        sent = body[:-1] + (b', "stream": true}' if stream else b"}")
+        response = served.raw(path, content=sent, headers={"Content-Type": "application/json"})
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["param"] == where and error["code"] == "invalid_unicode"
+        assert "lone UTF-16 surrogate" in error["message"] and where in error["message"]
+    # A whole pair is one character, and is served.
+    whole = served.raw(
+        path,
+        json={"messages": [{"role": "user", "content": "Smile \U0001f600"}], "max_tokens": 2}
+        if path == "/chat/completions"
+        else {"prompt": "Smile \U0001f600", "max_tokens": 2},
+    )
+    assert whole.status_code == 200, whole.text
 
 
 def test_web_pages_and_rebound_host_names_are_refused(served: Served) -> None:
