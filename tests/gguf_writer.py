@@ -36,8 +36,10 @@ def write_model(
     tied: bool = False,
     head_dim: int | None = None,
     ctx: int = 512,
+    strings: dict[str, str] | None = None,
 ) -> TensorBytes:
-    """Write the model; returns the byte counts each group of tensors should have (by hand)."""
+    """Write the model; returns the byte counts each group of tensors should have (by hand).
+    `strings` adds string metadata (general.description, tokenizer.chat_template, ...)."""
     rng = np.random.default_rng(0)
     kind = DTYPES[dtype]
     head_dim = head_dim or dim // heads
@@ -56,6 +58,8 @@ def write_model(
     w.add_layer_norm_rms_eps(1e-5)
     w.add_rope_freq_base(10000.0)
     w.add_file_type({"f32": 0, "f16": 1, "q8_0": 7}[dtype])
+    for key, value in (strings or {}).items():
+        w.add_string(key, value)
     tokens, scores = ["<unk>", "<s>", "</s>"], [0.0, 0.0, 0.0]
     types = [TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL]
     for b in range(256):
@@ -112,3 +116,22 @@ def write_model(
     return TensorBytes(
         per_layer, sizes["token_embd.weight"], output, sizes["token_embd.weight"] if tied else 0
     )
+
+
+def damage_string(path: Path, key: str, at: int = 0, bad: bytes = b"\x80\xff") -> None:
+    """Overwrite bytes `at` of the string value of metadata `key` with `bad` (invalid UTF-8 by
+    default), in place: the file keeps its length and layout, as a flipped byte on disk would."""
+    import struct
+
+    data = bytearray(path.read_bytes()[: 64 << 20])
+    encoded = key.encode()
+    # A key is stored as its uint64 length and bytes, then the value's type (8: string), then the
+    # string's uint64 length and bytes.
+    where = data.find(struct.pack("<Q", len(encoded)) + encoded + struct.pack("<I", 8))
+    assert where >= 0, f"{key} is not a string key of {path.name}"
+    value = where + 8 + len(encoded) + 4
+    length = struct.unpack_from("<Q", data, value)[0]
+    assert at + len(bad) <= length, f"{key} holds only {length} bytes"
+    with open(path, "r+b") as handle:
+        handle.seek(value + 8 + at)
+        handle.write(bad)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, LlamaFileType
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, GGUFValueType, LlamaFileType
 from gguf.gguf_reader import ReaderField, ReaderTensor
 
 from app.core.memory import ModelShape
@@ -158,9 +158,33 @@ class _BoundsReader(GGUFReader):
         self.data_end = end
 
 
+#: Strings llama.cpp acts on: one that is not valid UTF-8 makes the file unusable. Any other string
+#: (name, description, author, license, ...) is only shown, so a damaged byte is shown as U+FFFD.
+ESSENTIAL_STRINGS = ("general.architecture", "tokenizer.ggml.model", "tokenizer.chat_template")
+
+
 def _field(reader: GGUFReader, key: str) -> Any:
+    """A metadata value; strings are decoded here, not by gguf (which raises on invalid UTF-8)."""
     field = reader.fields.get(key)
-    return None if field is None else field.contents()
+    if field is None:
+        return None
+    if field.types == [GGUFValueType.STRING]:
+        raw = bytes(field.parts[field.data[0]])
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if key in ESSENTIAL_STRINGS:
+                raise _BadText(key, exc.start) from None
+            return raw.decode("utf-8", "replace")
+    return field.contents()
+
+
+class _BadText(Exception):
+    """An essential metadata string is not valid UTF-8 (turned into a ModelFileError by _inspect)."""
+
+    def __init__(self, key: str, at: int) -> None:
+        super().__init__(key)
+        self.key, self.at = key, at
 
 
 def _quantization(reader: _BoundsReader) -> str:
@@ -287,7 +311,13 @@ def _inspect(path: Path) -> ModelInfo:
             f"it uses tensor type {exc.type_id}, which this version of Fireside does not know; "
             "the model is probably newer than Fireside (update Fireside and its gguf package)",
         ) from None
-    except (ValueError, IndexError, KeyError, OverflowError, struct.error, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise ModelFileError(
+            path,
+            f"the file is damaged: the name of a metadata key is not valid UTF-8 text (byte {exc.start} "
+            "of it); download it again",
+        ) from None
+    except (ValueError, IndexError, KeyError, OverflowError, struct.error) as exc:
         raise ModelFileError(
             path, f"the file is truncated or damaged: its metadata cannot be read ({exc})"
         ) from None
@@ -297,6 +327,18 @@ def _inspect(path: Path) -> ModelInfo:
             f"the file is truncated: it has {size:,} bytes but its tensors need {reader.data_end:,}; "
             "download it again",
         )
+    try:
+        return _metadata(path, reader, size, version)
+    except _BadText as exc:
+        raise ModelFileError(
+            path,
+            f"the file is damaged: its metadata “{exc.key}” is not valid UTF-8 text (at byte {exc.at}), "
+            "and llama.cpp needs it to use the model; download it again or convert it anew",
+        ) from None
+
+
+def _metadata(path: Path, reader: _BoundsReader, size: int, version: int) -> ModelInfo:
+    """What the validated file's metadata says (raises _BadText for a damaged essential string)."""
     architecture = _field(reader, "general.architecture")
     if not isinstance(architecture, str) or not architecture:
         raise ModelFileError(path, "the file names no model architecture (general.architecture is missing)")
@@ -305,6 +347,7 @@ def _inspect(path: Path) -> ModelInfo:
     context_length = _field(reader, f"{architecture}.context_length")
     block_count = _field(reader, f"{architecture}.block_count")
     template = _field(reader, "tokenizer.chat_template")
+    _field(reader, "tokenizer.ggml.model")  # only checked: llama.cpp picks the tokenizer by it
     tokens = reader.fields.get("tokenizer.ggml.tokens")
 
     def number(key: str) -> int | None:

@@ -7,6 +7,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,74 @@ def test_sampling_defaults_from_the_file(starter_model: Path, starter_with_sampl
     info = inspect_model(starter_with_sampling_defaults)
     assert info.sampling_defaults == {"temperature": 0.6, "top_k": 20, "top_p": 0.8}
     assert info.parameter_count == inspect_model(starter_model).parameter_count
+
+
+#: Metadata that is only shown: invalid UTF-8 there must not cost the user their model.
+INFORMATIVE = {
+    "general.description": "A tiny model for tests",
+    "general.author": "Fireside tests",
+    "general.license": "apache-2.0",
+}
+
+
+def test_a_damaged_name_is_shown_with_replacement_characters_and_the_model_still_chats(
+    starter_model: Path, tmp_path: Path
+) -> None:
+    from app.core.engine import Engine, LoadOptions
+    from app.core.sampling import SamplingParams
+    from tests.gguf_writer import damage_string
+
+    damaged = tmp_path / "damaged-name.gguf"
+    shutil.copyfile(starter_model, damaged)
+    damage_string(damaged, "general.name", at=2)
+    info = inspect_model(damaged)
+    assert "\ufffd" in info.name and info.name.startswith("Sm")
+    assert info.architecture == "llama" and info.has_chat_template
+    engine = Engine()
+    try:
+        engine.load(damaged, LoadOptions(context_length=512))
+        pieces: list[str] = []
+        stats = engine.stream_chat(
+            [{"role": "user", "content": "Hi"}],
+            SamplingParams(max_tokens=4, temperature=0),
+            pieces.append,
+            threading.Event(),
+        )
+    finally:
+        engine.unload()
+    assert stats.completion_tokens >= 1 and "".join(pieces)
+
+
+@pytest.mark.parametrize("key", sorted(INFORMATIVE))
+def test_damaged_informative_strings_leave_the_model_usable(tmp_path: Path, key: str) -> None:
+    from tests.gguf_writer import damage_string, write_model
+
+    path = tmp_path / "model.gguf"
+    write_model(path, strings=INFORMATIVE)
+    damage_string(path, key, at=1)
+    info = inspect_model(path)
+    assert info.architecture == "llama" and info.block_count == 4
+
+
+@pytest.mark.parametrize("key", ["general.architecture", "tokenizer.ggml.model", "tokenizer.chat_template"])
+def test_a_damaged_string_that_matters_is_a_clear_error_naming_it(tmp_path: Path, key: str) -> None:
+    from tests.gguf_writer import damage_string, write_model
+
+    path = tmp_path / "model.gguf"
+    write_model(path, strings={"tokenizer.chat_template": "{{ messages[0]['content'] }}"})
+    damage_string(path, key, at=0)
+    reason = _error(path)
+    assert key in reason and "not valid UTF-8" in reason
+
+
+def test_a_damaged_key_name_is_a_clear_error(tmp_path: Path) -> None:
+    from tests.gguf_writer import write_model
+
+    path = tmp_path / "model.gguf"
+    write_model(path, strings=INFORMATIVE)
+    data = bytearray(path.read_bytes())
+    where = data.find(b"general.license")
+    data[where : where + 2] = b"\x80\xff"
+    path.write_bytes(bytes(data))
+    reason = _error(path)
+    assert "name of a metadata key is not valid UTF-8" in reason
