@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from app.core import hardware
-from app.core.conversation import ReplyStats, StopReason
+from app.core.conversation import ReplyStats, StopReason, clean_text
 from app.core.gguf_info import ModelInfo, inspect_model
 from app.core.hardware import Hardware
 from app.core.offload import KV_TYPES, choose_gpu_layers, layer_count, split
@@ -519,8 +519,9 @@ class Engine:
             raise EngineError(f"The model's chat template failed: {exc}") from exc
 
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
-        """Token ids of `text`; BOS is added when the model wants one and the text lacks it."""
-        data = text.encode("utf-8")
+        """Token ids of `text`; BOS is added when the model wants one and the text lacks it (a lone
+        surrogate, which UTF-8 cannot encode, is read as U+FFFD)."""
+        data = clean_text(text).encode("utf-8")
         add_bos = self._add_bos and not (self._bos_text and text.startswith(self._bos_text))
         capacity = len(data) + 8
         tokens = (self._llama.llama_token * capacity)()

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.core.conversation import clean_json, clean_text
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
@@ -319,6 +321,7 @@ class Store:
     ) -> int:
         """A new, empty conversation; returns its id."""
         now = time.time()
+        title, system_prompt = clean_text(title), clean_text(system_prompt)
         with self._tx() as db:
             cursor = db.execute(
                 "INSERT INTO conversations(title, created_at, updated_at, model, system_prompt, sampling, "
@@ -348,6 +351,9 @@ class Store:
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"unknown conversation fields: {sorted(unknown)}")
+        for name in ("title", "system_prompt", "model"):
+            if isinstance(fields.get(name), str):
+                fields[name] = clean_text(fields[name])
         if "sampling" in fields:
             fields["sampling"] = json.dumps(fields["sampling"])
         if "context_policy" in fields:
@@ -394,8 +400,11 @@ class Store:
         stats: dict[str, Any] | None = None,
         error: str | None = None,
     ) -> int:
-        """Append a message under `parent_id` (None: a first message) and make it the current leaf."""
+        """Append a message under `parent_id` (None: a first message) and make it the current leaf.
+        Text that is not Unicode (a lone surrogate) is stored with U+FFFD in its place, never refused."""
         now = time.time()
+        content = clean_text(content)
+        error = clean_text(error) if error is not None else None
         with self._tx() as db:
             if parent_id is not None:
                 owner = db.execute(
@@ -430,7 +439,7 @@ class Store:
         args: list[Any] = []
         if content is not None:
             sets.append("content = ?")
-            args.append(content)
+            args.append(clean_text(content))
         if incomplete is not None:
             sets.append("incomplete = ?")
             args.append(int(incomplete))
@@ -439,7 +448,7 @@ class Store:
             args.append(json.dumps(stats))
         if error is not None:
             sets.append("error = ?")
-            args.append(error)
+            args.append(clean_text(error))
         if not sets:
             return
         with self._tx() as db:
@@ -624,7 +633,7 @@ class Store:
 
     def save_preset(self, name: str, system_prompt: str, sampling: dict[str, Any]) -> int:
         """Create or replace the user's preset called `name`."""
-        name = name.strip()
+        name, system_prompt = clean_text(name).strip(), clean_text(system_prompt)
         if not name:
             raise ValueError("a preset needs a name")
         with self._tx() as db:
@@ -638,7 +647,7 @@ class Store:
 
     def rename_preset(self, preset_id: int, name: str) -> None:
         """Rename a preset (ValueError if the name is taken or empty)."""
-        name = name.strip()
+        name = clean_text(name).strip()
         if not name:
             raise ValueError("a preset needs a name")
         try:
@@ -688,7 +697,9 @@ class Store:
 
     def import_any(self, data: Any) -> list[int]:
         """Import one conversation (export_json) or several (export_many_json); the new ids, in order.
-        Every conversation is checked before any is written, so a bad file imports nothing."""
+        Every conversation is checked before any is written, so a bad file imports nothing. Text that
+        is not Unicode (JSON allows a lone "\\ud800") is imported with U+FFFD in its place."""
+        data = clean_json(data)
         if isinstance(data, dict) and data.get("format") == "fireside-conversations":
             items = data.get("conversations")
             if not isinstance(items, list):

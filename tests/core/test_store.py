@@ -338,3 +338,31 @@ def test_versions_of_a_branch_in_one_query(db: Store) -> None:
     a1c = db.add_message(cid, "assistant", "Yo", u1)
     assert db.versions([u1, a1, a1b, a1c]) == {u1: (1, 1), a1: (1, 3), a1b: (2, 3), a1c: (3, 3)}
     assert db.versions([]) == {}
+
+
+def test_text_with_a_lone_surrogate_is_kept_with_a_replacement_character(db: Store) -> None:
+    # Python strings can hold half a UTF-16 pair (from JSON's "\ud800"); SQLite cannot take it.
+    cid = db.create_conversation(title="Half \ud83d", system_prompt="Be \udc00 brief")
+    first = db.add_message(cid, "user", "a\ud800b", None)
+    reply = db.add_message(cid, "assistant", "", first, incomplete=True)
+    db.update_message(reply, content="c\udfffd", error="cut \ud800")
+    db.update_conversation(cid, title="Renamed \ud800")
+    assert db.conversation(cid).title == "Renamed \ufffd"
+    assert db.conversation(cid).system_prompt == "Be \ufffd brief"
+    user, assistant = db.branch(cid)
+    assert user.content == "a\ufffdb" and assistant.content == "c\ufffdd" and assistant.error == "cut \ufffd"
+    assert db.save_preset("Half \ud83d", "x\ud800", {}) > 0
+    assert any(p.name == "Half \ufffd" and p.system_prompt == "x\ufffd" for p in db.presets())
+
+
+def test_an_import_with_a_lone_surrogate_keeps_everything_else(db: Store) -> None:
+    cid = db.create_conversation(title="Emoji")
+    first = db.add_message(cid, "user", "Smile \U0001f600", None)
+    db.add_message(cid, "assistant", "Done", first, stats={"note": "ok"})
+    exported = json.dumps(db.export_json(cid))
+    # A broken editor cut the pair in half: valid JSON, but not Unicode.
+    damaged = json.loads(exported.replace("\\ud83d\\ude00", "\\ud83d").replace('"ok"', '"o\\udc00k"'))
+    [new] = db.import_any(damaged)
+    user, assistant = db.branch(new)
+    assert user.content == "Smile \ufffd" and assistant.content == "Done"
+    assert assistant.stats == {"note": "o\ufffdk"}

@@ -461,3 +461,25 @@ def test_switching_conversations_while_a_reply_streams_keeps_it_in_its_own(
     qtbot.waitUntil(lambda: window.messages.rowCount() == 2, timeout=10_000)
     assert window.messages.peek(0).content == "Say hi."
     assert store.branch(first)[1].content.startswith(kept[1].content)
+
+
+def test_pasted_text_with_half_a_character_is_sent_and_saved(qtbot: QtBot, window: MainWindow) -> None:
+    from PySide6.QtCore import QByteArray, QMimeData
+
+    store = _store_ready(qtbot, window)
+    window.sampling.set_params(window.sampling.params().with_changes(max_tokens=4))
+    # A clipboard offering UTF-8 with an encoded lone surrogate (as broken programs write it), and a
+    # Python string holding one: neither may break sending or saving.
+    pasted = QMimeData()
+    pasted.setData("text/plain", QByteArray(b"Half \xed\xa0\x80 a character"))
+    window.composer.insertFromMimeData(pasted)
+    window.composer.insertPlainText(" and \ud800 more")
+    typed = window.composer.toPlainText()
+    assert typed.startswith("Half ") and typed.endswith(" more")
+    window.send()
+    qtbot.waitUntil(lambda: not window.is_generating, timeout=60_000)
+    cid = window.conversations.current
+    assert cid is not None
+    user, reply = store.branch(cid)
+    assert user.content == typed and user.content.encode("utf-8")
+    assert reply.role == "assistant" and reply.stats is not None and not reply.error
