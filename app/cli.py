@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from app import __version__
-from app.core import paths
+from app.core.platform import paths
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,9 +54,8 @@ def selftest(
     model: str | None, prompt: str, max_tokens: int, gpu_layers: int | None = None
 ) -> dict[str, Any]:
     """Load a model and stream one reply through the same inference thread the window uses."""
-    from app.core import hardware, starter
-    from app.core.engine import AUTO_LAYERS, LoadOptions, gpu_offload_supported, llama_cpp_version
-    from app.core.inference import (
+    from app.core.inference.engine import AUTO_LAYERS, LoadOptions
+    from app.core.inference.thread import (
         Chunk,
         Event,
         InferenceThread,
@@ -65,7 +64,10 @@ def selftest(
         ReplyDone,
         ReplyFailed,
     )
-    from app.core.sampling import SamplingParams
+    from app.core.models import starter
+    from app.core.system import hardware
+    from app.core.system.binding import gpu_offload_supported, llama_cpp_version
+    from app.core.values.sampling import SamplingParams
 
     report: dict[str, Any] = {"ok": False, "model": None}
     path = Path(model) if model else starter.install()
@@ -142,7 +144,7 @@ def selftest(
 
 def build_serve_parser() -> argparse.ArgumentParser:
     """The parser of `fireside serve`."""
-    from app.core.server_config import DEFAULT_HOST, DEFAULT_PORT
+    from app.core.api.config import DEFAULT_HOST, DEFAULT_PORT
 
     parser = argparse.ArgumentParser(
         prog="fireside serve",
@@ -182,12 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.data_dir:
         paths.set_data_dir(args.data_dir)
-    from app.core import logs
+    from app.core.platform import logs
 
     logs.setup(verbose=args.verbose)  # rotating files in the user's log folder (or DATA_DIR/logs)
     if args.selftest:
         return _run_selftest(args)
-    from app.ui.application import run  # Qt is imported only for the window
+    from app.ui.shell.application import run  # Qt is imported only for the window
 
     return run(model=args.model)
 
@@ -211,12 +213,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.data_dir:
         paths.set_data_dir(args.data_dir)
-    from app.core import logs, starter
-    from app.core.api_server import LocalServer, RequestLog, ServerConfig, ServerError
-    from app.core.engine import AUTO_LAYERS, LoadOptions
-    from app.core.inference import Event, InferenceThread, Loaded, LoadFailed
-    from app.core.sampling import RANGES
+    from app.core.api.server import LocalServer, RequestLog, ServerConfig, ServerError
+    from app.core.inference.engine import AUTO_LAYERS, LoadOptions
+    from app.core.inference.thread import Event, InferenceThread, Loaded, LoadFailed
+    from app.core.models import starter
+    from app.core.platform import logs
     from app.core.settings import Settings
+    from app.core.values.sampling import RANGES
 
     logs.setup(verbose=args.verbose)
     api_key = args.api_key or os.environ.get("FIRESIDE_API_KEY") or None

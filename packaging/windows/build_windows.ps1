@@ -33,7 +33,7 @@ try {
     & $Py -m pip install --quiet --upgrade pip
     & $Py -m pip install --quiet "$Src[package]"
     if ($LASTEXITCODE -ne 0) { throw "pip install failed" }
-    Push-Location $Work; & $Py -m app.core.starter; Pop-Location  # the starter model into the user cache
+    Push-Location $Work; & $Py -m app.core.models.starter; Pop-Location  # the starter model into the user cache
     Push-Location $Src
     & $Py -m PyInstaller --noconfirm --clean --distpath "$Src\dist" --workpath "$Src\build" packaging\windows\fireside-windows.spec
     if ($LASTEXITCODE -ne 0) { throw "PyInstaller failed" }

@@ -17,10 +17,10 @@ import httpx
 import openai
 import pytest
 
-from app.core.api_server import LocalServer, RequestLog, ServerConfig, ServerError
-from app.core.engine import LoadOptions
-from app.core.inference import Event, InferenceThread, Loaded, LoadFailed
-from app.core.sampling import SamplingParams
+from app.core.api.server import LocalServer, RequestLog, ServerConfig, ServerError
+from app.core.inference.engine import LoadOptions
+from app.core.inference.thread import Event, InferenceThread, Loaded, LoadFailed
+from app.core.values.sampling import SamplingParams
 
 KEY = "test-key-123"
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]

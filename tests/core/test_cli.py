@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from app import __version__
-from app.core import paths
+from app.core.platform import paths
 
 ROOT = Path(__file__).resolve().parents[2]
 NO_QT = """

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.core.context_policy import ContextFull, fit_messages
-from app.core.engine import Engine, LoadOptions
+from app.core.inference.context_policy import ContextFull, fit_messages
+from app.core.inference.engine import Engine, LoadOptions
 
 
 @pytest.fixture(scope="module")

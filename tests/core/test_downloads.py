@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from app.core import downloads, starter
-from app.core.downloads import DownloadManager, Job, State
-from app.core.gguf_info import format_size
-from app.core.hub import FileGroup, HubClient, HubError, RemoteFile
+from app.core.hub import downloads
+from app.core.hub.client import HubClient, HubError
+from app.core.hub.downloads import DownloadManager, Job, State
+from app.core.hub.files import FileGroup, RemoteFile
+from app.core.models import starter
+from app.core.values.units import format_size
 from tests.conftest import STARTER_REPO
 from tests.fakehub import FakeHub, Fault, HubFile, HubRepo
 

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from app.core import secrets
-from app.core.endpoints import (
+from app.core.platform import secrets
+from app.core.remote.client import Endpoint, RemoteClient
+from app.core.remote.endpoints import (
     EndpointConfig,
     forget_key,
     is_model_key,
@@ -20,8 +21,7 @@ from app.core.endpoints import (
     split_model_key,
     store_key,
 )
-from app.core.remote import Endpoint, RemoteClient
-from app.core.sampling import SamplingParams
+from app.core.values.sampling import SamplingParams
 from tests.fake_openai import FakeOpenAI
 
 

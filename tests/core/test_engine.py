@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from app.core.conversation import StopReason
-from app.core.engine import ContextFullError, Engine, EngineError, LoadOptions
-from app.core.gguf_info import ModelFileError
-from app.core.sampling import SamplingError, SamplingParams
+from app.core.inference.engine import ContextFullError, Engine, EngineError, LoadOptions
+from app.core.models.gguf_file import ModelFileError
+from app.core.values.replies import StopReason
+from app.core.values.sampling import SamplingError, SamplingParams
 
 GREEDY = SamplingParams(temperature=0.0, seed=7, max_tokens=48, context_length=2048)
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from app.core.gguf_header import ByteSource, HeaderError, file_source, read_shape
-from app.core.gguf_info import inspect_model
-from app.core.hub import HubClient, HubError
-from app.core.memory import estimate
+from app.core.hub.client import HubClient, HubError
+from app.core.models.estimate import estimate
+from app.core.models.gguf_file import inspect_model
+from app.core.models.gguf_header import ByteSource, HeaderError, file_source, read_shape
 from tests.conftest import STARTER_REPO
 from tests.fakehub import FakeHub, HubFile, HubRepo
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from app.core import starter
-from app.core.gguf_info import ModelFileError, format_params, format_size, inspect_model
+from app.core.models import starter
+from app.core.models.gguf_file import ModelFileError, inspect_model
+from app.core.values.units import format_params, format_size
 
 HEAD = 4 << 20  # enough of the real file to hold its whole header and metadata
 
@@ -105,7 +106,7 @@ def test_unreadable_permissions(starter_model: Path, tmp_path: Path) -> None:
     locked = _copy_head(starter_model, tmp_path / "locked.gguf", HEAD)
     os.chmod(locked, 0o000)
     code = (
-        "import sys\nfrom app.core.gguf_info import inspect_model, ModelFileError\n"
+        "import sys\nfrom app.core.models.gguf_file import inspect_model, ModelFileError\n"
         "try:\n    inspect_model(sys.argv[1])\nexcept ModelFileError as e:\n    print(e)\n"
     )
     command = [sys.executable, "-c", code, str(locked)]
@@ -140,8 +141,8 @@ INFORMATIVE = {
 def test_a_damaged_name_is_shown_with_replacement_characters_and_the_model_still_chats(
     starter_model: Path, tmp_path: Path
 ) -> None:
-    from app.core.engine import Engine, LoadOptions
-    from app.core.sampling import SamplingParams
+    from app.core.inference.engine import Engine, LoadOptions
+    from app.core.values.sampling import SamplingParams
     from tests.gguf_writer import damage_string
 
     damaged = tmp_path / "damaged-name.gguf"

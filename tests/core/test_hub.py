@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from app.core import hub, starter
-from app.core.hub import FileGroup, HubClient, HubError, RemoteFile, UnsafeFileName
+from app.core.hub import client as hub
+from app.core.hub import files as hub_files
+from app.core.hub.client import HubClient, HubError
+from app.core.hub.files import FileGroup, RemoteFile, UnsafeFileName
+from app.core.models import starter
 from tests.conftest import STARTER_GGUF, STARTER_REPO
 from tests.fakehub import COMMIT, FakeHub, HubFile, HubRepo, Request
 
@@ -46,12 +49,17 @@ TOKEN = "hf_TestTokenValue1234567890abcdefXYZ"
     ],
 )
 def test_quant_from_name(name: str, quant: str | None) -> None:
-    assert hub.quant_from_name(name) == quant
+    assert hub_files.quant_from_name(name) == quant
 
 
 def test_quant_rank_orders_best_first_and_unknown_last() -> None:
-    assert hub.quant_rank("F16") < hub.quant_rank("Q8_0") < hub.quant_rank("Q4_K_M") < hub.quant_rank("IQ1_S")
-    assert hub.quant_rank(None) == hub.quant_rank("Q9_WHAT") == len(hub.QUANT_ORDER)
+    assert (
+        hub_files.quant_rank("F16")
+        < hub_files.quant_rank("Q8_0")
+        < hub_files.quant_rank("Q4_K_M")
+        < hub_files.quant_rank("IQ1_S")
+    )
+    assert hub_files.quant_rank(None) == hub_files.quant_rank("Q9_WHAT") == len(hub_files.QUANT_ORDER)
 
 
 # ----- group_files --------------------------------------------------------------------------------
@@ -77,7 +85,7 @@ def test_group_files_groups_splits_excludes_projectors_and_orders_best_first() -
         _rf("sub/mmproj-model-bf16.gguf", 700),
         _rf("M-Q6_K.gguf", 6000),
     ]
-    groups = hub.group_files(files)
+    groups = hub_files.group_files(files)
     assert [g.quant for g in groups] == ["F16", "Q8_0", "Q6_K", "Q4_K_XL", "Q4_K_M", "IQ3_XXS", "Q2_K", None]
     f16 = groups[0]
     assert [f.filename for f in f16.files] == ["M-F16-00001-of-00002.gguf", "M-F16-00002-of-00002.gguf"]
@@ -93,7 +101,7 @@ def test_group_files_groups_splits_excludes_projectors_and_orders_best_first() -
 
 
 def test_group_files_keeps_same_named_splits_of_different_part_counts_apart() -> None:
-    groups = hub.group_files(
+    groups = hub_files.group_files(
         [_rf("a/M-Q4_K_M-00001-of-00002.gguf"), _rf("a/M-Q4_K_M-00002-of-00002.gguf"), _rf("M-Q4_K_M.gguf")]
     )
     assert sorted(len(g.files) for g in groups) == [1, 2]
@@ -132,7 +140,7 @@ def test_group_files_keeps_same_named_splits_of_different_part_counts_apart() ->
 )
 def test_safe_relative_path_rejects(name: str) -> None:
     with pytest.raises(UnsafeFileName):
-        hub.safe_relative_path(name)
+        hub_files.safe_relative_path(name)
 
 
 @pytest.mark.parametrize(
@@ -145,7 +153,7 @@ def test_safe_relative_path_rejects(name: str) -> None:
     ],
 )
 def test_safe_relative_path_accepts(name: str, parts: tuple[str, ...], tmp_path: Path) -> None:
-    path = hub.safe_relative_path(name)
+    path = hub_files.safe_relative_path(name)
     assert path.parts == parts
     assert not path.is_absolute()
     joined = (tmp_path / Path(*path.parts)).resolve()
@@ -434,7 +442,7 @@ def test_file_group_of_one_file() -> None:
 
 
 def test_bare_k_quants_and_quants_named_by_folder() -> None:
-    quant_from_name = hub.quant_from_name
+    quant_from_name = hub_files.quant_from_name
     assert quant_from_name("model-Q4_K.gguf") == "Q4_K"
     assert quant_from_name("model.q5_k.gguf") == "Q5_K"
     assert quant_from_name("BF16/model-00001-of-00002.gguf") == "BF16"

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.conversation import StopReason
-from app.core.inference import (
+from app.core.inference.thread import (
     Chunk,
     ContextTrimmed,
     Counted,
@@ -24,7 +23,8 @@ from app.core.inference import (
     ReplyFailed,
     Started,
 )
-from app.core.sampling import SamplingParams
+from app.core.values.replies import StopReason
+from app.core.values.sampling import SamplingParams
 
 PARAMS = SamplingParams(temperature=0.0, seed=1, max_tokens=64, context_length=1024)
 LONG = [{"role": "user", "content": "Write a long poem about the ocean, the moon and the stars."}]
@@ -201,7 +201,7 @@ def test_count_reports_tokens_and_context(worker: tuple[InferenceThread, Recorde
 def test_remote_replies_use_the_same_events_and_never_hold_up_the_local_queue(
     worker: tuple[InferenceThread, Recorder],
 ) -> None:
-    from app.core.remote import Endpoint, RemoteClient, RemoteTarget
+    from app.core.remote.client import Endpoint, RemoteClient, RemoteTarget
     from tests.fake_openai import FakeOpenAI
 
     thread, rec = worker

@@ -7,11 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from app.core import memory
-from app.core.engine import Engine, LoadOptions
-from app.core.gguf_info import inspect_model
-from app.core.hub import FileGroup, RemoteFile, group_files
-from app.core.memory import GIB, MIB, Fit, Gpu, Machine, ModelShape, kv_bytes_per_token
+from app.core.hub.files import FileGroup, RemoteFile, group_files
+from app.core.hub.plan import FileFit, plan
+from app.core.inference.engine import Engine, LoadOptions
+from app.core.models import estimate as memory
+from app.core.models.estimate import Fit, kv_bytes_per_token
+from app.core.models.gguf_file import inspect_model
+from app.core.models.shape import DEFAULT_VOCAB, GIB, MIB, ModelShape
+from app.core.system.hardware import detect_machine
+from app.core.system.machine import Gpu, Machine, total_ram
 
 #: Llama 3.1 8B as its GGUF describes it.
 LLAMA_8B = ModelShape(
@@ -54,7 +58,7 @@ def test_parameter_count_is_the_fallback_basis_when_the_shape_is_unknown() -> No
     est = memory.estimate(4_000_000_000, ModelShape(n_params=8_000_000_000, context_length=8192), 4096)
     assert est.basis == "parameter count"
     assert est.kv_cache == 4096 * 131_072
-    assert est.compute == 4 * 512 * (memory.DEFAULT_VOCAB + 8 * 4096) + 16 * MIB  # Llama 3 assumed
+    assert est.compute == 4 * 512 * (DEFAULT_VOCAB + 8 * 4096) + 16 * MIB  # Llama 3 assumed
     assert "from the parameter count" in memory.describe(est)
 
 
@@ -136,23 +140,21 @@ def _groups(**sizes: float) -> list[FileGroup]:
     )
 
 
-def _recommended(fits: list[memory.FileFit]) -> list[str | None]:
+def _recommended(fits: list[FileFit]) -> list[str | None]:
     return [f.group.quant for f in fits if f.recommended]
 
 
 def test_plan_recommends_the_best_quant_that_fits_with_headroom() -> None:
     groups = _groups(F16=16.1, Q8_0=8.5, Q6_K=6.6, Q4_K_M=4.9, Q2_K=3.2)
     # 8B at 4096 tokens: weights + 512 MiB KV + 330 MiB compute.
-    roomy = memory.plan(groups, LLAMA_8B, Machine(ram_total=16 * GIB), 4096)
+    roomy = plan(groups, LLAMA_8B, Machine(ram_total=16 * GIB), 4096)
     assert [f.group.quant for f in roomy] == ["F16", "Q8_0", "Q6_K", "Q4_K_M", "Q2_K"]
     assert _recommended(roomy) == ["Q8_0"]  # 9.4 GB needed; 60 % of 16 GiB is 10.3 GB
-    smaller = memory.plan(groups, LLAMA_8B, Machine(ram_total=12 * GIB), 4096)
+    smaller = plan(groups, LLAMA_8B, Machine(ram_total=12 * GIB), 4096)
     assert _recommended(smaller) == ["Q6_K"]  # Q8_0 would still "fit", but without headroom
     q8 = next(f for f in smaller if f.group.quant == "Q8_0")
     assert q8.fit is Fit.RAM and not q8.recommended
-    gpu = memory.plan(
-        groups, LLAMA_8B, Machine(ram_total=8 * GIB, gpus=(Gpu("g", 12 * GIB, 10 * GIB),)), 4096
-    )
+    gpu = plan(groups, LLAMA_8B, Machine(ram_total=8 * GIB, gpus=(Gpu("g", 12 * GIB, 10 * GIB),)), 4096)
     assert _recommended(gpu) == ["Q6_K"]  # 7.5 GB needed; 90 % of the usable 9.4 GiB is 9.1 GB
     assert {f.group.quant: f.fit for f in gpu}["Q8_0"] is Fit.GPU  # it fits, only without the headroom
     assert {f.group.quant: f.fit for f in gpu}["Q6_K"] is Fit.GPU
@@ -162,20 +164,20 @@ def test_plan_recommends_the_best_quant_that_fits_with_headroom() -> None:
 
 def test_plan_prefers_a_quantized_file_over_full_precision() -> None:
     groups = _groups(F32=32.1, BF16=16.1, F16=16.1, Q8_0=8.5, Q4_K_M=4.9)
-    fits = memory.plan(groups, LLAMA_8B, Machine(ram_total=256 * GIB), 4096)
+    fits = plan(groups, LLAMA_8B, Machine(ram_total=256 * GIB), 4096)
     assert all(f.fit is Fit.RAM for f in fits)
     assert _recommended(fits) == ["Q8_0"]
 
 
 def test_plan_recommends_full_precision_when_it_is_all_there_is() -> None:
-    fits = memory.plan(_groups(F16=16.1), LLAMA_8B, Machine(ram_total=64 * GIB), 4096)
+    fits = plan(_groups(F16=16.1), LLAMA_8B, Machine(ram_total=64 * GIB), 4096)
     assert _recommended(fits) == ["F16"]
-    both = memory.plan(_groups(BF16=2.5, Q4_K_M=0.8), LLAMA_8B, Machine(ram_total=64 * GIB), 4096)
+    both = plan(_groups(BF16=2.5, Q4_K_M=0.8), LLAMA_8B, Machine(ram_total=64 * GIB), 4096)
     assert _recommended(both) == ["Q4_K_M"]
 
 
 def test_plan_recommends_nothing_when_nothing_fits() -> None:
-    fits = memory.plan(_groups(Q8_0=8.5, Q4_K_M=4.9, Q2_K=3.2), LLAMA_8B, Machine(ram_total=4 * GIB), 4096)
+    fits = plan(_groups(Q8_0=8.5, Q4_K_M=4.9, Q2_K=3.2), LLAMA_8B, Machine(ram_total=4 * GIB), 4096)
     assert _recommended(fits) == []
     assert [f.fit for f in fits] == [Fit.TOO_LARGE, Fit.TOO_LARGE, Fit.SLOW]
 
@@ -187,15 +189,15 @@ def test_plan_never_recommends_an_incomplete_split() -> None:
     ]
     groups = group_files(files)
     assert [(g.quant, g.complete) for g in groups] == [("Q8_0", False), ("Q4_K_M", True)]
-    fits = memory.plan(groups, LLAMA_8B, Machine(ram_total=64 * GIB), 4096)
+    fits = plan(groups, LLAMA_8B, Machine(ram_total=64 * GIB), 4096)
     assert _recommended(fits) == ["Q4_K_M"]
-    only_incomplete = memory.plan(groups[:1], LLAMA_8B, Machine(ram_total=64 * GIB), 4096)
+    only_incomplete = plan(groups[:1], LLAMA_8B, Machine(ram_total=64 * GIB), 4096)
     assert _recommended(only_incomplete) == []
 
 
 def test_plan_with_an_unknown_shape_uses_the_parameter_count() -> None:
     shape = ModelShape(n_params=8_030_261_248, context_length=131_072)  # what the Hub's API gives
-    fits = memory.plan(_groups(Q8_0=8.5, Q4_K_M=4.9), shape, Machine(ram_total=16 * GIB), 8192)
+    fits = plan(_groups(Q8_0=8.5, Q4_K_M=4.9), shape, Machine(ram_total=16 * GIB), 8192)
     assert {f.estimate.basis for f in fits} == {"parameter count"}
     assert all(f.estimate.kv_cache == 8192 * 131_369 for f in fits)  # 8.03B: just over 128 KiB a token
     assert _recommended(fits) == ["Q8_0"]
@@ -205,9 +207,9 @@ def test_plan_with_an_unknown_shape_uses_the_parameter_count() -> None:
 
 
 def test_this_machine_has_ram() -> None:
-    assert memory.total_ram() > 256 * MIB
-    machine = memory.detect_machine()
-    assert machine.ram_total == memory.total_ram()
+    assert total_ram() > 256 * MIB
+    machine = detect_machine()
+    assert machine.ram_total == total_ram()
 
 
 def test_kv_cache_uses_the_models_own_head_width() -> None:

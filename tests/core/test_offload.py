@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from app.core import engine as engine_module
-from app.core import hardware, offload
-from app.core.engine import Engine, EngineError, LoadOptions
-from app.core.gguf_header import file_source, read_shape
-from app.core.gguf_info import inspect_model
-from app.core.hardware import Device, Hardware
-from app.core.memory import GIB, MIB, ModelShape
-from app.core.offload import OffloadSettings, choose_gpu_layers, layer_count, split, usable_gpu_bytes
+from app.core.inference.engine import Engine, EngineError, LoadOptions
+from app.core.models import offload
+from app.core.models.gguf_file import inspect_model
+from app.core.models.gguf_header import file_source, read_shape
+from app.core.models.offload import OffloadSettings, choose_gpu_layers, layer_count, split, usable_gpu_bytes
+from app.core.models.shape import GIB, MIB, ModelShape
+from app.core.system import binding, hardware
+from app.core.system.hardware import Device, Hardware
 from tests.gguf_writer import write_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -195,7 +195,7 @@ class _OomEngine(Engine):
         self.tried.append(n_gpu_layers)
         if n_gpu_layers > self.limit:
             # What llama.cpp logs when a GPU buffer cannot be allocated (the engine reads the cause there).
-            engine_module._log_tail.append(
+            binding.log_tail.append(
                 "ggml_backend_cuda_buffer_type_alloc_buffer: allocating 1981.26 MiB on device 0: "
                 "cudaMalloc failed: out of memory"
             )
@@ -258,8 +258,8 @@ def test_a_failure_that_is_not_out_of_memory_is_not_retried(starter_model: Path)
     class Broken(Engine):
         def _load_weights(self, llama_cpp: Any, info: Any, n_gpu_layers: int, progress: Any) -> None:
             tried.append(n_gpu_layers)
-            engine_module._log_tail.clear()  # as the real load does
-            engine_module._log_tail.append("llama_model_load: error loading model: unknown architecture")
+            binding.log_tail.clear()  # as the real load does
+            binding.log_tail.append("llama_model_load: error loading model: unknown architecture")
             raise EngineError("llama.cpp could not load this model. unknown model architecture")
 
     engine = Broken(probe=lambda _llama: gpu_box(8 * GIB))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.other_apps import (
+from app.core.models.other_apps import (
     GPT4ALL,
     HF_CACHE,
     JAN,

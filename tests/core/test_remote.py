@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.core.conversation import StopReason
-from app.core.remote import Endpoint, RemoteClient, RemoteError, detect_local_engines
-from app.core.sampling import SamplingParams
+from app.core.remote.client import Endpoint, RemoteClient, RemoteError, detect_local_engines
+from app.core.values.replies import StopReason
+from app.core.values.sampling import SamplingParams
 from tests.fake_openai import FakeOpenAI
 
 MESSAGES = [{"role": "user", "content": "Hello"}]

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from app.core.sampling import RANGES, SamplingError, SamplingParams
+from app.core.values.sampling import RANGES, SamplingError, SamplingParams
 
 
 def test_defaults_are_valid_and_in_range() -> None:

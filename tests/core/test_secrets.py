@@ -9,7 +9,7 @@ import keyring
 import pytest
 from keyring.errors import PasswordSetError
 
-from app.core import secrets
+from app.core.platform import secrets
 from app.core.settings import Settings
 from tests.memory_keyring import InMemoryKeyring
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.server_config import DEFAULT_PORT, ServerSettings, is_loopback, new_api_key
+from app.core.api.config import DEFAULT_PORT, ServerSettings, is_loopback, new_api_key
 from app.core.settings import Settings
 
 

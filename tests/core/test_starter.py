@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core import starter
+from app.core.models import starter
 
 
 def _wheel(tmp_path: Path, payload: bytes) -> Path:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from app.core import store as store_module
-from app.core.store import SCHEMA_VERSION, Store, StoreError
+from app.core.chat import store as store_module
+from app.core.chat.store import SCHEMA_VERSION, Store, StoreError
 
 
 @pytest.fixture
@@ -277,7 +277,7 @@ def test_a_read_only_database_says_so(tmp_path: Path) -> None:
     path.chmod(stat.S_IRUSR)
     tmp_path.chmod(stat.S_IRUSR | stat.S_IXUSR)
     code = (
-        "import sys; from pathlib import Path; from app.core.store import Store, StoreError\n"
+        "import sys; from pathlib import Path; from app.core.chat.store import Store, StoreError\n"
         "try:\n    Store(Path(sys.argv[1])).create_conversation()\n"
         "except StoreError as e:\n    print(e.kind, e.message)\n"
     )

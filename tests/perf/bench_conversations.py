@@ -38,9 +38,10 @@ if str(ROOT) not in sys.path:
 
 from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QTimer  # noqa: E402
 
-from app.core import paths, starter  # noqa: E402
+from app.core.chat.store import Store  # noqa: E402
+from app.core.models import starter  # noqa: E402
+from app.core.platform import paths  # noqa: E402
 from app.core.settings import Settings  # noqa: E402
-from app.core.store import Store  # noqa: E402
 
 _WORD_TEXT = (
     "sea lighthouse keeper storm lamp night ship rock wave light tide boat harbor wind rain fog bell cliff "
@@ -93,8 +94,8 @@ def _until(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
 
 
 def _window() -> object:
-    from app.ui.application import create_app
-    from app.ui.main_window import MainWindow
+    from app.ui.shell.application import create_app
+    from app.ui.shell.main_window import MainWindow
 
     create_app()
     window = MainWindow(settings=Settings())

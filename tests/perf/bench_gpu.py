@@ -39,10 +39,18 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from app.core import hardware  # noqa: E402
-from app.core.engine import AUTO_LAYERS, LoadedModel, LoadOptions, default_threads  # noqa: E402
-from app.core.inference import Chunk, Event, InferenceThread, Loaded, LoadFailed, ReplyDone, ReplyFailed  # noqa: E402
-from app.core.sampling import SamplingParams  # noqa: E402
+from app.core.inference.engine import AUTO_LAYERS, LoadedModel, LoadOptions, default_threads  # noqa: E402
+from app.core.inference.thread import (  # noqa: E402
+    Chunk,
+    Event,
+    InferenceThread,
+    Loaded,
+    LoadFailed,
+    ReplyDone,
+    ReplyFailed,
+)
+from app.core.system import hardware  # noqa: E402
+from app.core.values.sampling import SamplingParams  # noqa: E402
 from tests.perf.bench_stream import gen_rate, read_chat_stream  # noqa: E402
 
 MARK = "FIRESIDE_BENCH_GPU "
@@ -229,7 +237,7 @@ def main() -> None:
     parser.add_argument("--skip-cpu", action="store_true")
     args = parser.parse_args()
     if args.model is None:
-        from app.core import starter
+        from app.core.models import starter
 
         args.model = starter.fetch_to_cache()
     if args.child:

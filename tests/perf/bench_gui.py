@@ -47,7 +47,7 @@ Run
 The exit status is 1 when a target is missed. PySide6 must be < 6.12 (6.12.0 aborts the process
 after a few thousand QEventLoop.exec()/processEvents() calls under Python 3.11).
 
-It needs the starter model in the cache (`python -m app.core.starter` fetches it).
+It needs the starter model in the cache (`python -m app.core.models.starter` fetches it).
 """
 
 from __future__ import annotations
@@ -76,12 +76,15 @@ import PySide6  # noqa: E402
 from PySide6.QtCore import QEventLoop, Qt, QTimer, qVersion  # noqa: E402
 from PySide6.QtGui import QPaintEvent, QTextDocument  # noqa: E402
 
-from app.core import engine, paths, starter  # noqa: E402
-from app.core.conversation import ReplyStats, Role  # noqa: E402
+from app.core.chat.messages import Role  # noqa: E402
+from app.core.inference import engine  # noqa: E402
+from app.core.models import starter  # noqa: E402
+from app.core.platform import paths  # noqa: E402
 from app.core.settings import Settings  # noqa: E402
-from app.ui.application import create_app  # noqa: E402
+from app.core.values.replies import ReplyStats  # noqa: E402
 from app.ui.chat.message_view import MessageView  # noqa: E402
-from app.ui.main_window import MainWindow  # noqa: E402
+from app.ui.shell.application import create_app  # noqa: E402
+from app.ui.shell.main_window import MainWindow  # noqa: E402
 
 PROMPT = (
     "Write a long, detailed essay about the history of the printing press, "

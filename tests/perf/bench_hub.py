@@ -46,9 +46,10 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from app.core import paths, starter  # noqa: E402
-from app.core.downloads import DownloadManager, State  # noqa: E402
-from app.core.hub import FileGroup, RemoteFile  # noqa: E402
+from app.core.hub.downloads import DownloadManager, State  # noqa: E402
+from app.core.hub.files import FileGroup, RemoteFile  # noqa: E402
+from app.core.models import starter  # noqa: E402
+from app.core.platform import paths  # noqa: E402
 from tests.fakehub import FakeHub, HubFile, HubRepo  # noqa: E402
 
 REPO = "bench/Big-GGUF"
@@ -81,7 +82,7 @@ def _fireside(hub: FakeHub, work: Path) -> float:
 
 def _fireside_no_fsync(hub: FakeHub, work: Path) -> float:
     """The same, with the fsync before install skipped: shows what durability costs on this disk."""
-    from app.core import downloads
+    from app.core.hub import downloads
 
     real = downloads.os.fsync
     downloads.os.fsync = lambda _fd: None  # type: ignore[assignment]
@@ -143,10 +144,10 @@ def _settle(seconds: float) -> None:
 
 
 def _gui_download(hub: FakeHub, work: Path) -> tuple[float, float]:
-    from app.core.hub import RepoDetails
+    from app.core.hub.client import RepoDetails
     from app.core.settings import Settings
-    from app.ui.application import create_app
-    from app.ui.main_window import MainWindow
+    from app.ui.shell.application import create_app
+    from app.ui.shell.main_window import MainWindow
 
     create_app()
     paths.set_data_dir(work / "gui-data")
@@ -173,8 +174,8 @@ def _gui_search(hub: FakeHub, work: Path) -> tuple[float, float, int]:
     from PySide6.QtCore import QTimer
 
     from app.core.settings import Settings
-    from app.ui.application import create_app
-    from app.ui.main_window import MainWindow
+    from app.ui.shell.application import create_app
+    from app.ui.shell.main_window import MainWindow
 
     for i in range(1000):
         hub.add(HubRepo(f"many{i:04d}/Model-{i}B-Instruct-GGUF", downloads=100_000 - i, likes=i))

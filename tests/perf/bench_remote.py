@@ -30,7 +30,7 @@ Run
     .venv/bin/python tests/perf/bench_remote.py --pairs 3 --max-tokens 64              # quick look
 
 The exit status is 1 when the target is missed. It needs the starter model in the cache
-(`python -m app.core.starter` fetches it) and llama-cpp-python's [server] extra and `openai` (the
+(`python -m app.core.models.starter` fetches it) and llama-cpp-python's [server] extra and `openai` (the
 test extra).
 """
 
@@ -54,12 +54,13 @@ if str(ROOT) not in sys.path:
 
 from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
 
-from app.core import paths, starter  # noqa: E402
-from app.core.conversation import ReplyStats  # noqa: E402
-from app.core.endpoints import model_key  # noqa: E402
+from app.core.models import starter  # noqa: E402
+from app.core.platform import paths  # noqa: E402
+from app.core.remote.endpoints import model_key  # noqa: E402
 from app.core.settings import Settings  # noqa: E402
-from app.ui.application import create_app  # noqa: E402
-from app.ui.main_window import MainWindow  # noqa: E402
+from app.core.values.replies import ReplyStats  # noqa: E402
+from app.ui.shell.application import create_app  # noqa: E402
+from app.ui.shell.main_window import MainWindow  # noqa: E402
 from tests.llama_server import MODEL_ID, LlamaServer  # noqa: E402
 
 PROMPT = (

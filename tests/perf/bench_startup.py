@@ -20,7 +20,7 @@ What it measures
 
 How it measures
     The app's code is not changed. The subprocess runs this file with `--child`: a small wrapper
-    that imports `app.ui.main_window`, wraps `MainWindow.show` (class level, in the child only), and
+    that imports `app.ui.shell.main_window`, wraps `MainWindow.show` (class level, in the child only), and
     then runs the `app` package exactly as `python -m app --data-dir TMP` does
     (`runpy.run_module("app", run_name="__main__")`, so `app.cli.main()` -> `app.ui.application.run()`
     -> qasync loop). The wrapped `show()` installs an application event filter; the first Paint
@@ -28,7 +28,7 @@ How it measures
     marks "shown" (the paint is done by then). A slot on `bridge.loaded` marks "loaded" and
     quits the app. The child prints one JSON line that the parent collects.
 
-    Importing `app.ui.main_window` first only moves imports that `run()` does anyway earlier; the
+    Importing `app.ui.shell.main_window` first only moves imports that `run()` does anyway earlier; the
     total until the window is shown is the same work.
 
 Run
@@ -36,7 +36,7 @@ Run
     .venv/bin/python tests/perf/bench_startup.py --repeats 2  # quick look
 
 QT_QPA_PLATFORM defaults to offscreen for the child (no display needed). The starter model must be in
-the cache (`python -m app.core.starter` fetches it).
+the cache (`python -m app.core.models.starter` fetches it).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def child(launch: float, data_dir: str, timeout_s: float) -> int:
         sys.path.insert(0, str(ROOT))
     import runpy
 
-    from app.ui.main_window import MainWindow
+    from app.ui.shell.main_window import MainWindow
 
     marks["imports"] = time.time() - launch
     original_show = MainWindow.show

@@ -57,10 +57,19 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from app.core import starter  # noqa: E402
-from app.core.engine import LoadOptions, default_threads, import_llama_cpp  # noqa: E402
-from app.core.inference import Chunk, Event, InferenceThread, Loaded, LoadFailed, ReplyDone, ReplyFailed  # noqa: E402
-from app.core.sampling import SamplingParams  # noqa: E402
+from app.core.inference.engine import LoadOptions, default_threads  # noqa: E402
+from app.core.inference.thread import (  # noqa: E402
+    Chunk,
+    Event,
+    InferenceThread,
+    Loaded,
+    LoadFailed,
+    ReplyDone,
+    ReplyFailed,
+)
+from app.core.models import starter  # noqa: E402
+from app.core.system.binding import import_llama_cpp  # noqa: E402
+from app.core.values.sampling import SamplingParams  # noqa: E402
 
 LLAMA_BENCH_DIR = Path.home() / ".cache" / "fireside" / "llama-bench"
 CONTEXT_LENGTH = 4096

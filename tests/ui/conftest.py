@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
-from app.core import starter
+from app.core.models import starter
 from app.core.settings import Settings
-from app.ui.application import create_app
-from app.ui.main_window import MainWindow
+from app.ui.shell.application import create_app
+from app.ui.shell.main_window import MainWindow
 
 
 @pytest.fixture(scope="session")

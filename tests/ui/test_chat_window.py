@@ -12,13 +12,14 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QPushButton, QSpinBox, QWidget
 from pytestqt.qtbot import QtBot
 
-from app.core import starter
-from app.core.conversation import Role, StopReason
-from app.core.sampling import SamplingParams
+from app.core.chat.messages import Role
+from app.core.models import starter
+from app.core.values.replies import StopReason
+from app.core.values.sampling import SamplingParams
 from app.ui.chat.composer import Composer
 from app.ui.chat.message_view import MessageView
-from app.ui.main_window import MainWindow
-from app.ui.model_picker import ModelPicker
+from app.ui.models.model_picker import ModelPicker
+from app.ui.shell.main_window import MainWindow
 from tests.ui.conftest import shot
 
 LONG_PROMPT = "Write a very long story about a lighthouse keeper and the sea. Make it at least 500 words."

@@ -15,12 +15,12 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QMessageBox, QPushButton
 from pytestqt.qtbot import QtBot
 
-from app.core import paths
+from app.core.chat.store import Store
+from app.core.platform import paths
 from app.core.settings import Settings
-from app.core.store import Store
 from app.ui.conversations.controller import propose_title
 from app.ui.conversations.sidebar import IdRole
-from app.ui.main_window import MainWindow
+from app.ui.shell.main_window import MainWindow
 from tests.ui.conftest import shot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,10 +146,10 @@ CRASH_SCRIPT = textwrap.dedent(
     import os, sys, time
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QTimer
-    from app.core import paths
+    from app.core.platform import paths
     from app.core.settings import Settings
-    from app.ui.application import create_app
-    from app.ui.main_window import MainWindow
+    from app.ui.shell.application import create_app
+    from app.ui.shell.main_window import MainWindow
 
     paths.set_data_dir(sys.argv[1])
     app = create_app()
@@ -412,7 +412,7 @@ def test_context_meter_counts_the_draft_and_policies_apply(qtbot: QtBot, window:
 
 
 def test_continue_a_reply_that_stopped_at_max_tokens(qtbot: QtBot, window: MainWindow) -> None:
-    from app.core.conversation import StopReason
+    from app.core.values.replies import StopReason
 
     store = _store_ready(qtbot, window)
     window.sampling.input("max_tokens").setValue(8)

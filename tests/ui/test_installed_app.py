@@ -19,12 +19,12 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
-from app.core import logs, paths
+from app.core.platform import logs, paths
 from app.core.settings import Settings
-from app.ui.about_dialog import AboutDialog, versions
-from app.ui.error_dialog import ErrorDialog
-from app.ui.main_window import MainWindow
-from app.ui.single_instance import server_name
+from app.ui.shell.about_dialog import AboutDialog, versions
+from app.ui.shell.error_dialog import ErrorDialog
+from app.ui.shell.main_window import MainWindow
+from app.ui.shell.single_instance import server_name
 from tests.ui.conftest import shot
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,13 +14,16 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QLabel, QLineEdit, QMessageBox, QPushButton, QToolButton, QWidget
 from pytestqt.qtbot import QtBot
 
-from app.core import downloads, secrets, starter
-from app.core.downloads import State
-from app.core.hub import FileGroup, RemoteFile, RepoDetails
+from app.core.hub import downloads
+from app.core.hub.client import RepoDetails
+from app.core.hub.downloads import State
+from app.core.hub.files import FileGroup, RemoteFile
+from app.core.models import starter
+from app.core.platform import secrets
 from app.core.settings import Settings
 from app.ui.hub.discover_view import DEBOUNCE_MS
 from app.ui.hub.downloads_panel import DownloadList
-from app.ui.main_window import MainWindow
+from app.ui.shell.main_window import MainWindow
 from tests.conftest import STARTER_REPO
 from tests.fakehub import FakeHub, Fault, HubFile, HubRepo
 from tests.ui.conftest import shot
@@ -33,8 +36,8 @@ TOKEN = "hf_" + "a1B2c3D4e5F6g7H8i9J0" * 2
 @pytest.fixture(autouse=True)
 def other_apps_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Other apps' folders are looked for under a private home, not this machine's."""
-    import app.ui.models_controller as controller
-    from app.core.other_apps import find_other_apps_models
+    import app.ui.models.controller as controller
+    from app.core.models.other_apps import find_other_apps_models
 
     home = tmp_path / "home"
     home.mkdir()

@@ -12,14 +12,13 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QScrollArea
 from pytestqt.qtbot import QtBot
 
-from app.core import engine as engine_module
-from app.core import hardware
-from app.core.engine import Engine, EngineError
-from app.core.hardware import Device, Hardware
-from app.core.memory import GIB, MIB
+from app.core.inference.engine import Engine, EngineError
+from app.core.models.shape import GIB, MIB
 from app.core.settings import Settings
-from app.ui.hardware_dialog import HardwareDialog
-from app.ui.main_window import MainWindow
+from app.core.system import binding, hardware
+from app.core.system.hardware import Device, Hardware
+from app.ui.models.hardware_dialog import HardwareDialog
+from app.ui.shell.main_window import MainWindow
 from tests.ui.conftest import shot
 
 
@@ -119,7 +118,7 @@ def test_auto_layers_slider_override_and_out_of_memory_fallback(
     class OutOfMemory(Engine):
         def _load_weights(self, llama_cpp: Any, info: Any, n_gpu_layers: int, progress: Any) -> None:
             if n_gpu_layers > 20:
-                engine_module._log_tail.append("alloc_tensor_range: failed to allocate CUDA0 buffer")
+                binding.log_tail.append("alloc_tensor_range: failed to allocate CUDA0 buffer")
                 raise EngineError("llama.cpp could not load this model. cudaMalloc failed: out of memory")
             super()._load_weights(llama_cpp, info, n_gpu_layers, progress)
 

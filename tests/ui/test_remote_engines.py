@@ -20,13 +20,13 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QLineEdit, QListWidget, QMessageBox, QPushButton
 from pytestqt.qtbot import QtBot
 
-from app.core import paths, secrets
-from app.core.conversation import StopReason
-from app.core.endpoints import model_key
+from app.core.chat.store import Store
+from app.core.platform import paths, secrets
+from app.core.remote.endpoints import model_key
 from app.core.settings import Settings
-from app.core.store import Store
-from app.ui.main_window import MainWindow
-from app.ui.remote_engines import RemoteEnginesDialog
+from app.core.values.replies import StopReason
+from app.ui.remote.dialog import RemoteEnginesDialog
+from app.ui.shell.main_window import MainWindow
 from tests.fake_openai import FakeOpenAI
 from tests.llama_server import MODEL_ID, LlamaServer, free_port
 from tests.ui.conftest import shot

@@ -13,14 +13,14 @@ import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from app.core import secrets
-from app.core.engine import LoadOptions
-from app.core.inference import Event, InferenceThread, Loaded
-from app.core.sampling import SamplingParams
-from app.core.server_config import ServerSettings
-from app.ui.application import create_app
-from app.ui.server_panel import API_KEY_SECRET, ServerController, ServerDialog, activity_text
-from app.ui.tasks import BackgroundTasks
+from app.core.api.config import ServerSettings
+from app.core.inference.engine import LoadOptions
+from app.core.inference.thread import Event, InferenceThread, Loaded
+from app.core.platform import secrets
+from app.core.values.sampling import SamplingParams
+from app.ui.api.server_panel import API_KEY_SECRET, ServerController, ServerDialog, activity_text
+from app.ui.common.tasks import BackgroundTasks
+from app.ui.shell.application import create_app
 
 QUESTION = [{"role": "user", "content": "Name a colour."}]
 

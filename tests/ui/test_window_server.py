@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QPushButton
 from pytestqt.qtbot import QtBot
 
 from app.core.settings import Settings
-from app.ui.main_window import MainWindow
+from app.ui.shell.main_window import MainWindow
 from tests.ui.conftest import shot
 from tests.ui.test_chat_window import _set, _type_and_send, _wait_reply_done
 

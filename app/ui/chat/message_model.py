@@ -6,7 +6,8 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 
-from app.core.conversation import Conversation, Message, ReplyStats, Role
+from app.core.chat.messages import Conversation, Message, Role
+from app.core.values.replies import ReplyStats
 
 MessageRole = Qt.ItemDataRole.UserRole + 1
 #: Only the "left out of the prompt" mark changed: nothing to re-measure, just repaint.

@@ -33,10 +33,11 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QAbstractScrollArea, QFrame, QMenu, QTextBrowser, QWidget
 
-from app.core.conversation import Message, Role, StopReason
+from app.core.chat.messages import Message, Role
+from app.core.values.replies import StopReason
 from app.ui.chat.message_model import LeftOutRole, MessageListModel
-from app.ui.markdown_html import render_markdown
-from app.ui.theme import is_dark, markdown_palette
+from app.ui.common.markdown_html import render_markdown
+from app.ui.common.theme import is_dark, markdown_palette
 
 RENDER_INTERVAL_MS = 250
 #: Markdown rendering per event-loop turn stops after this long, so the GUI thread stays smooth.

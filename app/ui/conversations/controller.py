@@ -19,15 +19,16 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QFileDialog, QInputDialog
 
-from app.core import paths
-from app.core.conversation import Message, ReplyStats, Role, StopReason
-from app.core.sampling import SamplingParams
-from app.core.store import ConversationInfo, Preset, SearchHit, Store, StoredMessage, StoreError
+from app.core.chat.messages import Message, Role
+from app.core.chat.store import ConversationInfo, Preset, SearchHit, Store, StoredMessage, StoreError
+from app.core.platform import paths
+from app.core.values.replies import ReplyStats, StopReason
+from app.core.values.sampling import SamplingParams
 from app.ui.conversations.presets import MODEL_DEFAULTS_ID, PresetBar
 from app.ui.conversations.sidebar import ConversationSidebar
 
 if TYPE_CHECKING:
-    from app.ui.main_window import MainWindow
+    from app.ui.shell.main_window import MainWindow
 
 log = logging.getLogger(__name__)
 

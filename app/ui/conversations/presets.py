@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QInputDialog, QToolButton, QVBoxLayout, QWidget
 
-from app.core.store import Preset
+from app.core.chat.store import Preset
 
 #: Id of the picker's entry holding the loaded model's own recommended settings (not stored).
 MODEL_DEFAULTS_ID = -1

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.store import ConversationInfo, SearchHit
+from app.core.chat.store import ConversationInfo, SearchHit
 
 IdRole = Qt.ItemDataRole.UserRole + 10
 _Index = QModelIndex | QPersistentModelIndex

@@ -25,15 +25,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core import memory
-from app.core.gguf_info import format_params
-from app.core.hub import SORTS, FileGroup, HubClient, HubError, RepoDetails, SearchResults, explain
-from app.core.memory import FileFit, Machine, ModelShape
+from app.core.hub.client import SORTS, HubClient, HubError, RepoDetails, SearchResults, explain
+from app.core.hub.files import FileGroup
+from app.core.hub.plan import FileFit, plan
+from app.core.models.estimate import describe
+from app.core.models.shape import ModelShape
+from app.core.system.machine import Machine
+from app.core.values.units import format_params
+from app.ui.common.markdown_html import render_markdown
+from app.ui.common.tasks import BackgroundTasks
+from app.ui.common.theme import markdown_palette
 from app.ui.hub.files import FilesModel, FitRole
 from app.ui.hub.results import RepoRole, ResultDelegate, SearchResultsModel
-from app.ui.markdown_html import render_markdown
-from app.ui.tasks import BackgroundTasks
-from app.ui.theme import markdown_palette
 
 log = logging.getLogger(__name__)
 PAGE = 50
@@ -367,7 +370,7 @@ class DiscoverView(QWidget):
             or (replace(remote, n_params=details.n_params) if remote else None)
             or ModelShape(n_params=details.n_params, context_length=details.context_length)
         )
-        rows = memory.plan(details.groups, shape, self.machine, self.context_length())
+        rows = plan(details.groups, shape, self.machine, self.context_length())
         status = {row.group.name: self.file_state(details, row.group)[0] or "" for row in rows}
         selected = self.selected_fit()
         self.files_model.set_rows(rows, {k: v for k, v in status.items() if v})
@@ -377,7 +380,7 @@ class DiscoverView(QWidget):
             pick = next((r for r in rows if r.recommended), None)
             self._summary = (
                 f"★ {pick.group.quant or pick.group.label} is the best quality that fits this computer "
-                f"with room to spare ({memory.describe(pick.estimate)})."
+                f"with room to spare ({describe(pick.estimate)})."
                 if pick
                 else "None of these files fits this computer with room to spare."
             )

@@ -15,8 +15,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.downloads import Job, State, format_eta
-from app.core.gguf_info import format_size
+from app.core.hub.downloads import Job, State, format_eta
+from app.core.values.units import format_size
 
 
 def detail_text(job: Job) -> str:

@@ -6,8 +6,9 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import QWidget
 
-from app.core.gguf_info import format_size
-from app.core.memory import FileFit, Fit, describe
+from app.core.hub.plan import FileFit
+from app.core.models.estimate import Fit, describe
+from app.core.values.units import format_size
 
 FitRole = Qt.ItemDataRole.UserRole + 2
 _Index = QModelIndex | QPersistentModelIndex

@@ -1,0 +1,385 @@
+"""The OpenAI request bodies the local API server accepts, validated with pydantic.
+
+Nothing a client sends is silently ignored. Only what Fireside honours is modelled; a field OpenAI
+defines that Fireside does not do yet (`tools`, `response_format`, `logprobs`, ...) is refused by
+name unless its value changes nothing (null, `[]`, `false`, `"none"`, ...), and a field nobody
+defines (a typo, another server's extension) is refused as OpenAI's own API does. Ranges follow
+OpenAI's API where it has them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from app.core.values.sampling import RANDOM_SEED, RANGES, SamplingParams
+from app.core.values.text import clean_text
+
+#: The longest reply a request may ask for (the engine's own limit; see sampling.RANGES).
+MAX_TOKENS_LIMIT = int(RANGES["max_tokens"].maximum)
+#: OpenAI allows 4 stop sequences; llama.cpp servers allow more. A few dozen is plenty.
+MAX_STOP_STRINGS = 16
+
+
+class ApiError(Exception):
+    """An error answered in OpenAI's format: {"error": {"message", "type", "param", "code"}}."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        param: str | None = None,
+        kind: str = "invalid_request_error",
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code, self.param, self.kind = status, message, code, param, kind
+
+    def body(self) -> dict[str, object]:
+        """The JSON body OpenAI clients parse."""
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+
+
+#: Fields of OpenAI's chat API that Fireside does not honour yet, each with the values that change
+#: nothing (null always does): those are accepted, anything else is refused by name.
+CHAT_NOT_YET: dict[str, tuple[object, ...]] = {
+    "response_format": ({"type": "text"},),
+    "tools": ([],),
+    "tool_choice": ("none", "auto"),  # with no tools, "auto" can only mean "none"
+    "parallel_tool_calls": (True, False),  # says nothing without tools
+    "functions": ([],),
+    "function_call": ("none", "auto"),
+    "logprobs": (False,),
+    "top_logprobs": (0,),
+    "logit_bias": ({},),
+    "audio": (),
+    "modalities": (["text"],),
+    "prediction": (),
+    "store": (False,),
+    "metadata": ({},),
+    "service_tier": ("auto", "default"),
+    "reasoning_effort": (),
+    "verbosity": (),
+    "web_search_options": (),
+    "prompt_cache_key": (),
+}
+#: The same for the text completions API.
+COMPLETION_NOT_YET: dict[str, tuple[object, ...]] = {
+    "logprobs": (0,),
+    "logit_bias": ({},),
+    "echo": (False,),
+    "best_of": (1,),
+    "suffix": ("",),
+}
+#: Fields of a chat message Fireside does not honour yet (tool calling, names, audio).
+MESSAGE_NOT_YET: dict[str, tuple[object, ...]] = {
+    "name": (),
+    "tool_calls": ([],),
+    "tool_call_id": (),
+    "function_call": (),
+    "audio": (),
+    "refusal": (),
+}
+#: What a refused field is for, so the error can say what is missing.
+_WHAT = {
+    "response_format": "structured output",
+    "tools": "tool calling",
+    "tool_choice": "tool calling",
+    "parallel_tool_calls": "tool calling",
+    "functions": "function calling",
+    "function_call": "function calling",
+    "tool_calls": "tool calling",
+    "tool_call_id": "tool calling",
+    "logprobs": "log probabilities",
+    "top_logprobs": "log probabilities",
+    "logit_bias": "logit bias",
+    "audio": "audio",
+    "modalities": "output other than text",
+    "name": "participant names",
+}
+
+
+def refuse_not_yet(data: Any, table: dict[str, tuple[object, ...]], where: str = "") -> Any:
+    """Raise an ApiError naming the first field of `table` whose value would change the reply;
+    return `data` without those fields (what is left of them changes nothing)."""
+    if not isinstance(data, dict):
+        return data
+    for key, harmless in table.items():
+        if key not in data:
+            continue
+        value = data[key]
+        if value is not None and not any(_same(value, ok) for ok in harmless):
+            name = f"{where}{key}"
+            what = _WHAT.get(key)
+            purpose = f" ({what})" if what else ""
+            raise ApiError(
+                400,
+                f"“{name}” is not supported yet{purpose}: Fireside does not honour it, so it refuses "
+                f"the request rather than answer as if it had. Leave it out.",
+                "unsupported_parameter",
+                name,
+            )
+    return {key: value for key, value in data.items() if key not in table}
+
+
+def _same(value: object, harmless: object) -> bool:
+    # True == 1 in Python: a JSON `true` must not pass for a harmless `1` (or `false` for `0`).
+    return type(value) is type(harmless) and value == harmless
+
+
+def find_lone_surrogate(data: object, where: str = "") -> tuple[str, int, str] | None:
+    """The first string of a parsed JSON body that holds a lone UTF-16 surrogate, as (where, index,
+    the surrogate), or None. JSON allows "\\ud800", but it is not Unicode: it can be neither encoded
+    for the model nor stored."""
+    if isinstance(data, str):
+        index = _lone_surrogate(data)
+        return None if index is None else (where, index, data[index])
+    if isinstance(data, list):
+        for i, item in enumerate(data):
+            if (found := find_lone_surrogate(item, f"{where}[{i}]")) is not None:
+                return found
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            shown = clean_text(key)  # a key holding one is named with U+FFFD in its place
+            path = f"{where}.{shown}" if where else shown
+            if (index := _lone_surrogate(key)) is not None:
+                return f"{path} (the name of the field)", index, key[index]
+            if (found := find_lone_surrogate(value, path)) is not None:
+                return found
+    return None
+
+
+def _lone_surrogate(text: str) -> int | None:
+    try:
+        text.encode("utf-8")  # decided in C: almost every string is fine
+        return None
+    except UnicodeEncodeError as exc:
+        return exc.start
+
+
+class TextPart(BaseModel):
+    """One part of a message's content given as a list (only text parts are supported)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    text: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_only(cls, data: Any) -> Any:
+        # Checked before the fields, so an image part is refused for its type, not for its image_url.
+        if isinstance(data, dict) and data.get("type") != "text":
+            raise ApiError(
+                400,
+                f"Message content of type “{data.get('type')}” is not supported: "
+                "the loaded model reads text only.",
+                "unsupported_content",
+                "messages",
+            )
+        return data
+
+
+class ChatMessage(BaseModel):
+    """One message of a chat request."""
+
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextPart] | None = None
+
+    def text(self) -> str:
+        """The content as plain text (a list of text parts is joined)."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.text for part in self.content)
+
+
+class StreamOptions(BaseModel):
+    """`stream_options`: whether the last streamed chunk carries the usage counts."""
+
+    model_config = ConfigDict(extra="forbid")
+    include_usage: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_chunks(cls, data: Any) -> Any:
+        # OpenAI pads chunks with random text against side channels; local chunks need none.
+        return refuse_not_yet(data, {"include_obfuscation": (False,)}, "stream_options.")
+
+
+class _Sampling(BaseModel):
+    """Fields shared by chat and text completions."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: Not yet honoured fields of this endpoint, with their harmless values (see refuse_not_yet).
+    not_yet: ClassVar[dict[str, tuple[object, ...]]] = {}
+    model: str = ""
+    #: Identify the end user to OpenAI's abuse monitoring: they change nothing in a reply, so they are
+    #: accepted (and not used).
+    user: str | None = None
+    safety_identifier: str | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    # Not OpenAI's, but llama.cpp servers, vLLM and Ollama accept them: so does Fireside.
+    top_k: int | None = Field(default=None, ge=0, le=int(RANGES["top_k"].maximum))
+    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    repeat_penalty: float | None = Field(default=None, ge=1.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    n: int = Field(default=1, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_not_yet(cls, data: Any) -> Any:
+        return refuse_not_yet(data, cls.not_yet)
+
+    @field_validator("n")
+    @classmethod
+    def _one_choice(cls, value: int) -> int:
+        if value != 1:
+            raise ValueError("only n=1 is supported: one model on one machine writes one reply at a time")
+        return value
+
+    @field_validator("stop")
+    @classmethod
+    def _few_stops(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and len(value) > MAX_STOP_STRINGS:
+            raise ValueError(f"at most {MAX_STOP_STRINGS} stop sequences are allowed")
+        return value
+
+    def stop_strings(self) -> tuple[str, ...]:
+        """The stop sequences as a tuple (empty strings dropped)."""
+        if self.stop is None:
+            return ()
+        items = [self.stop] if isinstance(self.stop, str) else self.stop
+        return tuple(s for s in items if s)
+
+    def include_usage(self) -> bool:
+        """Whether a streamed reply ends with a usage chunk."""
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+    def sampling(self, defaults: SamplingParams, context_length: int) -> SamplingParams:
+        """The request's settings over `defaults`, at the loaded context length (never resized by a
+        request: that would reload the context under the window's feet)."""
+        if self.max_tokens is not None and self.max_tokens > min(MAX_TOKENS_LIMIT, context_length):
+            raise ApiError(
+                400,
+                f"max_tokens is {self.max_tokens:,}, more than this server allows: the context window "
+                f"holds {context_length:,} tokens and a reply may be at most {MAX_TOKENS_LIMIT:,}.",
+                "max_tokens_too_large",
+                "max_tokens",
+            )
+        changes: dict[str, object] = {"context_length": context_length}
+        for name in (
+            "temperature",
+            "top_p",
+            "top_k",
+            "min_p",
+            "repeat_penalty",
+            "frequency_penalty",
+            "presence_penalty",
+        ):
+            value = getattr(self, name)
+            if value is not None:
+                changes[name] = value
+        # Without max_tokens a reply may fill the context, as with OpenAI's API.
+        changes["max_tokens"] = self.max_tokens or min(MAX_TOKENS_LIMIT, context_length)
+        # OpenAI takes any integer seed; llama.cpp takes 31 bits. Fold, so a given seed stays repeatable.
+        changes["seed"] = RANDOM_SEED if self.seed is None else self.seed & 0x7FFFFFFF
+        return defaults.with_changes(**changes)
+
+
+class ChatRequest(_Sampling):
+    """POST /v1/chat/completions."""
+
+    not_yet = CHAT_NOT_YET
+    messages: list[ChatMessage] = Field(min_length=1)
+    # OpenAI's newer name for max_tokens.
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_in_messages(cls, data: Any) -> Any:
+        messages = data.get("messages") if isinstance(data, dict) else None
+        if not isinstance(messages, list):
+            return data
+        cleaned = []
+        for index, message in enumerate(messages):
+            if isinstance(message, dict) and message.get("role") in ("tool", "function"):
+                raise ApiError(
+                    400,
+                    f"messages[{index}].role: “{message['role']}” messages are not supported yet "
+                    "(tool calling): Fireside does not honour tools, so it refuses the request rather "
+                    "than answer as if it had.",
+                    "unsupported_parameter",
+                    f"messages[{index}].role",
+                )
+            cleaned.append(refuse_not_yet(message, MESSAGE_NOT_YET, f"messages[{index}]."))
+        return {**data, "messages": cleaned}
+
+    def model_post_init(self, _context: object) -> None:
+        """Read max_completion_tokens where max_tokens is not given."""
+        if self.max_tokens is None and self.max_completion_tokens is not None:
+            self.max_tokens = self.max_completion_tokens
+
+    def turns(self) -> list[dict[str, str]]:
+        """The messages as the engine takes them (OpenAI's "developer" role is a system message)."""
+        out = []
+        for message in self.messages:
+            role = "system" if message.role == "developer" else message.role
+            out.append({"role": role, "content": message.text()})
+        return out
+
+
+class CompletionRequest(_Sampling):
+    """POST /v1/completions (a plain text prompt, no chat template)."""
+
+    not_yet = COMPLETION_NOT_YET
+    prompt: str | list[str]
+
+    def prompt_text(self) -> str:
+        """The prompt; a list is accepted when it holds one string (one choice per request)."""
+        if isinstance(self.prompt, str):
+            return self.prompt
+        if len(self.prompt) != 1:
+            raise ApiError(400, "Send one prompt per request.", "unsupported_prompt", "prompt")
+        return self.prompt[0]
+
+
+def validation_error(exc: ValidationError) -> ApiError:
+    """A pydantic error as one OpenAI-style error naming the first bad field (a field nobody defines
+    first: it is often a typo of the one that was meant)."""
+    errors = exc.errors()
+    unknown = [e for e in errors if e.get("type") == "extra_forbidden"]
+    first = (unknown or errors)[0]
+    where = _path(first.get("loc", ()))
+    if unknown:
+        return ApiError(
+            400,
+            f"Unrecognized request argument supplied: {where}. Fireside refuses fields it does not "
+            "know rather than ignore them; see the README for the fields it honours.",
+            "unknown_parameter",
+            where,
+        )
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    return ApiError(400, f"{where}: {message}" if where else message, "invalid_value", where or None)
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    """pydantic's error location as a JSON path: messages[0].content[1].kind."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("str", "list[TextPart]") or part.startswith(("function-", "union[")):
+            continue  # which branch of a union pydantic tried, not a place in the body
+        else:
+            out += f".{part}" if out else part
+    return out

@@ -1,0 +1,1 @@
+"""Chat: messages, the Qt-free chat session, and the conversation store (SQLite)."""

@@ -1,0 +1,1 @@
+"""The Hugging Face Hub: search, repository files and their fit, downloads."""

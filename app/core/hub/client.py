@@ -1,0 +1,306 @@
+"""The Hugging Face Hub, as Fireside uses it: search GGUF repositories, read one's files, explain errors.
+
+Everything goes through huggingface_hub's client. Calls block: the UI runs them on worker threads.
+Only the endpoint is configurable (`HF_ENDPOINT`, read on each call), so a mirror or a test server works.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from app.core.hub.files import FileGroup, RemoteFile, UnsafeFileName, group_files
+from app.core.models.shape import ModelShape
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+REACHABLE_TTL_S = 60.0
+#: When each endpoint last answered (monotonic seconds).
+_last_reachable: dict[str, float] = {}
+SortKey = Literal["downloads", "likes", "trending_score", "last_modified"]
+SORTS: dict[str, SortKey] = {
+    "Most downloaded": "downloads",
+    "Most liked": "likes",
+    "Trending": "trending_score",
+    "Recently updated": "last_modified",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RepoSummary:
+    """A search result."""
+
+    repo_id: str
+    author: str
+    downloads: int
+    likes: int
+    last_modified: datetime | None
+    gated: bool
+    private: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RepoDetails:
+    """What the details view shows for one repository."""
+
+    repo_id: str
+    revision: str
+    license: str | None
+    gated: bool
+    groups: list[FileGroup]
+    card: str = ""
+    #: From the Hub's GGUF metadata where the API gives it.
+    n_params: int | None = None
+    architecture: str | None = None
+    context_length: int | None = None
+    other_files: list[str] = field(default_factory=list)
+
+
+class HubError(Exception):
+    """A Hub failure explained for users.
+
+    `kind`: offline, gated, auth, not_found, rate_limited, server, unsafe or other."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def endpoint() -> str:
+    """The Hub's address: `HF_ENDPOINT` if set (a mirror, a test server), else huggingface.co."""
+    return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def explain(exc: BaseException, repo_id: str | None = None, token: str | None = None) -> HubError:
+    """Turn an exception from huggingface_hub (or the network) into a HubError with a clear message.
+
+    The token never appears in the message, whatever the exception's text contains."""
+    import httpx2
+    from huggingface_hub import errors
+
+    what = repo_id or "the Hub"
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(exc, HubError):
+        result = exc
+    elif isinstance(exc, UnsafeFileName):
+        result = HubError("unsafe", f"{what}: {exc}")
+    elif isinstance(exc, errors.GatedRepoError):
+        if token:
+            text = (
+                f"{what} is gated and your access token does not have access yet. Accept the model's license "
+                f"on {endpoint()}/{repo_id} while signed in, then try again."
+            )
+        else:
+            text = (
+                f"{what} is gated: accept the model's license on {endpoint()}/{repo_id} while signed in, "
+                "then add a Hugging Face access token in Preferences."
+            )
+        result = HubError("gated", text)
+    elif isinstance(exc, errors.RepositoryNotFoundError):
+        hint = "" if token else " If it is private, add a Hugging Face access token in Preferences."
+        result = HubError("not_found", f"{what} was not found on the Hub.{hint}")
+    elif isinstance(exc, errors.RemoteEntryNotFoundError):
+        result = HubError("not_found", f"That file is no longer in {what}. Refresh the file list.")
+    elif status == 401:
+        result = HubError(
+            "auth", "The Hub refused the access token (401). Check or replace it in Preferences."
+        )
+    elif status == 403:
+        result = HubError("gated", f"The Hub refused access to {what} (403). Accept its license on the Hub.")
+    elif status == 429:
+        result = HubError("rate_limited", "The Hub is rate-limiting requests. Wait a minute, then retry.")
+    elif status is not None and status >= 500:
+        result = HubError("server", f"The Hub had an error ({status}). Try again in a moment.")
+    elif isinstance(
+        exc, httpx2.TransportError | errors.OfflineModeIsEnabled | ConnectionError | TimeoutError
+    ):
+        result = HubError("offline", f"Can't reach {endpoint()}. Check your internet connection, then retry.")
+    else:
+        result = HubError("other", f"{type(exc).__name__}: {exc}")
+    if token and token in result.message:
+        result = HubError(result.kind, result.message.replace(token, "hf_***"))
+    return result
+
+
+class SearchResults:
+    """A search whose results arrive page by page (the Hub paginates with Link headers)."""
+
+    def __init__(self, items: Iterator[Any]) -> None:
+        self._items = items
+        self.exhausted = False
+
+    def next(self, count: int) -> list[RepoSummary]:
+        """Up to `count` more results (blocking)."""
+        batch = [_summary(m) for m in itertools.islice(self._items, count)]
+        if len(batch) < count:
+            self.exhausted = True
+        return batch
+
+
+def _summary(m: Any) -> RepoSummary:
+    return RepoSummary(
+        repo_id=m.id,
+        author=m.author or m.id.split("/")[0],
+        downloads=int(m.downloads or 0),
+        likes=int(m.likes or 0),
+        last_modified=m.last_modified,
+        gated=bool(m.gated),
+        private=bool(m.private),
+    )
+
+
+class HubClient:
+    """Search and inspect GGUF repositories (blocking; call from a worker thread)."""
+
+    def __init__(
+        self, token: str | None = None, cache_dir: Path | None = None, timeout: float = 15.0
+    ) -> None:
+        self.token = token
+        self.cache_dir = cache_dir
+        self.timeout = timeout
+
+    def _api(self) -> Any:
+        from huggingface_hub import HfApi
+
+        # token=False: never fall back to a token some other tool stored; Fireside's lives in the keyring.
+        return HfApi(endpoint=endpoint(), token=self.token or False, library_name="fireside")
+
+    def check_reachable(self) -> None:
+        """Fail fast with HubError("offline") when the Hub cannot be reached.
+
+        huggingface_hub's paginated listings retry connection errors with back-off for about 20 s,
+        which an offline user would see as a hang; one quick request first answers in milliseconds.
+        A success is trusted for a minute."""
+        address = endpoint()
+        if time.monotonic() - _last_reachable.get(address, -REACHABLE_TTL_S) < REACHABLE_TTL_S:
+            return
+        from huggingface_hub import get_session
+
+        try:
+            get_session().head(address + "/api/models", timeout=min(self.timeout, 5.0))
+        except Exception as exc:
+            raise explain(exc, None, self.token) from exc
+        _last_reachable[address] = time.monotonic()
+
+    def search(self, query: str, sort: SortKey = "downloads") -> SearchResults:
+        """GGUF repositories matching `query`, best first by `sort`. Nothing is fetched until `next()`."""
+        self.check_reachable()
+        items = self._api().list_models(
+            search=query.strip() or None,
+            filter="gguf",
+            sort=sort,
+            expand=["author", "downloads", "likes", "lastModified", "gated", "private"],
+        )
+        return SearchResults(iter(items))
+
+    def details(self, repo_id: str) -> RepoDetails:
+        """A repository's GGUF files with sizes and sha256, its license, and the start of its model card."""
+        try:
+            info = self._api().model_info(repo_id, files_metadata=True, timeout=self.timeout)
+        except Exception as exc:
+            raise explain(exc, repo_id, self.token) from exc
+        files, others = [], []
+        for sibling in info.siblings or []:
+            lfs = sibling.lfs
+            sha = lfs.sha256 if lfs is not None else None
+            size = int(sibling.size if sibling.size is not None else (lfs.size if lfs else 0))
+            if sibling.rfilename.lower().endswith(".gguf"):
+                files.append(RemoteFile(sibling.rfilename, size, sha))
+            else:
+                others.append(sibling.rfilename)
+        gguf: dict[str, Any] = info.gguf or {}
+        card_data = info.card_data.to_dict() if info.card_data is not None else {}
+        license_ = card_data.get("license") or next(
+            (t.split(":", 1)[1] for t in info.tags or [] if t.startswith("license:")), None
+        )
+        card = self._card(repo_id, info.sha) if "README.md" in others else ""
+        return RepoDetails(
+            repo_id=repo_id,
+            revision=info.sha or "main",
+            license=str(license_) if license_ else None,
+            gated=bool(info.gated),
+            groups=group_files(files),
+            card=card,
+            n_params=int(gguf["total"]) if isinstance(gguf.get("total"), int) else None,
+            architecture=gguf.get("architecture"),
+            context_length=int(gguf["context_length"])
+            if isinstance(gguf.get("context_length"), int)
+            else None,
+            other_files=others,
+        )
+
+    def remote_shape(self, repo_id: str, revision: str, filename: str) -> ModelShape:
+        """Layers, heads and vocabulary read from a GGUF's header on the Hub with HTTP Range requests
+        (a few MB at most, never the weights), so the estimate is exact before anything is downloaded."""
+        from huggingface_hub import get_session, hf_hub_url
+        from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
+
+        from app.core.models.gguf_header import ByteSource, read_shape
+
+        url = hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint())
+        headers = build_hf_headers(token=self.token or False, library_name="fireside")
+
+        def fetch(offset: int, size: int) -> bytes:
+            ranged = {**headers, "Range": f"bytes={offset}-{offset + size - 1}"}
+            data = bytearray()
+            with get_session().stream(
+                "GET", url, headers=ranged, follow_redirects=True, timeout=self.timeout
+            ) as response:
+                hf_raise_for_status(response)
+                skip = offset if response.status_code == 200 else 0  # the server ignored the Range
+                for block in response.iter_bytes():
+                    data += block
+                    if len(data) >= skip + size:
+                        break
+            return bytes(data[skip : skip + size])
+
+        try:
+            _arch, shape = read_shape(ByteSource(fetch))
+        except Exception as exc:
+            raise explain(exc, repo_id, self.token) from exc
+        return shape
+
+    def _card(self, repo_id: str, revision: str | None) -> str:
+        """The model card's opening paragraphs (empty when it cannot be read: the card is optional)."""
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()  # a GUI app: no tqdm bars on a terminal that may not exist
+        try:
+            path = hf_hub_download(
+                repo_id, "README.md", revision=revision, cache_dir=self.cache_dir,
+                token=self.token or False, endpoint=endpoint(), etag_timeout=self.timeout,
+            )  # fmt: skip
+            return card_excerpt(Path(str(path)).read_text("utf-8", errors="replace"))
+        except Exception as exc:
+            log.info("model card of %s not read: %s", repo_id, explain(exc, repo_id, self.token).message)
+            return ""
+
+
+def card_excerpt(text: str, limit: int = 1200) -> str:
+    """The first paragraphs of a model card's Markdown: front matter, HTML and images left out."""
+    if text.startswith("---"):
+        end = text.find("\n---", 3)
+        text = text[end + 4 :] if end != -1 else ""
+    blocks, length = [], 0
+    for block in re.split(r"\n\s*\n", text):
+        block = block.strip()
+        if not block or block.startswith(("<", "![", "[![", "```")) or block.startswith("|"):
+            continue
+        blocks.append(block)
+        length += len(block)
+        if length >= limit or len(blocks) >= 4:
+            break
+    while blocks and blocks[-1].startswith("#"):  # a heading whose text was cut off
+        blocks.pop()
+    return "\n\n".join(blocks)

@@ -1,0 +1,1 @@
+"""Generation: the llama.cpp engine, the one inference thread and the context policy."""

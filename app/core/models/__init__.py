@@ -1,0 +1,1 @@
+"""Model files: GGUF reading and validation, model shape, memory estimate, GPU offload, the library."""

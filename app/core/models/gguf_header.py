@@ -1,0 +1,158 @@
+"""Read just the model shape from a GGUF header, from any byte source (a file, or HTTP Range requests).
+
+The memory estimate needs layers, embedding width, attention heads and the vocabulary size. They sit
+in the GGUF's key-value header, before any tensor, so the first megabytes of a file on the Hub answer
+the question before anything is downloaded. Only the wanted keys are decoded; arrays are walked,
+not kept (a 128k-token vocabulary is only counted).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+from app.core.models.shape import ModelShape, TensorBytes, group_tensors
+
+GGUF_MAGIC = b"GGUF"
+#: Never read more than this much header (a vocabulary of 256k tokens with merges is ~12 MB).
+MAX_HEADER = 32 << 20
+#: GGUF value type -> struct format (8 is a string, 9 an array).
+_SCALARS = {
+    0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d",
+}  # fmt: skip
+_STRING, _ARRAY = 8, 9
+
+
+class HeaderError(ValueError):
+    """The bytes are not a GGUF header this reader understands."""
+
+
+class ByteSource:
+    """Bytes on demand: `fetch(offset, size)` is asked for more as parsing goes (at least 1 MiB, then
+    growing, so a large vocabulary needs a handful of requests, not thousands)."""
+
+    def __init__(self, fetch: Callable[[int, int], bytes], limit: int = MAX_HEADER) -> None:
+        self._fetch = fetch
+        self._buf = bytearray()
+        self._limit = limit
+        self.pos = 0
+
+    def read(self, size: int) -> bytes:
+        """The next `size` bytes."""
+        end = self.pos + size
+        while len(self._buf) < end:
+            want = max(end - len(self._buf), min(max(len(self._buf), 1 << 20), 8 << 20))
+            if len(self._buf) + want > self._limit:
+                raise HeaderError(f"the GGUF header is larger than {self._limit >> 20} MiB")
+            chunk = self._fetch(len(self._buf), want)
+            if not chunk:
+                raise HeaderError("the file ended inside its header")
+            self._buf += chunk
+        data = bytes(self._buf[self.pos : end])
+        self.pos = end
+        return data
+
+    def unpack(self, fmt: str) -> object:
+        """One little-endian scalar."""
+        return struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0]
+
+    def string(self) -> str:
+        """A GGUF string: uint64 length, then UTF-8 bytes."""
+        length = int(self.unpack("<Q"))  # type: ignore[call-overload]
+        return self.read(length).decode("utf-8", "replace")
+
+
+def _skip_value(src: ByteSource, kind: int) -> int:
+    """Skip one value; returns the element count for arrays (else 1)."""
+    if kind in _SCALARS:
+        src.read(struct.calcsize(_SCALARS[kind]))
+        return 1
+    if kind == _STRING:
+        src.string()
+        return 1
+    if kind == _ARRAY:
+        inner = int(src.unpack("<I"))  # type: ignore[call-overload]
+        count = int(src.unpack("<Q"))  # type: ignore[call-overload]
+        if inner in _SCALARS:
+            src.read(struct.calcsize(_SCALARS[inner]) * count)
+        else:
+            for _ in range(count):
+                _skip_value(src, inner)
+        return count
+    raise HeaderError(f"unknown GGUF value type {kind}")
+
+
+def read_shape(src: ByteSource) -> tuple[str, ModelShape]:
+    """The architecture and model shape from a GGUF header (parameters are not in the header)."""
+    if src.read(4) != GGUF_MAGIC:
+        raise HeaderError("not a GGUF file")
+    version = int(src.unpack("<I"))  # type: ignore[call-overload]
+    if version not in (2, 3):
+        raise HeaderError(f"GGUF version {version} is not supported")
+    n_tensors = int(src.unpack("<Q"))  # type: ignore[call-overload]
+    n_kv = int(src.unpack("<Q"))  # type: ignore[call-overload]
+    values: dict[str, object] = {}
+    n_vocab = None
+    for _ in range(n_kv):
+        key = src.string()
+        kind = int(src.unpack("<I"))  # type: ignore[call-overload]
+        if kind in _SCALARS and not key.startswith("tokenizer."):
+            values[key] = src.unpack(_SCALARS[kind])
+        elif kind == _STRING and key == "general.architecture":
+            values[key] = src.string()
+        else:
+            count = _skip_value(src, kind)
+            if key == "tokenizer.ggml.tokens":
+                n_vocab = count
+    arch = values.get("general.architecture")
+    if not isinstance(arch, str):
+        raise HeaderError("the header names no architecture")
+
+    def number(name: str) -> int | None:
+        value = values.get(f"{arch}.{name}")
+        return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    return arch, ModelShape(
+        n_ff=number("feed_forward_length"),
+        tensors=_read_tensor_infos(src, n_tensors),
+        n_layers=number("block_count"),
+        n_embd=number("embedding_length"),
+        n_head=number("attention.head_count"),
+        n_head_kv=number("attention.head_count_kv"),
+        n_vocab=n_vocab,
+        context_length=number("context_length"),
+        head_dim_k=number("attention.key_length"),
+        head_dim_v=number("attention.value_length"),
+    )
+
+
+def _read_tensor_infos(src: ByteSource, n_tensors: int) -> TensorBytes | None:
+    """Each tensor's size from the tensor-info list that follows the key-values (name, dims, type,
+    offset): enough to know what each layer weighs, without a byte of the weights themselves."""
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    sizes = []
+    try:
+        for _ in range(n_tensors):
+            name = src.string()
+            n_dims = int(src.unpack("<I"))  # type: ignore[call-overload]
+            elements = 1
+            for _ in range(n_dims):
+                elements *= int(src.unpack("<Q"))  # type: ignore[call-overload]
+            block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(int(src.unpack("<I")))]  # type: ignore[call-overload]
+            src.read(8)  # offset
+            sizes.append((name, elements * type_size // block))
+    except (HeaderError, ValueError, KeyError):
+        return None  # an unknown tensor type or a cut-off list: fall back to the file size
+    return group_tensors(sizes)
+
+
+def file_source(path: str) -> ByteSource:
+    """A ByteSource over a local file."""
+
+    def fetch(offset: int, size: int) -> bytes:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            return handle.read(size)
+
+    return ByteSource(fetch)

@@ -1,0 +1,201 @@
+"""Installed models: the GGUF files in the models folder (and ones the user opened elsewhere).
+
+Reading a GGUF's metadata takes a second or more for models with large vocabularies, so the result
+is cached per file (path, size, modification time) in the data folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from app.core.models.gguf_file import (
+    SPLIT_PART,
+    ModelFileError,
+    ModelInfo,
+    inspect_model,
+    remember,
+    split_parts,
+)
+from app.core.platform import paths
+
+log = logging.getLogger(__name__)
+CACHE_VERSION = (
+    4  # 2: model shape fields for the memory estimate; 3: K/V head widths; 4: sampling, per-layer weights
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    """One model file: its metadata, or why it cannot be used."""
+
+    path: Path
+    info: ModelInfo | None
+    error: str | None = None
+
+
+def _cache_file() -> Path:
+    return paths.data_dir() / "cache" / "model-info.json"
+
+
+def _load_cache() -> dict[str, Any]:
+    try:
+        data = json.loads(_cache_file().read_text("utf-8"))
+        return data if data.get("version") == CACHE_VERSION else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_cache(entries: dict[str, Any]) -> None:
+    target = _cache_file()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A unique temporary name: two scans (say, at launch and after "Open GGUF…") may overlap.
+    fd, tmp = tempfile.mkstemp(prefix=".model-info-", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump({"version": CACHE_VERSION, "entries": entries}, handle)
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _info_from_dict(data: dict[str, Any]) -> ModelInfo:
+    return ModelInfo(
+        **{**data, "path": Path(data["path"]), "layer_bytes": tuple(data.get("layer_bytes", ()))}
+    )
+
+
+def _info_to_dict(info: ModelInfo) -> dict[str, Any]:
+    return {**asdict(info), "path": str(info.path)}
+
+
+#: How deep below the models folder models are looked for (downloads live at <owner>/<repo>/<file>,
+#: and a repository may keep files in a sub-folder per quantization).
+MAX_DEPTH = 4
+
+
+def _walk(folder: Path, depth: int = 0) -> Iterator[Path]:
+    try:
+        children = list(os.scandir(folder))
+    except OSError:
+        return
+    for child in children:
+        if child.name.startswith("."):  # .downloads holds partial files; hidden means not ours
+            continue
+        try:
+            if child.is_dir(follow_symlinks=False) and depth < MAX_DEPTH:
+                yield from _walk(Path(child.path), depth + 1)
+            elif child.is_file() and child.name.lower().endswith(".gguf"):
+                yield Path(child.path)
+        except OSError:
+            continue
+
+
+def is_later_part(path: Path) -> bool:
+    """True for parts 2..n of a split model: llama.cpp opens part 1 and finds the rest itself."""
+    match = SPLIT_PART.search(path.name)
+    return match is not None and int(match.group(1)) > 1
+
+
+def model_files(folder: Path | None = None, extra: list[str] | None = None) -> list[Path]:
+    """GGUF files in the models folder and its sub-folders (partial downloads and later parts of split
+    models excluded) plus `extra` paths, sorted by name."""
+    folder = folder or paths.models_dir()
+    found = {p.resolve() for p in _walk(folder) if not is_later_part(p)}
+    found.update(Path(p).expanduser().resolve() for p in extra or [])
+    return sorted(found, key=lambda p: p.name.lower())
+
+
+def scan(folder: Path | None = None, extra: list[str] | None = None) -> list[ModelEntry]:
+    """Inspect every installed model (blocking: run it off the GUI thread)."""
+    cache = _load_cache().get("entries", {})
+    fresh: dict[str, Any] = {}
+    entries = []
+    for path in model_files(folder, extra):
+        key = str(path)
+        try:
+            stat = path.stat()
+            stamp = [stat.st_size, stat.st_mtime_ns]
+            cached = cache.get(key)
+            if cached and cached["stamp"] == stamp:
+                info = _info_from_dict(cached["info"])
+                remember(info, stat.st_size, stat.st_mtime_ns)  # the engine's pre-load check reuses it
+            else:
+                info = inspect_model(path)
+            fresh[key] = {"stamp": stamp, "info": _info_to_dict(info)}
+            entries.append(ModelEntry(path, info))
+        except ModelFileError as exc:
+            entries.append(ModelEntry(path, None, str(exc)))
+        except OSError as exc:
+            entries.append(ModelEntry(path, None, f"{path.name}: {exc.strerror or exc}"))
+    try:
+        _save_cache(fresh)
+    except OSError as exc:  # a read-only data folder must not hide the models
+        log.warning("could not write the model cache: %s", exc)
+    return entries
+
+
+def is_inside(path: Path, folder: Path) -> bool:
+    """True when `path` lies inside `folder` (after resolving links)."""
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def delete_model(path: Path, folder: Path) -> list[Path]:
+    """Delete a model file (all parts of a split one) from the models folder; returns what was deleted.
+
+    Files outside the models folder are never deleted here (they belong to the user or another app):
+    ValueError says so. Folders left empty up to the models folder are removed."""
+    if not is_inside(path, folder):
+        raise ValueError(f"{path} is not in the models folder: Fireside forgets it but does not delete it")
+    deleted = []
+    for part in split_parts(path):
+        part.unlink()
+        deleted.append(part)
+    parent = path.parent
+    root = folder.resolve()
+    while parent.resolve() != root and is_inside(parent, root):
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+        parent = parent.parent
+    return deleted
+
+
+def import_copy(source: Path, folder: Path, cancelled: Callable[[], bool] = lambda: False) -> Path:
+    """Copy a GGUF (all parts of a split one) into the models folder; returns the copy of `source`.
+
+    The file is checked first, the copy goes through a temporary name, and free space is checked, so a
+    failed copy never leaves a half file that looks like a model."""
+    inspect_model(source)
+    parts = split_parts(source)
+    need = sum(p.stat().st_size for p in parts)
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise OSError(f"not enough disk space to copy {source.name}: it needs {need:,} bytes, {free:,} free")
+    target_dir = folder / "imported"
+    target_dir.mkdir(parents=True, exist_ok=True)
+    for part in parts:
+        target = target_dir / part.name
+        tmp = target_dir / f".{part.name}.copying"
+        try:
+            with open(part, "rb") as src, open(tmp, "wb") as dst:
+                while block := src.read(16 << 20):
+                    if cancelled():  # the app is closing: stop, leaving no half file behind
+                        raise InterruptedError(f"copying {part.name} was stopped")
+                    dst.write(block)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return target_dir / source.name

@@ -1,0 +1,1 @@
+"""The foundation: where files live, logs, and secrets in the OS keyring."""

@@ -1,0 +1,1 @@
+"""Remote OpenAI-compatible engines: the client, saved endpoints, local-engine detection."""

@@ -1,0 +1,1 @@
+"""Value types every layer shares: sampling parameters, reply statistics, text and units (no I/O)."""

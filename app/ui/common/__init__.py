@@ -1,0 +1,1 @@
+"""Qt helpers every UI feature uses: background tasks, the theme, Markdown to HTML."""

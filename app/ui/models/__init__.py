@@ -1,0 +1,1 @@
+"""Models in the window: the picker, My models, GPU offload settings and the hardware panel."""

@@ -1,0 +1,315 @@
+"""My models: every installed model with what its GGUF says, plus models other apps already downloaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.models.library import ModelEntry
+from app.core.models.other_apps import FoundModel
+from app.core.values.units import format_params, format_size
+
+EntryRole = Qt.ItemDataRole.UserRole + 3
+_Index = QModelIndex | QPersistentModelIndex
+
+
+class LibraryModel(QAbstractTableModel):
+    """Installed models, one row each; unusable files show why."""
+
+    HEADERS = (
+        "Model",
+        "Architecture",
+        "Parameters",
+        "Quantization",
+        "Context",
+        "Chat template",
+        "Size",
+        "Path",
+    )
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.entries: list[ModelEntry] = []
+        self.names: dict[str, str] = {}
+
+    def set_entries(self, entries: list[ModelEntry], names: dict[str, str] | None = None) -> None:
+        """Replace the rows; `names` gives friendly names for files named by a hash (Ollama's blobs)."""
+        self.beginResetModel()
+        self.entries = list(entries)
+        self.names = names or {}
+        self.endResetModel()
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(self.entries)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> object:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        return None
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not index.isValid():
+            return None
+        entry = self.entries[index.row()]
+        info = entry.info
+        if role == EntryRole:
+            return entry
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return entry.error or str(entry.path)
+        if role == Qt.ItemDataRole.ForegroundRole and info is None:
+            return QBrush(QColor("#cf222e"))
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        column = index.column()
+        name = self.names.get(str(entry.path))
+        if info is None:
+            texts = [
+                name or entry.path.name,
+                entry.error or "cannot be used",
+                "",
+                "",
+                "",
+                "",
+                "",
+                str(entry.path),
+            ]
+            return texts[column]
+        return [
+            name or entry.path.stem,
+            info.architecture,
+            format_params(info.parameter_count),
+            info.quantization,
+            f"{info.context_length:,}" if info.context_length else "unknown",
+            "yes" if info.has_chat_template else "no (ChatML is used)",
+            format_size(info.file_size),
+            str(entry.path),
+        ][column]
+
+
+class LibraryView(QWidget):
+    """The "My models" page. The window does the work; this view asks for it with signals."""
+
+    useRequested = Signal(str)
+    importRequested = Signal()
+    deleteRequested = Signal(object)  # ModelEntry
+    revealRequested = Signal(str)
+    folderChangeRequested = Signal()
+    useInPlaceRequested = Signal(object)  # FoundModel
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("libraryView")
+        self.found: list[FoundModel] = []
+        self.notes: dict[str, str] = {}
+        root = QVBoxLayout(self)
+        root.setContentsMargins(12, 10, 12, 6)
+
+        folder_row = QHBoxLayout()
+        self.folder_label = QLabel()
+        self.folder_label.setObjectName("modelsFolderLabel")
+        self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        change = QPushButton("Change…")
+        change.setObjectName("modelsFolderButton")
+        change.setToolTip("Choose the folder where Fireside keeps downloaded models")
+        change.clicked.connect(self.folderChangeRequested)
+        folder_row.addWidget(self.folder_label, 1)
+        folder_row.addWidget(change)
+        root.addLayout(folder_row)
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.setChildrenCollapsible(False)
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        self.model = LibraryModel(self)
+        self.list = QTreeView()
+        self.list.setObjectName("libraryList")
+        self.list.setModel(self.model)
+        self.list.setRootIsDecorated(False)
+        self.list.setUniformRowHeights(True)
+        self.list.setAlternatingRowColors(True)
+        self.list.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.list.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.list.header().setStretchLastSection(True)
+        self.list.selectionModel().selectionChanged.connect(lambda *_: self._on_selection())
+        self.list.doubleClicked.connect(lambda _i: self._use())
+        top_layout.addWidget(self.list, 1)
+        self.detail = QLabel("")
+        self.detail.setObjectName("libraryDetail")
+        self.detail.setWordWrap(True)
+        self.detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        top_layout.addWidget(self.detail)
+        buttons = QHBoxLayout()
+        self.use_button = QPushButton("Use in chat")
+        self.use_button.setObjectName("libraryUseButton")
+        self.reveal_button = QPushButton("Show in folder")
+        self.reveal_button.setObjectName("libraryRevealButton")
+        self.delete_button = QPushButton("Delete…")
+        self.delete_button.setObjectName("libraryDeleteButton")
+        import_button = QPushButton("Import GGUF…")
+        import_button.setObjectName("libraryImportButton")
+        self.use_button.clicked.connect(self._use)
+        self.reveal_button.clicked.connect(self._reveal)
+        self.delete_button.clicked.connect(self._delete)
+        import_button.clicked.connect(self.importRequested)
+        for button in (self.use_button, self.reveal_button, self.delete_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        buttons.addWidget(import_button)
+        top_layout.addLayout(buttons)
+        split.addWidget(top)
+
+        bottom = QWidget()
+        bottom_layout = QVBoxLayout(bottom)
+        bottom_layout.setContentsMargins(0, 6, 0, 0)
+        heading = QLabel("Found in other apps (use them in place: no second download)")
+        heading.setObjectName("otherAppsHeading")
+        font = heading.font()
+        font.setBold(True)
+        heading.setFont(font)
+        bottom_layout.addWidget(heading)
+        self.others = QTreeView()
+        self.others.setObjectName("otherAppsList")
+        self.others.setRootIsDecorated(False)
+        self.others.setUniformRowHeights(True)
+        self.others.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        from PySide6.QtGui import QStandardItemModel
+
+        self.others_model = QStandardItemModel(0, 4, self)
+        self.others_model.setHorizontalHeaderLabels(["App", "Model", "Size", "Path"])
+        self.others.setModel(self.others_model)
+        self.others.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.others.header().setStretchLastSection(True)
+        self.others.doubleClicked.connect(lambda _i: self._use_in_place())
+        bottom_layout.addWidget(self.others, 1)
+        others_buttons = QHBoxLayout()
+        self.others_status = QLabel("Looking…")
+        self.others_status.setObjectName("otherAppsStatus")
+        self.use_in_place_button = QPushButton("Use in place")
+        self.use_in_place_button.setObjectName("otherAppsUseButton")
+        self.use_in_place_button.clicked.connect(self._use_in_place)
+        others_buttons.addWidget(self.others_status, 1)
+        others_buttons.addWidget(self.use_in_place_button)
+        bottom_layout.addLayout(others_buttons)
+        split.addWidget(bottom)
+        split.setSizes([420, 200])
+        root.addWidget(split, 1)
+        self._on_selection()
+
+    # ----- content ------------------------------------------------------------------------------
+
+    def set_folder(self, folder: Path) -> None:
+        """Show the models folder."""
+        self.folder_label.setText(f"Models folder: {folder}")
+
+    def set_entries(
+        self,
+        entries: list[ModelEntry],
+        notes: dict[str, str] | None = None,
+        names: dict[str, str] | None = None,
+    ) -> None:
+        """Show installed models; `notes` maps a path to an extra line (e.g. estimated vs measured memory),
+        `names` to a friendly name."""
+        selected = self.selected_entry()
+        self.notes = notes or {}
+        self.model.set_entries(entries, names)
+        if selected is not None:
+            self.select_path(str(selected.path))
+        self._on_selection()
+
+    def set_found(self, found: list[FoundModel], in_library: set[str]) -> None:
+        """Show other apps' models; those already used in place are marked."""
+        from PySide6.QtGui import QStandardItem
+
+        self.found = list(found)
+        self.others_model.removeRows(0, self.others_model.rowCount())
+        for model in self.found:
+            mark = " (in your library)" if str(model.path.resolve()) in in_library else ""
+            row = [QStandardItem(model.app), QStandardItem(model.name + mark),
+                   QStandardItem(format_size(model.size)), QStandardItem(str(model.path))]  # fmt: skip
+            for item in row:
+                item.setEditable(False)
+            self.others_model.appendRow(row)
+        self.others_status.setText(
+            f"{len(found)} model file{'s' if len(found) != 1 else ''} found in other apps"
+            if found
+            else "No GGUF files from LM Studio, Ollama, GPT4All, Jan or the Hugging Face cache were found."
+        )
+        self.use_in_place_button.setEnabled(bool(found))
+
+    def selected_entry(self) -> ModelEntry | None:
+        """The selected installed model."""
+        rows = self.list.selectionModel().selectedRows()
+        value = rows[0].data(EntryRole) if rows else None
+        return value if isinstance(value, ModelEntry) else None
+
+    def select_path(self, path: str) -> bool:
+        """Select a model by path."""
+        wanted = str(Path(path).resolve())
+        for row, entry in enumerate(self.model.entries):
+            if str(entry.path) == wanted:
+                self.list.setCurrentIndex(self.model.index(row, 0))
+                return True
+        return False
+
+    def _on_selection(self) -> None:
+        entry = self.selected_entry()
+        for button in (self.use_button, self.reveal_button, self.delete_button):
+            button.setEnabled(entry is not None)
+        if entry is not None and entry.info is None:
+            self.use_button.setEnabled(False)
+        if entry is None:
+            count = len(self.model.entries)
+            self.detail.setText(f"{count} model{'s' if count != 1 else ''} installed." if count else "")
+            return
+        lines = [str(entry.path)]
+        if entry.info is not None:
+            info = entry.info
+            lines.append(
+                f"“{info.name}” · {info.block_count or '?'} layers · GGUF v{info.gguf_version} · "
+                f"{info.tensor_count} tensors"
+            )
+        else:
+            lines.append(entry.error or "")
+        note = self.notes.get(str(entry.path))
+        if note:
+            lines.append(note)
+        self.detail.setText("\n".join(lines))
+
+    def _use(self) -> None:
+        entry = self.selected_entry()
+        if entry is not None and entry.info is not None:
+            self.useRequested.emit(str(entry.path))
+
+    def _reveal(self) -> None:
+        entry = self.selected_entry()
+        if entry is not None:
+            self.revealRequested.emit(str(entry.path))
+
+    def _delete(self) -> None:
+        entry = self.selected_entry()
+        if entry is not None:
+            self.deleteRequested.emit(entry)
+
+    def _use_in_place(self) -> None:
+        rows = self.others.selectionModel().selectedRows()
+        if rows and 0 <= rows[0].row() < len(self.found):
+            self.useInPlaceRequested.emit(self.found[rows[0].row()])

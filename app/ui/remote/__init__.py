@@ -1,0 +1,1 @@
+"""Remote engines in the window: endpoints, their models, and the dialog to manage them."""

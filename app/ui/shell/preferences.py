@@ -1,0 +1,155 @@
+"""Preferences: the Hugging Face access token, kept in the system keyring and nowhere else; and the way
+to the remote engines."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.platform import secrets
+from app.ui.common.tasks import BackgroundTasks
+
+
+class PreferencesDialog(QDialog):
+    """Enter, replace or remove the Hugging Face token.
+
+    Keyring calls can block (a locked Secret Service asks to be unlocked), so they run on `tasks`.
+    `changed` fires once a save or removal has reached the keyring."""
+
+    changed = Signal()
+    #: "Remote engines…" was clicked (the window opens that dialog; this one closes).
+    remoteEnginesRequested = Signal()
+
+    def __init__(self, tasks: BackgroundTasks, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.tasks = tasks
+        self.setObjectName("preferencesDialog")
+        self.setWindowTitle("Preferences")
+        self.setMinimumWidth(520)
+        layout = QVBoxLayout(self)
+        intro = QLabel(
+            "A Hugging Face access token lets Fireside download gated and private models. "
+            "Create a read token at huggingface.co → Settings → Access Tokens, and accept each gated "
+            "model's license on its page."
+        )
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        form = QFormLayout()
+        row = QHBoxLayout()
+        self.token_input = QLineEdit()
+        self.token_input.setObjectName("hfTokenInput")
+        self.token_input.setEchoMode(QLineEdit.EchoMode.Password)
+        self.token_input.setPlaceholderText("hf_…")
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.setObjectName("hfTokenRemoveButton")
+        self.remove_button.clicked.connect(self.remove_token)
+        row.addWidget(self.token_input, 1)
+        row.addWidget(self.remove_button)
+        form.addRow("Access token", row)
+        layout.addLayout(form)
+        self.store_label = QLabel()
+        self.store_label.setObjectName("hfTokenStore")
+        self.store_label.setWordWrap(True)
+        layout.addWidget(self.store_label)
+        self.message = QLabel("")
+        self.message.setObjectName("hfTokenMessage")
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.message)
+        remote_row = QHBoxLayout()
+        remote_text = QLabel(
+            "Remote engines: chat with models on OpenAI-compatible servers (vLLM, a llama.cpp server, "
+            "Ollama, LM Studio, a hosted API). Their API keys are kept in the keyring too."
+        )
+        remote_text.setWordWrap(True)
+        self.remote_button = QPushButton("Remote engines…")
+        self.remote_button.setObjectName("preferencesRemoteButton")
+        self.remote_button.clicked.connect(self._open_remote)
+        remote_row.addWidget(remote_text, 1)
+        remote_row.addWidget(self.remote_button, 0, Qt.AlignmentFlag.AlignVCenter)
+        layout.addSpacing(8)
+        layout.addLayout(remote_row)
+        self.buttons = buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.save)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        self.store_label.setText("Checking the keyring…")
+        self.remove_button.setEnabled(False)
+        self._refresh()
+
+    def _open_remote(self) -> None:
+        self.reject()  # one dialog at a time; a typed but unsaved token is not kept
+        self.remoteEnginesRequested.emit()
+
+    def _refresh(self) -> None:
+        def read() -> tuple[bool, str, bool]:
+            return bool(secrets.hf_token()), secrets.store_kind(), secrets.has_secure_store()
+
+        self.tasks.run(read, self._show_store)
+
+    def _show_store(self, state: tuple[bool, str, bool]) -> None:
+        has, kind, secure = state
+        self.store_label.setText(("A token is set. " if has else "No token is set. ") + kind)
+        self.store_label.setStyleSheet("" if secure else "color: #bf8700;")
+        self.remove_button.setEnabled(has)
+
+    def save(self) -> bool:
+        """Check the typed token's shape, then store it off the GUI thread (the dialog closes once the
+        keyring has it). False when the text is not a token."""
+        value = self.token_input.text().strip()
+        if not value:
+            self.accept()
+            return True
+        if not secrets.looks_like_hf_token(value):
+            self.message.setText(
+                "That does not look like a Hugging Face token: tokens start with “hf_” followed by letters "
+                "and digits. Copy it again from huggingface.co → Settings → Access Tokens."
+            )
+            return False
+        self.token_input.clear()
+        self.message.setText("Saving…")
+        self._busy(True)
+        self.tasks.run(lambda: secrets.set_secret(secrets.HF_TOKEN, value), self._on_saved)
+        return True
+
+    def _busy(self, busy: bool) -> None:
+        # One keyring call at a time from this dialog: a quick Remove-then-Save must not race.
+        self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(not busy)
+        self.remove_button.setEnabled(not busy and self.remove_button.isEnabled())
+
+    def _on_saved(self, kept: bool) -> None:
+        self._busy(False)
+        self.changed.emit()
+        if kept:
+            self.message.setText("")
+            self.accept()
+            return
+        self.message.setText(
+            "Saved for this session only: no secure keyring is available, and Fireside does not "
+            "write tokens to files. You will need to enter it again after restarting."
+        )
+        self._refresh()
+
+    def remove_token(self) -> None:
+        """Forget the token."""
+
+        def removed(_kept: bool) -> None:
+            self._busy(False)
+            self.changed.emit()
+            self.message.setText("The token was removed.")
+            self._refresh()
+
+        self._busy(True)
+        self.tasks.run(lambda: secrets.set_secret(secrets.HF_TOKEN, None), removed)

@@ -1,0 +1,94 @@
+"""The first-run welcome: start with the small starter model or find one in Discover, and where files live."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from app.core.platform import logs, paths
+
+
+class WelcomePage(QWidget):
+    """Shown on the first launch; either button (or Skip) leads on, and it is not shown again."""
+
+    starterRequested = Signal()
+    discoverRequested = Signal()
+    dismissed = Signal()
+
+    def __init__(self, models_folder: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("welcomePage")
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(40, 30, 40, 30)
+        outer.addStretch(1)
+        card = QFrame()
+        card.setObjectName("welcomeCard")
+        card.setMaximumWidth(640)
+        layout = QVBoxLayout(card)
+        layout.setSpacing(12)
+        title = QLabel("Welcome to Fireside")
+        title.setStyleSheet("font-size: 24px; font-weight: 600;")
+        intro = QLabel(
+            "Fireside runs language models on this computer. What you type, the replies and your "
+            "conversations stay here: nothing is sent anywhere. Fireside goes online only when you "
+            "search for or download models in Discover."
+        )
+        intro.setWordWrap(True)
+        self.starter_button = QPushButton("Start with the starter model")
+        self.starter_button.setObjectName("welcomeStarterButton")
+        self.starter_button.setDefault(True)
+        self.starter_button.setMinimumHeight(40)
+        starter_note = QLabel(
+            "SmolLM2 135M Instruct (98 MB): small and fast, good for a first look. It answers simple "
+            "questions; for real work, pick a larger model in Discover later."
+        )
+        starter_note.setWordWrap(True)
+        starter_note.setProperty("muted", True)
+        self.discover_button = QPushButton("Find a model in Discover")
+        self.discover_button.setObjectName("welcomeDiscoverButton")
+        self.discover_button.setMinimumHeight(40)
+        discover_note = QLabel(
+            "Search the Hugging Face Hub for GGUF models; Fireside shows which ones fit this computer "
+            "and recommends the best file to download."
+        )
+        discover_note.setWordWrap(True)
+        discover_note.setProperty("muted", True)
+        where = QLabel(
+            "<b>Where things are kept</b><br>"
+            f"Models: {models_folder}<br>"
+            f"Conversations and settings: {paths.data_dir()}<br>"
+            f"Logs: {logs.log_file().parent}"
+        )
+        where.setObjectName("welcomeFolders")
+        where.setWordWrap(True)
+        where.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status = QLabel("")
+        self.status.setObjectName("welcomeStatus")
+        self.status.setWordWrap(True)
+        skip = QPushButton("Skip")
+        skip.setObjectName("welcomeSkipButton")
+        skip.setFlat(True)
+        skip.clicked.connect(self.dismissed)
+        self.starter_button.clicked.connect(self.starterRequested)
+        self.discover_button.clicked.connect(self.discoverRequested)
+        layout.addWidget(title)
+        layout.addWidget(intro)
+        layout.addSpacing(8)
+        layout.addWidget(self.starter_button)
+        layout.addWidget(starter_note)
+        layout.addSpacing(4)
+        layout.addWidget(self.discover_button)
+        layout.addWidget(discover_note)
+        layout.addSpacing(8)
+        layout.addWidget(where)
+        layout.addWidget(self.status)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(skip)
+        layout.addLayout(row)
+        centre = QHBoxLayout()
+        centre.addStretch(1)
+        centre.addWidget(card, 4)
+        centre.addStretch(1)
+        outer.addLayout(centre)
+        outer.addStretch(2)
