@@ -190,7 +190,7 @@ def bench_saving(root: Path, repeats: int, tokens: int) -> tuple[float, float]:
             window.conversations.new_conversation()  # type: ignore[attr-defined]
             window.conversations.store = store if case == "saving" else None  # type: ignore[attr-defined]
             window.composer.setPlainText("Write a long story about a lighthouse keeper and the sea.")  # type: ignore[attr-defined]
-            window.send()  # type: ignore[attr-defined]
+            window.chat.send()  # type: ignore[attr-defined]
             _until(lambda: not window.is_generating)  # type: ignore[attr-defined]
             stats = window.messages.peek(1).stats  # type: ignore[attr-defined]
             rates[case].append(stats.tokens_per_s)

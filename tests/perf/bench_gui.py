@@ -238,9 +238,9 @@ def populate(window: MainWindow, count: int, seed: int = 1) -> None:
     rng = random.Random(seed)
     for i in range(count):
         if i % 2 == 0:
-            window.messages.add_message(Role.USER, user_text(rng))
+            window.session.transcript.add(Role.USER, user_text(rng))
         else:
-            window.messages.add_message(Role.ASSISTANT, assistant_text(rng, i // 2))
+            window.session.transcript.add(Role.ASSISTANT, assistant_text(rng, i // 2))
 
 
 # ----- event loop helpers ------------------------------------------------------------------------
@@ -322,7 +322,7 @@ class Result:
 
 def stream_once(window: MainWindow, history: int, timeout_s: float) -> Result:
     """Clear the chat, add `history` messages, send the prompt and measure the streamed reply."""
-    window.messages.clear()
+    window.session.transcript.clear()
     if history:
         started = time.perf_counter()
         populate(window, history)
@@ -352,7 +352,7 @@ def stream_once(window: MainWindow, history: int, timeout_s: float) -> Result:
     PROBE.active = True
     timer.start()
     window.composer.setPlainText(PROMPT)
-    window.send()
+    window.chat.send()
     if not window.is_generating:
         raise SystemExit(f"the reply did not start: {window.banner.label.text()!r}")
     guard = QTimer()

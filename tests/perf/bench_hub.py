@@ -161,9 +161,9 @@ def _gui_download(hub: FakeHub, work: Path) -> tuple[float, float]:
     details = RepoDetails(REPO, "main", None, False, [group])
 
     def start() -> Callable[[], bool]:
-        job = window.models.download(details, group)
+        job = window.hub.download(details, group)
         assert job is not None
-        return lambda: window.models.jobs[job.id].state is State.DONE
+        return lambda: window.hub.jobs[job.id].state is State.DONE
 
     result = _gaps(start)
     window.close()
@@ -184,7 +184,7 @@ def _gui_search(hub: FakeHub, work: Path) -> tuple[float, float, int]:
     window = MainWindow(settings=Settings())
     window.resize(1100, 720)
     window.show()
-    view = window.models.discover
+    view = window.hub.discover
     view.search_input.setText("many")
     window.show_page("discover")
     _settle(1.5)

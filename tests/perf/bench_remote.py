@@ -132,7 +132,7 @@ class WindowRunner:
         window.bridge.replyDone.connect(done_slot)
         window.bridge.replyFailed.connect(fail_slot)
         window.composer.setPlainText(PROMPT)
-        window.send()
+        window.chat.send()
         if not window.is_generating:
             raise RuntimeError(f"the reply did not start: {window.banner.label.text()!r}")
         QTimer.singleShot(300_000, loop.quit)

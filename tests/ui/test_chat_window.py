@@ -137,9 +137,9 @@ def test_sampling_changes_apply_to_the_next_reply(qtbot: QtBot, window: MainWind
     def reply(**values: float) -> str:
         for name, value in values.items():
             _set(window, name, value)
-        window.messages.clear()  # the same one-message conversation every time
+        window.session.transcript.clear()  # the same one-message conversation every time
         window.composer.setPlainText("Invent a name for a new planet and describe it.")
-        window.send()
+        window.chat.send()
         _wait_reply_done(qtbot, window)
         row = window.messages.rowCount() - 1
         stats = window.messages.message(row).stats
@@ -196,7 +196,7 @@ def test_switch_models(qtbot: QtBot, make_window: Callable[..., MainWindow], mod
 def test_broken_model_file_gives_a_clear_message(qtbot: QtBot, window: MainWindow, tmp_path: Path) -> None:
     broken = tmp_path / "Broken.gguf"
     broken.write_bytes((window.loaded.info.path).read_bytes()[:20_000_000])  # type: ignore[union-attr]
-    window.add_and_load(str(broken))
+    window.installed.add_and_load(str(broken))
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=30_000)
     assert "Broken.gguf" in window.banner.label.text()
     assert "truncated" in window.banner.label.text()
@@ -245,7 +245,7 @@ def test_send_while_streaming_is_not_allowed(qtbot: QtBot, window: MainWindow) -
     qtbot.keyClick(composer, Qt.Key.Key_Return)
     assert window.messages.rowCount() == 2  # still only the first question and its reply
     assert composer.toPlainText() == "second question"  # kept for later
-    window.stop()
+    window.chat.stop()
     _wait_reply_done(qtbot, window, 5_000)
 
 
@@ -258,8 +258,8 @@ def test_close_mid_reply_stops_and_frees_the_model(qtbot: QtBot, window: MainWin
 
 
 def test_code_block_copy_link(qtbot: QtBot, window: MainWindow) -> None:
-    window.messages.add_message(Role.USER, "code please")
-    row = window.messages.add_message(Role.ASSISTANT, "Here:\n\n```python\nprint('hi')\n```\n")
+    window.session.transcript.add(Role.USER, "code please")
+    row = window.session.transcript.add(Role.ASSISTANT, "Here:\n\n```python\nprint('hi')\n```\n")
     view = window.findChild(MessageView, "messageList")
     assert view is not None
     qtbot.waitExposed(view)
@@ -283,7 +283,7 @@ def test_code_block_copy_link(qtbot: QtBot, window: MainWindow) -> None:
 
 
 def test_reply_text_is_selectable(qtbot: QtBot, window: MainWindow) -> None:
-    window.messages.add_message(Role.USER, "select me please")
+    window.session.transcript.add(Role.USER, "select me please")
     view = window.findChild(MessageView, "messageList")
     assert view is not None
     bubble = view.bubble_rect(0)

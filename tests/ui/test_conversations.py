@@ -16,9 +16,9 @@ from PySide6.QtWidgets import QMessageBox, QPushButton
 from pytestqt.qtbot import QtBot
 
 from app.core.chat.store import Store
+from app.core.chat.stored import propose_title
 from app.core.platform import paths
 from app.core.settings import Settings
-from app.ui.conversations.controller import propose_title
 from app.ui.conversations.sidebar import IdRole
 from app.ui.shell.main_window import MainWindow
 from tests.ui.conftest import shot
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _send(qtbot: QtBot, window: MainWindow, text: str) -> None:
     window.composer.setPlainText(text)
-    window.send()
+    window.chat.send()
     qtbot.waitUntil(lambda: not window.is_generating, timeout=60_000)
 
 
@@ -161,7 +161,7 @@ CRASH_SCRIPT = textwrap.dedent(
     def tick():
         if state["sent"] is None and window.loaded is not None and window.conversations.store is not None:
             window.composer.setPlainText("Write a very long story about a lighthouse keeper and the sea.")
-            window.send()
+            window.chat.send()
             state["sent"] = time.monotonic()
         elif state["sent"] is not None and window.messages.rowCount() == 2:
             # Wait for some text, then for more than two once-a-second saves (a busy machine streams
@@ -227,7 +227,7 @@ def test_edit_regenerate_switch_versions_and_delete(qtbot: QtBot, window: MainWi
     assert window.messages.peek(1).version == (1, 1)
 
     # Regenerate: a second version of the reply; the first is kept.
-    window.regenerate(1)
+    window.chat.regenerate(1)
     qtbot.waitUntil(lambda: not window.is_generating, timeout=60_000)
     assert window.messages.rowCount() == 2 and window.messages.peek(1).version == (2, 2)
     second_reply = window.messages.message(1).content
@@ -241,10 +241,10 @@ def test_edit_regenerate_switch_versions_and_delete(qtbot: QtBot, window: MainWi
     assert window.messages.message(1).content == first_reply
 
     # Edit the question: a new version of it, and a new reply after it.
-    window.edit_message(0)
+    window.chat.edit_message(0)
     assert window.composer.toPlainText() == "Say hello."
     window.composer.setPlainText("Say goodbye.")
-    window.send()
+    window.chat.send()
     qtbot.waitUntil(lambda: not window.is_generating, timeout=60_000)
     assert window.messages.message(0).content == "Say goodbye."
     assert window.messages.peek(0).version == (2, 2)
@@ -253,13 +253,13 @@ def test_edit_regenerate_switch_versions_and_delete(qtbot: QtBot, window: MainWi
     assert len(store._query("SELECT id FROM messages WHERE conversation_id = ?", (cid,))) == 5  # nothing lost
 
     # Back to the first question: its latest reply comes with it.
-    window.conversations.step_version(0, -1)
+    window.session.step_version(0, -1)
     qtbot.waitUntil(lambda: window.messages.peek(0).version == (1, 2), timeout=5_000)
     assert window.messages.message(0).content == "Say hello."
     assert window.messages.message(1).content == second_reply
 
     # Delete this version of the reply (after confirming): the other version is shown, alone now.
-    window._on_message_action(1, "delete")
+    window.chat.on_message_action(1, "delete")
     box = window.findChild(QMessageBox, "confirmDeleteMessage")
     assert box is not None
     next(b for b in box.buttons() if b.text() == "Delete").click()
@@ -298,7 +298,7 @@ def test_the_models_own_sampling_defaults_are_offered(
     _store_ready(qtbot, window)
     bar = window.conversations.presets
     assert bar.model_defaults is None  # the starter file recommends nothing: no such entry
-    window.load_model(str(starter_with_sampling_defaults))
+    window.choice.load_model(str(starter_with_sampling_defaults))
     qtbot.waitUntil(lambda: bar.model_defaults is not None, timeout=30_000)
     assert bar.picker.itemText(1) == "SmolLM2-sampling defaults (from the model file)"
     assert "top k 20" in str(bar.picker.itemData(1, Qt.ItemDataRole.ToolTipRole))
@@ -421,12 +421,12 @@ def test_continue_a_reply_that_stopped_at_max_tokens(qtbot: QtBot, window: MainW
     first = window.messages.message(1)
     assert first.stats is not None and first.stats.stop_reason is StopReason.MAX_TOKENS
     before = first.content
-    window._on_message_action(1, "continue")
+    window.chat.on_message_action(1, "continue")
     qtbot.waitUntil(lambda: not window.is_generating, timeout=60_000)
     after = window.messages.message(1).content
     assert after.startswith(before) and len(after) > len(before)
     assert window.messages.rowCount() == 2  # the same reply grew; no new one
-    stored = store.message(window.conversations.ids[1])
+    stored = store.message(window.session.ids[1])
     assert stored.content == after and not stored.incomplete
 
 
@@ -439,7 +439,7 @@ def test_switching_conversations_while_a_reply_streams_keeps_it_in_its_own(
     window.conversations.new_conversation()
     window.sampling.input("max_tokens").setValue(200)
     window.composer.setPlainText("Write a long story about a lighthouse keeper.")
-    window.send()
+    window.chat.send()
     first = window.conversations.current
     qtbot.waitUntil(lambda: len(window.messages.peek(1).content) > 20, timeout=30_000)
     assert first is not None and other is not None
@@ -452,7 +452,7 @@ def test_switching_conversations_while_a_reply_streams_keeps_it_in_its_own(
     # The same while opening another stored conversation.
     window.conversations.open_conversation(first)
     qtbot.waitUntil(lambda: window.messages.rowCount() == 2, timeout=10_000)
-    window.continue_reply(1)
+    window.chat.continue_reply(1)
     qtbot.waitUntil(lambda: window.is_generating, timeout=5_000)
     window.conversations.open_conversation(other)
     qtbot.waitUntil(
@@ -476,7 +476,7 @@ def test_pasted_text_with_half_a_character_is_sent_and_saved(qtbot: QtBot, windo
     window.composer.insertPlainText(" and \ud800 more")
     typed = window.composer.toPlainText()
     assert typed.startswith("Half ") and typed.endswith(" more")
-    window.send()
+    window.chat.send()
     qtbot.waitUntil(lambda: not window.is_generating, timeout=60_000)
     cid = window.conversations.current
     assert cid is not None

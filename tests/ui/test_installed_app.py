@@ -73,7 +73,7 @@ def test_about_names_every_version_and_folder(qtbot: QtBot, window: MainWindow) 
     assert found["llama.cpp (llama-cpp-python)"] == llama_cpp.__version__
     assert qVersion() in found["Qt"] and PySide6.__version__ in found["Qt"]
     assert found["Python"].startswith(".".join(map(str, sys.version_info[:3])))
-    window.show_about()
+    window.dialogs.about()
     dialog = window.findChild(AboutDialog, "aboutDialog")
     assert dialog is not None and dialog.isVisible()
     text = dialog.text()
@@ -133,7 +133,7 @@ def test_an_unexpected_error_is_logged_shown_and_survived(qtbot: QtBot, window: 
         # The app goes on: a message still gets a reply.
         window.sampling.input("max_tokens").setValue(8)
         window.composer.setPlainText("Hello")
-        window.send()
+        window.chat.send()
         qtbot.waitUntil(lambda: not window.is_generating, timeout=60_000)
         assert window.messages.rowCount() == 2 and window.messages.message(1).content
         dialog.close()

@@ -7,6 +7,7 @@ from typing import Any
 from pytestqt.qtbot import QtBot
 
 from app.core.chat.messages import Role
+from app.core.chat.transcript import Transcript
 from app.core.values.replies import ReplyStats, StopReason
 from app.ui.chat.message_model import MessageListModel
 from app.ui.chat.message_view import MessageView
@@ -16,67 +17,73 @@ from tests.ui.conftest import shot
 STATS = ReplyStats(0.1, 100.0, 10, 10, 5, StopReason.END_OF_TURN, 1, 15, 4096)
 
 
-def _shown_view(qtbot: QtBot, width: int, height: int) -> tuple[MessageListModel, MessageView]:
-    """A message view on an empty model, shown at width x height."""
+def _shown_view(qtbot: QtBot, width: int, height: int) -> tuple[Transcript, MessageView]:
+    """A message view on an empty transcript, shown at width x height (the model follows the transcript)."""
     create_app()
-    model = MessageListModel()
+    transcript = Transcript()
     view = MessageView()
     qtbot.addWidget(view)
-    view.setModel(model)
+    view.setModel(MessageListModel(transcript, view))
     view.resize(width, height)
     view.show()
     qtbot.waitExposed(view)
-    return model, view
+    return transcript, view
 
 
 def test_model_passes_qt_model_tester(qtmodeltester: Any) -> None:
-    model = MessageListModel()
-    model.add_message(Role.USER, "hello")
-    row = model.add_message(Role.ASSISTANT, "", streaming=True)
-    model.append_text(row, "Hi")
-    model.append_text(row, " there")
-    assert model.message(row).content == "Hi there"
-    model.finish(row, "Hi there!", STATS)
+    transcript = Transcript()
+    model = MessageListModel(transcript)
+    qtmodeltester.check(model)  # also watches every change below
+    transcript.add(Role.USER, "hello")
+    row = transcript.add(Role.ASSISTANT, "", streaming=True)
+    transcript.append(row, "Hi")
+    transcript.append(row, " there")
+    assert transcript.message(row).content == "Hi there"
+    transcript.finish(row, "Hi there!", STATS)
+    transcript.set_versions({row: (1, 2)})
+    transcript.set_left_out({0})
+    transcript.add(Role.USER, "and again")
+    transcript.truncate(1)
+    assert model.rowCount() == 1
+    transcript.load([transcript.peek(0)])
     qtmodeltester.check(model)
-    assert model.prompt_messages() == [
-        {"role": "user", "content": "hello"},
-        {"role": "assistant", "content": "Hi there!"},
-    ]
-    model.clear()
+    assert transcript.prompt_messages() == [{"role": "user", "content": "hello"}]
+    transcript.clear()
     assert model.rowCount() == 0
 
 
 def test_failed_or_empty_replies_are_not_sent_back_to_the_model() -> None:
-    model = MessageListModel()
-    model.add_message(Role.USER, "hello")
-    row = model.add_message(Role.ASSISTANT, "", streaming=True)
-    model.finish(row, "", None, error="The model's chat template failed")
-    model.add_message(Role.USER, "hello again")
+    transcript = Transcript()
+    transcript.add(Role.USER, "hello")
+    row = transcript.add(Role.ASSISTANT, "", streaming=True)
+    transcript.finish(row, "", None, error="The model's chat template failed")
+    transcript.add(Role.USER, "hello again")
     # The failed reply and the question it answered both go: no two user turns in a row.
-    assert model.prompt_messages() == [{"role": "user", "content": "hello again"}]
+    assert transcript.prompt_messages() == [{"role": "user", "content": "hello again"}]
 
 
 def test_first_chunk_is_part_of_the_text_at_once() -> None:
-    model = MessageListModel()
-    row = model.add_message(Role.ASSISTANT, "", streaming=True)
-    model.append_text(row, "Hello")
-    assert model.message(row).content == "Hello"
+    transcript = Transcript()
+    model = MessageListModel(transcript)
+    row = transcript.add(Role.ASSISTANT, "", streaming=True)
+    transcript.append(row, "Hello")
+    assert transcript.message(row).content == "Hello"
     assert model.data(model.index(row)) == "Hello"
 
 
 def test_streaming_relayouts_only_the_streaming_row(qtbot: QtBot, monkeypatch: Any) -> None:
-    model, view = _shown_view(qtbot, 700, 500)
+    transcript, view = _shown_view(qtbot, 700, 500)
     for i in range(500):
         role = Role.USER if i % 2 == 0 else Role.ASSISTANT
-        model.add_message(role, f"Message {i} with **some** text. " * 3)
-    row = model.add_message(Role.ASSISTANT, "", streaming=True)
+        transcript.add(role, f"Message {i} with **some** text. " * 3)
+    row = transcript.add(Role.ASSISTANT, "", streaming=True)
     qtbot.wait(50)  # let the vertical scroll bar appear (one re-wrap of every row, once)
     tops_before = list(view._tops[: row + 1])
     measured: list[int] = []
     original = view._measure
     monkeypatch.setattr(view, "_measure", lambda r: (measured.append(r), original(r)))
     for _ in range(200):
-        model.append_text(row, "word ")
+        transcript.append(row, "word ")
     assert measured == []  # the appended text went into the row's document; nothing was rebuilt
     assert view._tops[: row + 1] == tops_before  # earlier rows did not move
     assert view._tops[-1] > tops_before[-1]  # the streaming row grew
@@ -84,19 +91,19 @@ def test_streaming_relayouts_only_the_streaming_row(qtbot: QtBot, monkeypatch: A
     qtbot.waitUntil(lambda: measured == [row], timeout=2_000)  # one throttled Markdown render
     qtbot.wait(300)
     assert measured == [row]
-    model.finish(row, model.message(row).content, STATS)
-    assert model.message(row).content == "word " * 200
+    transcript.finish(row, transcript.message(row).content, STATS)
+    assert transcript.message(row).content == "word " * 200
     shot(view, "view-500")
 
 
 def test_scrolling_up_stops_following(qtbot: QtBot) -> None:
-    model, view = _shown_view(qtbot, 600, 300)
+    transcript, view = _shown_view(qtbot, 600, 300)
     for i in range(40):
-        model.add_message(Role.USER, f"line {i}")
-    row = model.add_message(Role.ASSISTANT, "", streaming=True)
+        transcript.add(Role.USER, f"line {i}")
+    row = transcript.add(Role.ASSISTANT, "", streaming=True)
     view.verticalScrollBar().setValue(0)
     for _ in range(50):
-        model.append_text(row, "more text\n")
+        transcript.append(row, "more text\n")
     assert view.verticalScrollBar().value() == 0  # the user's reading position is kept
 
 
@@ -104,12 +111,12 @@ def test_documents_are_freed_when_rows_go_or_rebuild(qtbot: QtBot) -> None:
     import gc
     import weakref
 
-    model, view = _shown_view(qtbot, 600, 400)
-    model.add_message(Role.USER, "first")
+    transcript, view = _shown_view(qtbot, 600, 400)
+    transcript.add(Role.USER, "first")
     first_doc = weakref.ref(view._rows[0].doc)  # type: ignore[arg-type]
     view.resize(500, 400)  # a re-wrap keeps the same document
     qtbot.wait(20)
     assert view._rows[0].doc is first_doc()
-    model.clear()
+    transcript.clear()
     gc.collect()
     assert first_doc() is None

@@ -51,7 +51,7 @@ def _discover(qtbot: QtBot, window: MainWindow, query: str) -> None:
     window.show_page("discover")
     box = window.findChild(QLineEdit, "hubSearchInput")
     assert box is not None
-    view = window.models.discover
+    view = window.hub.discover
     before = view._search_gen
     box.setFocus()
     box.selectAll()
@@ -67,14 +67,14 @@ def _discover(qtbot: QtBot, window: MainWindow, query: str) -> None:
 
 
 def _open_repo(qtbot: QtBot, window: MainWindow, repo_id: str) -> None:
-    view = window.models.discover
+    view = window.hub.discover
     row = next(i for i, r in enumerate(view.results_model.repos) if r.repo_id == repo_id)
     view.results.setCurrentIndex(view.results_model.index(row, 0))
     qtbot.waitUntil(lambda: view.details is not None and view.details.repo_id == repo_id, timeout=10_000)
 
 
 def _job(window: MainWindow) -> Any:
-    jobs = list(window.models.jobs.values())
+    jobs = list(window.hub.jobs.values())
     assert jobs
     return jobs[-1]
 
@@ -104,7 +104,7 @@ def test_search_download_pause_resume_verify_load_and_chat(
     # Slow enough to pause midway: 98 MB at 40 MB/s.
     fake_hub.faults[FILE] = Fault(rate=40e6, times=1)
     _discover(qtbot, window, "smollm2")
-    view = window.models.discover
+    view = window.hub.discover
     assert [r.repo_id for r in view.results_model.repos] == [STARTER_REPO]
     _open_repo(qtbot, window, STARTER_REPO)
     rows = view.files_model.rows
@@ -119,11 +119,14 @@ def test_search_download_pause_resume_verify_load_and_chat(
     qtbot.mouseClick(view.download_button, Qt.MouseButton.LeftButton)
 
     qtbot.waitUntil(lambda: _job(window).done_bytes > 20_000_000, timeout=20_000)
-    assert window.download_indicator.isVisible() and "downloading" in window.download_indicator.text()
+    assert (
+        window.status.download_indicator.isVisible()
+        and "downloading" in window.status.download_indicator.text()
+    )
     _press_row_button(window, "pauseButton")  # the transfer is cut midway
     qtbot.waitUntil(lambda: _job(window).state is State.PAUSED, timeout=5_000)
-    part = window.models.manager.part_path(STARTER_REPO, FILE)
-    qtbot.waitUntil(lambda: not window.models.manager.busy(), timeout=5_000)
+    part = window.hub.manager.part_path(STARTER_REPO, FILE)
+    qtbot.waitUntil(lambda: not window.hub.manager.busy(), timeout=5_000)
     on_disk = part.stat().st_size
     assert 0 < on_disk < SIZE
     shot(window, "download-paused")
@@ -133,9 +136,9 @@ def test_search_download_pause_resume_verify_load_and_chat(
     resumed = [r for r in fake_hub.requests if r.method == "GET" and r.path.endswith(FILE)][-1]
     assert resumed.range_start == on_disk, "the bytes already on disk were fetched again"
     assert resumed.body_bytes == SIZE - on_disk
-    final = window.models.manager.final_path(STARTER_REPO, FILE)
+    final = window.hub.manager.final_path(STARTER_REPO, FILE)
     assert final.is_file() and not part.exists()
-    assert downloads.find_unfinished(window.models.manager.models_dir) == []
+    assert downloads.find_unfinished(window.hub.manager.models_dir) == []
 
     # Installed: listed in the library and the picker, marked in Discover, and it loads and chats.
     qtbot.waitUntil(lambda: any(str(e.path) == str(final) for e in window.models.entries), timeout=15_000)
@@ -149,7 +152,7 @@ def test_search_download_pause_resume_verify_load_and_chat(
     qtbot.waitUntil(lambda: window.loaded is not None and window.loaded.info.path == final, timeout=30_000)
     assert window.pages.currentWidget() is not None and window.view.isVisible()
     window.composer.setPlainText("Say hello.")
-    window.send()
+    window.chat.send()
     qtbot.waitUntil(lambda: not window.is_generating, timeout=60_000)
     assert window.messages.rowCount() == 2 and window.messages.peek(1).content.strip()
 
@@ -163,7 +166,7 @@ def test_new_query_supersedes_the_previous_one(qtbot: QtBot, window: MainWindow,
         fake_hub.add(HubRepo(f"alpha{i}/Alpha-{i}-GGUF", downloads=i))
     fake_hub.search_delay = 0.4  # the first search is still running when the second starts
     window.show_page("discover")
-    view = window.models.discover
+    view = window.hub.discover
     qtbot.waitUntil(lambda: view.results_model.rowCount() > 0, timeout=10_000)  # the opening list
     view.search_input.setText("alpha")
     view.search_now()
@@ -176,7 +179,7 @@ def test_new_query_supersedes_the_previous_one(qtbot: QtBot, window: MainWindow,
 
 def test_typing_is_debounced(qtbot: QtBot, window: MainWindow, fake_hub: FakeHub) -> None:
     window.show_page("discover")
-    view = window.models.discover
+    view = window.hub.discover
     qtbot.waitUntil(lambda: view.results_model.rowCount() > 0, timeout=10_000)
 
     def searches() -> list[Any]:
@@ -196,7 +199,7 @@ def test_more_results_load_on_scroll(qtbot: QtBot, window: MainWindow, fake_hub:
     for i in range(1000):
         fake_hub.add(HubRepo(f"bulk{i:04d}/Model-{i}-GGUF", downloads=5000 - i))
     _discover(qtbot, window, "bulk")
-    view = window.models.discover
+    view = window.hub.discover
     assert view.results_model.rowCount() == 50
     for _ in range(3):
         view.results.scrollToBottom()
@@ -215,14 +218,14 @@ def test_offline_discover_says_so_and_retries(
         dead = sock.getsockname()[1]
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{dead}")
     window.show_page("discover")
-    view = window.models.discover
+    view = window.hub.discover
     qtbot.waitUntil(lambda: view.results_stack.currentWidget() is view.offline, timeout=20_000)
     assert "offline" in view.offline_label.text().lower()
     shot(window, "discover-offline")
     # Chat still works while offline.
     window.show_page("chat")
     window.composer.setPlainText("Hi")
-    window.send()
+    window.chat.send()
     qtbot.waitUntil(lambda: not window.is_generating, timeout=60_000)
     assert window.messages.peek(1).content.strip()
     # Back online: Retry lists models.
@@ -250,7 +253,7 @@ def test_gated_model_explains_and_token_unlocks_it(
     repo_id = _gated_hub(fake_hub, starter_model)
     _discover(qtbot, window, "gated")
     _open_repo(qtbot, window, repo_id)
-    view = window.models.discover
+    view = window.hub.discover
     assert "Gated" in view.repo_meta.text()
     qtbot.mouseClick(view.download_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: _job(window).state is State.FAILED, timeout=10_000)
@@ -276,7 +279,7 @@ def test_gated_model_explains_and_token_unlocks_it(
     assert dialog.save() is True  # type: ignore[attr-defined]
     qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=5_000)  # kept in the keyring: it closes
     assert secrets.hf_token() == TOKEN
-    qtbot.waitUntil(lambda: window.models.token == TOKEN, timeout=5_000)
+    qtbot.waitUntil(lambda: window.hub.token == TOKEN, timeout=5_000)
     _press_row_button(window, "pauseButton")  # "Retry" on a failed download
     qtbot.waitUntil(lambda: _job(window).state is State.DONE, timeout=30_000)
 
@@ -289,7 +292,7 @@ def test_gated_model_explains_and_token_unlocks_it(
 def test_without_a_keyring_the_token_is_kept_for_the_session_only(
     qtbot: QtBot, window: MainWindow, no_keyring: Any, data_dir: Path
 ) -> None:
-    dialog = window.models.open_preferences()
+    dialog = window.dialogs.preferences()
     store = dialog.findChild(QLabel, "hfTokenStore")
     assert store is not None
     qtbot.waitUntil(lambda: "session only" in store.text(), timeout=5_000)
@@ -310,9 +313,9 @@ def test_bad_token_is_explained(
     qtbot: QtBot, window: MainWindow, fake_hub: FakeHub, memory_keyring: Any
 ) -> None:
     secrets.set_secret(secrets.HF_TOKEN, TOKEN)  # the Hub does not know it
-    window.models.token = TOKEN
+    window.hub.token = TOKEN
     _discover(qtbot, window, "smollm2")
-    view = window.models.discover
+    view = window.hub.discover
     view.results.setCurrentIndex(view.results_model.index(0, 0))
     qtbot.waitUntil(lambda: "refused the access token" in view.repo_meta.text(), timeout=10_000)
     assert TOKEN not in view.repo_meta.text()
@@ -326,10 +329,10 @@ def test_restart_offers_to_resume_and_continues_from_disk(
     first = make_window()
     _discover(qtbot, first, "smollm2")
     _open_repo(qtbot, first, STARTER_REPO)
-    first.models.discover.download_button.click()
+    first.hub.discover.download_button.click()
     qtbot.waitUntil(lambda: _job(first).done_bytes > 20_000_000, timeout=20_000)
     first.close()  # quitting mid-download keeps the partial file
-    part = first.models.manager.part_path(STARTER_REPO, FILE)
+    part = first.hub.manager.part_path(STARTER_REPO, FILE)
     on_disk = part.stat().st_size
     assert 0 < on_disk < SIZE
 
@@ -350,11 +353,11 @@ def test_cancel_leaves_no_partial_file(qtbot: QtBot, window: MainWindow, fake_hu
     fake_hub.faults[FILE] = Fault(rate=20e6, times=1)
     _discover(qtbot, window, "smollm2")
     _open_repo(qtbot, window, STARTER_REPO)
-    window.models.discover.download_button.click()
+    window.hub.discover.download_button.click()
     qtbot.waitUntil(lambda: _job(window).done_bytes > 5_000_000, timeout=20_000)
     _press_row_button(window, "cancelButton")
     qtbot.waitUntil(lambda: _job(window).state is State.CANCELLED, timeout=5_000)
-    manager = window.models.manager
+    manager = window.hub.manager
     # The stopping worker deletes the partial file as it lets go (within one 1 MiB piece).
     qtbot.waitUntil(
         lambda: not manager.busy() and not manager.staging_dir(STARTER_REPO).exists(), timeout=5_000
@@ -369,7 +372,7 @@ def test_not_enough_disk_space_is_refused_before_downloading(
     monkeypatch.setattr(downloads, "DISK_MARGIN", 1 << 60)  # more than any disk has free
     _discover(qtbot, window, "smollm2")
     _open_repo(qtbot, window, STARTER_REPO)
-    window.models.discover.download_button.click()
+    window.hub.discover.download_button.click()
     qtbot.waitUntil(lambda: _job(window).state is State.FAILED, timeout=10_000)
     assert _job(window).error_kind == "disk" and "Not enough disk space" in (_job(window).error or "")
     assert fake_hub.download_bytes(FILE) == 0
@@ -383,7 +386,7 @@ def test_traversal_file_name_is_refused(
     )
     _discover(qtbot, window, "traversal")
     _open_repo(qtbot, window, "evil/Traversal-GGUF")
-    view = window.models.discover
+    view = window.hub.discover
     assert view.files_model.rowCount() == 1
     view.files.selectRow(0)
     assert not view.download_button.isEnabled()
@@ -391,7 +394,7 @@ def test_traversal_file_name_is_refused(
     assert "refused file name" in view.fit_note.text()
     # Even asked directly, the queue refuses it.
     assert view.details is not None
-    assert window.models.download(view.details, view.files_model.rows[0].group) is None
+    assert window.hub.download(view.details, view.files_model.rows[0].group) is None
     assert "refused file name" in window.banner.label.text()
     assert not list(tmp_path.rglob("escape-Q4_0.gguf"))
     assert fake_hub.body_bytes("escape-Q4_0.gguf") == 0
@@ -403,7 +406,7 @@ def test_library_lists_metadata_and_deletes_with_confirmation(
     copy = models_dir / "extra" / "Second.Q4_1.gguf"
     copy.parent.mkdir()
     copy.hardlink_to(models_dir / FILE)
-    window.refresh_models()
+    window.installed.refresh()
     library = window.models.library
     qtbot.waitUntil(lambda: library.model.rowCount() == 2, timeout=15_000)
     window.show_page("library")
@@ -520,7 +523,7 @@ def test_other_apps_models_are_offered_in_place_and_not_downloaded_again(
     # Discover knows the Hub's file is the same bytes (same sha256) and offers the copy instead.
     _discover(qtbot, window, "smollm2")
     _open_repo(qtbot, window, STARTER_REPO)
-    view = window.models.discover
+    view = window.hub.discover
     assert view.download_button.text() == "Use the copy on this computer"
     assert "Ollama" in view.files_model.index(0, 3).data()
     view.download_button.click()
@@ -533,7 +536,7 @@ def test_models_folder_can_be_changed(qtbot: QtBot, window: MainWindow, tmp_path
     folder = tmp_path / "bigdisk"
     folder.mkdir()
     window.models.set_models_folder(str(folder))
-    assert window.models.manager.models_dir == folder.resolve()
+    assert window.hub.manager.models_dir == folder.resolve()
     assert str(folder.resolve()) in window.models.library.folder_label.text()
     settings = Settings.load()
     assert settings.models_dir == str(folder.resolve())
@@ -554,7 +557,7 @@ def test_no_models_offers_discover(
     action = window.findChild(QPushButton, "bannerAction")
     assert action is not None and action.text() == "Discover models"
     action.click()
-    assert window.models.discover.isVisible()
+    assert window.hub.discover.isVisible()
 
 
 def test_an_unplugged_models_folder_falls_back_with_a_banner(
@@ -565,10 +568,10 @@ def test_an_unplugged_models_folder_falls_back_with_a_banner(
     window.start()
     qtbot.waitUntil(lambda: window.loaded is not None, timeout=60_000)
     assert window.banner.isVisible() and "is not available" in window.banner.label.text()
-    assert window.models.manager.models_dir == models_dir
+    assert window.hub.manager.models_dir == models_dir
     # Downloads wait for the chosen folder instead of filling the system disk.
     group = FileGroup((RemoteFile("m-Q4_0.gguf", 10, None),), "Q4_0")
-    assert window.models.download(RepoDetails("o/r", "main", None, False, [group]), group) is None
+    assert window.hub.download(RepoDetails("o/r", "main", None, False, [group]), group) is None
     assert "Downloads wait until it is back" in window.banner.label.text()
     assert not (tmp_path / "unplugged-drive").exists()  # never recreated on another disk
 
@@ -579,11 +582,11 @@ def test_models_folder_cannot_change_under_a_partial_download(
     fake_hub.faults[FILE] = Fault(rate=20e6, times=1)
     _discover(qtbot, window, "smollm2")
     _open_repo(qtbot, window, STARTER_REPO)
-    window.models.discover.download_button.click()
+    window.hub.discover.download_button.click()
     qtbot.waitUntil(lambda: _job(window).done_bytes > 4_000_000, timeout=20_000)
     _press_row_button(window, "pauseButton")
     qtbot.waitUntil(lambda: _job(window).state is State.PAUSED, timeout=5_000)
-    before = window.models.manager.models_dir
+    before = window.hub.manager.models_dir
     window.models.change_folder()  # refused before any folder dialog opens
     assert "Finish or cancel the downloads" in window.banner.label.text()
-    assert window.models.manager.models_dir == before
+    assert window.hub.manager.models_dir == before

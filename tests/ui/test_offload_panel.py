@@ -41,7 +41,7 @@ def test_cpu_only_machine_panel_and_a_kv_cache_change(qtbot: QtBot, window: Main
     assert not panel.auto.isEnabled() and not panel.slider.isEnabled()
     assert panel.estimate.text().startswith("All on the CPU")
     assert panel.slider.value() == 0
-    assert "CPU" in window.state_label.text()
+    assert "CPU" in window.status.state_label.text()
     assert not panel.apply_button.isEnabled()  # nothing changed yet
     tip = str(window.picker.itemData(0, Qt.ItemDataRole.ToolTipRole))
     assert "fits in RAM: about" in tip  # the picker's badge: the browser's rule
@@ -58,7 +58,7 @@ def test_cpu_only_machine_panel_and_a_kv_cache_change(qtbot: QtBot, window: Main
     assert Settings.load().options_for(path).kv_type == "q8_0"  # kept for next time
     assert not panel.apply_button.isEnabled()
 
-    window.show_hardware()
+    window.models.show_hardware()
     dialog = window.findChild(HardwareDialog, "hardwareDialog")
     assert dialog is not None and dialog.isVisible()
     assert dialog.findChild(object, "hardwareBackend").text() == "CPU"  # type: ignore[union-attr]
@@ -91,7 +91,7 @@ def test_auto_layers_slider_override_and_out_of_memory_fallback(
     assert window.loaded is not None
     auto_layers = window.loaded.n_gpu_layers
     assert 0 < auto_layers < 31  # Auto: as many as fit in 700 MiB less the margin
-    assert f"{auto_layers}/31 layers on GPU" in window.state_label.text()
+    assert f"{auto_layers}/31 layers on GPU" in window.status.state_label.text()
     qtbot.waitUntil(lambda: panel.auto.isEnabled(), timeout=5_000)
     assert panel.slider.value() == auto_layers
     assert f"{auto_layers} of 31 layers on the GPU" in panel.estimate.text()

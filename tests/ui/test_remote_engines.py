@@ -73,7 +73,7 @@ def _remote_window(
     qtbot.waitUntil(lambda: window.remote.choice is not None, timeout=15_000)
     # Whichever came first, the local model's load or the remote list, the remote choice shows.
     assert window.picker.currentText() == f"{model} · {name} (remote)"
-    assert window.model_label.text() == f"{model} · {name} (remote)"
+    assert window.status.model_label.text() == f"{model} · {name} (remote)"
     return window
 
 
@@ -88,7 +88,7 @@ def _choose_row(window: MainWindow, row: int) -> None:
 
 def _send(qtbot: QtBot, window: MainWindow, text: str, timeout: int = 60_000) -> None:
     window.composer.setPlainText(text)
-    window.send()
+    window.chat.send()
     qtbot.waitUntil(lambda: not window.is_generating, timeout=timeout)
 
 
@@ -178,7 +178,7 @@ def test_add_an_endpoint_choose_its_model_and_chat(
     status = window.findChild(QLabel, "statusModel")
     assert status is not None and status.text() == f"{MODEL_ID} · Lab server (remote)"
     assert server.url in status.toolTip()
-    assert "unknown" in window.context_label.text()
+    assert "unknown" in window.status.context_label.text()
 
     # Chat: the reply streams into the view from the server, with its stats, and is saved.
     _set_max_tokens(window, 40)
@@ -186,7 +186,7 @@ def test_add_an_endpoint_choose_its_model_and_chat(
     chunks: list[str] = []
     window.bridge.chunk.connect(lambda _rid, text: chunks.append(text))
     window.composer.setPlainText("Say hello to the lighthouse keeper.")
-    window.send()
+    window.chat.send()
     assert window.is_generating and window.send_button.text() == "Stop"
     qtbot.waitUntil(lambda: len(chunks) >= 2, timeout=30_000)
     assert window.messages.message(1).incomplete  # streaming
@@ -223,7 +223,7 @@ def _stream_a_long_reply(qtbot: QtBot, window: MainWindow) -> list[str]:
     chunks: list[str] = []
     window.bridge.chunk.connect(lambda _rid, text: chunks.append(text))
     window.composer.setPlainText(LONG_PROMPT)
-    window.send()
+    window.chat.send()
     qtbot.waitUntil(lambda: len(chunks) >= 3, timeout=30_000)
     return chunks
 
@@ -353,7 +353,7 @@ def test_an_unreachable_endpoint_is_one_disabled_row_and_a_clear_message(
     fake.stop()
     window.remote.refresh(window.remote.endpoints[0])
     qtbot.waitUntil(lambda: "Fake — unreachable" in window.picker.currentText(), timeout=10_000)
-    assert window.state_label.text() == "Fake is not answering"
+    assert window.status.state_label.text() == "Fake is not answering"
     assert window.remote.choice is not None  # still chosen: it may come back
     _send(qtbot, window, "Hello")
     assert "Fake cannot be reached" in _banner(window)
@@ -421,7 +421,7 @@ def test_edit_forget_the_key_and_remove_an_endpoint(
     qtbot.mouseClick(remove, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not window.remote.endpoints, timeout=5_000)
     assert window.picker.remote_keys() == [] and window.remote.choice is None
-    assert window.model_label.text().startswith("SmolLM2")  # back to the local model
+    assert window.status.model_label.text().startswith("SmolLM2")  # back to the local model
     assert json.loads(_settings_text())["remote_endpoints"] == []
 
 
@@ -460,7 +460,7 @@ def test_remote_chat_uses_the_sampling_settings_and_history_remembers_the_model(
 
     # Continue is not offered for a remote reply (an OpenAI-style API starts a new one).
     assert not window.view.can_continue
-    window.continue_reply(1)
+    window.chat.continue_reply(1)
     assert "Continue needs a local model" in _banner(window) and not window.is_generating
 
     # Another conversation with the local model; opening the first again goes back to the remote one.

@@ -28,7 +28,7 @@ def _free_port() -> int:
 
 
 def _switch_on(qtbot: QtBot, window: MainWindow, port: int) -> str:
-    dialog = window.open_server()
+    dialog = window.dialogs.server_panel()
     dialog.port.setValue(port)
     dialog.switch.setChecked(True)
     qtbot.waitUntil(lambda: window.server.state == "running", timeout=15_000)
@@ -119,7 +119,7 @@ def test_switch_serves_the_loaded_model_and_is_remembered(
         model="local", messages=[{"role": "user", "content": "Hi"}], max_tokens=4
     )
     assert reply.usage is not None and reply.usage.completion_tokens > 0
-    again.open_server().switch.setChecked(False)
+    again.dialogs.server_panel().switch.setChecked(False)
     qtbot.waitUntil(lambda: again.server.state == "stopped")
     assert not Settings.load().api_server.enabled
 
@@ -131,23 +131,23 @@ def test_window_reply_waits_behind_api_requests_and_says_so(
     api.start(max_tokens=300)
     api.start(max_tokens=300)
     qtbot.waitUntil(lambda: window.server.activity == (1, 1), timeout=20_000)
-    assert window.server_indicator.text() == "API: 1 request generating, 1 waiting"
+    assert window.status.server_indicator.text() == "API: 1 request generating, 1 waiting"
     waited: list[float] = []
     window.bridge.started.connect(lambda _rid, seconds: waited.append(seconds))
     _set(window, "maxTokensInput", 16)
     _type_and_send(qtbot, window, "Name a colour.")
-    state = window.state_label.text()
+    state = window.status.state_label.text()
     assert state == "Waiting for 2 API requests to finish…", state
     shot(window, "window-waits-behind-api")
     qtbot.waitUntil(lambda: bool(waited), timeout=60_000)
-    assert window.state_label.text() == "Generating…"
+    assert window.status.state_label.text() == "Generating…"
     assert waited[0] > 0.5, "the window's reply started only after the API requests"
     _wait_reply_done(qtbot, window)
     assert window.messages.message(1).content
     api.join()
     assert not api.errors and len(api.finish) == 2, "both API streams were served to the end"
     assert all(api.texts)
-    qtbot.waitUntil(lambda: window.server_indicator.text().startswith("API server: on"))
+    qtbot.waitUntil(lambda: window.status.server_indicator.text().startswith("API server: on"))
 
 
 def test_api_request_waits_while_the_window_generates(
@@ -156,10 +156,10 @@ def test_api_request_waits_while_the_window_generates(
     api = streams(_switch_on(qtbot, window, _free_port()))
     _set(window, "maxTokensInput", 300)
     _type_and_send(qtbot, window, "Write a long story about a lighthouse keeper and the sea.")
-    assert window.state_label.text() == "Generating…", "nothing was ahead of the window's reply"
+    assert window.status.state_label.text() == "Generating…", "nothing was ahead of the window's reply"
     api.start(max_tokens=8)
     qtbot.waitUntil(lambda: window.server.activity == (0, 1), timeout=10_000)
-    assert window.server_indicator.text() == "API: 1 waiting"
+    assert window.status.server_indicator.text() == "API: 1 waiting"
     assert not api.texts[0], "the API request waits for the window's reply"
     _wait_reply_done(qtbot, window)
     api.join()
@@ -187,13 +187,13 @@ def test_a_taken_port_is_reported(qtbot: QtBot, window: MainWindow, memory_keyri
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        dialog = window.open_server()
+        dialog = window.dialogs.server_panel()
         dialog.port.setValue(port)
         dialog.switch.setChecked(True)
         qtbot.waitUntil(lambda: window.server.state == "error", timeout=15_000)
     assert f"Port {port} is already in use" in dialog.status.text()
     assert not dialog.switch.isChecked()
-    assert window.server_indicator.text() == "API server: failed"
+    assert window.status.server_indicator.text() == "API server: failed"
     assert not Settings.load().api_server.enabled
 
 

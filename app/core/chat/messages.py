@@ -23,13 +23,23 @@ class Message:
     role: Role
     content: str
     stats: ReplyStats | None = None
-    #: An assistant reply that is still streaming, or that failed before it finished.
+    #: An assistant reply that did not finish: still streaming, failed, or cut off (as stored).
     incomplete: bool = False
     error: str | None = None
     #: (this version, how many) when the message has alternatives (edits, regenerations).
     version: tuple[int, int] | None = None
     #: The context policy left this message out of the latest reply's prompt (shown, never saved).
     left_out: bool = False
+    #: The reply is being generated now (shown, never saved).
+    streaming: bool = False
+    #: While streaming: how many other requests (API clients) go first; 0 once it is generated.
+    waiting: int = 0
+
+    @property
+    def cut_off(self) -> bool:
+        """An unfinished reply nobody is writing any more and no error explains: Fireside stopped (a
+        crash, a power cut) while it was being written."""
+        return self.incomplete and not self.streaming and self.error is None
 
     def as_chat(self) -> dict[str, str]:
         """The {"role", "content"} dict chat templates expect."""

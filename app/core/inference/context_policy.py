@@ -10,14 +10,34 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 Chat = list[dict[str, str]]
 
-POLICY_LABELS = {
-    "stop": "Stop and tell me",
-    "drop_oldest": "Leave out the oldest turns",
-    "keep_first_last": "Keep the first and latest turns",
-}
+
+class ContextPolicy(StrEnum):
+    """What to do when a conversation outgrows the context window (stored by its value)."""
+
+    STOP = "stop"
+    DROP_OLDEST = "drop_oldest"
+    KEEP_FIRST_LAST = "keep_first_last"
+
+    @property
+    def label(self) -> str:
+        """The choice as the window offers it."""
+        return {
+            ContextPolicy.STOP: "Stop and tell me",
+            ContextPolicy.DROP_OLDEST: "Leave out the oldest turns",
+            ContextPolicy.KEEP_FIRST_LAST: "Keep the first and latest turns",
+        }[self]
+
+    @classmethod
+    def read(cls, value: object) -> ContextPolicy:
+        """The policy `value` names; anything else (a file from another version) is STOP."""
+        try:
+            return cls(str(value))
+        except ValueError:
+            return cls.STOP
 
 
 class ContextFull(Exception):
@@ -50,9 +70,12 @@ def _exchanges(turns: Chat) -> list[list[int]]:
     return groups
 
 
-def fit_messages(system: str, turns: Chat, count: Callable[[Chat], int], budget: int, policy: str) -> Fitted:
+def fit_messages(
+    system: str, turns: Chat, count: Callable[[Chat], int], budget: int, policy: ContextPolicy | str
+) -> Fitted:
     """Choose what to send: `turns` end with the new user message; `budget` is the context length
     minus the room kept for the reply. Raises ContextFull when nothing acceptable fits."""
+    policy = ContextPolicy(policy)  # a stored value, or the enum itself
 
     def build(drop: set[int]) -> Chat:
         head = [{"role": "system", "content": system}] if system else []
@@ -61,7 +84,7 @@ def fit_messages(system: str, turns: Chat, count: Callable[[Chat], int], budget:
     needed = count(build(set()))
     if needed <= budget:
         return Fitted(build(set()), [], needed)
-    if policy == "stop":
+    if policy is ContextPolicy.STOP:
         raise ContextFull(
             needed, budget,
             f"This conversation needs {needed:,} tokens but {budget:,} fit (the context length minus "
@@ -70,7 +93,7 @@ def fit_messages(system: str, turns: Chat, count: Callable[[Chat], int], budget:
         )  # fmt: skip
     groups = _exchanges(turns)
     # The last exchange holds the new message: it is always sent. keep_first_last also keeps the first.
-    first = 1 if policy == "keep_first_last" and len(groups) > 2 else 0
+    first = 1 if policy is ContextPolicy.KEEP_FIRST_LAST and len(groups) > 2 else 0
     droppable = groups[first:-1]
 
     def dropped_for(n: int) -> set[int]:

@@ -388,8 +388,16 @@ class MessageView(QAbstractScrollArea):
     def _footer_text(self, message: Message) -> str:
         if message.error:
             return message.error
-        if message.incomplete:
+        if message.streaming:
+            if message.waiting:
+                plural = "s" if message.waiting > 1 else ""
+                return f"Waiting for {message.waiting} API request{plural} to finish…"
             return "Generating…"
+        if message.incomplete:  # cut off: Fireside stopped (a crash, a power cut) while writing it
+            return (
+                "Incomplete: the reply was cut off before it finished. Right-click to continue or "
+                "regenerate it."
+            )
         if message.stats is not None:
             return message.stats.summary()
         return ""
@@ -457,7 +465,7 @@ class MessageView(QAbstractScrollArea):
             header = "You" if message.role is Role.USER else "Assistant"
             if message.left_out:
                 header += " · left out of the latest prompt (context full)"
-            elif message.incomplete and message.error and message.content:
+            elif message.incomplete and not message.streaming and (message.content or not message.error):
                 header += " · incomplete"  # the text stopped short (its footer says why)
             align = Qt.AlignmentFlag.AlignRight if message.role is Role.USER else Qt.AlignmentFlag.AlignLeft
             painter.drawText(
@@ -631,7 +639,7 @@ class MessageView(QAbstractScrollArea):
         else:
             menu.addAction("Regenerate", lambda: self.messageAction.emit(row, "regenerate"))
             stopped_early = message.stats is not None and message.stats.stop_reason is StopReason.MAX_TOKENS
-            if stopped_early and row == len(self._rows) - 1 and self.can_continue:
+            if (stopped_early or message.cut_off) and row == len(self._rows) - 1 and self.can_continue:
                 menu.addAction("Continue", lambda: self.messageAction.emit(row, "continue"))
         if self._has_versions(message):
             menu.addAction("Previous version", lambda: self.versionStep.emit(row, -1))

@@ -36,6 +36,8 @@ class InferenceBridge(QObject):
     replyFailed = Signal(int, str, str, str)  # text so far, message, code (ReplyFailed.code)
     contextTrimmed = Signal(int, object, int)  # dropped turn indices, tokens sent
     counted = Signal(int, int, int)  # tokens, context length
+    #: Every event as it is (the chat session takes the Event objects themselves), after its own signal.
+    happened = Signal(object)
 
     def __init__(self, parent: QObject | None = None, worker: InferenceThread | None = None) -> None:
         super().__init__(parent)
@@ -64,6 +66,7 @@ class InferenceBridge(QObject):
             self.contextTrimmed.emit(event.request_id, event.dropped, event.tokens)
         elif isinstance(event, Counted):
             self.counted.emit(event.request_id, event.tokens, event.context_length)
+        self.happened.emit(event)
 
     def load(self, path: str, options: LoadOptions | None = None) -> int:
         """Queue a model load."""

@@ -76,6 +76,11 @@ class ModelPicker(QComboBox):
         self.remote: list[EndpointModels] = []
         self.activated.connect(self._on_activated)
 
+    def set_names(self, names: dict[str, str]) -> None:
+        """Friendly names for files whose own name says little (another app's blob); shown at once."""
+        self.names = names
+        self.set_entries(self.entries, self.current_path())
+
     def set_machine(self, machine: Machine, context_length: int) -> None:
         """Judge the fit lines against `machine` at `context_length` tokens."""
         self.machine, self.context_length = machine, context_length

@@ -1,0 +1,423 @@
+"""The chat being shown, without Qt: its messages, the reply being generated, and what is kept of both.
+
+`ChatSession` owns the open conversation: its transcript (what the window shows), its settings (system
+prompt, sampling, context policy, model), the reply streaming into it (request id, row, stored id,
+text so far) and the marks the context policy left. It asks the inference thread for replies, takes
+the thread's events (`handle`), and keeps the conversation store up to date: every message as it is
+sent, a streaming reply at least once a second, its final text and stats. It tells whoever listens
+what happened with plain events (`SessionEvent`); the window's Qt model follows the transcript.
+
+It is not thread-safe: one thread (the GUI thread in the window, the test's thread in a test) calls
+it and feeds it the inference thread's events. Reads that may take a while (a long conversation) go
+through `run`, which the window points at its background tasks; by default they run at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from app.core.chat.events import (
+    Opened,
+    ReplyEnded,
+    ReplyStateChanged,
+    Saved,
+    SessionEvent,
+    StoreFailed,
+    Trimmed,
+)
+from app.core.chat.keeper import Keeper
+from app.core.chat.messages import Role
+from app.core.chat.reply import ActiveReply, Generator, ReplyTarget, Runner, run_now
+from app.core.chat.store import Store, StoreError
+from app.core.chat.stored import Snapshot, propose_title, to_message
+from app.core.chat.transcript import Transcript
+from app.core.inference.context_policy import ContextPolicy
+from app.core.inference.thread import (
+    Chunk,
+    ContextTrimmed,
+    Event,
+    ReplyDone,
+    ReplyFailed,
+    Started,
+)
+from app.core.values.replies import ReplyStats
+from app.core.values.sampling import SamplingParams
+
+log = logging.getLogger(__name__)
+
+#: A streaming reply is written to the database at least this often while text arrives (and when it ends).
+SAVE_INTERVAL_S = 1.0
+
+
+class ChatSession:
+    """The open conversation, its reply in progress, and their place in the store."""
+
+    def __init__(self, generator: Generator, store: Store | None = None, *, run: Runner = run_now) -> None:
+        self.generator = generator
+        self.run = run
+        self.transcript = Transcript()
+        #: The stored id of each row of the transcript (empty for an unsaved conversation).
+        self.ids: list[int] = []
+        self.conversation_id: int | None = None
+        self.system_prompt = ""
+        self.sampling = SamplingParams()
+        self.policy = ContextPolicy.DROP_OLDEST
+        #: What the conversation chats with: a local model's path or a remote model's key.
+        self.model_key: str | None = None
+        self.reply: ActiveReply | None = None
+        #: The row being edited (Edit and resend): sending makes a new version of it.
+        self.editing_row: int | None = None
+        self._listeners: list[Callable[[SessionEvent], None]] = []
+        self.keep = Keeper(self._tell, store)
+
+    # ----- listening ----------------------------------------------------------------------------
+
+    def listen(self, listener: Callable[[SessionEvent], None]) -> None:
+        """Call `listener` with every SessionEvent from now on."""
+        self._listeners.append(listener)
+
+    def _tell(self, event: SessionEvent) -> None:
+        for listener in list(self._listeners):
+            listener(event)
+
+    @property
+    def is_generating(self) -> bool:
+        """True while a reply is being generated (or waits to be)."""
+        return self.reply is not None
+
+    def prompt(self, draft: str = "") -> list[dict[str, str]]:
+        """The conversation as the model gets it: the system prompt (if any), the messages, a draft."""
+        system = self.system_prompt.strip()
+        head = [{"role": "system", "content": system}] if system else []
+        tail = [{"role": "user", "content": draft}] if draft else []
+        return head + self.transcript.prompt_messages() + tail
+
+    # ----- the store ----------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store | None:
+        """The conversation store (None until it is open, or when it could not be)."""
+        return self.keep.store
+
+    def attach_store(self, store: Store | None) -> None:
+        """Use `store` from now on (it is opened off the GUI thread, after the window appears)."""
+        self.keep.store = store
+
+    def save_settings(self) -> None:
+        """Remember the open conversation's system prompt, sampling, context policy and model."""
+        if self.conversation_id is None:
+            return
+        changes: dict[str, Any] = {
+            "system_prompt": self.system_prompt,
+            "sampling": self.sampling.to_dict(),
+            "context_policy": self.policy.value,
+        }
+        if self.model_key:
+            changes["model"] = self.model_key
+        self.keep.settings(self.conversation_id, changes)
+
+    # ----- switching ----------------------------------------------------------------------------
+
+    def new(self) -> None:
+        """An empty chat; it is stored when its first message is sent."""
+        self.detach()
+        self.conversation_id = None
+        self.ids = []
+        self.editing_row = None
+        self.system_prompt = ""
+        self.transcript.clear()
+        self._tell(Opened(None))
+
+    def read(self, conversation_id: int) -> Snapshot:
+        """Read a conversation for showing (blocking: give it to `run`)."""
+        store = self.store
+        if store is None:
+            raise StoreError("closed", "The conversation database is not open.")
+        branch = store.branch(conversation_id)
+        return Snapshot(store.conversation(conversation_id), branch, store.versions([m.id for m in branch]))
+
+    def open(self, conversation_id: int, force: bool = False) -> None:
+        """Show a stored conversation as it was left (read through `run`); a reply streaming now
+        finishes in the store, not in the next view."""
+        if self.store is None or (conversation_id == self.conversation_id and not force):
+            return
+        self.detach()
+        self.run(lambda: self.read(conversation_id), self.show, self._read_failed)
+
+    def _read_failed(self, error: BaseException) -> None:
+        message = error.message if isinstance(error, StoreError) else f"{type(error).__name__}: {error}"
+        self._tell(StoreFailed(message))
+
+    def show(self, snapshot: Snapshot) -> None:
+        """Show a conversation read with `read`."""
+        info = snapshot.info
+        self.conversation_id = info.id
+        self.editing_row = None
+        self.ids = [m.id for m in snapshot.branch]
+        active = self.reply.message_id if self.reply is not None else None
+        messages = []
+        for stored in snapshot.branch:
+            message = to_message(stored)
+            message.version = snapshot.versions.get(stored.id)
+            # The reply of another conversation, still finishing: not cut off, just not here yet.
+            message.streaming = stored.id == active
+            messages.append(message)
+        self.transcript.load(messages)
+        self.system_prompt = info.system_prompt
+        if info.sampling:
+            self.sampling = SamplingParams.from_dict(info.sampling)
+        self.policy = ContextPolicy.read(info.context_policy)
+        if info.model:
+            self.model_key = info.model
+        self._tell(Opened(info.id, info.model))
+
+    def detach(self) -> None:
+        """Another conversation is about to be shown while a reply streams: stop the reply, save what
+        it has, and let it finish in the store only (its row leaves the view)."""
+        reply = self.reply
+        if reply is None or reply.row < 0:
+            return
+        self.generator.cancel(reply.request_id)
+        self._save_reply(force=True)
+        reply.row = -1
+
+    # ----- sending ------------------------------------------------------------------------------
+
+    def send(self, text: str, target: ReplyTarget) -> bool:
+        """Send a message and ask for the reply; False (nothing done) when empty or while replying."""
+        text = text.strip()
+        if not text or self.is_generating:
+            return False
+        if self.editing_row is not None:  # an edited message is a new version beside the old one
+            self.branch_at(self.editing_row)
+            self.editing_row = None
+        self.transcript.add(Role.USER, text)
+        self._store_user_message(text, target)
+        self._generate(target)
+        return True
+
+    def regenerate(self, row: int, target: ReplyTarget) -> bool:
+        """A new version of the reply at `row`; the old one stays reachable with "< >"."""
+        if self.is_generating or row < 1 or row >= len(self.transcript):
+            return False
+        self.branch_at(row)
+        self._generate(target)
+        return True
+
+    def continue_reply(self, row: int, target: ReplyTarget) -> bool:
+        """Carry on writing the last reply where it stopped (max tokens, or cut off); it grows in place."""
+        last = len(self.transcript) - 1
+        if (
+            self.is_generating
+            or row != last
+            or row < 1
+            or self.transcript.peek(row).role is not Role.ASSISTANT
+        ):
+            return False
+        prefix = self.transcript.message(row).content
+        self.transcript.resume(row)
+        reply = self._start(self.prompt(), self.transcript.prompt_rows(), target, row, continue_last=True)
+        reply.prefix = prefix
+        reply.saved_length = len(prefix)
+        if 0 <= row < len(self.ids):
+            reply.message_id = self.ids[row]
+            self.keep.unfinished(self.ids[row])
+        return True
+
+    def edit(self, row: int) -> str | None:
+        """Start editing the message at `row`: its text (for the composer), or None when not possible."""
+        if self.is_generating or not 0 <= row < len(self.transcript):
+            return None
+        self.editing_row = row
+        return self.transcript.message(row).content
+
+    def cancel_edit(self) -> None:
+        """Sending goes on at the end of the conversation again."""
+        self.editing_row = None
+
+    def stop(self) -> None:
+        """Stop the reply before its next token; what was generated is kept."""
+        if self.reply is not None:
+            self.generator.cancel(self.reply.request_id)
+
+    def _store_user_message(self, text: str, target: ReplyTarget) -> None:
+        if self.store is None:
+            return
+        if self.conversation_id is None:
+            self.conversation_id = self.keep.create(
+                propose_title(text),
+                target.model_key,
+                self.system_prompt,
+                self.sampling.to_dict(),
+                self.policy.value,
+            )
+            if self.conversation_id is None:
+                return
+        message_id = self.keep.add(self.conversation_id, "user", text, self.ids[-1] if self.ids else None)
+        if message_id is not None:
+            self.ids.append(message_id)
+        self._tell(Saved(self.conversation_id))
+
+    def _generate(self, target: ReplyTarget) -> None:
+        # Before the empty reply row is added: the prompt would leave out the turn it answers.
+        prompt, prompt_rows = self.prompt(), self.transcript.prompt_rows()
+        row = self.transcript.add(Role.ASSISTANT, "", streaming=True)
+        reply = self._start(prompt, prompt_rows, target, row)
+        if self.conversation_id is not None and self.ids:
+            reply.message_id = self.keep.add(
+                self.conversation_id, "assistant", "", self.ids[-1], incomplete=True
+            )
+            if reply.message_id is not None:
+                self.ids.append(reply.message_id)
+
+    def _start(
+        self,
+        prompt: list[dict[str, str]],
+        prompt_rows: list[int],
+        target: ReplyTarget,
+        row: int,
+        continue_last: bool = False,
+    ) -> ActiveReply:
+        self.transcript.set_left_out(set())  # marks from an earlier reply no longer hold
+        remote = target.remote
+        # No context policy for a remote model: without its tokenizer Fireside cannot count what fits,
+        # and the server enforces its own window (its refusal is shown like any other error).
+        request_id = self.generator.generate(
+            prompt, self.sampling, None if remote else self.policy.value, continue_last, remote=remote
+        )
+        self.reply = ActiveReply(
+            request_id,
+            row,
+            self.conversation_id,
+            None,
+            target.model_key,
+            remote is not None,
+            prompt_rows=prompt_rows,
+            saved_at=time.monotonic(),
+        )
+        ahead = 0
+        if remote is None:
+            # API requests queued earlier (or generating now) go first: say so until this one starts.
+            running = self.generator.running_reply
+            ahead = self.generator.replies_waiting(before=request_id) + (
+                running is not None and running != request_id
+            )
+            self.transcript.set_waiting(row, ahead)
+        self._tell(ReplyStateChanged(True, ahead, remote is not None))
+        return self.reply
+
+    # ----- the inference thread's events --------------------------------------------------------
+
+    def handle(self, event: Event) -> bool:
+        """Take one of the inference thread's events; True when it belonged to this session's reply."""
+        reply = self.reply
+        if reply is None or event.request_id != reply.request_id:
+            return False
+        if isinstance(event, Chunk):
+            if reply.row >= 0:
+                self.transcript.append(reply.row, event.text)
+                if time.monotonic() - reply.saved_at >= SAVE_INTERVAL_S:
+                    self._save_reply()
+        elif isinstance(event, Started):
+            if reply.row >= 0 and not reply.remote:
+                self.transcript.set_waiting(reply.row, 0)
+            self._tell(ReplyStateChanged(True, 0, reply.remote))
+        elif isinstance(event, ContextTrimmed):
+            if reply.row >= 0:
+                rows = {reply.prompt_rows[i] for i in event.dropped if i < len(reply.prompt_rows)}
+                self.transcript.set_left_out(rows)
+                self._tell(Trimmed(len(event.dropped), event.tokens, self.policy))
+        elif isinstance(event, ReplyDone):
+            self._finish(reply, reply.prefix + event.text, event.stats, None, "")
+        elif isinstance(event, ReplyFailed):
+            # A cut stream's text stays in the conversation; its note says it is incomplete.
+            kept = (
+                f"Incomplete reply: {event.message}"
+                if reply.remote and event.code == "cut"
+                else event.message
+            )
+            self._finish(reply, reply.prefix + event.text, None, kept, event.code, event.message)
+        return True
+
+    def _save_reply(self, force: bool = False) -> None:
+        """Write the streaming reply's text so far (when it grew since the last write)."""
+        reply = self.reply
+        if reply is None or reply.row < 0 or reply.message_id is None:
+            return
+        reply.saved_at = time.monotonic()
+        text = self.transcript.message(reply.row).content
+        if force or len(text) != reply.saved_length:
+            self.keep.text(reply.message_id, text)
+            reply.saved_length = len(text)
+
+    def _finish(
+        self,
+        reply: ActiveReply,
+        text: str,
+        stats: ReplyStats | None,
+        error: str | None,
+        code: str,
+        message: str = "",
+    ) -> None:
+        self.reply = None
+        row = reply.row
+        if row < 0 and reply.message_id is not None and reply.message_id in self.ids:
+            row = self.ids.index(reply.message_id)  # detached, but its conversation is shown again
+        if row >= 0:
+            self.transcript.finish(row, text, stats, error)
+        if reply.message_id is not None:
+            self.keep.finished(reply.message_id, text, stats, reply.model_key, error)
+            if reply.row >= 0:
+                self.refresh_versions()
+            if reply.conversation_id is not None:
+                self._tell(Saved(reply.conversation_id))
+        self._tell(ReplyStateChanged(False, 0, reply.remote))
+        self._tell(
+            ReplyEnded(
+                reply.request_id, reply.conversation_id, reply.row, text, stats, reply.remote, message, code
+            )
+        )
+
+    def close(self) -> None:
+        """Save the reply in progress (the window is closing)."""
+        self._save_reply(force=True)
+
+    # ----- branches -----------------------------------------------------------------------------
+
+    def branch_at(self, row: int) -> None:
+        """The conversation continues from before `row`: an edit or a regeneration makes a new version
+        of that message beside the old one, which stays reachable with "< >"."""
+        self.transcript.truncate(row)
+        self.ids = self.ids[:row]
+
+    def step_version(self, row: int, delta: int) -> None:
+        """Show the previous or next version of the message at `row` (and the branch that follows it)."""
+        if self.conversation_id is None or not 0 <= row < len(self.ids) or self.is_generating:
+            return
+        siblings = self.keep.siblings(self.ids[row])
+        if self.ids[row] not in siblings:
+            return
+        target = siblings.index(self.ids[row]) + delta
+        if 0 <= target < len(siblings):
+            self.keep.switch_branch(siblings[target])
+            self.open(self.conversation_id, force=True)
+
+    def delete_message(self, row: int) -> None:
+        """Delete a message and what follows it on every branch below it."""
+        if self.conversation_id is None or not 0 <= row < len(self.ids) or self.is_generating:
+            return
+        self.keep.delete(self.ids[row])
+        self.open(self.conversation_id, force=True)
+
+    def refresh_versions(self) -> None:
+        """Update "< 2/3 >" for the last two rows (after a new version was added)."""
+        if not self.ids:
+            return
+        first = max(0, len(self.ids) - 2)
+        versions = self.keep.versions(self.ids[first:])
+        self.transcript.set_versions(
+            {row: versions[mid] for row, mid in enumerate(self.ids) if row >= first and mid in versions}
+        )

@@ -1,0 +1,62 @@
+"""The context meter's count: the tokens of the system prompt, the conversation and the draft, asked of
+the inference thread a moment after typing stops (the model's own tokenizer and template)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, QTimer
+
+from app.core.chat.session import ChatSession
+from app.ui.chat.composer import Composer
+from app.ui.common.status_bar import StatusBar
+from app.ui.inference.bridge import InferenceBridge
+from app.ui.models.choice import ModelChoice
+
+#: Typing pauses this long before the tokens are counted again.
+COUNT_DELAY_MS = 400
+
+
+class ContextMeter(QObject):
+    """Counts what the next prompt would take and shows it in the status bar."""
+
+    def __init__(
+        self,
+        session: ChatSession,
+        bridge: InferenceBridge,
+        choice: ModelChoice,
+        composer: Composer,
+        status: StatusBar,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.session, self.bridge, self.choice = session, bridge, choice
+        self.composer, self.status = composer, status
+        self._request: int | None = None
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(COUNT_DELAY_MS)
+        self.timer.timeout.connect(self.update)
+        composer.textChanged.connect(self.timer.start)
+        bridge.counted.connect(self._on_counted)
+
+    def update(self) -> None:
+        """Ask the inference thread how many tokens the conversation and the draft take."""
+        if self.choice.remote.choice is not None:
+            self.status.show_remote_context(None)
+            return
+        loaded = self.choice.loaded
+        if loaded is None or self.session.is_generating:
+            return
+        messages = self.session.prompt(self.composer.toPlainText().strip())
+        n_ctx = loaded.context_length
+        if sum(len(m["content"]) for m in messages) > 8 * n_ctx:
+            # Far more text than the context holds (a token is rarely over 8 characters): no need to
+            # render the template over thousands of messages to know the meter is full.
+            self.status.show_context_overflow(n_ctx)
+        elif messages:
+            self._request = self.bridge.count(messages)
+        else:
+            self.status.show_context(0, n_ctx)
+
+    def _on_counted(self, request_id: int, tokens: int, context_length: int) -> None:
+        if request_id == self._request:
+            self.status.show_context(tokens, context_length)

@@ -1,0 +1,103 @@
+"""The panel beside the chat: system prompt and presets, the context policy, sampling, GPU and CPU."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QComboBox, QLabel, QPlainTextEdit, QScrollArea, QVBoxLayout, QWidget
+
+from app.core.inference.context_policy import ContextPolicy
+from app.core.values.sampling import SamplingParams
+from app.ui.conversations.presets import PresetBar
+from app.ui.inference.sampling_panel import SamplingPanel
+from app.ui.models.offload_panel import OffloadPanel
+
+#: The system prompt is saved with the conversation after typing pauses this long.
+PROMPT_SAVE_DELAY_MS = 600
+
+
+class SidePanel(QScrollArea):
+    """The conversation's settings and the model's GPU options, in one scrolling column."""
+
+    #: The system prompt changed (every keystroke) / typing it paused (save it now).
+    promptEdited = Signal(str)
+    promptSettled = Signal()
+    #: The user chose another context policy.
+    policyChanged = Signal(object)
+
+    def __init__(self, sampling: SamplingParams, presets: PresetBar) -> None:
+        super().__init__()
+        self.setObjectName("samplingScroll")
+        self.presets = presets
+        panel = QWidget()
+        layout = QVBoxLayout(panel)
+        layout.setContentsMargins(0, 0, 0, 0)
+        prompt_label = QLabel("System prompt")
+        prompt_label.setContentsMargins(12, 10, 12, 0)
+        font = prompt_label.font()
+        font.setBold(True)
+        prompt_label.setFont(font)
+        self.system_prompt = QPlainTextEdit()
+        self.system_prompt.setObjectName("systemPromptInput")
+        self.system_prompt.setPlaceholderText("How the model should behave in this conversation (optional)")
+        self.system_prompt.setFixedHeight(96)
+        self.system_prompt.setTabChangesFocus(True)
+        prompt_box = QWidget()
+        prompt_layout = QVBoxLayout(prompt_box)
+        prompt_layout.setContentsMargins(12, 4, 12, 0)
+        prompt_layout.addWidget(self.system_prompt)
+        layout.addWidget(prompt_label)
+        layout.addWidget(presets)
+        layout.addWidget(prompt_box)
+        policy_box = QWidget()
+        policy_layout = QVBoxLayout(policy_box)
+        policy_layout.setContentsMargins(12, 6, 12, 0)
+        policy_label = QLabel("When the conversation outgrows the context window")
+        policy_label.setWordWrap(True)
+        policy_layout.addWidget(policy_label)
+        self.context_policy = QComboBox()
+        self.context_policy.setObjectName("contextPolicyPicker")
+        for policy in ContextPolicy:
+            self.context_policy.addItem(policy.label, policy.value)
+        self.context_policy.setCurrentIndex(self.context_policy.findData(ContextPolicy.DROP_OLDEST.value))
+        self.context_policy.setToolTip(
+            "Stop: refuse and say so. Oldest: leave out the oldest turns (never the system prompt). "
+            "First and latest: keep the first exchange, which usually sets the task, and the newest turns."
+        )
+        policy_layout.addWidget(self.context_policy)
+        layout.addWidget(policy_box)
+        self.sampling = SamplingPanel(sampling)
+        layout.addWidget(self.sampling, 1)
+        self.offload = OffloadPanel()
+        layout.addWidget(self.offload)
+        self.setWidgetResizable(True)
+        self.setWidget(panel)
+        self.setMinimumWidth(250)
+        self.setMaximumWidth(360)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._prompt_timer = QTimer(self)
+        self._prompt_timer.setSingleShot(True)
+        self._prompt_timer.setInterval(PROMPT_SAVE_DELAY_MS)
+        self._prompt_timer.timeout.connect(self.promptSettled)
+        self.system_prompt.textChanged.connect(self._on_prompt)
+        self.context_policy.currentIndexChanged.connect(lambda _i: self.policyChanged.emit(self.policy()))
+
+    def _on_prompt(self) -> None:
+        self.promptEdited.emit(self.system_prompt.toPlainText())
+        self._prompt_timer.start()
+
+    def policy(self) -> ContextPolicy:
+        """The context policy chosen."""
+        return ContextPolicy.read(self.context_policy.currentData())
+
+    def show_conversation(self, system_prompt: str, policy: ContextPolicy) -> None:
+        """Show an opened conversation's system prompt and policy (without saving them back)."""
+        for widget in (self.system_prompt, self.context_policy):
+            widget.blockSignals(True)
+        self.system_prompt.setPlainText(system_prompt)
+        self.context_policy.setCurrentIndex(max(0, self.context_policy.findData(policy.value)))
+        for widget in (self.system_prompt, self.context_policy):
+            widget.blockSignals(False)
+
+    def set_system_prompt(self, text: str) -> None:
+        """Put `text` in the system prompt as if typed (a preset): it is saved after the pause."""
+        self.system_prompt.setPlainText(text)

@@ -1,0 +1,113 @@
+"""The window's status bar: the model chat goes to, its state, the context meter, downloads, the server."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QSizePolicy, QStatusBar
+
+from app.core.values.replies import ReplyStats
+
+REMOTE_CONTEXT_TIP = (
+    "A remote model's tokenizer is not on this computer, so Fireside cannot count the tokens of a "
+    "conversation before sending it (after a reply it shows what the server reported, if it did). The "
+    "server applies its own context window and says so when a conversation is too long; the context "
+    "policy applies to local models only."
+)
+
+
+class StatusBar(QStatusBar):
+    """Labels and indicators along the bottom of the window; others set what they show."""
+
+    #: The download indicator or the server indicator was clicked.
+    downloadsClicked = Signal()
+    serverClicked = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setStyleSheet("QStatusBar QLabel { padding: 0 8px; }")
+        self.model_label = QLabel("No model")
+        self.model_label.setObjectName("statusModel")
+        self.state_label = QLabel("Starting…")
+        self.state_label.setObjectName("statusState")
+        self.context_label = QLabel("Context: –")
+        self.context_label.setObjectName("statusContext")
+        self.download_indicator = QPushButton()
+        self.download_indicator.setObjectName("downloadIndicator")
+        self.download_indicator.setFlat(True)
+        self.download_indicator.setToolTip("Show downloads")
+        self.download_indicator.clicked.connect(self.downloadsClicked)
+        self.download_indicator.hide()
+        # The model name gives way first when the bar is narrow, so the state and the context
+        # meter on the right are never pushed off the window.
+        self.model_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.addWidget(self.model_label, 1)
+        self.addPermanentWidget(self.download_indicator)
+        self.server_indicator = QPushButton("API server: off")
+        self.server_indicator.setObjectName("serverIndicator")
+        self.server_indicator.setFlat(True)
+        self.server_indicator.setToolTip(
+            "Serve the loaded model to other programs through an OpenAI-compatible API"
+        )
+        self.server_indicator.clicked.connect(self.serverClicked)
+        self.addPermanentWidget(self.server_indicator)
+        self.addPermanentWidget(self.state_label)
+        self.addPermanentWidget(self.context_label)
+        self.context_meter = QProgressBar()
+        self.context_meter.setObjectName("contextMeter")
+        self.context_meter.setFixedWidth(110)
+        self.context_meter.setTextVisible(False)
+        self.context_meter.setRange(0, 1)
+        self.context_meter.setValue(0)
+        self.addPermanentWidget(self.context_meter)
+
+    def show_model(self, text: str, tooltip: str = "") -> None:
+        """Name the model chat goes to."""
+        self.model_label.setText(text)
+        self.model_label.setToolTip(tooltip)
+
+    def show_state(self, text: str) -> None:
+        """Ready, loading, generating, waiting…"""
+        self.state_label.setText(text)
+
+    def show_context(self, used: int, total: int) -> None:
+        """How much of the context window the conversation and the draft take."""
+        share = 100 * used / total if total else 0
+        self.context_label.setText(f"Context: {used:,} / {total:,} tokens ({share:.0f}%)")
+        self.context_meter.setRange(0, max(1, total))
+        self.context_meter.setValue(min(used, max(1, total)))
+        self.context_meter.setToolTip(
+            f"{used:,} of {total:,} tokens: the system prompt, the conversation and your draft, counted "
+            "with the model's own tokenizer"
+        )
+
+    def show_context_overflow(self, total: int) -> None:
+        """Far more text than the context holds: the meter is full, and the policy decides."""
+        self.show_context(total, total)
+        self.context_meter.setToolTip(
+            "The conversation is longer than the context window; the context policy decides what is sent."
+        )
+
+    def show_remote_context(self, stats: ReplyStats | None) -> None:
+        """The meter for a remote model: tokens cannot be counted ahead without its tokenizer."""
+        self.context_meter.setRange(0, 1)
+        self.context_meter.setValue(0)
+        if stats is not None and stats.prompt_tokens:
+            self.context_label.setText(f"Context: {stats.context_used:,} tokens · remote")
+        else:
+            self.context_label.setText("Context: unknown · remote")
+        self.context_meter.setToolTip(REMOTE_CONTEXT_TIP)
+
+    def clear_context(self) -> None:
+        """No model: nothing to measure."""
+        self.context_label.setText("Context: –")
+
+    def show_downloads(self, text: str) -> None:
+        """The downloads summary ("" hides the indicator)."""
+        self.download_indicator.setText(text)
+        self.download_indicator.setVisible(bool(text))
+
+    def show_server(self, text: str, tooltip: str | None = None) -> None:
+        """The API server's state or activity."""
+        self.server_indicator.setText(text)
+        if tooltip is not None:
+            self.server_indicator.setToolTip(tooltip)

@@ -1,0 +1,58 @@
+"""The window's dialogs, each opened once and reused: the API server, remote engines, preferences, About."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QWidget
+
+from app.ui.api.server_panel import ServerController, ServerDialog
+from app.ui.hub.controller import HubController
+from app.ui.models.controller import ModelsController
+from app.ui.remote.controller import RemoteEngines
+from app.ui.remote.dialog import RemoteEnginesDialog
+from app.ui.shell.about_dialog import AboutDialog
+from app.ui.shell.preferences import PreferencesDialog
+
+
+class Dialogs:
+    """Opens the window's dialogs with what each needs."""
+
+    def __init__(
+        self,
+        window: QWidget,
+        server: ServerController,
+        remote: RemoteEngines,
+        hub: HubController,
+        models: ModelsController,
+    ) -> None:
+        self.window, self.server, self.remote, self.hub, self.models = window, server, remote, hub, models
+
+    def server_panel(self) -> ServerDialog:
+        """The Local API server dialog (one per window)."""
+        dialog = self.window.findChild(ServerDialog, "serverDialog") or ServerDialog(self.server, self.window)
+        dialog.open()
+        return dialog
+
+    def remote_engines(self) -> RemoteEnginesDialog:
+        """The Remote engines dialog (one per window, refreshed each time it opens)."""
+        dialog = self.window.findChild(RemoteEnginesDialog, "remoteEnginesDialog")
+        if dialog is None:
+            dialog = RemoteEnginesDialog(self.remote, self.window)
+        else:
+            dialog.reopen()
+        dialog.open()
+        return dialog
+
+    def preferences(self) -> PreferencesDialog:
+        """The preferences (non-modal to the event loop; the token is read again when it closes)."""
+        dialog = PreferencesDialog(self.hub.keyring_tasks, self.window)
+        dialog.changed.connect(self.hub.reload_token)
+        dialog.finished.connect(lambda _r: self.hub.reload_token())
+        dialog.remoteEnginesRequested.connect(self.remote_engines)
+        dialog.open()
+        return dialog
+
+    def about(self) -> AboutDialog:
+        """The About dialog: versions and folders."""
+        dialog = AboutDialog(str(self.models.models_folder()), self.window)
+        dialog.open()
+        return dialog
