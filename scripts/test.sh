@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install Fireside with its test tools into .venv, then run the whole test suite, lint and type checks.
-# Extra arguments go to pytest, e.g.: bash scripts/test.sh tests/core -x
+# Extra arguments go to pytest, e.g.: bash scripts/test.sh tests/unit -x
 set -euo pipefail
 source "$(dirname "$0")/setup.sh"
 fireside_setup test

@@ -12,7 +12,7 @@ from app.core.values.replies import ReplyStats, StopReason
 from app.ui.chat.message_model import MessageListModel
 from app.ui.chat.message_view import MessageView
 from app.ui.shell.application import create_app
-from tests.ui.conftest import shot
+from tests.window_fixtures import shot
 
 STATS = ReplyStats(0.1, 100.0, 10, 10, 5, StopReason.END_OF_TURN, 1, 15, 4096)
 

@@ -286,7 +286,7 @@ def test_a_read_only_database_says_so(tmp_path: Path) -> None:
         setpriv = shutil.which("setpriv")
         assert setpriv, "util-linux's setpriv is needed to drop root's write-anything capability"
         command = [setpriv, "--bounding-set", "-dac_override,-dac_read_search", *command]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
     try:
         result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
     finally:

@@ -29,7 +29,7 @@ from app.ui.remote.dialog import RemoteEnginesDialog
 from app.ui.shell.main_window import MainWindow
 from tests.fake_openai import FakeOpenAI
 from tests.llama_server import MODEL_ID, LlamaServer, free_port
-from tests.ui.conftest import shot
+from tests.window_fixtures import shot
 
 LONG_PROMPT = "Write a very long story about a lighthouse keeper and the sea. Make it at least 500 words."
 

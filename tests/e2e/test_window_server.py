@@ -15,8 +15,7 @@ from pytestqt.qtbot import QtBot
 
 from app.core.settings import Settings
 from app.ui.shell.main_window import MainWindow
-from tests.ui.conftest import shot
-from tests.ui.test_chat_window import _set, _type_and_send, _wait_reply_done
+from tests.window_fixtures import set_value, shot, type_and_send, wait_reply_done
 
 STORY = [{"role": "user", "content": "Write a long story about a lighthouse keeper and the sea."}]
 
@@ -134,15 +133,20 @@ def test_window_reply_waits_behind_api_requests_and_says_so(
     assert window.status.server_indicator.text() == "API: 1 request generating, 1 waiting"
     waited: list[float] = []
     window.bridge.started.connect(lambda _rid, seconds: waited.append(seconds))
-    _set(window, "maxTokensInput", 16)
-    _type_and_send(qtbot, window, "Name a colour.")
+    set_value(window, "maxTokensInput", 16)
+    type_and_send(qtbot, window, "Name a colour.")
     state = window.status.state_label.text()
     assert state == "Waiting for 2 API requests to finish…", state
+    waiting = window.messages.peek(1)  # the reply's own footer says so too, not "Generating…"
+    assert (
+        waiting.waiting == 2 and window.view._footer_text(waiting) == "Waiting for 2 API requests to finish…"
+    )
     shot(window, "window-waits-behind-api")
     qtbot.waitUntil(lambda: bool(waited), timeout=60_000)
     assert window.status.state_label.text() == "Generating…"
+    assert window.view._footer_text(window.messages.peek(1)) == "Generating…"
     assert waited[0] > 0.5, "the window's reply started only after the API requests"
-    _wait_reply_done(qtbot, window)
+    wait_reply_done(qtbot, window)
     assert window.messages.message(1).content
     api.join()
     assert not api.errors and len(api.finish) == 2, "both API streams were served to the end"
@@ -154,14 +158,14 @@ def test_api_request_waits_while_the_window_generates(
     qtbot: QtBot, window: MainWindow, memory_keyring: Any, streams: Callable[[str], Streams]
 ) -> None:
     api = streams(_switch_on(qtbot, window, _free_port()))
-    _set(window, "maxTokensInput", 300)
-    _type_and_send(qtbot, window, "Write a long story about a lighthouse keeper and the sea.")
+    set_value(window, "maxTokensInput", 300)
+    type_and_send(qtbot, window, "Write a long story about a lighthouse keeper and the sea.")
     assert window.status.state_label.text() == "Generating…", "nothing was ahead of the window's reply"
     api.start(max_tokens=8)
     qtbot.waitUntil(lambda: window.server.activity == (0, 1), timeout=10_000)
     assert window.status.server_indicator.text() == "API: 1 waiting"
     assert not api.texts[0], "the API request waits for the window's reply"
-    _wait_reply_done(qtbot, window)
+    wait_reply_done(qtbot, window)
     api.join()
     assert api.texts[0] and not api.errors
     assert window.messages.message(1).content
@@ -201,8 +205,8 @@ def test_closing_with_an_api_request_waiting_behind_the_window_tells_it_why(
     qtbot: QtBot, window: MainWindow, memory_keyring: Any, streams: Callable[[str], Streams]
 ) -> None:
     api = streams(_switch_on(qtbot, window, _free_port()))
-    _set(window, "maxTokensInput", 2000)
-    _type_and_send(qtbot, window, "Write a long story about a lighthouse keeper and the sea.")
+    set_value(window, "maxTokensInput", 2000)
+    type_and_send(qtbot, window, "Write a long story about a lighthouse keeper and the sea.")
     api.start(max_tokens=50)
     qtbot.waitUntil(lambda: window.server.activity == (0, 1), timeout=10_000)
     window.close()

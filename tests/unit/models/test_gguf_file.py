@@ -114,7 +114,7 @@ def test_unreadable_permissions(starter_model: Path, tmp_path: Path) -> None:
         setpriv = shutil.which("setpriv")
         assert setpriv, "util-linux's setpriv is needed to drop root's read-anything capability"
         command = [setpriv, "--bounding-set", "-dac_override,-dac_read_search", *command]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
     try:
         result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
     finally:

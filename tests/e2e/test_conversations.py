@@ -21,7 +21,7 @@ from app.core.platform import paths
 from app.core.settings import Settings
 from app.ui.conversations.sidebar import IdRole
 from app.ui.shell.main_window import MainWindow
-from tests.ui.conftest import shot
+from tests.window_fixtures import shot
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -213,8 +213,19 @@ def test_killed_mid_reply_the_conversation_and_partial_reply_survive(
 
     window = make_window(settings=Settings.load())
     qtbot.waitUntil(lambda: window.messages.rowCount() == 2, timeout=10_000)
-    assert window.messages.peek(1).incomplete
-    assert window.messages.peek(1).content == reply.content
+    cut = window.messages.peek(1)
+    assert cut.incomplete and cut.content == reply.content
+    # Shown as cut off, not as still being generated, and offered to be carried on.
+    assert cut.cut_off and not cut.streaming
+    footer = window.view._footer_text(cut)
+    assert "cut off" in footer and "Generating" not in footer
+    window.sampling.set_params(window.sampling.params().with_changes(max_tokens=8))
+    window.chat.continue_reply(1)
+    assert window.messages.peek(1).streaming and not window.messages.peek(1).cut_off
+    qtbot.waitUntil(lambda: not window.is_generating, timeout=60_000)
+    carried = window.messages.message(1)
+    assert carried.content.startswith(reply.content) and len(carried.content) > len(reply.content)
+    assert carried.stats is not None and not carried.incomplete
     assert window.conversations.sidebar.model.rows[0][0] == conversation.id
     assert window.conversations.sidebar.list.model().index(0, 0).data(IdRole) == conversation.id
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.architecture.import_rules import LAYERS, build, cycles, upward_imports
+from tests.unit.architecture.import_rules import LAYERS, build, cycles, upward_imports
 
 
 def test_app_has_no_import_cycle() -> None:

@@ -26,7 +26,7 @@ from app.ui.hub.downloads_panel import DownloadList
 from app.ui.shell.main_window import MainWindow
 from tests.conftest import STARTER_REPO
 from tests.fakehub import FakeHub, Fault, HubFile, HubRepo
-from tests.ui.conftest import shot
+from tests.window_fixtures import shot
 
 SIZE = starter.SIZE
 FILE = starter.FILENAME

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QPushButton, QSpinBox, QWidget
+from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QPushButton, QSpinBox
 from pytestqt.qtbot import QtBot
 
 from app.core.chat.messages import Role
@@ -20,27 +20,9 @@ from app.ui.chat.composer import Composer
 from app.ui.chat.message_view import MessageView
 from app.ui.models.model_picker import ModelPicker
 from app.ui.shell.main_window import MainWindow
-from tests.ui.conftest import shot
+from tests.window_fixtures import set_value, shot, type_and_send, wait_reply_done
 
 LONG_PROMPT = "Write a very long story about a lighthouse keeper and the sea. Make it at least 500 words."
-
-
-def _set(window: MainWindow, name: str, value: float) -> None:
-    box = window.findChild(QWidget, name)
-    assert isinstance(box, QSpinBox | QDoubleSpinBox), name
-    box.setValue(value)
-
-
-def _type_and_send(qtbot: QtBot, window: MainWindow, text: str) -> None:
-    composer = window.findChild(Composer, "chatInput")
-    assert composer is not None
-    composer.setFocus()
-    qtbot.keyClicks(composer, text)
-    qtbot.keyClick(composer, Qt.Key.Key_Return)
-
-
-def _wait_reply_done(qtbot: QtBot, window: MainWindow, timeout: int = 60_000) -> None:
-    qtbot.waitUntil(lambda: not window.is_generating, timeout=timeout)
 
 
 def test_required_object_names_exist(window: MainWindow) -> None:
@@ -72,12 +54,12 @@ def test_picker_lists_the_starter_model_with_gguf_metadata(window: MainWindow) -
 
 
 def test_type_send_and_watch_the_reply_stream(qtbot: QtBot, window: MainWindow) -> None:
-    _set(window, "maxTokensInput", 80)
+    set_value(window, "maxTokensInput", 80)
     seen: list[str] = []
     window.bridge.chunk.connect(lambda _rid, text: seen.append(text))
     send = window.findChild(QPushButton, "sendButton")
     assert send is not None and send.text() == "Send"
-    _type_and_send(qtbot, window, "Tell me about cats.")
+    type_and_send(qtbot, window, "Tell me about cats.")
     assert window.is_generating and send.text() == "Stop"
     composer = window.findChild(Composer, "chatInput")
     assert composer is not None and composer.toPlainText() == ""
@@ -85,7 +67,7 @@ def test_type_send_and_watch_the_reply_stream(qtbot: QtBot, window: MainWindow) 
     # While streaming, the reply row grows chunk by chunk.
     partial = window.messages.message(1).content
     assert partial and window.messages.message(1).incomplete
-    _wait_reply_done(qtbot, window)
+    wait_reply_done(qtbot, window)
     reply = window.messages.message(1)
     assert reply.role is Role.ASSISTANT and not reply.incomplete
     assert reply.content.startswith(partial)
@@ -109,10 +91,10 @@ def test_shift_enter_adds_a_line_instead_of_sending(qtbot: QtBot, window: MainWi
 
 def _start_long_reply(qtbot: QtBot, window: MainWindow, chunks_first: int) -> list[str]:
     """Send LONG_PROMPT with room for 2000 tokens; return the chunk list once it has some."""
-    _set(window, "maxTokensInput", 2000)
+    set_value(window, "maxTokensInput", 2000)
     chunks: list[str] = []
     window.bridge.chunk.connect(lambda _rid, text: chunks.append(text))
-    _type_and_send(qtbot, window, LONG_PROMPT)
+    type_and_send(qtbot, window, LONG_PROMPT)
     qtbot.waitUntil(lambda: len(chunks) >= chunks_first, timeout=30_000)
     return chunks
 
@@ -122,7 +104,7 @@ def test_stop_mid_reply_keeps_the_text(qtbot: QtBot, window: MainWindow) -> None
     send = window.findChild(QPushButton, "sendButton")
     assert send is not None and send.text() == "Stop"
     qtbot.mouseClick(send, Qt.MouseButton.LeftButton)
-    _wait_reply_done(qtbot, window, 5_000)
+    wait_reply_done(qtbot, window, 5_000)
     reply = window.messages.message(1)
     assert reply.stats is not None
     assert reply.stats.stop_reason is StopReason.USER
@@ -136,17 +118,17 @@ def test_sampling_changes_apply_to_the_next_reply(qtbot: QtBot, window: MainWind
 
     def reply(**values: float) -> str:
         for name, value in values.items():
-            _set(window, name, value)
+            set_value(window, name, value)
         window.session.transcript.clear()  # the same one-message conversation every time
         window.composer.setPlainText("Invent a name for a new planet and describe it.")
         window.chat.send()
-        _wait_reply_done(qtbot, window)
+        wait_reply_done(qtbot, window)
         row = window.messages.rowCount() - 1
         stats = window.messages.message(row).stats
         assert stats is not None and stats.seed == int(window.sampling.params().seed)
         return window.messages.message(row).content
 
-    _set(window, "maxTokensInput", 24)
+    set_value(window, "maxTokensInput", 24)
     greedy = reply(temperatureInput=0.0, topPInput=1.0, seedInput=1)
     assert reply(seedInput=2) == greedy  # temperature 0: the seed cannot matter
     hot_1 = reply(temperatureInput=1.5, seedInput=1)
@@ -169,7 +151,7 @@ def test_out_of_range_input_is_clamped_with_a_hint(qtbot: QtBot, window: MainWin
     assert context is not None and context.maximum() == 8192  # the model's trained context
     reset = window.findChild(QPushButton, "resetSamplingButton")
     assert reset is not None
-    _set(window, "topKInput", 3)
+    set_value(window, "topKInput", 3)
     qtbot.mouseClick(reset, Qt.MouseButton.LeftButton)
     assert window.sampling.params() == SamplingParams()
 
@@ -187,9 +169,9 @@ def test_switch_models(qtbot: QtBot, make_window: Callable[..., MainWindow], mod
     qtbot.waitUntil(lambda: window.loaded is not None, timeout=30_000)
     assert window.loaded is not None and window.loaded.info.path == second.resolve()
     assert window.settings.last_model == str(second.resolve())
-    _set(window, "maxTokensInput", 10)
-    _type_and_send(qtbot, window, "Hi")
-    _wait_reply_done(qtbot, window)
+    set_value(window, "maxTokensInput", 10)
+    type_and_send(qtbot, window, "Hi")
+    wait_reply_done(qtbot, window)
     assert window.messages.message(1).stats is not None
 
 
@@ -211,7 +193,7 @@ def test_broken_model_file_gives_a_clear_message(qtbot: QtBot, window: MainWindo
 
 def test_send_with_no_model_loaded(qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
     window = make_window(start=False)
-    _type_and_send(qtbot, window, "Hello?")
+    type_and_send(qtbot, window, "Hello?")
     assert window.messages.rowCount() == 0
     assert window.banner.isVisible() and "No model is loaded" in window.banner.label.text()
     composer = window.findChild(Composer, "chatInput")
@@ -230,14 +212,14 @@ def test_no_models_installed_says_what_to_do(
 
 
 def test_empty_prompt_is_ignored(qtbot: QtBot, window: MainWindow) -> None:
-    _type_and_send(qtbot, window, "   ")
+    type_and_send(qtbot, window, "   ")
     assert window.messages.rowCount() == 0
     assert not window.is_generating
 
 
 def test_send_while_streaming_is_not_allowed(qtbot: QtBot, window: MainWindow) -> None:
-    _set(window, "maxTokensInput", 400)
-    _type_and_send(qtbot, window, LONG_PROMPT)
+    set_value(window, "maxTokensInput", 400)
+    type_and_send(qtbot, window, LONG_PROMPT)
     assert window.is_generating
     composer = window.findChild(Composer, "chatInput")
     assert composer is not None
@@ -246,7 +228,7 @@ def test_send_while_streaming_is_not_allowed(qtbot: QtBot, window: MainWindow) -
     assert window.messages.rowCount() == 2  # still only the first question and its reply
     assert composer.toPlainText() == "second question"  # kept for later
     window.chat.stop()
-    _wait_reply_done(qtbot, window, 5_000)
+    wait_reply_done(qtbot, window, 5_000)
 
 
 def test_close_mid_reply_stops_and_frees_the_model(qtbot: QtBot, window: MainWindow) -> None:

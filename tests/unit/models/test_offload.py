@@ -22,7 +22,7 @@ from app.core.system import binding, hardware
 from app.core.system.hardware import Device, Hardware
 from tests.gguf_writer import write_model
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def gpu_box(free: int, total: int = 24 * GIB) -> Hardware:

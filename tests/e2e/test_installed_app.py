@@ -25,7 +25,7 @@ from app.ui.shell.about_dialog import AboutDialog, versions
 from app.ui.shell.error_dialog import ErrorDialog
 from app.ui.shell.main_window import MainWindow
 from app.ui.shell.single_instance import server_name
-from tests.ui.conftest import shot
+from tests.window_fixtures import shot
 
 ROOT = Path(__file__).resolve().parents[2]
 

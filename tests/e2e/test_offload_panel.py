@@ -19,7 +19,7 @@ from app.core.system import binding, hardware
 from app.core.system.hardware import Device, Hardware
 from app.ui.models.hardware_dialog import HardwareDialog
 from app.ui.shell.main_window import MainWindow
-from tests.ui.conftest import shot
+from tests.window_fixtures import shot
 
 
 def _hardware_known(qtbot: QtBot, window: MainWindow) -> Hardware:
