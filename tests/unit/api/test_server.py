@@ -55,6 +55,17 @@ class Served:
             time.sleep(0.02)
         return self.done()
 
+    def wait_arrived(self, count: int, timeout: float = 30) -> None:
+        """Wait until `count` requests have reached the queue (each is logged as it is queued)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                arrived = {e.request_id for e in self.log if e.request_id}
+            if len(arrived) >= count:
+                return
+            assert time.monotonic() < deadline, f"only {len(arrived)} of {count} requests arrived"
+            time.sleep(0.005)
+
     def raw(self, path: str, **kwargs: object) -> httpx.Response:
         """A request without the openai client (for bodies it would refuse to send)."""
         headers = {"Authorization": f"Bearer {KEY}", **kwargs.pop("headers", {})}  # type: ignore[dict-item]
@@ -422,9 +433,9 @@ def test_concurrent_clients_are_all_served_in_order(served: Served) -> None:
             errors.append(exc)
 
     threads = [threading.Thread(target=ask, args=(n,)) for n in range(5)]
-    for thread in threads:
+    for count, thread in enumerate(threads, 1):
         thread.start()
-        time.sleep(0.05)  # a known arrival order
+        served.wait_arrived(count)  # a known arrival order: each is in the queue before the next is sent
     for thread in threads:
         thread.join(60)
     assert not errors and sorted(results) == list(range(5))
