@@ -54,7 +54,7 @@ def selftest(
     model: str | None, prompt: str, max_tokens: int, gpu_layers: int | None = None
 ) -> dict[str, Any]:
     """Load a model and stream one reply through the same inference thread the window uses."""
-    from app.core.inference.engine import AUTO_LAYERS, LoadOptions
+    from app.core.inference.options import AUTO_LAYERS, LoadOptions
     from app.core.inference.thread import (
         Chunk,
         Event,
@@ -214,7 +214,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.data_dir:
         paths.set_data_dir(args.data_dir)
     from app.core.api.server import LocalServer, RequestLog, ServerConfig, ServerError
-    from app.core.inference.engine import AUTO_LAYERS, LoadOptions
+    from app.core.inference.options import AUTO_LAYERS, LoadOptions
     from app.core.inference.thread import Event, InferenceThread, Loaded, LoadFailed
     from app.core.models import starter
     from app.core.platform import logs

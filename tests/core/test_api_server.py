@@ -18,7 +18,7 @@ import openai
 import pytest
 
 from app.core.api.server import LocalServer, RequestLog, ServerConfig, ServerError
-from app.core.inference.engine import LoadOptions
+from app.core.inference.options import LoadOptions
 from app.core.inference.thread import Event, InferenceThread, Loaded, LoadFailed
 from app.core.values.sampling import SamplingParams
 

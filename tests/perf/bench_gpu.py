@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from app.core.inference.engine import AUTO_LAYERS, LoadedModel, LoadOptions, default_threads  # noqa: E402
+from app.core.inference.options import AUTO_LAYERS, LoadedModel, LoadOptions, default_threads  # noqa: E402
 from app.core.inference.thread import (  # noqa: E402
     Chunk,
     Event,

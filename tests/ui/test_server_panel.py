@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from app.core.api.config import ServerSettings
-from app.core.inference.engine import LoadOptions
+from app.core.inference.options import LoadOptions
 from app.core.inference.thread import Event, InferenceThread, Loaded
 from app.core.platform import secrets
 from app.core.values.sampling import SamplingParams

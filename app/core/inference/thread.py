@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.inference.context_policy import ContextFull, fit_messages
-from app.core.inference.engine import ContextFullError, Engine, EngineError, LoadedModel, LoadOptions
+from app.core.inference.engine import Engine
+from app.core.inference.errors import ContextFullError, EngineError
+from app.core.inference.options import LoadedModel, LoadOptions
 from app.core.models.gguf_file import ModelFileError
 from app.core.remote.client import RemoteError, RemoteTarget
 from app.core.values.replies import ReplyStats

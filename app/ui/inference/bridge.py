@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-from app.core.inference.engine import LoadOptions
+from app.core.inference.options import LoadOptions
 from app.core.inference.thread import (
     Chunk,
     ContextTrimmed,

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QPushButton, QSp
 from app.core.hub.client import HubClient, HubError, RepoDetails
 from app.core.hub.downloads import DownloadManager, Job, State
 from app.core.hub.files import FileGroup
-from app.core.inference.engine import LoadedModel
+from app.core.inference.options import LoadedModel
 from app.core.models import library
 from app.core.models.estimate import estimate
 from app.core.models.library import ModelEntry

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from app.core.chat.messages import Role
 from app.core.inference.context_policy import POLICY_LABELS
-from app.core.inference.engine import AUTO_LAYERS, LoadedModel, LoadOptions
+from app.core.inference.options import AUTO_LAYERS, LoadedModel, LoadOptions
 from app.core.models import library, starter
 from app.core.models.library import ModelEntry
 from app.core.models.offload import OffloadSettings
