@@ -41,7 +41,8 @@ from app.core.api.schema import (
     find_lone_surrogate,
     validation_error,
 )
-from app.core.inference.thread import Chunk, Event, InferenceThread, ReplyDone, ReplyFailed, Started
+from app.core.inference.events import Chunk, Event, ReplyDone, ReplyFailed, Started
+from app.core.inference.thread import InferenceThread
 from app.core.values.replies import ReplyStats, StopReason
 from app.core.values.sampling import SamplingParams
 

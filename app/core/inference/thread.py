@@ -24,109 +24,30 @@ from pathlib import Path
 from app.core.inference.context_policy import ContextFull, fit_messages
 from app.core.inference.engine import Engine
 from app.core.inference.errors import ContextFullError, EngineError
+from app.core.inference.events import (
+    Chunk,
+    ContextTrimmed,
+    Counted,
+    Event,
+    EventSink,
+    FailureCode,
+    Loaded,
+    LoadFailed,
+    LoadProgress,
+    ReplyDone,
+    ReplyFailed,
+    Started,
+    Unloaded,
+)
 from app.core.inference.options import LoadedModel, LoadOptions
 from app.core.models.gguf_file import ModelFileError
 from app.core.remote.client import RemoteError, RemoteTarget
-from app.core.values.replies import ReplyStats
 from app.core.values.sampling import SamplingError, SamplingParams
 
 log = logging.getLogger(__name__)
 
 #: Seconds between two chunks delivered to the front end (about 30 per second).
 DEFAULT_COALESCE_S = 0.033
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """Base of everything the inference thread reports; `request_id` says which request it belongs to."""
-
-    request_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class LoadProgress(Event):
-    """Loading advanced to `fraction` (0..1)."""
-
-    fraction: float
-
-
-@dataclass(frozen=True, slots=True)
-class Loaded(Event):
-    """The model is loaded and ready."""
-
-    model: LoadedModel
-
-
-@dataclass(frozen=True, slots=True)
-class LoadFailed(Event):
-    """Loading failed; `message` is for the user and names the file.
-
-    `kept` is the model still loaded (a file refused before loading leaves the previous one in
-    place), or None when no model is loaded any more.
-    """
-
-    path: Path
-    message: str
-    kept: LoadedModel | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Unloaded(Event):
-    """The model was freed."""
-
-
-@dataclass(frozen=True, slots=True)
-class Started(Event):
-    """A queued reply left the queue and is being generated; `waited_s` is how long it waited."""
-
-    waited_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class Chunk(Event):
-    """New text of a streaming reply (several tokens' worth, coalesced)."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyDone(Event):
-    """A reply ended (for any StopReason); its full text and statistics."""
-
-    text: str
-    stats: ReplyStats
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyFailed(Event):
-    """A reply could not be generated; `text` is what had been produced before the failure.
-
-    `code` says why, for front ends that answer differently: "context_full", "invalid" (bad
-    parameters), "no_model", "engine", or a RemoteError kind ("unreachable", "auth", "cut", ...).
-    """
-
-    text: str
-    message: str
-    code: str = "engine"
-
-
-@dataclass(frozen=True, slots=True)
-class ContextTrimmed(Event):
-    """Earlier turns were left out so the reply fits the context; `dropped` indexes the turns sent."""
-
-    dropped: tuple[int, ...]
-    tokens: int
-
-
-@dataclass(frozen=True, slots=True)
-class Counted(Event):
-    """How many tokens some messages take with the loaded model (for the context meter)."""
-
-    tokens: int
-    context_length: int
-
-
-EventSink = Callable[[Event], None]
 
 
 @dataclass(slots=True)
@@ -475,7 +396,7 @@ class InferenceThread:
                 )
             else:
                 if self._engine.loaded is None:
-                    emit(ReplyFailed(rid, "", "No model is loaded.", "no_model"))
+                    emit(ReplyFailed(rid, "", "No model is loaded.", FailureCode.NO_MODEL))
                     return
                 messages = self._fit(request, emit) if request.policy is not None else request.messages
                 stats = self._engine.stream_chat(
@@ -488,16 +409,16 @@ class InferenceThread:
                     request.raw_prompt,
                 )
         except ContextFull as exc:
-            emit(ReplyFailed(rid, "", exc.message, "context_full"))
+            emit(ReplyFailed(rid, "", exc.message, FailureCode.CONTEXT_FULL))
         except RemoteError as exc:
             coalescer.flush()
             emit(ReplyFailed(rid, "".join(coalescer.parts_all), exc.message, exc.kind))
         except (EngineError, SamplingError) as exc:
             coalescer.flush()
             if isinstance(exc, SamplingError):
-                code = "invalid"
+                code = FailureCode.INVALID
             else:
-                code = "context_full" if isinstance(exc, ContextFullError) else "engine"
+                code = FailureCode.CONTEXT_FULL if isinstance(exc, ContextFullError) else FailureCode.ENGINE
             emit(ReplyFailed(rid, "".join(coalescer.parts_all), str(exc), code))
             if self._engine.loaded is None and request.remote is None:  # e.g. no room for a bigger context
                 self._emit(Unloaded(rid))  # to the thread's sink: the window must know, whoever asked
