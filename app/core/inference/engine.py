@@ -21,6 +21,8 @@ from typing import Any
 
 from app.core.inference.errors import ContextFullError, EngineError, LoadCancelled
 from app.core.inference.options import AUTO_LAYERS, LoadedModel, LoadOptions, default_threads
+from app.core.inference.sampler import build_sampler
+from app.core.inference.stop import StopMatcher
 from app.core.models.gguf_file import ModelInfo, inspect_model
 from app.core.models.offload import KV_TYPES, choose_gpu_layers, layer_count, split
 from app.core.system import binding, hardware
@@ -41,45 +43,11 @@ DEFAULT_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
-#: Tokens of recent history the repeat penalty looks at (llama.cpp's default).
-PENALTY_LAST_N = 64
 N_BATCH = 512
 CTX_STEP = 256
 #: llama_decode's return codes (llama.h).
 DECODE_NO_KV_SLOT = 1
 DECODE_ABORTED = 2
-
-
-class StopMatcher:
-    """Finds stop strings in streamed text, holding back only what could be the start of one."""
-
-    __slots__ = ("_held", "_stops")
-
-    def __init__(self, stops: Sequence[str]) -> None:
-        self._stops = [s for s in stops if s]
-        self._held = ""
-
-    def feed(self, text: str) -> tuple[str, bool]:
-        """(text safe to show, whether a stop string was reached); the stop string itself is dropped."""
-        buffer = self._held + text
-        hits = [i for i in (buffer.find(s) for s in self._stops) if i >= 0]
-        if hits:
-            self._held = ""
-            return buffer[: min(hits)], True
-        keep = 0  # the longest end of the buffer that begins some stop string
-        for stop_string in self._stops:
-            for k in range(min(len(stop_string) - 1, len(buffer)), keep, -1):
-                if buffer.endswith(stop_string[:k]):
-                    keep = k
-                    break
-        self._held = buffer[len(buffer) - keep :]
-        return buffer[: len(buffer) - keep], False
-
-    def finish(self, tail: str = "") -> str:
-        """What is still held (plus `tail`), up to any stop string in it: the reply ended without one."""
-        text, _hit = self.feed(tail)
-        held, self._held = self._held, ""
-        return text if _hit else text + held
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -426,44 +394,6 @@ class Engine:
             del self._cached[keep:]
         return keep
 
-    def _sampler(self, params: SamplingParams, seed: int, history: Sequence[int]) -> Any:
-        llama_cpp = self._llama
-        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-
-        def add(sampler: Any) -> None:
-            llama_cpp.llama_sampler_chain_add(chain, sampler)
-
-        penalized = (
-            params.repeat_penalty != 1.0 or params.frequency_penalty != 0.0 or params.presence_penalty != 0.0
-        )
-        if penalized:
-            n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
-            add(
-                llama_cpp.llama_sampler_init_penalties(
-                    n_vocab,
-                    PENALTY_LAST_N,
-                    params.repeat_penalty,
-                    params.frequency_penalty,
-                    params.presence_penalty,
-                )
-            )
-        if params.temperature <= 0:
-            add(llama_cpp.llama_sampler_init_greedy())
-        else:
-            if params.top_k > 0:
-                add(llama_cpp.llama_sampler_init_top_k(params.top_k))
-            if params.top_p < 1.0:
-                add(llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
-            if params.min_p > 0:
-                add(llama_cpp.llama_sampler_init_min_p(params.min_p, 1))
-            add(llama_cpp.llama_sampler_init_temp(params.temperature))
-            add(llama_cpp.llama_sampler_init_dist(seed))
-        if penalized:
-            # The penalty also counts repeats of the prompt's last tokens, as llama.cpp's tools do.
-            for token in history[-PENALTY_LAST_N:]:
-                llama_cpp.llama_sampler_accept(chain, token)
-        return chain
-
     def stream_chat(
         self,
         messages: list[dict[str, str]],
@@ -509,7 +439,7 @@ class Engine:
         reused = self._prepare_cache(prompt)
         evaluated = 0
         seed = params.seed if params.seed != RANDOM_SEED else random.getrandbits(31)
-        sampler = self._sampler(params, seed, prompt)
+        sampler = build_sampler(llama_cpp, self._vocab, params, seed, prompt)
         ctx, vocab = self._ctx, self._vocab
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         completion = 0
