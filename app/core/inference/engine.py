@@ -20,11 +20,12 @@ from dataclasses import replace
 from typing import Any
 
 from app.core.inference.errors import ContextFullError, EngineError, LoadCancelled
-from app.core.inference.options import AUTO_LAYERS, LoadedModel, LoadOptions, default_threads
+from app.core.inference.load_plan import gpu_layer_attempts, offload_note
+from app.core.inference.options import LoadedModel, LoadOptions, default_threads
 from app.core.inference.sampler import build_sampler
 from app.core.inference.stop import StopMatcher
 from app.core.models.gguf_file import ModelInfo, inspect_model
-from app.core.models.offload import KV_TYPES, choose_gpu_layers, layer_count, split
+from app.core.models.offload import KV_TYPES, layer_count, split
 from app.core.system import binding, hardware
 from app.core.system.binding import import_llama_cpp
 from app.core.system.hardware import Hardware
@@ -106,7 +107,7 @@ class Engine:
 
         GPU layers: Auto chooses the most that fit in free GPU memory (offload.choose_gpu_layers). If
         llama.cpp then runs out of memory anyway (other programs took some, or the estimate was low),
-        the load is retried with half the layers, then on the CPU only, and `offload_note` says so."""
+        the load is retried with fewer layers (load_plan.gpu_layer_attempts), and `offload_note` says so."""
         options = options or LoadOptions()
         if options.kv_type not in KV_TYPES:
             raise EngineError(
@@ -120,20 +121,8 @@ class Engine:
         max_layers = layer_count(info.shape)
         n_ctx = min(max(CTX_STEP, options.context_length), info.context_length or options.context_length)
         flash = options.flash_attn is not False
-        free = found.gpu_free if found.gpu_offload else 0
-        fits = choose_gpu_layers(info.shape, info.file_size, n_ctx, free, options.kv_type, flash).n_gpu_layers
-        if not found.gpu_offload or not found.devices:
-            wanted = fits = 0
-        elif options.n_gpu_layers == AUTO_LAYERS:
-            wanted = fits
-        else:
-            wanted = max(0, min(options.n_gpu_layers, max_layers))
-        # After a failure: what the estimate says fits (when the user asked for more), then half of it,
-        # then the CPU alone. Halving blindly from a choice far above what fits could leave the GPU too
-        # full for cuBLAS's workspace, which llama.cpp does not survive (it aborts the process).
-        attempts = [wanted, *([fits] if fits < wanted else []), min(wanted, fits) // 2, 0]
-        attempts = list(dict.fromkeys(a for a in attempts if a <= wanted))
-        note = None
+        attempts = gpu_layer_attempts(info, options, n_ctx, found)
+        failed: int | None = None  # the last layer count that ran out of memory
         failure: EngineError | None = None
         for layers in attempts:
             try:
@@ -148,12 +137,8 @@ class Engine:
                 # unsupported file fails the same way every time.
                 if isinstance(exc, LoadCancelled) or layers == 0 or not out_of_memory:
                     raise
-                failure = exc
+                failure, failed = exc, layers
                 log.warning("loading with %d GPU layers failed (%s); retrying with fewer", layers, exc)
-                note = (
-                    f"The GPU ran out of memory with {layers} of {max_layers} layers, so Fireside loaded "
-                    "the model with fewer"
-                )
         if failure is not None:  # pragma: no cover - the CPU-only attempt raises above
             raise failure
         self._llama = llama_cpp
@@ -163,9 +148,6 @@ class Engine:
         except Exception:
             self.unload()
             raise
-        if note is not None:
-            note += f": {layers} on the GPU" if layers else ": on the CPU only"
-            note += ". Choose fewer GPU layers or a smaller context to avoid the retry."
         total, on_gpu = binding.buffer_totals()
         estimated = split(info.shape, info.file_size, self.context_length, layers, options.kv_type, flash)
         self._loaded = LoadedModel(
@@ -182,7 +164,7 @@ class Engine:
             estimated_gpu_bytes=estimated.gpu_bytes,
             gpu_memory_bytes=on_gpu,
             kv_type=options.kv_type,
-            offload_note=note,
+            offload_note=offload_note(failed, layers, max_layers),
             buffers=tuple((name, what, int(size * 1024 * 1024)) for name, what, size in binding.buffers),
         )
         return self._loaded
