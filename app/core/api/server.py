@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from app.core.api.config import ServerConfig, is_loopback
+from app.core.api.request_log import LogListener, RequestLog, RequestState
 from app.core.api.schema import (
     ApiError,
     ChatRequest,
@@ -45,6 +46,9 @@ from app.core.inference.events import Chunk, Event, ReplyDone, ReplyFailed, Star
 from app.core.inference.thread import InferenceThread
 from app.core.values.replies import ReplyStats, StopReason
 from app.core.values.sampling import SamplingParams
+
+# What the window and `fireside serve` use of the server, importable from here as before.
+__all__ = ["LocalServer", "LogListener", "RequestLog", "RequestState", "ServerConfig", "ServerError"]
 
 log = logging.getLogger(__name__)
 
@@ -71,54 +75,6 @@ GRACEFUL_S = 1
 
 class ServerError(Exception):
     """The server cannot start (port taken, unsafe address); the message is for the user."""
-
-
-@dataclass(slots=True)
-class RequestLog:
-    """One request, as the log panel and `fireside serve` show it."""
-
-    at: float
-    client: str
-    method: str
-    path: str
-    request_id: int = 0
-    status: int = 0
-    model: str = ""
-    stream: bool = False
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    tokens_per_s: float = 0.0
-    waited_s: float = 0.0
-    duration_s: float = 0.0
-    finish: str = ""
-    #: The engine's StopReason value ("stopped_by_user" when the client went away).
-    stop_reason: str = ""
-    error: str = ""
-    #: "queued" while it waits, "generating", then "done".
-    state: str = "done"
-
-    def line(self) -> str:
-        """One line for a log view: time, request, outcome, speed."""
-        when = time.strftime("%H:%M:%S", time.localtime(self.at))
-        head = f"{when}  {self.client}  {self.method} {self.path}"
-        if self.state != "done":
-            return f"{head}  {self.state}…"
-        if self.error:
-            return f"{head}  {self.status}  {self.error}"
-        parts = [f"{head}  {self.status}"]
-        if self.completion_tokens:
-            parts.append(
-                f"{self.prompt_tokens}+{self.completion_tokens} tokens, {self.tokens_per_s:.1f} tok/s, "
-                f"{self.duration_s:.2f} s"
-            )
-            if self.waited_s >= 0.05:
-                parts.append(f"waited {self.waited_s:.1f} s in the queue")
-            if self.finish and self.finish != "stop":
-                parts.append(f"finish: {self.finish}")
-        return "  ".join(parts)
-
-
-LogListener = Callable[[RequestLog], None]
 
 
 @dataclass(slots=True)
@@ -424,7 +380,7 @@ class LocalServer:
         )
         entry.request_id = request_id
         ahead = self.worker.replies_waiting(before=request_id) + (self.worker.running_reply is not None)
-        entry.state = "queued" if ahead else "generating"
+        entry.state = RequestState.QUEUED if ahead else RequestState.GENERATING
         self.active[request_id] = entry
         self._notify(entry)
         chat = isinstance(body, ChatRequest)
@@ -438,8 +394,8 @@ class LocalServer:
     async def _next(self, request_id: int, reply: _Reply, entry: RequestLog) -> Event:
         event = await reply.events.get()
         if isinstance(event, Started):
-            was, entry.waited_s, entry.state = entry.state, event.waited_s, "generating"
-            if was != "generating":
+            was, entry.waited_s, entry.state = entry.state, event.waited_s, RequestState.GENERATING
+            if was != RequestState.GENERATING:
                 self._notify(entry)
         return event
 
@@ -460,7 +416,7 @@ class LocalServer:
     def _finish(self, request_id: int, entry: RequestLog, event: Event) -> None:
         """Record how the reply ended and tell the listeners."""
         self.active.pop(request_id, None)
-        entry.state = "done"
+        entry.state = RequestState.DONE
         entry.duration_s = time.time() - entry.at
         if isinstance(event, ReplyDone):
             stats = event.stats
