@@ -54,16 +54,9 @@ def selftest(
     model: str | None, prompt: str, max_tokens: int, gpu_layers: int | None = None
 ) -> dict[str, Any]:
     """Load a model and stream one reply through the same inference thread the window uses."""
-    from app.core.inference.engine import AUTO_LAYERS, LoadOptions
-    from app.core.inference.thread import (
-        Chunk,
-        Event,
-        InferenceThread,
-        Loaded,
-        LoadFailed,
-        ReplyDone,
-        ReplyFailed,
-    )
+    from app.core.inference.events import Chunk, Event, Loaded, LoadFailed, ReplyDone, ReplyFailed
+    from app.core.inference.options import AUTO_LAYERS, LoadOptions
+    from app.core.inference.thread import InferenceThread
     from app.core.models import starter
     from app.core.system import hardware
     from app.core.system.binding import gpu_offload_supported, llama_cpp_version
@@ -213,9 +206,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.data_dir:
         paths.set_data_dir(args.data_dir)
-    from app.core.api.server import LocalServer, RequestLog, ServerConfig, ServerError
-    from app.core.inference.engine import AUTO_LAYERS, LoadOptions
-    from app.core.inference.thread import Event, InferenceThread, Loaded, LoadFailed
+    from app.core.api.config import ServerConfig
+    from app.core.api.request_log import RequestLog
+    from app.core.api.server import LocalServer, ServerError
+    from app.core.inference.events import Event, Loaded, LoadFailed
+    from app.core.inference.options import AUTO_LAYERS, LoadOptions
+    from app.core.inference.thread import InferenceThread
     from app.core.models import starter
     from app.core.platform import logs
     from app.core.settings import Settings

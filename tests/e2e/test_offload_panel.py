@@ -12,7 +12,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QScrollArea
 from pytestqt.qtbot import QtBot
 
-from app.core.inference.engine import Engine, EngineError
+from app.core.inference.engine import Engine
+from app.core.inference.errors import EngineError
 from app.core.models.shape import GIB, MIB
 from app.core.settings import Settings
 from app.core.system import binding, hardware

@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from app.core.inference.engine import Engine, LoadOptions, default_threads  # noqa: E402
+from app.core.inference.engine import Engine  # noqa: E402
+from app.core.inference.options import LoadOptions, default_threads  # noqa: E402
 from app.core.models import starter  # noqa: E402
 from app.core.system.binding import llama_cpp_version  # noqa: E402
 from app.core.values.replies import ReplyStats  # noqa: E402

@@ -39,16 +39,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from app.core.inference.engine import AUTO_LAYERS, LoadedModel, LoadOptions, default_threads  # noqa: E402
-from app.core.inference.thread import (  # noqa: E402
-    Chunk,
-    Event,
-    InferenceThread,
-    Loaded,
-    LoadFailed,
-    ReplyDone,
-    ReplyFailed,
-)
+from app.core.inference.events import Chunk, Event, Loaded, LoadFailed, ReplyDone, ReplyFailed  # noqa: E402
+from app.core.inference.options import AUTO_LAYERS, LoadedModel, LoadOptions, default_threads  # noqa: E402
+from app.core.inference.thread import InferenceThread  # noqa: E402
 from app.core.system import hardware  # noqa: E402
 from app.core.values.sampling import SamplingParams  # noqa: E402
 from tests.perf.bench_stream import gen_rate, read_chat_stream  # noqa: E402

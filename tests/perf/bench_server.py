@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 import openai  # noqa: E402
 
-from app.core.inference.engine import default_threads  # noqa: E402
+from app.core.inference.options import default_threads  # noqa: E402
 from app.core.models import starter  # noqa: E402
 
 PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm. Use many paragraphs."

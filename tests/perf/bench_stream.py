@@ -57,16 +57,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from app.core.inference.engine import LoadOptions, default_threads  # noqa: E402
-from app.core.inference.thread import (  # noqa: E402
-    Chunk,
-    Event,
-    InferenceThread,
-    Loaded,
-    LoadFailed,
-    ReplyDone,
-    ReplyFailed,
-)
+from app.core.inference.events import Chunk, Event, Loaded, LoadFailed, ReplyDone, ReplyFailed  # noqa: E402
+from app.core.inference.options import LoadOptions, default_threads  # noqa: E402
+from app.core.inference.thread import InferenceThread  # noqa: E402
 from app.core.models import starter  # noqa: E402
 from app.core.system.binding import import_llama_cpp  # noqa: E402
 from app.core.values.sampling import SamplingParams  # noqa: E402

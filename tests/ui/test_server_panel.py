@@ -14,8 +14,9 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from app.core.api.config import ServerSettings
-from app.core.inference.engine import LoadOptions
-from app.core.inference.thread import Event, InferenceThread, Loaded
+from app.core.inference.events import Event, Loaded
+from app.core.inference.options import LoadOptions
+from app.core.inference.thread import InferenceThread
 from app.core.platform import secrets
 from app.core.values.sampling import SamplingParams
 from app.ui.api.server_panel import API_KEY_SECRET, ServerController, ServerDialog, activity_text

@@ -1,1 +1,1 @@
-"""The local OpenAI-compatible API server: request schema, settings, server."""
+"""The local OpenAI-compatible API server: settings, request schema, guard, wire format, routes, server."""

@@ -35,7 +35,7 @@ from app.core.chat.store import Store, StoreError
 from app.core.chat.stored import Snapshot, propose_title, to_message
 from app.core.chat.transcript import Transcript
 from app.core.inference.context_policy import ContextPolicy
-from app.core.inference.thread import (
+from app.core.inference.events import (
     Chunk,
     ContextTrimmed,
     Event,

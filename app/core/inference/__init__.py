@@ -1,1 +1,1 @@
-"""Generation: the llama.cpp engine, the one inference thread and the context policy."""
+"""Generation: the llama.cpp engine and its parts, the inference thread and its events, context policy."""

@@ -1,8 +1,11 @@
-"""The only module that touches llama.cpp: load a model, stream a chat reply, cancel, measure.
+"""The engine: one llama.cpp model and context, and the token loop that streams a chat reply.
 
 It drives llama.cpp through llama-cpp-python's low-level API with a lean token loop: sampling runs
 in llama.cpp's own sampler chain (C), each token is turned into text once, and the KV cache is kept
 between turns (only the part of the prompt that differs from what is already cached is evaluated).
+Its parts live beside it: the sampler chain (sampler.py), the KV cache's bookkeeping (kv_cache.py),
+the chat template (template.py), stop strings (stop.py), llama.cpp's parameters (llama_params.py)
+and the GPU layer counts a load tries (load_plan.py).
 An `Engine` is not thread-safe: the inference thread (app.core.inference.thread) is its only user.
 """
 
@@ -16,11 +19,19 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
+from app.core.inference.errors import ContextFullError, EngineError, LoadCancelled
+from app.core.inference.kv_cache import KvCache
+from app.core.inference.llama_params import context_params, last_error, open_model
+from app.core.inference.load_plan import gpu_layer_attempts, offload_note
+from app.core.inference.options import LoadedModel, LoadOptions, default_threads
+from app.core.inference.sampler import build_sampler
+from app.core.inference.stop import StopMatcher
+from app.core.inference.template import ChatTemplate
 from app.core.models.gguf_file import ModelInfo, inspect_model
-from app.core.models.offload import KV_TYPES, choose_gpu_layers, layer_count, split
+from app.core.models.offload import KV_TYPES, layer_count, split
 from app.core.system import binding, hardware
 from app.core.system.binding import import_llama_cpp
 from app.core.system.hardware import Hardware
@@ -30,126 +41,8 @@ from app.core.values.text import clean_text
 
 log = logging.getLogger(__name__)
 
-#: Used when a GGUF carries no `tokenizer.chat_template`: ChatML, the format most instruct models
-#: on the Hub were trained with (Qwen, SmolLM, Hermes, ...). Documented in the README.
-DEFAULT_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-
-#: Tokens of recent history the repeat penalty looks at (llama.cpp's default).
-PENALTY_LAST_N = 64
-N_BATCH = 512
+#: llama.cpp rounds a context's length up to a multiple of this.
 CTX_STEP = 256
-#: llama_decode's return codes (llama.h).
-DECODE_NO_KV_SLOT = 1
-DECODE_ABORTED = 2
-
-
-class EngineError(RuntimeError):
-    """Loading or generation failed; the message is meant for the user."""
-
-
-class ContextFullError(EngineError):
-    """The prompt alone does not fit in the context window."""
-
-
-def default_threads() -> int:
-    """CPU threads for generation: every core on small machines, half (one per physical core) on SMT ones."""
-    try:
-        available = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        available = os.cpu_count() or 1
-    return available if available <= 4 else max(4, available // 2)
-
-
-#: LoadOptions.n_gpu_layers meaning "as many as fit in free GPU memory" (offload.choose_gpu_layers).
-AUTO_LAYERS = -1
-
-
-@dataclass(frozen=True, slots=True)
-class LoadOptions:
-    """How to load a model."""
-
-    context_length: int = 4096
-    n_threads: int = 0  # 0 = default_threads()
-    n_gpu_layers: int = AUTO_LAYERS  # or 0 (CPU only) .. n_layers + 1 (everything on the GPU)
-    flash_attn: bool | None = None  # None = let llama.cpp decide
-    kv_type: str = "f16"  # "f16" | "q8_0" | "q4_0"
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedModel:
-    """A model ready for chat, as the UI and the self-test see it."""
-
-    info: ModelInfo
-    context_length: int
-    n_threads: int
-    load_s: float
-    template_is_default: bool
-    gpu_offload_supported: bool
-    #: What llama.cpp allocated for this model (weights, KV cache, compute and output buffers), in bytes,
-    #: as it reports it in its log; None if it did not say. Compared with the memory estimate.
-    memory_bytes: int | None = None
-    #: GPU offload as loaded: layers on the GPU (of max_gpu_layers), what the estimate said they need, and
-    #: what llama.cpp allocated on GPUs (None when it said nothing).
-    backend: str = "CPU"
-    n_gpu_layers: int = 0
-    max_gpu_layers: int = 0
-    estimated_gpu_bytes: int = 0
-    gpu_memory_bytes: int | None = None
-    kv_type: str = "f16"
-    #: Set when the load had to fall back (fewer GPU layers after running out of GPU memory).
-    offload_note: str | None = None
-    #: Each buffer llama.cpp reported: (device buffer such as "CUDA0" or "CPU_Mapped", "model" | "KV" |
-    #: "compute" | "output", bytes).
-    buffers: tuple[tuple[str, str, int], ...] = ()
-
-
-class LoadCancelled(EngineError):
-    """The user cancelled a load in progress."""
-
-
-class StopMatcher:
-    """Finds stop strings in streamed text, holding back only what could be the start of one."""
-
-    __slots__ = ("_held", "_stops")
-
-    def __init__(self, stops: Sequence[str]) -> None:
-        self._stops = [s for s in stops if s]
-        self._held = ""
-
-    def feed(self, text: str) -> tuple[str, bool]:
-        """(text safe to show, whether a stop string was reached); the stop string itself is dropped."""
-        buffer = self._held + text
-        hits = [i for i in (buffer.find(s) for s in self._stops) if i >= 0]
-        if hits:
-            self._held = ""
-            return buffer[: min(hits)], True
-        keep = 0  # the longest end of the buffer that begins some stop string
-        for stop_string in self._stops:
-            for k in range(min(len(stop_string) - 1, len(buffer)), keep, -1):
-                if buffer.endswith(stop_string[:k]):
-                    keep = k
-                    break
-        self._held = buffer[len(buffer) - keep :]
-        return buffer[: len(buffer) - keep], False
-
-    def finish(self, tail: str = "") -> str:
-        """What is still held (plus `tail`), up to any stop string in it: the reply ended without one."""
-        text, _hit = self.feed(tail)
-        held, self._held = self._held, ""
-        return text if _hit else text + held
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 class Engine:
@@ -162,15 +55,13 @@ class Engine:
         self._model: Any = None
         self._vocab: Any = None
         self._ctx: Any = None
-        self._memory: Any = None
-        self._formatter: Any = None
+        self._cache: KvCache | None = None
+        self._formatter: ChatTemplate | None = None
         self._loaded: LoadedModel | None = None
         self._options = LoadOptions()
         self._n_ctx_train = 0
         self._add_bos = False
         self._bos_text = ""
-        #: Tokens whose keys and values are in the KV cache, in order (position i holds cached[i]).
-        self._cached: list[int] = []
         self._piece = ctypes.create_string_buffer(256)
         #: The running request's stop event; llama.cpp polls it inside llama_decode.
         self._cancel: threading.Event | None = None
@@ -200,7 +91,7 @@ class Engine:
 
         GPU layers: Auto chooses the most that fit in free GPU memory (offload.choose_gpu_layers). If
         llama.cpp then runs out of memory anyway (other programs took some, or the estimate was low),
-        the load is retried with half the layers, then on the CPU only, and `offload_note` says so."""
+        the load is retried with fewer layers (load_plan.gpu_layer_attempts), and `offload_note` says so."""
         options = options or LoadOptions()
         if options.kv_type not in KV_TYPES:
             raise EngineError(
@@ -214,20 +105,8 @@ class Engine:
         max_layers = layer_count(info.shape)
         n_ctx = min(max(CTX_STEP, options.context_length), info.context_length or options.context_length)
         flash = options.flash_attn is not False
-        free = found.gpu_free if found.gpu_offload else 0
-        fits = choose_gpu_layers(info.shape, info.file_size, n_ctx, free, options.kv_type, flash).n_gpu_layers
-        if not found.gpu_offload or not found.devices:
-            wanted = fits = 0
-        elif options.n_gpu_layers == AUTO_LAYERS:
-            wanted = fits
-        else:
-            wanted = max(0, min(options.n_gpu_layers, max_layers))
-        # After a failure: what the estimate says fits (when the user asked for more), then half of it,
-        # then the CPU alone. Halving blindly from a choice far above what fits could leave the GPU too
-        # full for cuBLAS's workspace, which llama.cpp does not survive (it aborts the process).
-        attempts = [wanted, *([fits] if fits < wanted else []), min(wanted, fits) // 2, 0]
-        attempts = list(dict.fromkeys(a for a in attempts if a <= wanted))
-        note = None
+        attempts = gpu_layer_attempts(info, options, n_ctx, found)
+        failed: int | None = None  # the last layer count that ran out of memory
         failure: EngineError | None = None
         for layers in attempts:
             try:
@@ -242,12 +121,8 @@ class Engine:
                 # unsupported file fails the same way every time.
                 if isinstance(exc, LoadCancelled) or layers == 0 or not out_of_memory:
                     raise
-                failure = exc
+                failure, failed = exc, layers
                 log.warning("loading with %d GPU layers failed (%s); retrying with fewer", layers, exc)
-                note = (
-                    f"The GPU ran out of memory with {layers} of {max_layers} layers, so Fireside loaded "
-                    "the model with fewer"
-                )
         if failure is not None:  # pragma: no cover - the CPU-only attempt raises above
             raise failure
         self._llama = llama_cpp
@@ -257,9 +132,6 @@ class Engine:
         except Exception:
             self.unload()
             raise
-        if note is not None:
-            note += f": {layers} on the GPU" if layers else ": on the CPU only"
-            note += ". Choose fewer GPU layers or a smaller context to avoid the retry."
         total, on_gpu = binding.buffer_totals()
         estimated = split(info.shape, info.file_size, self.context_length, layers, options.kv_type, flash)
         self._loaded = LoadedModel(
@@ -276,7 +148,7 @@ class Engine:
             estimated_gpu_bytes=estimated.gpu_bytes,
             gpu_memory_bytes=on_gpu,
             kv_type=options.kv_type,
-            offload_note=note,
+            offload_note=offload_note(failed, layers, max_layers),
             buffers=tuple((name, what, int(size * 1024 * 1024)) for name, what, size in binding.buffers),
         )
         return self._loaded
@@ -284,28 +156,8 @@ class Engine:
     def _load_weights(
         self, llama_cpp: Any, info: ModelInfo, n_gpu_layers: int, progress: Callable[[float], bool] | None
     ) -> None:
-        """llama_model_load_from_file with `n_gpu_layers` on the GPU (EngineError when it fails)."""
-        params = llama_cpp.llama_model_default_params()
-        params.n_gpu_layers = n_gpu_layers
-        params.use_mmap = True
-        aborted = threading.Event()
-        if progress is not None:
-
-            def on_progress(fraction: float, _user: ctypes.c_void_p) -> bool:
-                keep_going = bool(progress(float(fraction)))
-                if not keep_going:
-                    aborted.set()
-                return keep_going
-
-            c_progress = llama_cpp.llama_progress_callback(on_progress)
-            params.progress_callback = c_progress
-        binding.log_tail.clear()
-        binding.buffers.clear()
-        model = llama_cpp.llama_model_load_from_file(str(info.path).encode("utf-8"), params)
-        if not model:
-            if aborted.is_set():
-                raise LoadCancelled(f"{info.path.name}: loading was cancelled")
-            raise EngineError(f"{info.path.name}: llama.cpp could not load this model. {self._last_error()}")
+        """Open the model file with `n_gpu_layers` on the GPU and read its vocabulary (EngineError if not)."""
+        model = open_model(llama_cpp, info, n_gpu_layers, progress)
         self._llama = llama_cpp
         if self._abort_callback is None:
             # Kept on self: llama.cpp holds the pointer for the context's lifetime.
@@ -321,11 +173,10 @@ class Engine:
         if self._ctx is not None:
             self._llama.llama_free(self._ctx)
             self._ctx = None
-            self._memory = None
         if self._model is not None:
             self._llama.llama_model_free(self._model)
             self._model = None
-        self._cached = []
+        self._cache = None
         self._loaded = None
         self._formatter = None
 
@@ -367,41 +218,23 @@ class Engine:
         if self._ctx is not None:
             llama_cpp.llama_free(self._ctx)
             self._ctx = None
-        params = llama_cpp.llama_context_default_params()
-        params.n_ctx = self._clamp_ctx(options.context_length)
-        params.n_batch = N_BATCH
-        params.n_ubatch = N_BATCH
-        threads = self._threads(options)
-        params.n_threads = threads
-        params.n_threads_batch = threads
-        params.no_perf = True
-        if options.flash_attn is not None:
-            params.flash_attn_type = 1 if options.flash_attn else 0
-        if options.kv_type != "f16":
-            # A quantized V cache needs flash attention in llama.cpp; "auto" would refuse it on a device
-            # without, so it is asked for explicitly.
-            params.type_k = params.type_v = KV_TYPES[options.kv_type][0]
-            params.flash_attn_type = 1
-        params.abort_callback = self._abort_callback
+        n_ctx, threads = self._clamp_ctx(options.context_length), self._threads(options)
+        params = context_params(llama_cpp, options, n_ctx, threads, self._abort_callback)
         binding.log_tail.clear()
         ctx = llama_cpp.llama_init_from_model(self._model, params)
         if not ctx:
             raise EngineError(
                 f"Could not create a context of {params.n_ctx} tokens (not enough memory?). "
-                f"Try a smaller context length. {self._last_error()}"
+                f"Try a smaller context length. {last_error()}"
             )
         self._ctx = ctx
-        self._memory = llama_cpp.llama_get_memory(ctx)
-        self._cached = []
+        self._cache = KvCache(llama_cpp, ctx)
         self._options = options
 
     def _make_formatter(self, info: ModelInfo) -> bool:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        template = info.chat_template or DEFAULT_CHAT_TEMPLATE
         eos = self._token_text(self._llama.llama_vocab_eos(self._vocab))
-        self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=self._bos_text)
-        return info.chat_template is None
+        self._formatter = ChatTemplate(info.chat_template, eos, self._bos_text)
+        return self._formatter.is_default
 
     def _token_text(self, token: int) -> str:
         if token < 0:
@@ -417,21 +250,13 @@ class Engine:
             )
         return self._piece.raw[:n]
 
-    @staticmethod
-    def _last_error() -> str:
-        lines = [line for line in binding.log_tail if "error" in line.lower() or "fail" in line.lower()]
-        return f"(llama.cpp: {lines[-1]})" if lines else ""
-
     # ----- prompt and tokens ---------------------------------------------------------------
 
     def render_prompt(self, messages: list[dict[str, str]]) -> str:
         """The chat template applied to `messages`, ending with the assistant's turn."""
         if self._formatter is None:
             raise EngineError("No model is loaded.")
-        try:
-            return str(self._formatter(messages=messages).prompt)
-        except Exception as exc:  # a template error is the model file's fault, not the user's
-            raise EngineError(f"The model's chat template failed: {exc}") from exc
+        return self._formatter.render(messages)
 
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
         """Token ids of `text`; BOS is added when the model wants one and the text lacks it (a lone
@@ -452,79 +277,6 @@ class Engine:
         return len(self.tokenize(self.render_prompt(messages)))
 
     # ----- generation ----------------------------------------------------------------------
-
-    def _decode(self, tokens: Sequence[int]) -> bool:
-        """Evaluate tokens (in batches); False if a stop aborted it (the cache is then trimmed)."""
-        llama_cpp = self._llama
-        for start in range(0, len(tokens), N_BATCH):
-            chunk = tokens[start : start + N_BATCH]
-            array = (llama_cpp.llama_token * len(chunk))(*chunk)
-            rc = llama_cpp.llama_decode(self._ctx, llama_cpp.llama_batch_get_one(array, len(chunk)))
-            if rc == DECODE_ABORTED:
-                # Part of the batch may be in the KV cache: drop it so the bookkeeping stays true.
-                if not llama_cpp.llama_memory_seq_rm(self._memory, -1, len(self._cached), -1):
-                    llama_cpp.llama_memory_clear(self._memory, True)
-                    self._cached = []
-                return False
-            if rc == DECODE_NO_KV_SLOT:
-                raise ContextFullError(
-                    "The context window has no room left for this conversation. "
-                    "Start a new chat or raise the context length."
-                )
-            if rc != 0:
-                raise EngineError(f"llama.cpp failed to evaluate tokens (llama_decode error {rc}).")
-            self._cached.extend(chunk)
-        return True
-
-    def _prepare_cache(self, prompt: list[int]) -> int:
-        """Drop the cached tokens after the shared prefix; return how many prompt tokens are reused."""
-        keep = _common_prefix(self._cached, prompt)
-        if keep == len(prompt) and keep > 0:
-            keep -= 1  # the last prompt token must be evaluated again to get fresh logits
-        if keep < len(self._cached):
-            if not self._llama.llama_memory_seq_rm(self._memory, -1, keep, -1):
-                self._llama.llama_memory_clear(self._memory, True)
-                keep = 0
-            del self._cached[keep:]
-        return keep
-
-    def _sampler(self, params: SamplingParams, seed: int, history: Sequence[int]) -> Any:
-        llama_cpp = self._llama
-        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-
-        def add(sampler: Any) -> None:
-            llama_cpp.llama_sampler_chain_add(chain, sampler)
-
-        penalized = (
-            params.repeat_penalty != 1.0 or params.frequency_penalty != 0.0 or params.presence_penalty != 0.0
-        )
-        if penalized:
-            n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
-            add(
-                llama_cpp.llama_sampler_init_penalties(
-                    n_vocab,
-                    PENALTY_LAST_N,
-                    params.repeat_penalty,
-                    params.frequency_penalty,
-                    params.presence_penalty,
-                )
-            )
-        if params.temperature <= 0:
-            add(llama_cpp.llama_sampler_init_greedy())
-        else:
-            if params.top_k > 0:
-                add(llama_cpp.llama_sampler_init_top_k(params.top_k))
-            if params.top_p < 1.0:
-                add(llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
-            if params.min_p > 0:
-                add(llama_cpp.llama_sampler_init_min_p(params.min_p, 1))
-            add(llama_cpp.llama_sampler_init_temp(params.temperature))
-            add(llama_cpp.llama_sampler_init_dist(seed))
-        if penalized:
-            # The penalty also counts repeats of the prompt's last tokens, as llama.cpp's tools do.
-            for token in history[-PENALTY_LAST_N:]:
-                llama_cpp.llama_sampler_accept(chain, token)
-        return chain
 
     def stream_chat(
         self,
@@ -568,10 +320,12 @@ class Engine:
                 f"The conversation is {len(prompt):,} tokens long and no longer fits the "
                 f"{n_ctx:,}-token context window. Start a new chat or raise the context length."
             )
-        reused = self._prepare_cache(prompt)
+        cache = self._cache
+        assert cache is not None  # ensure_context leaves a context or raises
+        reused = cache.reuse(prompt)
         evaluated = 0
         seed = params.seed if params.seed != RANDOM_SEED else random.getrandbits(31)
-        sampler = self._sampler(params, seed, prompt)
+        sampler = build_sampler(llama_cpp, self._vocab, params, seed, prompt)
         ctx, vocab = self._ctx, self._vocab
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         completion = 0
@@ -581,7 +335,7 @@ class Engine:
         matcher = StopMatcher(stop_strings) if stop_strings else None
         self._cancel = cancel
         try:
-            if not cancel.is_set() and self._decode(prompt[reused:]):
+            if not cancel.is_set() and cache.decode(prompt[reused:]):
                 evaluated = len(prompt) - reused
             else:
                 stop = StopReason.USER
@@ -606,13 +360,13 @@ class Engine:
                 if completion >= params.max_tokens:
                     stop = StopReason.MAX_TOKENS
                     break
-                if len(self._cached) + 1 >= n_ctx:
+                if len(cache.tokens) + 1 >= n_ctx:
                     stop = StopReason.CONTEXT_FULL
                     break
                 if cancel.is_set():
                     stop = StopReason.USER
                     break
-                if not self._decode((token,)):
+                if not cache.decode((token,)):
                     stop = StopReason.USER
                     break
                 decodes += 1
@@ -644,6 +398,6 @@ class Engine:
             completion_tokens=completion,
             stop_reason=stop,
             seed=seed,
-            context_used=len(self._cached) + (1 if completion else 0),
+            context_used=len(cache.tokens) + (1 if completion else 0),
             context_length=n_ctx,
         )

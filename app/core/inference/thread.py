@@ -1,13 +1,14 @@
 """The long-lived inference thread: one owner for the model, a request queue, cancellation, coalescing.
 
 Every front end (the window, `fireside --selftest`, the local API server) talks to the model through
-`InferenceThread`: it queues requests, each with an id, and receives `Event`s through a callback that
-runs on the inference thread (the thread's own sink, or one given with a request, so the API server
-gets its requests' events and the window gets the rest). Requests are served one at a time, in the
-order they came. Streamed text is coalesced here, on the worker side, so a front end sees a few dozen
-chunks per second at most however fast the model is. A reply can also come from a remote engine
-(`RemoteTarget`): the same events, the same stop. Remote replies wait on the network, not on the
-model, so they run on a second small thread of their own and never hold up the local queue.
+`InferenceThread`: it queues requests, each with an id, and receives `Event`s (events.py) through a
+callback that runs on the inference thread (the thread's own sink, or one given with a request, so
+the API server gets its requests' events and the window gets the rest). Requests are served one at
+a time, in the order they came. Streamed text is coalesced on the worker side (coalescer.py), so a
+front end sees a few dozen chunks per second at most however fast the model is. A reply can also
+come from a remote engine (`RemoteTarget`): the same events, the same stop. Remote replies wait on
+the network, not on the model, so they run on a second small thread of their own and never hold up
+the local queue.
 """
 
 from __future__ import annotations
@@ -17,183 +18,37 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+from app.core.inference.coalescer import Coalescer
 from app.core.inference.context_policy import ContextFull, fit_messages
-from app.core.inference.engine import ContextFullError, Engine, EngineError, LoadedModel, LoadOptions
+from app.core.inference.engine import Engine
+from app.core.inference.errors import ContextFullError, EngineError
+from app.core.inference.events import (
+    Chunk,
+    ContextTrimmed,
+    Counted,
+    Event,
+    EventSink,
+    FailureCode,
+    Loaded,
+    LoadFailed,
+    LoadProgress,
+    ReplyDone,
+    ReplyFailed,
+    Started,
+    Unloaded,
+)
+from app.core.inference.options import LoadedModel, LoadOptions
+from app.core.inference.requests import SHUTDOWN, CountRequest, GenerateRequest, LoadRequest, UnloadRequest
 from app.core.models.gguf_file import ModelFileError
 from app.core.remote.client import RemoteError, RemoteTarget
-from app.core.values.replies import ReplyStats
 from app.core.values.sampling import SamplingError, SamplingParams
 
 log = logging.getLogger(__name__)
 
 #: Seconds between two chunks delivered to the front end (about 30 per second).
 DEFAULT_COALESCE_S = 0.033
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """Base of everything the inference thread reports; `request_id` says which request it belongs to."""
-
-    request_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class LoadProgress(Event):
-    """Loading advanced to `fraction` (0..1)."""
-
-    fraction: float
-
-
-@dataclass(frozen=True, slots=True)
-class Loaded(Event):
-    """The model is loaded and ready."""
-
-    model: LoadedModel
-
-
-@dataclass(frozen=True, slots=True)
-class LoadFailed(Event):
-    """Loading failed; `message` is for the user and names the file.
-
-    `kept` is the model still loaded (a file refused before loading leaves the previous one in
-    place), or None when no model is loaded any more.
-    """
-
-    path: Path
-    message: str
-    kept: LoadedModel | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Unloaded(Event):
-    """The model was freed."""
-
-
-@dataclass(frozen=True, slots=True)
-class Started(Event):
-    """A queued reply left the queue and is being generated; `waited_s` is how long it waited."""
-
-    waited_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class Chunk(Event):
-    """New text of a streaming reply (several tokens' worth, coalesced)."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyDone(Event):
-    """A reply ended (for any StopReason); its full text and statistics."""
-
-    text: str
-    stats: ReplyStats
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyFailed(Event):
-    """A reply could not be generated; `text` is what had been produced before the failure.
-
-    `code` says why, for front ends that answer differently: "context_full", "invalid" (bad
-    parameters), "no_model", "engine", or a RemoteError kind ("unreachable", "auth", "cut", ...).
-    """
-
-    text: str
-    message: str
-    code: str = "engine"
-
-
-@dataclass(frozen=True, slots=True)
-class ContextTrimmed(Event):
-    """Earlier turns were left out so the reply fits the context; `dropped` indexes the turns sent."""
-
-    dropped: tuple[int, ...]
-    tokens: int
-
-
-@dataclass(frozen=True, slots=True)
-class Counted(Event):
-    """How many tokens some messages take with the loaded model (for the context meter)."""
-
-    tokens: int
-    context_length: int
-
-
-EventSink = Callable[[Event], None]
-
-
-@dataclass(slots=True)
-class _Load:
-    request_id: int
-    path: Path
-    options: LoadOptions
-    cancel: threading.Event
-
-
-@dataclass(slots=True)
-class _Generate:
-    request_id: int
-    messages: list[dict[str, str]]
-    params: SamplingParams
-    cancel: threading.Event
-    #: A context policy (see app.core.inference.context_policy), or None to send everything as it is.
-    policy: str | None = None
-    #: Carry on writing the last (assistant) message instead of starting a new reply.
-    continue_last: bool = False
-    #: Strings that end the reply (not shown), and a plain-text prompt used instead of the chat template.
-    stop: tuple[str, ...] = ()
-    raw_prompt: str | None = None
-    #: Generate on a remote engine instead of the loaded model.
-    remote: RemoteTarget | None = None
-    #: Where this request's events go (None: the thread's own sink), and its chunk interval.
-    sink: EventSink | None = None
-    coalesce_s: float | None = None
-    queued_at: float = 0.0
-
-
-@dataclass(slots=True)
-class _Count:
-    request_id: int
-    messages: list[dict[str, str]]
-
-
-@dataclass(slots=True)
-class _Unload:
-    request_id: int
-
-
-_SHUTDOWN = object()
-
-
-class _Coalescer:
-    """Gathers text pieces and hands them on at most once per `interval` (plus a final flush)."""
-
-    __slots__ = ("_emit", "_interval", "_last", "_parts", "parts_all")
-
-    def __init__(self, emit: Callable[[str], None], interval: float) -> None:
-        self._emit = emit
-        self._interval = interval
-        self._last = 0.0
-        self._parts: list[str] = []
-        self.parts_all: list[str] = []
-
-    def add(self, text: str) -> None:
-        self._parts.append(text)
-        self.parts_all.append(text)
-        now = time.monotonic()
-        if now - self._last >= self._interval:
-            self.flush(now)
-
-    def flush(self, now: float | None = None) -> None:
-        if self._parts:
-            self._emit("".join(self._parts))
-            self._parts.clear()
-        self._last = time.monotonic() if now is None else now
 
 
 class InferenceThread:
@@ -240,7 +95,7 @@ class InferenceThread:
     def load(self, path: str | Path, options: LoadOptions | None = None) -> int:
         """Queue loading a model (replacing the current one); cancels a load still in progress."""
         self.cancel_loads()
-        request = _Load(next(self._ids), Path(path), options or LoadOptions(), threading.Event())
+        request = LoadRequest(next(self._ids), Path(path), options or LoadOptions(), threading.Event())
         self._submit(request.request_id, request.cancel, request)
         return request.request_id
 
@@ -265,7 +120,7 @@ class InferenceThread:
         this request's events instead of the thread's sink; `coalesce_s` overrides the chunk interval
         (0: one chunk per token, as API clients expect).
         """
-        request = _Generate(
+        request = GenerateRequest(
             next(self._ids),
             list(messages),
             params,
@@ -300,14 +155,14 @@ class InferenceThread:
 
     def count(self, messages: list[dict[str, str]]) -> int:
         """Queue counting the tokens `messages` take (answered with Counted; nothing when no model)."""
-        request = _Count(next(self._ids), list(messages))
+        request = CountRequest(next(self._ids), list(messages))
         self._queue.put(request)
         return request.request_id
 
     def unload(self) -> int:
         """Queue freeing the model."""
         request_id = next(self._ids)
-        self._queue.put(_Unload(request_id))
+        self._queue.put(UnloadRequest(request_id))
         return request_id
 
     def cancel(self, request_id: int) -> None:
@@ -336,12 +191,12 @@ class InferenceThread:
         self.cancel_all()
         if not self._started:
             return True
-        self._queue.put(_SHUTDOWN)
+        self._queue.put(SHUTDOWN)
         self._thread.join(timeout)
         with self._lock:
             remote = self._remote_thread
         if remote is not None:
-            self._remote_queue.put(_SHUTDOWN)
+            self._remote_queue.put(SHUTDOWN)
             remote.join(timeout)
             if remote.is_alive():
                 return False
@@ -352,11 +207,11 @@ class InferenceThread:
     def _submit(self, request_id: int, cancel: threading.Event, request: object) -> None:
         with self._lock:
             self._pending[request_id] = cancel
-            if isinstance(request, _Load):
+            if isinstance(request, LoadRequest):
                 self._load_ids.add(request_id)
-            elif isinstance(request, _Generate) and request.remote is None:
+            elif isinstance(request, GenerateRequest) and request.remote is None:
                 self._reply_ids.add(request_id)
-            if isinstance(request, _Generate) and request.remote is not None:
+            if isinstance(request, GenerateRequest) and request.remote is not None:
                 if self._remote_thread is None:
                     self._remote_thread = threading.Thread(
                         target=self._run_remote, name=self._remote_name, daemon=True
@@ -381,29 +236,29 @@ class InferenceThread:
             log.exception("event sink failed for %r", event)
 
     def _run_remote(self) -> None:
-        while (request := self._remote_queue.get()) is not _SHUTDOWN:
-            assert isinstance(request, _Generate)
+        while (request := self._remote_queue.get()) is not SHUTDOWN:
+            assert isinstance(request, GenerateRequest)
             self._do_generate(request)
 
     def _run(self) -> None:
         try:
             while True:
                 request = self._queue.get()
-                if request is _SHUTDOWN:
+                if request is SHUTDOWN:
                     break
-                if isinstance(request, _Load):
+                if isinstance(request, LoadRequest):
                     self._do_load(request)
-                elif isinstance(request, _Generate):
+                elif isinstance(request, GenerateRequest):
                     self._do_generate(request)
-                elif isinstance(request, _Unload):
+                elif isinstance(request, UnloadRequest):
                     self._engine.unload()
                     self._emit(Unloaded(request.request_id))
-                elif isinstance(request, _Count):
+                elif isinstance(request, CountRequest):
                     self._do_count(request)
         finally:
             self._engine.unload()
 
-    def _do_load(self, request: _Load) -> None:
+    def _do_load(self, request: LoadRequest) -> None:
         rid = request.request_id
         try:
             if request.cancel.is_set():
@@ -429,7 +284,7 @@ class InferenceThread:
         finally:
             self._done(rid)
 
-    def _do_count(self, request: _Count) -> None:
+    def _do_count(self, request: CountRequest) -> None:
         if self._engine.loaded is None:
             return
         try:
@@ -439,7 +294,7 @@ class InferenceThread:
             return
         self._emit(Counted(request.request_id, tokens, self._engine.context_length))
 
-    def _fit(self, request: _Generate, emit: EventSink) -> list[dict[str, str]]:
+    def _fit(self, request: GenerateRequest, emit: EventSink) -> list[dict[str, str]]:
         """Apply the request's context policy (raises ContextFull)."""
         engine, params = self._engine, request.params
         engine.ensure_context(params.context_length)
@@ -453,14 +308,14 @@ class InferenceThread:
             emit(ContextTrimmed(request.request_id, tuple(fitted.dropped), fitted.tokens))
         return fitted.messages
 
-    def _do_generate(self, request: _Generate) -> None:
+    def _do_generate(self, request: GenerateRequest) -> None:
         rid, sink = request.request_id, request.sink
 
         def emit(event: Event) -> None:
             self._emit(event, sink)
 
         interval = self._coalesce_s if request.coalesce_s is None else request.coalesce_s
-        coalescer = _Coalescer(lambda text: emit(Chunk(rid, text)), interval)
+        coalescer = Coalescer(lambda text: emit(Chunk(rid, text)), interval)
         if request.remote is None:
             with self._lock:
                 self._running = rid
@@ -473,7 +328,7 @@ class InferenceThread:
                 )
             else:
                 if self._engine.loaded is None:
-                    emit(ReplyFailed(rid, "", "No model is loaded.", "no_model"))
+                    emit(ReplyFailed(rid, "", "No model is loaded.", FailureCode.NO_MODEL))
                     return
                 messages = self._fit(request, emit) if request.policy is not None else request.messages
                 stats = self._engine.stream_chat(
@@ -486,16 +341,16 @@ class InferenceThread:
                     request.raw_prompt,
                 )
         except ContextFull as exc:
-            emit(ReplyFailed(rid, "", exc.message, "context_full"))
+            emit(ReplyFailed(rid, "", exc.message, FailureCode.CONTEXT_FULL))
         except RemoteError as exc:
             coalescer.flush()
             emit(ReplyFailed(rid, "".join(coalescer.parts_all), exc.message, exc.kind))
         except (EngineError, SamplingError) as exc:
             coalescer.flush()
             if isinstance(exc, SamplingError):
-                code = "invalid"
+                code = FailureCode.INVALID
             else:
-                code = "context_full" if isinstance(exc, ContextFullError) else "engine"
+                code = FailureCode.CONTEXT_FULL if isinstance(exc, ContextFullError) else FailureCode.ENGINE
             emit(ReplyFailed(rid, "".join(coalescer.parts_all), str(exc), code))
             if self._engine.loaded is None and request.remote is None:  # e.g. no room for a bigger context
                 self._emit(Unloaded(rid))  # to the thread's sink: the window must know, whoever asked

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import httpx
@@ -47,11 +48,24 @@ class Endpoint:
         return self.name or self.base_url
 
 
-class RemoteError(Exception):
-    """A request to a remote engine failed; `kind` is one of unreachable, auth, not_found,
-    rate_limited, server, bad_response, cut."""
+class RemoteErrorKind(StrEnum):
+    """What went wrong with a remote engine, for the words and the advice the user gets."""
 
-    def __init__(self, kind: str, message: str, retry_after: float | None = None, partial: str = "") -> None:
+    UNREACHABLE = "unreachable"  # no connection, or the request failed before an answer came
+    AUTH = "auth"  # 401 or 403: the API key
+    NOT_FOUND = "not_found"  # 404: no such model, or nothing at that address
+    RATE_LIMITED = "rate_limited"  # 429
+    SERVER = "server"  # a 5xx, or an error the server reported mid-reply
+    BAD_RESPONSE = "bad_response"  # another 4xx, or an answer Fireside cannot read
+    CUT = "cut"  # the stream broke off before the reply ended (what arrived is kept)
+
+
+class RemoteError(Exception):
+    """A request to a remote engine failed; `kind` says how (see RemoteErrorKind)."""
+
+    def __init__(
+        self, kind: RemoteErrorKind, message: str, retry_after: float | None = None, partial: str = ""
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
@@ -90,19 +104,21 @@ def _raise_for(response: httpx.Response, endpoint: Endpoint, model: str | None =
     where = endpoint.label
     if status in (401, 403):
         raise RemoteError(
-            "auth",
+            RemoteErrorKind.AUTH,
             f"{where} refused the API key ({status}). Check the key saved for this endpoint. {said}".strip(),
         )
     if status == 404:
         what = f"the model “{model}”" if model else "that address"
-        raise RemoteError("not_found", f"{where} does not have {what} (404). {said}".strip())
+        raise RemoteError(RemoteErrorKind.NOT_FOUND, f"{where} does not have {what} (404). {said}".strip())
     if status == 429:
         wait = _retry_after(response)
         when = f" Try again in {wait:.0f} s." if wait is not None else " Try again shortly."
-        raise RemoteError("rate_limited", f"{where} is rate limiting requests (429).{when}", retry_after=wait)
+        raise RemoteError(
+            RemoteErrorKind.RATE_LIMITED, f"{where} is rate limiting requests (429).{when}", retry_after=wait
+        )
     if status >= 500:
-        raise RemoteError("server", f"{where} had an internal error ({status}). {said}".strip())
-    raise RemoteError("bad_response", f"{where} answered {status}. {said}".strip())
+        raise RemoteError(RemoteErrorKind.SERVER, f"{where} had an internal error ({status}). {said}".strip())
+    raise RemoteError(RemoteErrorKind.BAD_RESPONSE, f"{where} answered {status}. {said}".strip())
 
 
 class RemoteClient:
@@ -129,12 +145,12 @@ class RemoteClient:
             return self._http.request(method, path, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise RemoteError(
-                "unreachable",
+                RemoteErrorKind.UNREACHABLE,
                 f"{self.endpoint.label} cannot be reached ({type(exc).__name__}). Is the server running, "
                 "and is the address right?",
             ) from exc
         except httpx.HTTPError as exc:
-            raise RemoteError("unreachable", f"{self.endpoint.label}: {exc}") from exc
+            raise RemoteError(RemoteErrorKind.UNREACHABLE, f"{self.endpoint.label}: {exc}") from exc
 
     def _open_stream(self, body: dict[str, Any], params: SamplingParams, model: str) -> httpx.Response:
         """POST a streaming chat request; the open response (status < 400) or a RemoteError. A server
@@ -166,7 +182,7 @@ class RemoteClient:
             return [str(item["id"]) for item in data if isinstance(item, dict) and "id" in item]
         except (ValueError, AttributeError, TypeError) as exc:
             raise RemoteError(
-                "bad_response", f"{self.endpoint.label} sent a model list Fireside cannot read"
+                RemoteErrorKind.BAD_RESPONSE, f"{self.endpoint.label} sent a model list Fireside cannot read"
             ) from exc
 
     def stream_chat(
@@ -230,17 +246,19 @@ class RemoteClient:
                             stop = StopReason.END_OF_TURN
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise RemoteError(
-                "unreachable", f"{self.endpoint.label} cannot be reached ({type(exc).__name__}).", partial=""
+                RemoteErrorKind.UNREACHABLE,
+                f"{self.endpoint.label} cannot be reached ({type(exc).__name__}).",
+                partial="",
             ) from exc
         except httpx.HTTPError as exc:  # a connection cut or a read timeout mid-stream
             raise RemoteError(
-                "cut",
+                RemoteErrorKind.CUT,
                 f"The stream from {self.endpoint.label} broke off ({type(exc).__name__}).",
                 partial="".join(parts),
             ) from exc
         if not finished:
             raise RemoteError(
-                "cut",
+                RemoteErrorKind.CUT,
                 f"The stream from {self.endpoint.label} ended before the reply did.",
                 partial="".join(parts),
             )
@@ -282,7 +300,9 @@ def _sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any] | None]:
         if isinstance(event, dict):
             if isinstance(event.get("error"), dict | str):
                 message = event["error"]["message"] if isinstance(event["error"], dict) else event["error"]
-                raise RemoteError("server", f"The server reported an error mid-reply: {message}")
+                raise RemoteError(
+                    RemoteErrorKind.SERVER, f"The server reported an error mid-reply: {message}"
+                )
             yield event
 
 

@@ -9,11 +9,11 @@ file, and `Path(key).name` still gives the model's own name in exports.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from app.core.platform import secrets
-from app.core.remote.client import Endpoint, RemoteClient, RemoteError
+from app.core.remote.client import Endpoint, RemoteClient, RemoteError, RemoteErrorKind
 
 #: Seconds allowed for listing an endpoint's models: enough for a cold hosted API, short enough that
 #: a machine that is switched off shows as unreachable soon after launch.
@@ -111,12 +111,14 @@ def split_model_key(key: str, endpoints: list[EndpointConfig]) -> tuple[Endpoint
 
 @dataclass(frozen=True, slots=True)
 class EndpointModels:
-    """What listing an endpoint gave: its models, or why there are none (`kind` as RemoteError's)."""
+    """What listing an endpoint gave: its models, or why there are none (`kind`)."""
 
     endpoint: EndpointConfig
     models: tuple[str, ...] = ()
     error: str | None = None
-    kind: str | None = None
+    #: Why there are no models: the RemoteError's kind, "pending" while the list is still being
+    #: asked for (the window builds that one itself), None when the listing worked.
+    kind: RemoteErrorKind | Literal["pending"] | None = None
 
 
 def open_endpoint(config: EndpointConfig, api_key: str | None = None) -> RemoteClient:

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QMessageBox, QPushButton, QWidget
 from app.core.chat.events import ReplyEnded, ReplyStateChanged, SessionEvent, StoreFailed, Trimmed
 from app.core.chat.session import ChatSession
 from app.core.inference.context_policy import ContextPolicy
-from app.core.inference.thread import Event
+from app.core.inference.events import Event
 from app.core.values.sampling import SamplingParams
 from app.ui.chat.composer import Composer
 from app.ui.chat.context_meter import ContextMeter

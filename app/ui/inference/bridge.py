@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-from app.core.inference.engine import LoadOptions
-from app.core.inference.thread import (
+from app.core.inference.events import (
     Chunk,
     ContextTrimmed,
     Counted,
     Event,
-    InferenceThread,
     Loaded,
     LoadFailed,
     LoadProgress,
@@ -19,6 +17,8 @@ from app.core.inference.thread import (
     Started,
     Unloaded,
 )
+from app.core.inference.options import LoadOptions
+from app.core.inference.thread import InferenceThread
 from app.core.remote.client import RemoteTarget
 from app.core.values.sampling import SamplingParams
 

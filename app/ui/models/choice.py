@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QProgressBar
 
 from app.core.chat.reply import ReplyTarget
-from app.core.inference.engine import AUTO_LAYERS, LoadedModel, LoadOptions
+from app.core.inference.options import AUTO_LAYERS, LoadedModel, LoadOptions
 from app.core.models.offload import OffloadSettings
 from app.core.remote.endpoints import is_model_key
 from app.core.settings import Settings

@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from app.core.inference.engine import LoadedModel
+from app.core.inference.options import LoadedModel
 from app.core.models import library
 from app.core.models.estimate import estimate
 from app.core.models.library import ModelEntry

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.inference.engine import LoadedModel
+from app.core.inference.options import LoadedModel
 from app.core.models.gguf_file import ModelInfo
 from app.core.models.offload import (
     KV_TYPE_HINTS,
@@ -282,7 +282,7 @@ class OffloadPanel(QWidget):
 
 
 def _auto_threads(available: int) -> int:
-    from app.core.inference.engine import default_threads
+    from app.core.inference.options import default_threads
 
     return default_threads() if available else 1
 

@@ -10,7 +10,7 @@ from PySide6.QtGui import QCloseEvent, QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from app.core.chat.session import ChatSession
-from app.core.inference.engine import LoadedModel
+from app.core.inference.options import LoadedModel
 from app.core.models.library import ModelEntry
 from app.core.models.offload import OffloadSettings
 from app.core.platform import logs

@@ -17,9 +17,12 @@ import httpx
 import openai
 import pytest
 
-from app.core.api.server import LocalServer, RequestLog, ServerConfig, ServerError
-from app.core.inference.engine import LoadOptions
-from app.core.inference.thread import Event, InferenceThread, Loaded, LoadFailed
+from app.core.api.config import ServerConfig
+from app.core.api.request_log import RequestLog
+from app.core.api.server import LocalServer, ServerError
+from app.core.inference.events import Event, Loaded, LoadFailed
+from app.core.inference.options import LoadOptions
+from app.core.inference.thread import InferenceThread
 from app.core.values.sampling import SamplingParams
 
 KEY = "test-key-123"

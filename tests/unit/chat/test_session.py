@@ -19,8 +19,9 @@ from app.core.chat.reply import ReplyTarget
 from app.core.chat.session import ChatSession
 from app.core.chat.store import Store
 from app.core.inference.context_policy import ContextPolicy
-from app.core.inference.engine import LoadOptions
-from app.core.inference.thread import Event, InferenceThread, Loaded, LoadFailed
+from app.core.inference.events import Event, Loaded, LoadFailed
+from app.core.inference.options import LoadOptions
+from app.core.inference.thread import InferenceThread
 from app.core.values.replies import StopReason
 from app.core.values.sampling import SamplingParams
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from app.core.inference.context_policy import ContextFull, fit_messages
-from app.core.inference.engine import Engine, LoadOptions
+from app.core.inference.engine import Engine
+from app.core.inference.options import LoadOptions
 
 
 @pytest.fixture(scope="module")

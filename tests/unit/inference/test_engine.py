@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from app.core.inference.engine import ContextFullError, Engine, EngineError, LoadOptions
+from app.core.inference.engine import Engine
+from app.core.inference.errors import ContextFullError, EngineError
+from app.core.inference.options import LoadOptions
 from app.core.models.gguf_file import ModelFileError
 from app.core.values.replies import StopReason
 from app.core.values.sampling import SamplingError, SamplingParams

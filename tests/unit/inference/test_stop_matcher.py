@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.core.inference.engine import StopMatcher
+from app.core.inference.stop import StopMatcher
 
 
 def _run(stops: list[str], pieces: list[str]) -> tuple[str, bool]:

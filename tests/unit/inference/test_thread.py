@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from app.core.inference.thread import (
+from app.core.inference.events import (
     Chunk,
     ContextTrimmed,
     Counted,
     Event,
-    InferenceThread,
     Loaded,
     LoadFailed,
     LoadProgress,
@@ -23,6 +22,7 @@ from app.core.inference.thread import (
     ReplyFailed,
     Started,
 )
+from app.core.inference.thread import InferenceThread
 from app.core.values.replies import StopReason
 from app.core.values.sampling import SamplingParams
 

@@ -9,7 +9,8 @@ import pytest
 
 from app.core.hub.files import FileGroup, RemoteFile, group_files
 from app.core.hub.plan import FileFit, plan
-from app.core.inference.engine import Engine, LoadOptions
+from app.core.inference.engine import Engine
+from app.core.inference.options import LoadOptions
 from app.core.models import estimate as memory
 from app.core.models.estimate import Fit, kv_bytes_per_token
 from app.core.models.gguf_file import inspect_model

@@ -141,7 +141,8 @@ INFORMATIVE = {
 def test_a_damaged_name_is_shown_with_replacement_characters_and_the_model_still_chats(
     starter_model: Path, tmp_path: Path
 ) -> None:
-    from app.core.inference.engine import Engine, LoadOptions
+    from app.core.inference.engine import Engine
+    from app.core.inference.options import LoadOptions
     from app.core.values.sampling import SamplingParams
     from tests.gguf_writer import damage_string
 

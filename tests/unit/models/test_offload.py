@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from app.core.inference.engine import Engine, EngineError, LoadOptions
+from app.core.inference.engine import Engine
+from app.core.inference.errors import EngineError
+from app.core.inference.options import LoadOptions
 from app.core.models import offload
 from app.core.models.gguf_file import inspect_model
 from app.core.models.gguf_header import file_source, read_shape

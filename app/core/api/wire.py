@@ -1,0 +1,128 @@
+"""OpenAI's wire format: the bodies, stream chunks, finish reasons, usage and errors clients read.
+
+Only the shapes live here; app.core.api.routes decides what to answer and when.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from app.core.api.schema import ApiError
+from app.core.inference.events import FailureCode, ReplyFailed
+from app.core.values.replies import ReplyStats, StopReason
+
+#: OpenAI's finish_reason for each way a reply ends.
+FINISH = {
+    StopReason.END_OF_TURN: "stop",
+    StopReason.MAX_TOKENS: "length",
+    StopReason.CONTEXT_FULL: "length",
+    StopReason.USER: "stop",
+}
+#: ReplyFailed codes and how they are answered: (HTTP status, error code, error type). Any other
+#: code (the engine failed) is a 500.
+FAILURES: dict[str, tuple[int, str, str]] = {
+    FailureCode.CONTEXT_FULL: (400, "context_length_exceeded", "invalid_request_error"),
+    FailureCode.INVALID: (400, "invalid_value", "invalid_request_error"),
+    FailureCode.NO_MODEL: (404, "model_not_found", "invalid_request_error"),
+}
+#: The last event of a stream that ended (OpenAI clients stop reading there).
+DONE = "data: [DONE]\n\n"
+
+
+def ident(chat: bool) -> str:
+    """A new id for a reply ("chatcmpl-…" or "cmpl-…")."""
+    return ("chatcmpl-" if chat else "cmpl-") + secrets.token_hex(12)
+
+
+def usage(stats: ReplyStats) -> dict[str, int]:
+    """The `usage` object: tokens in the prompt, in the reply, and both."""
+    return {
+        "prompt_tokens": stats.prompt_tokens,
+        "completion_tokens": stats.completion_tokens,
+        "total_tokens": stats.prompt_tokens + stats.completion_tokens,
+    }
+
+
+def failure(event: ReplyFailed) -> ApiError:
+    """The error a failed reply is answered with."""
+    status, code, kind = FAILURES.get(event.code, (500, "generation_failed", "server_error"))
+    return ApiError(status, event.message, code, kind=kind)
+
+
+def shutdown_error(tokens: int) -> ApiError:
+    """The error for a reply cut after `tokens` tokens because the server is stopping."""
+    return ApiError(
+        503,
+        f"The Fireside API server is shutting down; the reply was cut after {tokens} tokens.",
+        "server_shutting_down",
+        kind="server_error",
+    )
+
+
+def error_response(exc: ApiError) -> JSONResponse:
+    """An error as OpenAI sends it (a 401 also names the scheme it wants)."""
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+
+def sse(body: dict[str, Any]) -> str:
+    """One server-sent event carrying `body` as JSON."""
+    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+
+def model_list(model: str | None) -> dict[str, Any]:
+    """GET /v1/models: the loaded model, or none."""
+    data = [{"id": model, "object": "model", "created": 0, "owned_by": "fireside"}] if model else []
+    return {"object": "list", "data": data}
+
+
+def completion(chat: bool, model: str, created: int, text: str, stats: ReplyStats) -> dict[str, Any]:
+    """A whole (not streamed) reply: a chat.completion or a text_completion."""
+    choice: dict[str, Any] = {"index": 0, "finish_reason": FINISH[stats.stop_reason], "logprobs": None}
+    if chat:
+        choice["message"] = {"role": "assistant", "content": text}
+    else:
+        choice["text"] = text
+    return {
+        "id": ident(chat),
+        "object": "chat.completion" if chat else "text_completion",
+        "created": created,
+        "model": model,
+        "choices": [choice],
+        "usage": usage(stats),
+    }
+
+
+class StreamChunks:
+    """The events of one streamed reply, as chat.completion.chunk or text_completion objects."""
+
+    __slots__ = ("_chat", "_created", "_ident", "_kind", "_model")
+
+    def __init__(self, chat: bool, model: str, created: int) -> None:
+        self._chat = chat
+        self._ident = ident(chat)
+        self._kind = "chat.completion.chunk" if chat else "text_completion"
+        self._created = created
+        self._model = model
+
+    def event(self, choice: dict[str, Any], **extra: Any) -> str:
+        """One event holding `choice` (none when empty) and any `extra` fields (such as usage)."""
+        payload = {"id": self._ident, "object": self._kind, "created": self._created, "model": self._model}
+        payload["choices"] = [choice] if choice else []
+        payload.update(extra)
+        return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+    def piece(self, text: str, finish: str | None = None) -> dict[str, Any]:
+        """The choice carrying `text`, or the last one with its finish reason."""
+        if self._chat:
+            delta = {"content": text} if text or finish is None else {}
+            return {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+        return {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
+
+    def role(self) -> str:
+        """The first event of a chat stream, which names the role (as OpenAI's does)."""
+        return self.event({"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None})

@@ -1,0 +1,15 @@
+"""The engine's failures, each with a message meant for the user."""
+
+from __future__ import annotations
+
+
+class EngineError(RuntimeError):
+    """Loading or generation failed; the message is meant for the user."""
+
+
+class ContextFullError(EngineError):
+    """The prompt alone does not fit in the context window."""
+
+
+class LoadCancelled(EngineError):
+    """The user cancelled a load in progress."""

@@ -1,0 +1,68 @@
+"""What front ends queue on the inference thread: one request type per kind of work.
+
+Only app.core.inference.thread builds and reads these; they carry a request's arguments from the
+calling thread to the worker, with the event that cancels it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.core.inference.events import EventSink
+from app.core.inference.options import LoadOptions
+from app.core.remote.client import RemoteTarget
+from app.core.values.sampling import SamplingParams
+
+
+@dataclass(slots=True)
+class LoadRequest:
+    """Load the model at `path` (replacing the current one)."""
+
+    request_id: int
+    path: Path
+    options: LoadOptions
+    cancel: threading.Event
+
+
+@dataclass(slots=True)
+class GenerateRequest:
+    """Generate a reply to `messages` (see InferenceThread.generate for the fields)."""
+
+    request_id: int
+    messages: list[dict[str, str]]
+    params: SamplingParams
+    cancel: threading.Event
+    #: A context policy (see app.core.inference.context_policy), or None to send everything as it is.
+    policy: str | None = None
+    #: Carry on writing the last (assistant) message instead of starting a new reply.
+    continue_last: bool = False
+    #: Strings that end the reply (not shown), and a plain-text prompt used instead of the chat template.
+    stop: tuple[str, ...] = ()
+    raw_prompt: str | None = None
+    #: Generate on a remote engine instead of the loaded model.
+    remote: RemoteTarget | None = None
+    #: Where this request's events go (None: the thread's own sink), and its chunk interval.
+    sink: EventSink | None = None
+    coalesce_s: float | None = None
+    queued_at: float = 0.0
+
+
+@dataclass(slots=True)
+class CountRequest:
+    """Count the tokens `messages` take with the loaded model."""
+
+    request_id: int
+    messages: list[dict[str, str]]
+
+
+@dataclass(slots=True)
+class UnloadRequest:
+    """Free the model."""
+
+    request_id: int
+
+
+#: Put on a queue to end the thread that reads it.
+SHUTDOWN = object()

@@ -1,0 +1,40 @@
+"""A model's chat template (or Fireside's default), turning messages into the prompt text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.core.inference.errors import EngineError
+
+#: Used when a GGUF carries no `tokenizer.chat_template`: ChatML, the format most instruct models
+#: on the Hub were trained with (Qwen, SmolLM, Hermes, ...). Documented in the README.
+DEFAULT_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+class ChatTemplate:
+    """Renders messages with the model's Jinja chat template, or the default when it has none."""
+
+    __slots__ = ("_formatter", "is_default")
+
+    def __init__(self, template: str | None, eos_token: str, bos_token: str) -> None:
+        # Imported here, not at the top: llama_cpp loads a large shared library (see
+        # app.core.system.binding), which importing this module must not.
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        #: True when the model carries no template and DEFAULT_CHAT_TEMPLATE is used.
+        self.is_default = template is None
+        self._formatter: Any = Jinja2ChatFormatter(
+            template=template or DEFAULT_CHAT_TEMPLATE, eos_token=eos_token, bos_token=bos_token
+        )
+
+    def render(self, messages: list[dict[str, str]]) -> str:
+        """The template applied to `messages`, ending with the assistant's turn."""
+        try:
+            return str(self._formatter(messages=messages).prompt)
+        except Exception as exc:  # a template error is the model file's fault, not the user's
+            raise EngineError(f"The model's chat template failed: {exc}") from exc
