@@ -20,7 +20,7 @@ each of its thirty-odd public methods.
 
 from __future__ import annotations
 
-from app.core.chat.store.errors import StoreError
+from app.core.chat.store.errors import StoreError, StoreErrorKind
 from app.core.chat.store.export import Exports
 from app.core.chat.store.presets import Presets
 from app.core.chat.store.records import CONTEXT_POLICIES, ConversationInfo, Preset, SearchHit, StoredMessage
@@ -35,6 +35,7 @@ __all__ = [
     "SearchHit",
     "Store",
     "StoreError",
+    "StoreErrorKind",
     "StoredMessage",
 ]
 

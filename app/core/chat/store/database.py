@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from app.core.chat.store.errors import StoreError, explain
+from app.core.chat.store.errors import StoreError, StoreErrorKind, explain
 from app.core.chat.store.schema import SCHEMA_VERSION, migrate
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class Database:
         try:
             self._db = self._open(timeout)
         except StoreError as exc:
-            if exc.kind != "corrupt":
+            if exc.kind is not StoreErrorKind.CORRUPT:
                 raise
             self.moved_aside = self._move_aside()
             self._db = self._open(timeout)
@@ -52,7 +52,7 @@ class Database:
             if version > SCHEMA_VERSION:
                 db.close()
                 raise StoreError(
-                    "newer",
+                    StoreErrorKind.NEWER,
                     f"The conversation database {self.path} was written by a newer Fireside (schema "
                     f"{version}, this one knows {SCHEMA_VERSION}). Update Fireside; the file is left "
                     "untouched.",
@@ -64,7 +64,9 @@ class Database:
             check = db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 db.close()
-                raise StoreError("corrupt", f"The conversation database {self.path} is damaged ({check}).")
+                raise StoreError(
+                    StoreErrorKind.CORRUPT, f"The conversation database {self.path} is damaged ({check})."
+                )
             migrate(db, version)
         except sqlite3.Error as exc:
             db.close()

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from app.core.chat.messages import Role
 from app.core.chat.store.records import message_from_row
 from app.core.chat.store.tree import MessageTree
 from app.core.values.text import clean_json
@@ -33,7 +34,7 @@ class Exports(MessageTree):
             "current_leaf": info.current_leaf,
             "messages": [
                 {
-                    "id": m.id, "parent_id": m.parent_id, "role": m.role, "content": m.content,
+                    "id": m.id, "parent_id": m.parent_id, "role": m.role.value, "content": m.content,
                     "created_at": m.created_at, "incomplete": m.incomplete, "stats": m.stats,
                     "error": m.error,
                 }
@@ -130,7 +131,7 @@ class Exports(MessageTree):
         if info.system_prompt:
             lines += ["## System", "", info.system_prompt, ""]
         for m in self.branch(conversation_id):
-            heading = "User" if m.role == "user" else "Assistant"
+            heading = "User" if m.role is Role.USER else "Assistant"
             note = " (incomplete)" if m.incomplete else ""
             lines += [f"## {heading}{note}", "", m.content, ""]
         return "\n".join(lines).rstrip() + "\n"
@@ -153,7 +154,7 @@ class Exports(MessageTree):
             for m in self.branch(conversation_id):
                 if m.incomplete or m.error or not m.content.strip():
                     break
-                messages.append({"role": m.role, "content": m.content})
+                messages.append({"role": m.role.value, "content": m.content})
             while messages and messages[-1]["role"] != "assistant":
                 messages.pop()
             if any(m["role"] == "assistant" for m in messages):

@@ -8,6 +8,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.core.chat.messages import Role
+
 CONTEXT_POLICIES = ("stop", "drop_oldest", "keep_first_last")
 
 
@@ -18,7 +20,8 @@ class StoredMessage:
     id: int
     conversation_id: int
     parent_id: int | None
-    role: str
+    #: User or assistant: the schema allows no other role (a system prompt is a conversation field).
+    role: Role
     content: str
     created_at: float
     incomplete: bool = False
@@ -84,7 +87,8 @@ def conversation_from_row(row: sqlite3.Row) -> ConversationInfo:
 def message_from_row(row: sqlite3.Row) -> StoredMessage:
     """A `messages` row as a StoredMessage."""
     return StoredMessage(
-        id=row["id"], conversation_id=row["conversation_id"], parent_id=row["parent_id"], role=row["role"],
-        content=row["content"], created_at=row["created_at"], incomplete=bool(row["incomplete"]),
-        stats=json.loads(row["stats"]) if row["stats"] else None, error=row["error"],
+        id=row["id"], conversation_id=row["conversation_id"], parent_id=row["parent_id"],
+        role=Role(row["role"]), content=row["content"], created_at=row["created_at"],
+        incomplete=bool(row["incomplete"]), error=row["error"],
+        stats=json.loads(row["stats"]) if row["stats"] else None,
     )  # fmt: skip
