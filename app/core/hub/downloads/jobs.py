@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+from app.core.hub.client import HubErrorKind
 from app.core.hub.downloads.layout import repo_folder
 from app.core.hub.files import RemoteFile, safe_relative_path
 
@@ -43,7 +44,7 @@ class Job:
     speed: float = 0.0
     note: str = ""
     error: str | None = None
-    error_kind: str | None = None
+    error_kind: HubErrorKind | None = None
     path: str | None = None
     #: Bytes fetched over the network by this session (a resumed download does not count what was on disk).
     fetched_bytes: int = 0
@@ -69,6 +70,7 @@ class Job:
         """What is saved between launches (progress is re-read from the files on disk)."""
         data = asdict(self)
         data["state"] = self.state.value
+        data["error_kind"] = self.error_kind.value if self.error_kind is not None else None
         data["files"] = [asdict(f) for f in self.files]
         for transient in ("done_bytes", "speed", "note", "fetched_bytes"):
             data.pop(transient)
@@ -84,8 +86,20 @@ class Job:
         return cls(
             id=str(data["id"]), repo_id=str(data["repo_id"]), revision=str(data["revision"]),
             label=str(data["label"]), quant=data.get("quant"), files=files, state=State(data["state"]),
-            error=data.get("error"), error_kind=data.get("error_kind"), path=data.get("path"),
+            error=data.get("error"), error_kind=_error_kind(data.get("error_kind")), path=data.get("path"),
         )  # fmt: skip
+
+
+def _error_kind(saved: Any) -> HubErrorKind | None:
+    # A kind this version does not know (saved by a newer Fireside) reads as "other" rather than
+    # dropping the record: the job stays on the list with a plain retry, all a kind it does not
+    # know could get from the UI anyway.
+    if saved is None:
+        return None
+    try:
+        return HubErrorKind(saved)
+    except ValueError:
+        return HubErrorKind.OTHER
 
 
 def format_eta(seconds: float | None) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.hub import client as hub
-from app.core.hub.client import HubError
+from app.core.hub.client import HubError, HubErrorKind
 from app.core.hub.downloads import layout
 from app.core.hub.downloads.jobs import Job, State
 from app.core.hub.downloads.transfer import Failure, FileTransfer, Stopped
@@ -86,13 +86,13 @@ class DownloadManager:
     def enqueue(self, repo_id: str, revision: str, group: FileGroup) -> Job:
         """Queue a model for download (the same file already queued or running is not queued twice).
 
-        Raises HubError("unsafe") for a file name that could escape the models folder."""
+        Raises HubError (kind UNSAFE) for a file name that could escape the models folder."""
         try:
             for f in group.files:
                 safe_relative_path(f.filename)
             layout.repo_folder(repo_id)
         except UnsafeFileName as exc:
-            raise HubError("unsafe", f"{repo_id}: {exc}") from exc
+            raise HubError(HubErrorKind.UNSAFE, f"{repo_id}: {exc}") from exc
         with self._lock:
             for job in self._jobs.values():
                 if (
@@ -304,9 +304,9 @@ class DownloadManager:
         except Failure as exc:
             with self._lock:
                 # A pause or cancel the user chose stays what it is, unless the file is gone anyway.
-                if job.state.active or (job.state is State.PAUSED and exc.kind == "checksum"):
+                if job.state.active or (job.state is State.PAUSED and exc.kind is HubErrorKind.CHECKSUM):
                     job.error, job.error_kind = exc.message, exc.kind
-                    if exc.kind == "checksum":
+                    if exc.kind is HubErrorKind.CHECKSUM:
                         job.done_bytes = self._bytes_on_disk(job)
                     self._set(job, State.FAILED, note="")
         except Exception as exc:  # a bug must not kill the queue silently
@@ -314,7 +314,7 @@ class DownloadManager:
             with self._lock:
                 if job.state.active:
                     job.error = hub.explain(exc, job.repo_id, self.token()).message
-                    job.error_kind = "other"
+                    job.error_kind = HubErrorKind.OTHER
                     self._set(job, State.FAILED, note="")
         finally:
             with self._lock:

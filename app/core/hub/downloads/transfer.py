@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from app.core.hub import client as hub
+from app.core.hub.client import HubErrorKind
 from app.core.hub.downloads import layout
 from app.core.hub.downloads.jobs import Job, State
 from app.core.hub.files import RemoteFile
@@ -47,7 +48,7 @@ class Stopped(Exception):
 class Failure(Exception):
     """A transfer failed for good (no retry left, or one would not help); `message` is for users."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: HubErrorKind, message: str) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
@@ -179,7 +180,7 @@ class FileTransfer:
                 )
                 if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
                     raise Failure(
-                        "disk",
+                        HubErrorKind.DISK,
                         f"The disk is full ({self.manager.models_dir}). Free some space, then resume: "
                         "the bytes downloaded so far are kept.",
                     ) from exc
@@ -259,7 +260,7 @@ class FileTransfer:
         if expected_sha and actual != expected_sha.lower():
             part.unlink(missing_ok=True)
             raise Failure(
-                "checksum",
+                HubErrorKind.CHECKSUM,
                 f"{f.filename} did not match the Hub's checksum (sha256 {actual[:12]}… instead of "
                 f"{expected_sha[:12]}…). The damaged file was deleted; download it again.",
             )
@@ -283,7 +284,7 @@ class FileTransfer:
         free = shutil.disk_usage(folder).free
         if free < remaining + DISK_MARGIN:
             raise Failure(
-                "disk",
+                HubErrorKind.DISK,
                 f"Not enough disk space for {job.label}: it needs {format_size(remaining)} more, and "
                 f"{format_size(free)} is free in {self.manager.models_dir} "
                 f"(Fireside keeps {format_size(DISK_MARGIN)} spare). "
