@@ -16,7 +16,7 @@ from pytestqt.qtbot import QtBot
 
 from app.core.hub import downloads
 from app.core.hub.client import RepoDetails
-from app.core.hub.downloads import State
+from app.core.hub.downloads import State, transfer
 from app.core.hub.files import FileGroup, RemoteFile
 from app.core.models import starter
 from app.core.platform import secrets
@@ -369,7 +369,7 @@ def test_cancel_leaves_no_partial_file(qtbot: QtBot, window: MainWindow, fake_hu
 def test_not_enough_disk_space_is_refused_before_downloading(
     qtbot: QtBot, window: MainWindow, fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(downloads, "DISK_MARGIN", 1 << 60)  # more than any disk has free
+    monkeypatch.setattr(transfer, "DISK_MARGIN", 1 << 60)  # more than any disk has free
     _discover(qtbot, window, "smollm2")
     _open_repo(qtbot, window, STARTER_REPO)
     window.hub.discover.download_button.click()

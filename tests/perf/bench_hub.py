@@ -82,14 +82,14 @@ def _fireside(hub: FakeHub, work: Path) -> float:
 
 def _fireside_no_fsync(hub: FakeHub, work: Path) -> float:
     """The same, with the fsync before install skipped: shows what durability costs on this disk."""
-    from app.core.hub import downloads
+    from app.core.hub.downloads import transfer
 
-    real = downloads.os.fsync
-    downloads.os.fsync = lambda _fd: None  # type: ignore[assignment]
+    real = transfer.os.fsync
+    transfer.os.fsync = lambda _fd: None  # type: ignore[assignment]
     try:
         return _fireside(hub, work)
     finally:
-        downloads.os.fsync = real  # type: ignore[assignment]
+        transfer.os.fsync = real  # type: ignore[assignment]
 
 
 def _hf_in_process(hub: FakeHub, work: Path) -> float:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -65,14 +66,34 @@ class RepoDetails:
     other_files: list[str] = field(default_factory=list)
 
 
+class HubErrorKind(StrEnum):
+    """What went wrong with the Hub or a download from it (each member equals its string: "gated" ...)."""
+
+    #: The Hub cannot be reached (no network, DNS, a timeout, offline mode).
+    OFFLINE = "offline"
+    #: The repository needs its license accepted (or the token has no access yet).
+    GATED = "gated"
+    #: The Hub refused the access token.
+    AUTH = "auth"
+    NOT_FOUND = "not_found"
+    RATE_LIMITED = "rate_limited"
+    #: The Hub answered with a 5xx error.
+    SERVER = "server"
+    #: A file name that could escape the models folder.
+    UNSAFE = "unsafe"
+    #: Downloads only: not enough free space, or the disk filled up.
+    DISK = "disk"
+    #: Downloads only: the bytes did not match the Hub's sha256.
+    CHECKSUM = "checksum"
+    OTHER = "other"
+
+
 class HubError(Exception):
-    """A Hub failure explained for users.
+    """A Hub failure explained for users; `kind` says which, for the UI to offer the right way out."""
 
-    `kind`: offline, gated, auth, not_found, rate_limited, server, unsafe or other."""
-
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: HubErrorKind, message: str) -> None:
         super().__init__(message)
-        self.kind = kind
+        self.kind = HubErrorKind(kind)  # a caller's plain "gated" becomes the member too
         self.message = message
 
 
@@ -93,7 +114,7 @@ def explain(exc: BaseException, repo_id: str | None = None, token: str | None = 
     if isinstance(exc, HubError):
         result = exc
     elif isinstance(exc, UnsafeFileName):
-        result = HubError("unsafe", f"{what}: {exc}")
+        result = HubError(HubErrorKind.UNSAFE, f"{what}: {exc}")
     elif isinstance(exc, errors.GatedRepoError):
         if token:
             text = (
@@ -105,28 +126,34 @@ def explain(exc: BaseException, repo_id: str | None = None, token: str | None = 
                 f"{what} is gated: accept the model's license on {endpoint()}/{repo_id} while signed in, "
                 "then add a Hugging Face access token in Preferences."
             )
-        result = HubError("gated", text)
+        result = HubError(HubErrorKind.GATED, text)
     elif isinstance(exc, errors.RepositoryNotFoundError):
         hint = "" if token else " If it is private, add a Hugging Face access token in Preferences."
-        result = HubError("not_found", f"{what} was not found on the Hub.{hint}")
+        result = HubError(HubErrorKind.NOT_FOUND, f"{what} was not found on the Hub.{hint}")
     elif isinstance(exc, errors.RemoteEntryNotFoundError):
-        result = HubError("not_found", f"That file is no longer in {what}. Refresh the file list.")
+        result = HubError(HubErrorKind.NOT_FOUND, f"That file is no longer in {what}. Refresh the file list.")
     elif status == 401:
         result = HubError(
-            "auth", "The Hub refused the access token (401). Check or replace it in Preferences."
+            HubErrorKind.AUTH, "The Hub refused the access token (401). Check or replace it in Preferences."
         )
     elif status == 403:
-        result = HubError("gated", f"The Hub refused access to {what} (403). Accept its license on the Hub.")
+        result = HubError(
+            HubErrorKind.GATED, f"The Hub refused access to {what} (403). Accept its license on the Hub."
+        )
     elif status == 429:
-        result = HubError("rate_limited", "The Hub is rate-limiting requests. Wait a minute, then retry.")
+        result = HubError(
+            HubErrorKind.RATE_LIMITED, "The Hub is rate-limiting requests. Wait a minute, then retry."
+        )
     elif status is not None and status >= 500:
-        result = HubError("server", f"The Hub had an error ({status}). Try again in a moment.")
+        result = HubError(HubErrorKind.SERVER, f"The Hub had an error ({status}). Try again in a moment.")
     elif isinstance(
         exc, httpx2.TransportError | errors.OfflineModeIsEnabled | ConnectionError | TimeoutError
     ):
-        result = HubError("offline", f"Can't reach {endpoint()}. Check your internet connection, then retry.")
+        result = HubError(
+            HubErrorKind.OFFLINE, f"Can't reach {endpoint()}. Check your internet connection, then retry."
+        )
     else:
-        result = HubError("other", f"{type(exc).__name__}: {exc}")
+        result = HubError(HubErrorKind.OTHER, f"{type(exc).__name__}: {exc}")
     if token and token in result.message:
         result = HubError(result.kind, result.message.replace(token, "hf_***"))
     return result
@@ -176,7 +203,7 @@ class HubClient:
         return HfApi(endpoint=endpoint(), token=self.token or False, library_name="fireside")
 
     def check_reachable(self) -> None:
-        """Fail fast with HubError("offline") when the Hub cannot be reached.
+        """Fail fast with HubError(HubErrorKind.OFFLINE) when the Hub cannot be reached.
 
         huggingface_hub's paginated listings retry connection errors with back-off for about 20 s,
         which an offline user would see as a hang; one quick request first answers in milliseconds.

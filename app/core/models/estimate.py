@@ -19,7 +19,7 @@ vocabulary is assumed to be 128k tokens: again on the safe side for small models
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 
 from app.core.models.offload import compute_bytes, layer_count, split, usable_gpu_bytes
 from app.core.models.shape import ModelShape, kv_width
@@ -34,6 +34,15 @@ RECOMMEND_SHARE_GPU = 0.90
 RECOMMEND_SHARE_RAM = 0.60
 
 
+class Basis(StrEnum):
+    """What the KV-cache figure of an estimate rests on, in words ("from the model shape")."""
+
+    #: Layers and heads were known: the figure is exact.
+    SHAPE = "model shape"
+    #: Only the parameter count (or the file size) was known: a curve through common models.
+    PARAMETER_COUNT = "parameter count"
+
+
 @dataclass(frozen=True, slots=True)
 class Estimate:
     """Memory a model needs at one context length, in bytes."""
@@ -42,8 +51,7 @@ class Estimate:
     kv_cache: int
     compute: int
     context_length: int
-    #: "model shape" when layers and heads were known, else "parameter count".
-    basis: str
+    basis: Basis
 
     @property
     def total(self) -> int:
@@ -51,14 +59,14 @@ class Estimate:
         return self.weights + self.kv_cache + self.compute
 
 
-def kv_bytes_per_token(shape: ModelShape, weights: int) -> tuple[int, str]:
+def kv_bytes_per_token(shape: ModelShape, weights: int) -> tuple[int, Basis]:
     """K and V bytes for one token of context (f16), and what the figure is based on."""
     width = kv_width(shape)
     if shape.n_layers and width is not None:
-        return shape.n_layers * width * 2, "model shape"
+        return shape.n_layers * width * 2, Basis.SHAPE
     params = shape.n_params or weights * 2  # about 4 bits per weight when nothing else is known
     # 128 KiB per token at 8B parameters (Llama 3 8B, Qwen 2.5 7B), scaling as params^0.6.
-    return max(8 * 1024, int(131_072 * (params / 8e9) ** 0.6)), "parameter count"
+    return max(8 * 1024, int(131_072 * (params / 8e9) ** 0.6)), Basis.PARAMETER_COUNT
 
 
 def estimate(weights: int, shape: ModelShape, context_length: int, flash_attn: bool = True) -> Estimate:

@@ -16,6 +16,7 @@ import stat
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,23 @@ log = logging.getLogger(__name__)
 # and a folder scan needs nothing but the four magic bytes.
 GGUF_MAGIC = b"GGUF"
 
-HF_CACHE = "Hugging Face cache"
-LM_STUDIO = "LM Studio"
-GPT4ALL = "GPT4All"
-JAN = "Jan"
-OLLAMA = "Ollama"
+
+class OtherApp(StrEnum):
+    """An app whose downloaded models Fireside can use in place, by the name the library shows."""
+
+    HF_CACHE = "Hugging Face cache"
+    LM_STUDIO = "LM Studio"
+    GPT4ALL = "GPT4All"
+    JAN = "Jan"
+    OLLAMA = "Ollama"
+
+
+# Short names for the members, as this module and its callers have always written them.
+HF_CACHE = OtherApp.HF_CACHE
+LM_STUDIO = OtherApp.LM_STUDIO
+GPT4ALL = OtherApp.GPT4ALL
+JAN = OtherApp.JAN
+OLLAMA = OtherApp.OLLAMA
 
 # Deep enough for every layout above (HF snapshots with sub-folders, Jan's llamacpp/models/<id>/),
 # shallow enough that a root pointing at a huge tree cannot turn the scan into a crawl of the disk.
@@ -50,7 +63,7 @@ class FoundModel:
     """A GGUF file another app downloaded."""
 
     path: Path
-    app: str
+    app: OtherApp
     name: str
     size: int
     sha256: str | None
@@ -60,7 +73,7 @@ class FoundModel:
 class SearchFolder:
     """One folder where another app keeps its models."""
 
-    app: str
+    app: OtherApp
     path: Path
 
 
@@ -225,7 +238,9 @@ class _Found:
     def __init__(self) -> None:
         self.by_real: dict[Path, FoundModel] = {}
 
-    def add(self, path: Path, app: str, name: str, sha256: str | None = None, hf_blob: bool = False) -> None:
+    def add(
+        self, path: Path, app: OtherApp, name: str, sha256: str | None = None, hf_blob: bool = False
+    ) -> None:
         """Check `path` and record it unless it is not a GGUF or its real file is already known."""
         checked = _gguf_file(path)
         if checked is None:
@@ -263,7 +278,7 @@ def _scan_hf_cache(hub: Path, found: _Found) -> None:
                 found.add(file, HF_CACHE, f"{repo_id}/{rel}", hf_blob=True)
 
 
-def _scan_plain(root: Path, app: str, found: _Found) -> None:
+def _scan_plain(root: Path, app: OtherApp, found: _Found) -> None:
     """Models in an app folder that keeps ordinary files: named by their file name."""
     for file in _walk_gguf(root):
         found.add(file, app, file.name)

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.chat import store as store_module
-from app.core.chat.store import SCHEMA_VERSION, Store, StoreError
+from app.core.chat.store import SCHEMA_VERSION, Store, StoreError, schema
 
 
 @pytest.fixture
@@ -225,7 +224,7 @@ def test_migrations_from_every_earlier_version_keep_the_data(tmp_path: Path) -> 
         path = tmp_path / f"v{start}.db"
         raw = sqlite3.connect(path)
         for version in range(1, start + 1):
-            for statement in store_module._statements(store_module.MIGRATIONS[version]):
+            for statement in schema.statements(schema.MIGRATIONS[version]):
                 raw.execute(statement)
         raw.execute(f"PRAGMA user_version = {start}")
         if start >= 1:

@@ -14,7 +14,7 @@ import pytest
 
 from app.core.hub import downloads
 from app.core.hub.client import HubClient, HubError
-from app.core.hub.downloads import DownloadManager, Job, State
+from app.core.hub.downloads import DownloadManager, Job, State, transfer
 from app.core.hub.files import FileGroup, RemoteFile
 from app.core.models import starter
 from app.core.values.units import format_size
@@ -254,7 +254,7 @@ def test_a_server_ignoring_range_sends_the_whole_file_and_it_still_verifies(env:
 
 
 def test_a_dropped_connection_to_a_server_ignoring_range_starts_over_and_verifies(env: Env) -> None:
-    chunk = downloads.TRANSFER_CHUNK  # huggingface_hub writes whole pieces of this size
+    chunk = transfer.TRANSFER_CHUNK  # huggingface_hub writes whole pieces of this size
     data = blob(chunk + 14 * MB, 22)
     (group,) = env.repo("t/cdn-GGUF", {"c-Q4_0.gguf": data})
     env.fake.faults["c-Q4_0.gguf"] = Fault(ignore_range=True, drop_after=chunk + 4 * MB, rate=60e6)
@@ -273,7 +273,7 @@ def test_a_dropped_connection_to_a_server_ignoring_range_starts_over_and_verifie
 
 
 def test_dropped_connection_recovers_inside_the_transfer(env: Env) -> None:
-    chunk = downloads.TRANSFER_CHUNK  # http_get hands over (and so writes) whole chunks of this size
+    chunk = transfer.TRANSFER_CHUNK  # http_get hands over (and so writes) whole chunks of this size
     data = blob(chunk + 14 * MB, 3)
     (group,) = env.repo("t/drop-GGUF", {"d-Q4_K_M.gguf": data})
     env.fake.faults["d-Q4_K_M.gguf"] = Fault(drop_after=chunk + 4 * MB)
@@ -293,7 +293,7 @@ def test_dropped_connection_recovers_inside_the_transfer(env: Env) -> None:
 
 
 def test_server_errors_are_retried_with_back_off(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(downloads, "RETRY_DELAYS", (0.05, 0.05, 0.05))
+    monkeypatch.setattr(transfer, "RETRY_DELAYS", (0.05, 0.05, 0.05))
     data = blob(MB, 4)
     (group,) = env.repo("t/flaky-GGUF", {"f-Q5_K_M.gguf": data})
     env.fake.faults["f-Q5_K_M.gguf"] = Fault(status=500, times=2)
@@ -309,7 +309,7 @@ def test_server_errors_are_retried_with_back_off(env: Env, monkeypatch: pytest.M
 
 
 def test_server_errors_fail_once_the_retries_are_spent(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(downloads, "RETRY_DELAYS", (0.02, 0.02))
+    monkeypatch.setattr(transfer, "RETRY_DELAYS", (0.02, 0.02))
     (group,) = env.repo("t/down-GGUF", {"x-Q4_0.gguf": blob(1000)})
     env.fake.faults["x-Q4_0.gguf"] = Fault(status=503, times=100)
     manager, _ = env.manager()
@@ -407,7 +407,7 @@ def test_remove_a_paused_job_forgets_it_and_its_bytes(env: Env) -> None:
 
 
 def test_not_enough_disk_space_fails_before_fetching(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(downloads, "DISK_MARGIN", 1 << 60)
+    monkeypatch.setattr(transfer, "DISK_MARGIN", 1 << 60)
     data = blob(3 * MB, 10)
     (group,) = env.repo("t/big-GGUF", {"g-Q8_0.gguf": data})
     manager, _ = env.manager()

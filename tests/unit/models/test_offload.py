@@ -1,6 +1,6 @@
 """GPU offload: per-layer weights from real GGUF files, the split for each layer count, the Auto choice
-against fixture GPUs, the fall-back after an out-of-memory load, and hardware detection on this CPU-only
-machine (a first-class case, not a skip)."""
+against fixture GPUs, the fall-back after an out-of-memory load, and hardware detection on this machine,
+whichever llama.cpp build it has (a CPU-only build is a first-class case, not a skip)."""
 
 from __future__ import annotations
 
@@ -296,17 +296,41 @@ def test_a_quantized_kv_cache_loads_and_is_smaller(starter_model: Path) -> None:
 # ----- hardware detection ----------------------------------------------------------------------------
 
 
-def test_this_cpu_only_machine_is_detected_as_such() -> None:
+def test_this_machine_is_detected_as_its_llama_cpp_build_sees_it() -> None:
+    # Both builds are first-class: a CPU-only build must offer no GPU whatever is plugged in, and a
+    # GPU build must list the devices it will use with their memory. Which one is installed decides.
     found = hardware.detect()
-    assert found.backend == "CPU" and not found.gpu_offload and found.devices == ()
-    assert found.gpu_free == 0 and found.best_gpu is None
     assert found.ram_total > 1 * GIB and 0 < found.ram_available <= found.ram_total
     assert found.cpu_threads >= 1
-    assert any("GPU acceleration" in note for note in found.notes)
     assert found.source == "ggml"  # llama.cpp's own device registry answered
+    if binding.gpu_offload_supported():
+        _detected_as_a_gpu_build(found)
+    else:
+        _detected_as_a_cpu_only_build(found)
+
+
+def _detected_as_a_cpu_only_build(found: Hardware) -> None:
+    assert found.backend == "CPU" and not found.gpu_offload and found.devices == ()
+    assert found.gpu_free == 0 and found.best_gpu is None
+    assert any("GPU acceleration" in note for note in found.notes)
     assert "no GPU" in found.summary()
     assert hardware.from_json(found.to_json()).devices == ()
     assert found.machine().gpus == ()
+
+
+def _detected_as_a_gpu_build(found: Hardware) -> None:
+    assert found.backend != "CPU" and found.gpu_offload
+    assert found.devices, "a GPU build on a machine with a GPU lists it"
+    for device in found.devices:
+        assert device.kind in ("gpu", "igpu") and device.name
+        assert device.total_bytes >= device.free_bytes > 0
+    assert found.gpu_free == max(d.free_bytes for d in found.devices) > 0
+    assert found.best_gpu is not None and found.best_gpu.free_bytes == found.gpu_free
+    assert not any("GPU acceleration" in note for note in found.notes)  # no advice to reinstall
+    assert "no GPU" not in found.summary() and "GiB free" in found.summary()
+    assert hardware.from_json(found.to_json()).devices == found.devices
+    machine = found.machine()
+    assert len(machine.gpus) == len(found.devices) and machine.gpu_free == found.gpu_free
 
 
 def test_json_round_trip_and_gpu_summary() -> None:

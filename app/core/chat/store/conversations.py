@@ -1,0 +1,99 @@
+"""Conversations: creating one, its settings and sidebar fields, the bin (delete, restore, purge)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from app.core.chat.store.database import Database
+from app.core.chat.store.records import ConversationInfo, checked_policy, conversation_from_row
+from app.core.values.text import clean_text
+
+
+class Conversations(Database):
+    """The conversations table: one row per conversation, its messages live in the tree."""
+
+    def create_conversation(
+        self,
+        title: str = "",
+        model: str | None = None,
+        system_prompt: str = "",
+        sampling: dict[str, Any] | None = None,
+        context_policy: str = "stop",
+    ) -> int:
+        """A new, empty conversation; returns its id."""
+        now = time.time()
+        title, system_prompt = clean_text(title), clean_text(system_prompt)
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT INTO conversations(title, created_at, updated_at, model, system_prompt, sampling, "
+                "context_policy) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    title,
+                    now,
+                    now,
+                    model,
+                    system_prompt,
+                    json.dumps(sampling or {}),
+                    checked_policy(context_policy),
+                ),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def conversation(self, conversation_id: int) -> ConversationInfo:
+        """One conversation's fields (KeyError if there is none)."""
+        rows = self._query("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
+        if not rows:
+            raise KeyError(conversation_id)
+        return conversation_from_row(rows[0])
+
+    def conversations(self, include_deleted: bool = False) -> list[ConversationInfo]:
+        """Pinned first, then by latest activity."""
+        where = "" if include_deleted else "WHERE deleted_at IS NULL"
+        rows = self._query(
+            f"SELECT * FROM conversations {where} ORDER BY pinned DESC, updated_at DESC, id DESC"
+        )
+        return [conversation_from_row(r) for r in rows]
+
+    def update_conversation(self, conversation_id: int, **fields: Any) -> None:
+        """Change title, pinned, model, system_prompt, sampling (dict) or context_policy."""
+        allowed = {"title", "pinned", "model", "system_prompt", "sampling", "context_policy"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown conversation fields: {sorted(unknown)}")
+        for name in ("title", "system_prompt", "model"):
+            if isinstance(fields.get(name), str):
+                fields[name] = clean_text(fields[name])
+        if "sampling" in fields:
+            fields["sampling"] = json.dumps(fields["sampling"])
+        if "context_policy" in fields:
+            fields["context_policy"] = checked_policy(fields["context_policy"])
+        if "pinned" in fields:
+            fields["pinned"] = int(bool(fields["pinned"]))
+        if not fields:
+            return
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self._tx() as db:
+            db.execute(
+                f"UPDATE conversations SET {assignments} WHERE id = ?", (*fields.values(), conversation_id)
+            )
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        """Move to the bin (undo with restore_conversation); purge_deleted removes it for good."""
+        with self._tx() as db:
+            db.execute("UPDATE conversations SET deleted_at = ? WHERE id = ?", (time.time(), conversation_id))
+
+    def restore_conversation(self, conversation_id: int) -> None:
+        """Undo a delete."""
+        with self._tx() as db:
+            db.execute("UPDATE conversations SET deleted_at = NULL WHERE id = ?", (conversation_id,))
+
+    def purge_deleted(self, older_than_s: float = 0.0) -> int:
+        """Remove binned conversations (and their messages) deleted more than `older_than_s` ago."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "DELETE FROM conversations WHERE deleted_at IS NOT NULL AND deleted_at <= ?",
+                (time.time() - older_than_s,),
+            )
+            return cursor.rowcount

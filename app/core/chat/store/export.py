@@ -1,0 +1,162 @@
+"""Export and import: JSON with every branch (one conversation or a bundle of several), Markdown of
+the shown branch, and OpenAI's fine-tuning JSONL. An import is checked whole before anything is
+written, and written in one transaction."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from app.core.chat.messages import Role
+from app.core.chat.store.records import message_from_row
+from app.core.chat.store.tree import MessageTree
+from app.core.values.text import clean_json
+
+
+class Exports(MessageTree):
+    """Conversations to files and back (built on MessageTree: an import adds messages and picks the
+    branch that was shown, an export reads branches)."""
+
+    def export_json(self, conversation_id: int) -> dict[str, Any]:
+        """The whole conversation, every branch included, as plain data (import_json reads it back)."""
+        info = self.conversation(conversation_id)
+        rows = self._query("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,))
+        return {
+            "format": "fireside-conversation",
+            "version": 1,
+            "title": info.title,
+            "created_at": info.created_at,
+            "model": info.model,
+            "system_prompt": info.system_prompt,
+            "sampling": info.sampling,
+            "context_policy": info.context_policy,
+            "current_leaf": info.current_leaf,
+            "messages": [
+                {
+                    "id": m.id, "parent_id": m.parent_id, "role": m.role.value, "content": m.content,
+                    "created_at": m.created_at, "incomplete": m.incomplete, "stats": m.stats,
+                    "error": m.error,
+                }
+                for m in (message_from_row(r) for r in rows)
+            ],
+        }  # fmt: skip
+
+    def export_many_json(self, conversation_ids: list[int]) -> dict[str, Any]:
+        """Several conversations in one file (import_any reads it back)."""
+        return {
+            "format": "fireside-conversations",
+            "version": 1,
+            "conversations": [self.export_json(cid) for cid in conversation_ids],
+        }
+
+    def import_any(self, data: Any) -> list[int]:
+        """Import one conversation (export_json) or several (export_many_json); the new ids, in order.
+        Every conversation is checked before any is written, so a bad file imports nothing. Text that
+        is not Unicode (JSON allows a lone "\\ud800") is imported with U+FFFD in its place."""
+        data = clean_json(data)
+        if isinstance(data, dict) and data.get("format") == "fireside-conversations":
+            items = data.get("conversations")
+            if not isinstance(items, list):
+                raise ValueError("the export has no conversation list")
+        else:
+            items = [data]
+        for item in items:
+            self._check_import(item)
+        with self._tx():  # one transaction: a failure part-way (a full disk) imports nothing
+            return [self.import_json(item) for item in items]
+
+    @staticmethod
+    def _check_import(data: Any) -> None:
+        if not isinstance(data, dict) or data.get("format") != "fireside-conversation":
+            raise ValueError("not a Fireside conversation export")
+        messages = data.get("messages")
+        if not isinstance(messages, list):
+            raise ValueError("the export has no message list")
+        seen: set[int] = set()
+        try:
+            ordered = sorted(messages, key=lambda m: int(m["id"]))
+        except (TypeError, KeyError, ValueError):
+            raise ValueError("a message has no numeric id") from None
+        for item in ordered:
+            if item.get("role") not in ("user", "assistant"):
+                raise ValueError(f"unknown role {item.get('role')!r}")
+            if not isinstance(item.get("content", ""), str):
+                raise ValueError(f"message {item['id']} has content that is not text")
+            if not isinstance(item.get("error"), str | None) or not isinstance(
+                item.get("stats"), dict | None
+            ):
+                raise ValueError(f"message {item['id']} has a malformed error or stats field")
+            parent = item.get("parent_id")
+            if parent is not None and parent not in seen:
+                raise ValueError(f"message {item['id']} refers to a missing parent {parent}")
+            seen.add(int(item["id"]))
+        leaf = data.get("current_leaf")
+        if leaf is not None and (not isinstance(leaf, int) or isinstance(leaf, bool)):
+            raise ValueError("current_leaf is not a message id")
+
+    def import_json(self, data: dict[str, Any]) -> int:
+        """A new conversation from export_json's data (ValueError when it is not such data; then
+        nothing is written)."""
+        self._check_import(data)
+        messages = data["messages"]
+        new_id = self.create_conversation(
+            title=str(data.get("title") or ""),
+            model=data.get("model") if isinstance(data.get("model"), str) else None,
+            system_prompt=str(data.get("system_prompt") or ""),
+            sampling=data.get("sampling") if isinstance(data.get("sampling"), dict) else {},
+            context_policy=str(data.get("context_policy") or "stop"),
+        )
+        mapping: dict[int, int] = {}
+        for item in sorted(messages, key=lambda m: int(m["id"])):
+            parent = item.get("parent_id")
+            mapping[int(item["id"])] = self.add_message(
+                new_id, item["role"], str(item.get("content", "")),
+                mapping[parent] if parent is not None else None,
+                incomplete=bool(item.get("incomplete")), stats=item.get("stats"), error=item.get("error"),
+            )  # fmt: skip
+        leaf = data.get("current_leaf")
+        if leaf in mapping:
+            self.switch_branch(mapping[leaf])
+            with self._tx() as db:  # switch_branch follows the latest child; keep the exported leaf exactly
+                db.execute("UPDATE conversations SET current_leaf = ? WHERE id = ?", (mapping[leaf], new_id))
+        return new_id
+
+    def export_markdown(self, conversation_id: int) -> str:
+        """The shown branch as Markdown: a title, the system prompt, then each turn."""
+        info = self.conversation(conversation_id)
+        lines = [f"# {info.title or 'Conversation'}", ""]
+        if info.model:
+            lines += [f"*Model: {Path(info.model).name}*", ""]
+        if info.system_prompt:
+            lines += ["## System", "", info.system_prompt, ""]
+        for m in self.branch(conversation_id):
+            heading = "User" if m.role is Role.USER else "Assistant"
+            note = " (incomplete)" if m.incomplete else ""
+            lines += [f"## {heading}{note}", "", m.content, ""]
+        return "\n".join(lines).rstrip() + "\n"
+
+    def export_markdown_many(self, conversation_ids: list[int]) -> str:
+        """Several conversations as one Markdown file, separated by rules."""
+        return "\n---\n\n".join(self.export_markdown(cid) for cid in conversation_ids)
+
+    def export_finetune_jsonl(self, conversation_ids: list[int]) -> str:
+        """OpenAI chat fine-tuning format: one conversation per line, {"messages": [{role, content}...]}.
+
+        Only the shown branch is used; unfinished or failed replies, and turns after them, are left out,
+        since a training example must end with a complete assistant reply."""
+        out = []
+        for conversation_id in conversation_ids:
+            info = self.conversation(conversation_id)
+            messages: list[dict[str, str]] = []
+            if info.system_prompt:
+                messages.append({"role": "system", "content": info.system_prompt})
+            for m in self.branch(conversation_id):
+                if m.incomplete or m.error or not m.content.strip():
+                    break
+                messages.append({"role": m.role.value, "content": m.content})
+            while messages and messages[-1]["role"] != "assistant":
+                messages.pop()
+            if any(m["role"] == "assistant" for m in messages):
+                out.append(json.dumps({"messages": messages}, ensure_ascii=False))
+        return "\n".join(out) + ("\n" if out else "")

@@ -1,0 +1,94 @@
+"""What the store hands out: messages, conversations, search hits and presets as frozen values,
+and how a database row becomes one."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.core.chat.messages import Role
+
+CONTEXT_POLICIES = ("stop", "drop_oldest", "keep_first_last")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One message of the tree."""
+
+    id: int
+    conversation_id: int
+    parent_id: int | None
+    #: User or assistant: the schema allows no other role (a system prompt is a conversation field).
+    role: Role
+    content: str
+    created_at: float
+    incomplete: bool = False
+    stats: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationInfo:
+    """A conversation's settings and sidebar fields."""
+
+    id: int
+    title: str
+    created_at: float
+    updated_at: float
+    pinned: bool
+    model: str | None
+    system_prompt: str
+    sampling: dict[str, Any]
+    context_policy: str
+    current_leaf: int | None
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A conversation matching a search, with the matching text around the hit."""
+
+    conversation_id: int
+    title: str
+    snippet: str
+    message_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    """A named system prompt and sampling settings."""
+
+    id: int
+    name: str
+    system_prompt: str
+    sampling: dict[str, Any] = field(default_factory=dict)
+    builtin: bool = False
+
+
+def checked_policy(value: str) -> str:
+    """`value` if it is one of CONTEXT_POLICIES (ValueError otherwise)."""
+    if value not in CONTEXT_POLICIES:
+        raise ValueError(f"unknown context policy {value!r}; choose one of {', '.join(CONTEXT_POLICIES)}")
+    return value
+
+
+def conversation_from_row(row: sqlite3.Row) -> ConversationInfo:
+    """A `conversations` row as a ConversationInfo."""
+    return ConversationInfo(
+        id=row["id"], title=row["title"], created_at=row["created_at"], updated_at=row["updated_at"],
+        pinned=bool(row["pinned"]), model=row["model"], system_prompt=row["system_prompt"],
+        sampling=json.loads(row["sampling"] or "{}"), context_policy=row["context_policy"],
+        current_leaf=row["current_leaf"], deleted=row["deleted_at"] is not None,
+    )  # fmt: skip
+
+
+def message_from_row(row: sqlite3.Row) -> StoredMessage:
+    """A `messages` row as a StoredMessage."""
+    return StoredMessage(
+        id=row["id"], conversation_id=row["conversation_id"], parent_id=row["parent_id"],
+        role=Role(row["role"]), content=row["content"], created_at=row["created_at"],
+        incomplete=bool(row["incomplete"]), error=row["error"],
+        stats=json.loads(row["stats"]) if row["stats"] else None,
+    )  # fmt: skip
