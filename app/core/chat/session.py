@@ -31,7 +31,7 @@ from app.core.chat.events import (
 from app.core.chat.keeper import Keeper
 from app.core.chat.messages import Role
 from app.core.chat.reply import ActiveReply, Generator, ReplyTarget, Runner, run_now
-from app.core.chat.store import Store, StoreError
+from app.core.chat.store import Store, StoreError, StoreErrorKind
 from app.core.chat.stored import Snapshot, propose_title, to_message
 from app.core.chat.transcript import Transcript
 from app.core.inference.context_policy import ContextPolicy
@@ -135,7 +135,7 @@ class ChatSession:
         """Read a conversation for showing (blocking: give it to `run`)."""
         store = self.store
         if store is None:
-            raise StoreError("closed", "The conversation database is not open.")
+            raise StoreError(StoreErrorKind.IO, "The conversation database is not open.")
         branch = store.branch(conversation_id)
         return Snapshot(store.conversation(conversation_id), branch, store.versions([m.id for m in branch]))
 
