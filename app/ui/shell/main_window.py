@@ -42,7 +42,8 @@ from app.core.remote.endpoints import is_model_key
 from app.core.settings import Settings
 from app.core.values.replies import ReplyStats
 from app.core.values.sampling import SamplingParams
-from app.ui.api.server_panel import ServerController, ServerDialog, activity_text
+from app.ui.api.controller import ServerController, activity_text
+from app.ui.api.dialog import ServerDialog
 from app.ui.chat.composer import Composer
 from app.ui.chat.message_model import MessageListModel
 from app.ui.chat.message_view import MessageView
