@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtGui import QFont, QTextDocument
 from pytestqt.qtbot import QtBot
 
 from app.core.chat.messages import Role
@@ -120,3 +121,52 @@ def test_documents_are_freed_when_rows_go_or_rebuild(qtbot: QtBot) -> None:
     transcript.clear()
     gc.collect()
     assert first_doc() is None
+
+
+#: Raw HTML a model might write: each must be shown as the text it is, never rendered.
+RAW_HTML = (
+    "<b>bold</b>",
+    "<img src=x onerror=alert(1)>",
+    "<script>alert(1)</script>",
+    '<a href="https://example.com">x</a>',
+)
+
+
+def _rendered_as_text(doc: QTextDocument | None) -> None:
+    """Assert `doc` shows every RAW_HTML snippet literally and holds nothing they would have made."""
+    assert doc is not None
+    text = doc.toPlainText()
+    for snippet in RAW_HTML:
+        assert snippet in text
+    block = doc.begin()
+    while block.isValid():
+        it = block.begin()
+        while not it.atEnd():
+            fragment = it.fragment()
+            fmt = fragment.charFormat()
+            assert fmt.fontWeight() < QFont.Weight.DemiBold.value, f"bold: {fragment.text()!r}"
+            assert not fmt.isImageFormat(), f"an image: {fragment.text()!r}"
+            assert not fmt.isAnchor() and not fmt.anchorHref(), f"a link: {fragment.text()!r}"
+            it += 1
+        block = block.next()
+    exported = doc.toHtml()  # Qt writes the elements a document holds; text "<" comes out as &lt;
+    for tag in ("<b>", "<img", "<script", "<a "):
+        assert tag not in exported
+
+
+def test_raw_html_in_a_reply_is_shown_as_text(qtbot: QtBot) -> None:
+    model, view = _shown_view(qtbot, 800, 600)
+    reply = "Tags: " + " and ".join(RAW_HTML) + "\n\n" + "\n\n".join(RAW_HTML)
+    model.add_message(Role.USER, "Show me some HTML")
+    whole = model.add_message(Role.ASSISTANT, reply)
+    _rendered_as_text(view._rows[whole].doc)
+
+    # A streamed reply: its Markdown render while it streams, and the final one, are text too.
+    streamed = model.add_message(Role.ASSISTANT, "", streaming=True)
+    for i in range(0, len(reply), 7):
+        model.append_text(streamed, reply[i : i + 7])
+    qtbot.waitUntil(lambda: not view._rows[streamed].streaming_plain, timeout=2_000)
+    _rendered_as_text(view._rows[streamed].doc)
+    model.finish(streamed, reply, STATS)
+    _rendered_as_text(view._rows[streamed].doc)
+    shot(view, "view-raw-html")

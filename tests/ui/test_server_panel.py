@@ -19,7 +19,8 @@ from app.core.inference.options import LoadOptions
 from app.core.inference.thread import InferenceThread
 from app.core.platform import secrets
 from app.core.values.sampling import SamplingParams
-from app.ui.api.server_panel import API_KEY_SECRET, ServerController, ServerDialog, activity_text
+from app.ui.api.controller import API_KEY_SECRET, ServerController, activity_text
+from app.ui.api.dialog import ServerDialog
 from app.ui.common.tasks import BackgroundTasks
 from app.ui.shell.application import create_app
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject
 
 from app.core.settings import Settings
-from app.ui.api.server_panel import ServerController, activity_text
+from app.ui.api.controller import ServerController, activity_text
 from app.ui.common.banner import Banner
 from app.ui.common.status_bar import StatusBar
 

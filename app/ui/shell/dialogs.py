@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QWidget
 
-from app.ui.api.server_panel import ServerController, ServerDialog
+from app.ui.api.controller import ServerController
+from app.ui.api.dialog import ServerDialog
 from app.ui.hub.controller import HubController
 from app.ui.models.controller import ModelsController
 from app.ui.remote.controller import RemoteEngines

@@ -17,8 +17,8 @@ from app.core.platform import logs
 from app.core.settings import Settings
 from app.core.system.hardware import Hardware
 from app.core.values.sampling import SamplingParams
+from app.ui.api.controller import ServerController
 from app.ui.api.indicator import ServerIndicator
-from app.ui.api.server_panel import ServerController
 from app.ui.chat.context_meter import ContextMeter
 from app.ui.chat.controller import ChatController
 from app.ui.chat.page import ChatPage

@@ -1,0 +1,219 @@
+"""The "Local API server" dialog: the switch, port, network access and API key, status and request log.
+
+It only shows and edits: ServerController does the work, off the GUI thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.api.config import ServerSettings, new_api_key
+from app.ui.api.controller import LOG_LINES, ServerController, activity_text
+
+if TYPE_CHECKING:  # the HTTP stack is imported when the server first starts, not at launch
+    from app.core.api.request_log import RequestLog
+
+
+class ServerDialog(QDialog):
+    """Turn the server on and off, choose its port, network access and key, and watch its log."""
+
+    def __init__(self, controller: ServerController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.setObjectName("serverDialog")
+        self.setWindowTitle("Local API server")
+        self.setMinimumSize(760, 520)
+        layout = QVBoxLayout(self)
+        intro = QLabel(
+            "Serve the loaded model to other programs through an OpenAI-compatible API "
+            "(/v1/chat/completions, /v1/completions, /v1/models). Requests share the model with this "
+            "window and wait their turn."
+        )
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+
+        self.switch = QCheckBox("Serve the loaded model")
+        self.switch.setObjectName("serverSwitch")
+        layout.addWidget(self.switch)
+        form = QFormLayout()
+        self.port = QSpinBox()
+        self.port.setObjectName("serverPort")
+        self.port.setRange(1024, 65535)
+        self.port.setValue(controller.settings.port)
+        self.port.setToolTip("The TCP port clients connect to. Change it if another program uses it.")
+        form.addRow("Port", self.port)
+        self.network = QCheckBox("Allow other computers on the network (requires an API key)")
+        self.network.setObjectName("serverNetwork")
+        self.network.setChecked(controller.settings.allow_network)
+        form.addRow("", self.network)
+        key_row = QHBoxLayout()
+        self.key = QLineEdit()
+        self.key.setObjectName("serverApiKey")
+        self.key.setEchoMode(QLineEdit.EchoMode.Password)
+        self.key.setPlaceholderText("None: any program on this computer may use the server")
+        self.key.setText(controller.api_key or "")
+        self.show_key = QPushButton("Show")
+        self.show_key.setCheckable(True)
+        self.show_key.toggled.connect(self._toggle_echo)
+        self.generate = QPushButton("Generate")
+        self.generate.setObjectName("serverGenerateKey")
+        self.generate.setToolTip("Make a new random key (copy it into your client)")
+        self.generate.clicked.connect(lambda: self._set_key(new_api_key()))
+        key_row.addWidget(self.key, 1)
+        key_row.addWidget(self.show_key)
+        key_row.addWidget(self.generate)
+        form.addRow("API key", key_row)
+        layout.addLayout(form)
+        self.key_note = QLabel()
+        self.key_note.setObjectName("serverKeyNote")
+        self.key_note.setWordWrap(True)
+        self.key_note.setProperty("muted", True)
+        layout.addWidget(self.key_note)
+
+        status_row = QHBoxLayout()
+        self.status = QLabel()
+        self.status.setObjectName("serverStatus")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.copy = QPushButton("Copy address")
+        self.copy.setObjectName("serverCopyAddress")
+        self.copy.clicked.connect(self._copy_address)
+        status_row.addWidget(self.status, 1)
+        status_row.addWidget(self.copy)
+        layout.addLayout(status_row)
+        self.activity = QLabel()
+        self.activity.setObjectName("serverActivity")
+        layout.addWidget(self.activity)
+
+        layout.addWidget(QLabel("Requests"))
+        self.log_view = QPlainTextEdit()
+        self.log_view.setObjectName("serverLog")
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(LOG_LINES)
+        self.log_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.log_view.setPlaceholderText("Requests, their speed and any errors appear here.")
+        self.log_view.setPlainText("\n".join(controller.history))
+        layout.addWidget(self.log_view, 1)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+        self.switch.setChecked(controller.state in ("running", "starting"))
+        self.switch.toggled.connect(self._on_switch)
+        self.network.toggled.connect(self._on_network)
+        self.port.valueChanged.connect(self._remember)
+        self.network.toggled.connect(self._remember)
+        controller.keyLoaded.connect(self._show_loaded_key)
+        controller.stateChanged.connect(self._show_state)
+        controller.logged.connect(self._on_logged)
+        controller.activityChanged.connect(self._show_activity)
+        self._show_state(controller.state, controller.message)
+        self._show_activity(*controller.activity)
+        self._show_key_note()
+        self._on_network(self.network.isChecked())
+
+    # ----- actions ------------------------------------------------------------------------
+
+    def _settings(self) -> ServerSettings:
+        return replace(
+            self.controller.settings, port=self.port.value(), allow_network=self.network.isChecked()
+        )
+
+    def _on_switch(self, on: bool) -> None:
+        if not on:
+            self.controller.stop()
+            return
+        key = self.key.text().strip()
+        if self.network.isChecked() and not key:
+            self.status.setText("Set an API key first: the server will be reachable from other computers.")
+            self.status.setProperty("error", True)
+            self.switch.blockSignals(True)
+            self.switch.setChecked(False)
+            self.switch.blockSignals(False)
+            return
+        if key != (self.controller.api_key or ""):
+            self.controller.set_api_key(key or None, lambda _kept: self._show_key_note())
+        self.controller.start(self._settings())
+
+    def _remember(self) -> None:
+        # Port and network choices are kept even when the server is not switched on now.
+        if self.controller.state not in ("running", "starting"):
+            self.controller.update_settings(self._settings())
+
+    def _show_loaded_key(self) -> None:
+        if not self.key.isModified():  # never overwrite what the user is typing
+            self.key.setText(self.controller.api_key or "")
+        self._show_key_note()
+
+    def _on_network(self, on: bool) -> None:
+        self.key.setPlaceholderText(
+            "Required when other computers may connect"
+            if on
+            else "None: any program on this computer may use it"
+        )
+
+    def _set_key(self, key: str) -> None:
+        self.key.setText(key)
+        self.show_key.setChecked(True)
+
+    def _toggle_echo(self, shown: bool) -> None:
+        self.key.setEchoMode(QLineEdit.EchoMode.Normal if shown else QLineEdit.EchoMode.Password)
+        self.show_key.setText("Hide" if shown else "Show")
+
+    def _copy_address(self) -> None:
+        address = self.controller.address
+        if address:
+            QGuiApplication.clipboard().setText(address)
+
+    # ----- display ------------------------------------------------------------------------
+
+    def _show_key_note(self) -> None:
+        if self.controller.key_is_kept:
+            self.key_note.setText(
+                "The key is kept in the system keyring. Clients send it as “Authorization: Bearer KEY” "
+                "(the api_key of OpenAI's libraries)."
+            )
+        else:
+            self.key_note.setText(
+                "No secure keyring is available: the key is kept for this session only, never written to "
+                "a file. Enter it again after restarting Fireside."
+            )
+
+    def _show_state(self, state: str, message: str) -> None:
+        self.status.setText(message)
+        self.status.setProperty("error", state == "error")
+        self.status.style().unpolish(self.status)
+        self.status.style().polish(self.status)
+        self.copy.setEnabled(state == "running")
+        running = state in ("running", "starting", "stopping")
+        if self.switch.isChecked() != running and state not in ("starting", "stopping"):
+            self.switch.blockSignals(True)
+            self.switch.setChecked(running)
+            self.switch.blockSignals(False)
+        for widget in (self.port, self.network, self.key, self.generate):
+            widget.setEnabled(not running)
+
+    def _show_activity(self, generating: int, waiting: int) -> None:
+        self.activity.setText(activity_text(generating, waiting))
+
+    def _on_logged(self, entry: RequestLog) -> None:
+        if entry.state == "done":
+            self.log_view.appendPlainText(entry.line())

@@ -1,0 +1,216 @@
+"""Layout of the message list's rows: each message's document, its height, where its bubble goes and
+where each row starts.
+
+A row's height is measured from its laid-out document or, for a row not seen yet, estimated from its
+text's length. The rows' tops are a list of running totals (tops[i] = y of row i, tops[-1] = the
+total height): growing the last row changes one entry, and the row at a y is a bisect away.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QRect
+from PySide6.QtGui import QFont, QFontMetrics, QPalette, QTextCursor, QTextDocument, QTextOption
+
+from app.core.chat.messages import Message, Role
+from app.ui.common.markdown_html import render_markdown
+from app.ui.common.theme import markdown_palette
+
+MARGIN = 16  # left/right margin of the list
+MAX_COLUMN = 880  # widest text column: long lines are hard to read on a maximised window
+GAP = 14  # vertical space between messages
+PAD = 10  # padding inside a bubble
+USER_MAX_FRACTION = 0.78  # a user bubble takes at most this share of the width
+
+
+@dataclass(slots=True)
+class Row:
+    """Layout of one message at the current width."""
+
+    doc: QTextDocument | None = None
+    height: int = 0
+    bubble: QRect = field(default_factory=QRect)  # relative to the row's top
+    code_blocks: tuple[str, ...] = ()
+    streaming_plain: bool = False  # doc holds appended raw text since the last Markdown render
+    dirty: bool = True
+    #: False while `height` is an estimate from the text's length (rows are measured when first seen).
+    measured: bool = False
+
+    def append_plain(self, delta: str) -> bool:
+        """Add streamed text to the end of the document as is and grow the bubble by what it adds;
+        True when the row's height changed. O(new text): nothing else is laid out again."""
+        doc = self.doc
+        assert doc is not None
+        cursor = QTextCursor(doc)
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        cursor.insertText(delta)
+        self.streaming_plain = True
+        old_height = self.height
+        new_doc_h = int(doc.size().height() + 0.5)
+        self.height = old_height - (self.bubble.height() - 2 * PAD) + new_doc_h
+        self.bubble.setHeight(new_doc_h + 2 * PAD)
+        return self.height != old_height
+
+
+def column_width(viewport_width: int) -> int:
+    """Width of the text column in a viewport `viewport_width` wide."""
+    return max(200, min(MAX_COLUMN, viewport_width - 2 * MARGIN))
+
+
+def column_left(viewport_width: int) -> int:
+    """x of the (centred) text column in a viewport `viewport_width` wide."""
+    return max(MARGIN, (viewport_width - column_width(viewport_width)) // 2)
+
+
+def header_and_footer_fonts(font: QFont) -> tuple[QFont, QFont]:
+    """The bold font of a message's header and the smaller one of its footer, made from `font`."""
+    header = QFont(font)
+    header.setBold(True)
+    small = QFont(font)
+    small.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
+    return header, small
+
+
+def footer_text(message: Message) -> str:
+    """The line under a message: its error, "Generating…" (or that it waits), that it was cut off, or
+    its statistics (empty when none)."""
+    if message.error:
+        return message.error
+    if message.streaming:
+        if message.waiting:
+            plural = "s" if message.waiting > 1 else ""
+            return f"Waiting for {message.waiting} API request{plural} to finish…"
+        return "Generating…"
+    if message.incomplete:  # cut off: Fireside stopped (a crash, a power cut) while writing it
+        return (
+            "Incomplete: the reply was cut off before it finished. Right-click to continue or "
+            "regenerate it."
+        )
+    if message.stats is not None:
+        return message.stats.summary()
+    return ""
+
+
+def has_versions(message: Message) -> bool:
+    """Whether a message has other versions to switch to (its footer then shows "‹ n/m ›")."""
+    return message.version is not None and message.version[1] > 1
+
+
+def version_text(version: tuple[int, int]) -> str:
+    """The version switch under a message: "‹ 2/3 ›"."""
+    return f"‹ {version[0]}/{version[1]} ›"
+
+
+def build_document(row: Row, message: Message, font: QFont, palette: QPalette, plain: bool = False) -> None:
+    """Give `row` a new document of `message`: Markdown for a reply, as typed for the user's text, and
+    plain text for a reply when `plain` (its Markdown render then follows on the view's render timer)."""
+    # No Qt parent: the document lives exactly as long as the row references it.
+    doc = QTextDocument()
+    doc.setDocumentMargin(0)
+    doc.setDefaultFont(font)
+    option = QTextOption()
+    option.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+    doc.setDefaultTextOption(option)
+    if message.role is Role.USER or plain:
+        doc.setPlainText(message.content)
+        row.code_blocks = ()
+        if plain and message.role is not Role.USER:
+            row.doc = doc
+            row.streaming_plain = True  # shown as text until the throttled Markdown render
+            return
+    else:
+        rendered = render_markdown(message.content, markdown_palette(palette))
+        doc.setHtml(rendered.html)
+        row.code_blocks = rendered.code_blocks
+    row.doc = doc
+    row.streaming_plain = False
+
+
+def measure(row: Row, message: Message, width: int, header_font: QFont, small_font: QFont) -> None:
+    """Lay out `row`'s document at column width `width` and set its bubble and height from it."""
+    doc = row.doc
+    assert doc is not None
+    header_h = QFontMetrics(header_font).height() + 4
+    has_footer = bool(footer_text(message)) or has_versions(message)
+    footer_h = QFontMetrics(small_font).height() + 6 if has_footer else 0
+    if message.role is Role.USER:
+        max_w = int(width * USER_MAX_FRACTION) - 2 * PAD
+        doc.setTextWidth(max_w)
+        text_w = min(max_w, int(doc.idealWidth()) + 1)
+        bubble_w = max(text_w, 24) + 2 * PAD
+        x = width - bubble_w
+    else:
+        bubble_w = width
+        doc.setTextWidth(width - 2 * PAD)
+        x = 0
+    doc_h = int(doc.size().height() + 0.5)
+    row.bubble = QRect(x, header_h, bubble_w, doc_h + 2 * PAD)  # relative to the column
+    row.height = header_h + doc_h + 2 * PAD + footer_h + GAP
+    row.measured = True
+
+
+def height_estimator(
+    width: int, font: QFont, header_font: QFont, small_font: QFont
+) -> Callable[[Message], int]:
+    """A function giving a row's height from its text's length, without building its document.
+
+    Laying out thousands of Markdown documents takes seconds, so rows are measured only when they
+    come into view; until then their height is this estimate. Font metrics are read once here: per
+    row they would cost more than the estimate itself."""
+    metrics = QFontMetrics(font)
+    char_w = max(1, metrics.averageCharWidth())
+    line_h = metrics.lineSpacing()
+    header_h = QFontMetrics(header_font).height() + 4
+    footer_line = QFontMetrics(small_font).height() + 6
+    per_line = {
+        Role.USER: max(1, (int(width * USER_MAX_FRACTION) - 2 * PAD) // char_w),
+        Role.ASSISTANT: max(1, (width - 2 * PAD) // char_w),
+        Role.SYSTEM: max(1, (width - 2 * PAD) // char_w),
+    }
+    fixed = header_h + 2 * PAD + GAP
+
+    def estimate(message: Message) -> int:
+        n = per_line[message.role]
+        lines = sum(len(part) // n + 1 for part in message.content.split("\n"))
+        footer = (
+            footer_line if (message.stats or message.error or message.incomplete or message.version) else 0
+        )
+        return fixed + lines * line_h + footer
+
+    return estimate
+
+
+def estimate_all(
+    rows: Sequence[Row], message: Callable[[int], Message], estimate: Callable[[Message], int]
+) -> list[int]:
+    """Give every row its estimated height (marking it not measured) and return the tops that follow."""
+    tops = [0]
+    total = 0
+    for i, row in enumerate(rows):
+        row.measured = False
+        row.height = estimate(message(i))
+        total += row.height
+        tops.append(total)
+    return tops
+
+
+def restack(rows: Sequence[Row], tops: list[int], first: int) -> None:
+    """Recompute `tops` after row `first` changed height: O(rows after it), O(1) for the last row."""
+    for i in range(first, len(rows)):
+        tops[i + 1] = tops[i] + rows[i].height
+
+
+def rows_between(tops: Sequence[int], top: int, bottom: int) -> range:
+    """The rows that overlap the band from y `top` to y `bottom`."""
+    first = max(0, bisect.bisect_right(tops, top) - 1)
+    last = min(len(tops) - 1, bisect.bisect_left(tops, bottom))
+    return range(first, last)
+
+
+def row_at_y(tops: Sequence[int], y: int) -> int:
+    """The row at y `y`, or -1 above the first and below the last."""
+    row = bisect.bisect_right(tops, y) - 1
+    return row if 0 <= row < len(tops) - 1 else -1
