@@ -19,6 +19,7 @@ from app.core.chat.store import Store
 from app.core.chat.stored import propose_title
 from app.core.platform import paths
 from app.core.settings import Settings
+from app.ui.chat.message_layout import footer_text
 from app.ui.conversations.sidebar import IdRole
 from app.ui.shell.main_window import MainWindow
 from tests.window_fixtures import shot
@@ -217,7 +218,7 @@ def test_killed_mid_reply_the_conversation_and_partial_reply_survive(
     assert cut.incomplete and cut.content == reply.content
     # Shown as cut off, not as still being generated, and offered to be carried on.
     assert cut.cut_off and not cut.streaming
-    footer = window.view._footer_text(cut)
+    footer = footer_text(cut)
     assert "cut off" in footer and "Generating" not in footer
     window.sampling.set_params(window.sampling.params().with_changes(max_tokens=8))
     window.chat.continue_reply(1)

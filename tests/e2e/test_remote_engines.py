@@ -25,6 +25,7 @@ from app.core.platform import paths, secrets
 from app.core.remote.endpoints import model_key
 from app.core.settings import Settings
 from app.core.values.replies import StopReason
+from app.ui.chat.message_layout import footer_text
 from app.ui.remote.dialog import RemoteEnginesDialog
 from app.ui.shell.main_window import MainWindow
 from tests.fake_openai import FakeOpenAI
@@ -196,7 +197,7 @@ def test_add_an_endpoint_choose_its_model_and_chat(
     assert reply.stats is not None and reply.stats.completion_tokens > 1
     assert reply.stats.ttft_s > 0 and reply.stats.tokens_per_s > 0
     assert reply.stats.stop_reason in (StopReason.MAX_TOKENS, StopReason.END_OF_TURN)
-    assert window.view._footer_text(reply) == reply.stats.summary()  # the stats line under the reply
+    assert footer_text(reply) == reply.stats.summary()  # the stats line under the reply
     assert "tok/s" in reply.stats.summary() and "0 prompt" not in reply.stats.summary()
     assert server.requests_logged() == posts + 1  # it came from the server, not the local model
     shot(window, "remote-chat")
@@ -239,7 +240,7 @@ def test_stop_a_remote_reply_mid_stream(
     assert reply.stats is not None and reply.stats.stop_reason is StopReason.USER
     assert reply.content == "".join(chunks) and reply.error is None
     assert 0 < reply.stats.completion_tokens < 1500
-    assert "stopped by user" in window.view._footer_text(reply)
+    assert "stopped by user" in footer_text(reply)
 
 
 def test_the_server_dies_mid_reply_and_comes_back(

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QPushButton
 from pytestqt.qtbot import QtBot
 
 from app.core.settings import Settings
+from app.ui.chat.message_layout import footer_text
 from app.ui.shell.main_window import MainWindow
 from tests.window_fixtures import set_value, shot, type_and_send, wait_reply_done
 
@@ -138,13 +139,11 @@ def test_window_reply_waits_behind_api_requests_and_says_so(
     state = window.status.state_label.text()
     assert state == "Waiting for 2 API requests to finish…", state
     waiting = window.messages.peek(1)  # the reply's own footer says so too, not "Generating…"
-    assert (
-        waiting.waiting == 2 and window.view._footer_text(waiting) == "Waiting for 2 API requests to finish…"
-    )
+    assert waiting.waiting == 2 and footer_text(waiting) == "Waiting for 2 API requests to finish…"
     shot(window, "window-waits-behind-api")
     qtbot.waitUntil(lambda: bool(waited), timeout=60_000)
     assert window.status.state_label.text() == "Generating…"
-    assert window.view._footer_text(window.messages.peek(1)) == "Generating…"
+    assert footer_text(window.messages.peek(1)) == "Generating…"
     assert waited[0] > 0.5, "the window's reply started only after the API requests"
     wait_reply_done(qtbot, window)
     assert window.messages.message(1).content

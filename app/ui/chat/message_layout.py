@@ -86,8 +86,7 @@ def footer_text(message: Message) -> str:
         return "Generating…"
     if message.incomplete:  # cut off: Fireside stopped (a crash, a power cut) while writing it
         return (
-            "Incomplete: the reply was cut off before it finished. Right-click to continue or "
-            "regenerate it."
+            "Incomplete: the reply was cut off before it finished. Right-click to continue or regenerate it."
         )
     if message.stats is not None:
         return message.stats.summary()

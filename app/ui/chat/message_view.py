@@ -36,7 +36,6 @@ from app.ui.chat.message_layout import (
     column_left,
     column_width,
     estimate_all,
-    footer_text,
     has_versions,
     header_and_footer_fonts,
     height_estimator,
@@ -62,7 +61,6 @@ class MessageView(QAbstractScrollArea):
     versionStep = Signal(int, int)
     #: (row, "edit" | "regenerate" | "delete"): a message action from the context menu.
     messageAction = Signal(int, str)
-    _footer_text = staticmethod(footer_text)  # the line under a message: the window's tests read it here
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
