@@ -21,7 +21,6 @@ from app.core.hub.files import FileGroup, RemoteFile
 from app.core.models import starter
 from app.core.platform import secrets
 from app.core.settings import Settings
-from app.ui.hub.discover_view import DEBOUNCE_MS
 from app.ui.hub.downloads_panel import DownloadList
 from app.ui.shell.main_window import MainWindow
 from tests.conftest import STARTER_REPO
@@ -168,12 +167,15 @@ def test_new_query_supersedes_the_previous_one(qtbot: QtBot, window: MainWindow,
     window.show_page("discover")
     view = window.hub.discover
     qtbot.waitUntil(lambda: view.results_model.rowCount() > 0, timeout=10_000)  # the opening list
+    answers: list[tuple[str, bool]] = []
+    view.searchAnswered.connect(lambda query, shown: answers.append((query, shown)))
     view.search_input.setText("alpha")
     view.search_now()
     view.search_input.setText("smollm2")
     view.search_now()
-    qtbot.waitUntil(lambda: view.results_model.rowCount() > 0, timeout=10_000)
-    qtbot.wait(900)  # the superseded search's answer arrives in this time, and must be dropped
+    # Both answers arrive (the superseded one later, or earlier: either way it is not shown).
+    qtbot.waitUntil(lambda: {q for q, _ in answers} == {"alpha", "smollm2"}, timeout=10_000)
+    assert sorted(answers) == [("alpha", False), ("smollm2", True)]
     assert [r.repo_id for r in view.results_model.repos] == [STARTER_REPO]
 
 
@@ -187,11 +189,17 @@ def test_typing_is_debounced(qtbot: QtBot, window: MainWindow, fake_hub: FakeHub
 
     before = 0
     before = len(searches())
+    started: list[str] = []
+    answered: list[str] = []
+    view.searchStarted.connect(started.append)
+    view.searchAnswered.connect(lambda query, _shown: answered.append(query))
     view.search_input.setFocus()
     qtbot.keyClicks(view.search_input, "smollm2")  # seven key presses
-
-    qtbot.waitUntil(lambda: len(searches()) > 0, timeout=10_000)
-    qtbot.wait(2 * DEBOUNCE_MS)  # any late, undebounced search would arrive by now
+    assert started == [] and view._debounce.isActive()  # nothing yet: the pause decides
+    qtbot.waitUntil(lambda: answered == ["smollm2"], timeout=10_000)
+    # Searches start on the GUI thread, on a key press or when the pause ends: with no key pressed
+    # and no pause pending, no other search can start any more.
+    assert not view._debounce.isActive() and started == ["smollm2"]
     assert [s.query.get("search") for s in searches()] == [["smollm2"]]
 
 

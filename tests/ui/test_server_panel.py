@@ -140,6 +140,13 @@ def test_activity_text() -> None:
     assert activity_text(1, 2) == "API: 1 request generating, 2 waiting"
 
 
+def _settled(qtbot: QtBot, controller: ServerController) -> None:
+    """Wait until every start and stop asked for so far has finished and said so."""
+    done: list[bool] = []
+    controller.after_pending(lambda: done.append(True))
+    qtbot.waitUntil(lambda: bool(done), timeout=15_000)
+
+
 def _answers(port: int) -> bool:
     try:
         return bool(
@@ -155,7 +162,7 @@ def test_off_then_on_at_once_serves_and_says_so(qtbot: QtBot, dialog: ServerDial
     dialog.switch.setChecked(False)
     dialog.switch.setChecked(True)  # before the stop has finished: the start waits for it, not the port
     qtbot.waitUntil(lambda: dialog.controller.state in ("running", "error"), timeout=10_000)
-    qtbot.wait(300)  # a late "stopped" from the first stop would land here
+    _settled(qtbot, dialog.controller)  # a late "stopped" from the first stop would have landed by now
     assert dialog.controller.state == "running", dialog.status.text()
     assert dialog.switch.isChecked() and dialog.controller.settings.enabled
     assert _answers(port)
@@ -176,11 +183,14 @@ def test_each_request_is_logged_once(qtbot: QtBot, dialog: ServerDialog) -> None
     _turn_on(qtbot, dialog)
     client = openai.OpenAI(base_url=dialog.controller.address or "", api_key="x", max_retries=0)
     client.chat.completions.create(model="x", messages=QUESTION, max_tokens=2)  # type: ignore[arg-type]
-    # The GUI thread was blocked in this call: every report of the request is waiting for it now.
-    qtbot.wait(200)
+    # Reports come in order from the server's thread: once a later request's report is here, every
+    # report of the first one is too.
+    with pytest.raises(openai.BadRequestError):  # logged too, as one line with its 400
+        client.chat.completions.create(model="x", messages=QUESTION, max_tokens=0)  # type: ignore[arg-type]
+    qtbot.waitUntil(lambda: any(" 400 " in line for line in dialog.controller.history), timeout=5_000)
     lines = [line for line in dialog.log_view.toPlainText().splitlines() if "POST" in line]
-    assert len(lines) == 1, lines
-    assert len(dialog.controller.history) == 1
+    assert len(lines) == 2 and " 200 " in lines[0] and " 400 " in lines[1], lines
+    assert len(dialog.controller.history) == 2
 
 
 def test_port_and_network_choices_are_kept_while_off(qtbot: QtBot, dialog: ServerDialog) -> None:
@@ -197,12 +207,11 @@ def test_a_key_typed_before_the_keyring_answers_is_kept(
     secrets.set_secret(API_KEY_SECRET, "old-key")
     controller = dialog.controller
     loaded: list[bool] = []
-    controller.keyLoaded.connect(lambda: loaded.append(True))
-    controller.load_key()
+    controller.load_key(lambda: loaded.append(True))  # called once the keyring has answered
     dialog.key.setText("typed-key")
     dialog.key.setModified(True)
     controller.set_api_key("typed-key", lambda _kept: None)
-    qtbot.wait(300)
+    qtbot.waitUntil(lambda: bool(loaded), timeout=5_000)  # the keyring answered the read
     assert controller.api_key == "typed-key" and dialog.key.text() == "typed-key"
     # A read that finds the keyring's key with nothing typed shows it.
     dialog.key.setText("")

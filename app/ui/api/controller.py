@@ -205,6 +205,11 @@ class ServerController(QObject):
 
         self._lifecycle.run(lambda: self._stop_server(server), stopped)
 
+    def after_pending(self, callback: Callable[[], None]) -> None:
+        """Call `callback` on the GUI thread once every start and stop asked for so far has finished and
+        said so (they run one after another on the lifecycle thread)."""
+        self._lifecycle.run(lambda: None, lambda _r: callback())
+
     def shutdown(self) -> None:
         """Stop at once, with every reply (the window is closing): each server made, however far along."""
         self._generation += 1

@@ -44,6 +44,9 @@ class DiscoverView(QWidget):
     useExisting = Signal(object, object)
     openInstalled = Signal(object, object)
     tokenWanted = Signal()
+    #: A search for this text started / was answered (True: shown; False: a newer one replaced it).
+    searchStarted = Signal(str)
+    searchAnswered = Signal(str, bool)
 
     def __init__(
         self,
@@ -162,6 +165,7 @@ class DiscoverView(QWidget):
         self.results_model.reset()
         self.results_stack.setCurrentWidget(self.results)
         query = self.search_input.text().strip()
+        self.searchStarted.emit(query)
         sort = SORTS[self.sort.currentText()]
         self.search_status.setText(f"Searching for “{query}”…" if query else "Loading popular GGUF models…")
         client = self.client()
@@ -172,9 +176,14 @@ class DiscoverView(QWidget):
 
         self.tasks.run(
             run,
-            lambda r: self._on_page(gen, r[0], r[1], query),
-            lambda e: self._on_search_failed(gen, e, client.token),
+            lambda r: self._on_answer(gen, query, lambda: self._on_page(gen, r[0], r[1], query)),
+            lambda e: self._on_answer(gen, query, lambda: self._on_search_failed(gen, e, client.token)),
         )
+
+    def _on_answer(self, gen: int, query: str, show: Callable[[], None]) -> None:
+        """A search answered: shown if it is still the latest, dropped if a newer one replaced it."""
+        show()
+        self.searchAnswered.emit(query, gen == self._search_gen)
 
     def _on_page(self, gen: int, results: SearchResults, page: list[Any], query: str) -> None:
         if gen != self._search_gen:
