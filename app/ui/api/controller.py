@@ -13,6 +13,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
@@ -37,10 +38,20 @@ LOG_LINES = 500
 log = logging.getLogger(__name__)
 
 
+class ServerState(StrEnum):
+    """Where the server is in its life (each member equals its string, as the signals carry it)."""
+
+    STOPPED = "stopped"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    ERROR = "error"
+
+
 class ServerController(QObject):
     """Owns the LocalServer: starts and stops it off the GUI thread and relays its log."""
 
-    #: "stopped", "starting", "running", "stopping" or "error", and a sentence for the user.
+    #: A ServerState, and a sentence for the user.
     stateChanged = Signal(str, str)
     #: A request was queued, started or finished (a RequestLog, delivered on the GUI thread).
     logged = Signal(object)
@@ -69,7 +80,7 @@ class ServerController(QObject):
         self._made: set[LocalServer] = set()
         self._made_lock = threading.Lock()
         self._key_edits = 0  # bumped by set_api_key: a keyring read that lands later must not undo it
-        self.state, self.message = "stopped", "The server is off."
+        self.state, self.message = ServerState.STOPPED, "The server is off."
         self.api_key: str | None = None
         self.key_is_kept = True
         #: The log's last lines, so a dialog opened later shows what came before it.
@@ -82,9 +93,9 @@ class ServerController(QObject):
     @property
     def address(self) -> str | None:
         """The running server's base URL."""
-        return self.server.address if self.server is not None and self.state == "running" else None
+        return self.server.address if self.server is not None and self.state is ServerState.RUNNING else None
 
-    def _set_state(self, state: str, message: str) -> None:
+    def _set_state(self, state: ServerState, message: str) -> None:
         self.state, self.message = state, message
         self.stateChanged.emit(state, message)
 
@@ -137,7 +148,7 @@ class ServerController(QObject):
         generation = self._generation
         host = "0.0.0.0" if self.settings.allow_network else "127.0.0.1"
         config = ServerConfig(host, self.settings.port, self.api_key, self.settings.allow_network)
-        self._set_state("starting", "Starting…")
+        self._set_state(ServerState.STARTING, "Starting…")
 
         def work() -> LocalServer | None:
             # Imported here, off the GUI thread: uvicorn and Starlette cost ~0.3 s that a launch
@@ -174,7 +185,7 @@ class ServerController(QObject):
                 "other computers on the network" if config.host == "0.0.0.0" else "programs on this computer"
             )
             key = "with the API key" if config.api_key else "no API key needed"
-            self._set_state("running", f"Serving at {running.address} to {who} ({key}).")
+            self._set_state(ServerState.RUNNING, f"Serving at {running.address} to {who} ({key}).")
 
         def failed(error: BaseException) -> None:
             if generation != self._generation:
@@ -183,7 +194,7 @@ class ServerController(QObject):
 
             self.settings = replace(self.settings, enabled=False)
             text = str(error) if isinstance(error, ServerError) else f"The server failed to start: {error}"
-            self._set_state("error", text)
+            self._set_state(ServerState.ERROR, text)
 
         self._lifecycle.run(work, started, failed)
 
@@ -195,13 +206,13 @@ class ServerController(QObject):
         server, self.server = self.server, None
         self._activity(0, 0)
         if server is None:
-            self._set_state("stopped", "The server is off.")
+            self._set_state(ServerState.STOPPED, "The server is off.")
             return
-        self._set_state("stopping", "Stopping…")
+        self._set_state(ServerState.STOPPING, "Stopping…")
 
         def stopped(_result: object) -> None:
             if generation == self._generation:  # not started again meanwhile
-                self._set_state("stopped", "The server is off.")
+                self._set_state(ServerState.STOPPED, "The server is off.")
 
         self._lifecycle.run(lambda: self._stop_server(server), stopped)
 

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.api.config import ServerSettings, new_api_key
-from app.ui.api.controller import LOG_LINES, ServerController, activity_text
+from app.ui.api.controller import LOG_LINES, ServerController, ServerState, activity_text
 
 if TYPE_CHECKING:  # the HTTP stack is imported when the server first starts, not at launch
     from app.core.api.request_log import RequestLog
@@ -116,7 +116,7 @@ class ServerDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
 
-        self.switch.setChecked(controller.state in ("running", "starting"))
+        self.switch.setChecked(controller.state in (ServerState.RUNNING, ServerState.STARTING))
         self.switch.toggled.connect(self._on_switch)
         self.network.toggled.connect(self._on_network)
         self.port.valueChanged.connect(self._remember)
@@ -155,7 +155,7 @@ class ServerDialog(QDialog):
 
     def _remember(self) -> None:
         # Port and network choices are kept even when the server is not switched on now.
-        if self.controller.state not in ("running", "starting"):
+        if self.controller.state not in (ServerState.RUNNING, ServerState.STARTING):
             self.controller.update_settings(self._settings())
 
     def _show_loaded_key(self) -> None:
@@ -199,12 +199,12 @@ class ServerDialog(QDialog):
 
     def _show_state(self, state: str, message: str) -> None:
         self.status.setText(message)
-        self.status.setProperty("error", state == "error")
+        self.status.setProperty("error", state == ServerState.ERROR)
         self.status.style().unpolish(self.status)
         self.status.style().polish(self.status)
-        self.copy.setEnabled(state == "running")
-        running = state in ("running", "starting", "stopping")
-        if self.switch.isChecked() != running and state not in ("starting", "stopping"):
+        self.copy.setEnabled(state == ServerState.RUNNING)
+        running = state in (ServerState.RUNNING, ServerState.STARTING, ServerState.STOPPING)
+        if self.switch.isChecked() != running and state not in (ServerState.STARTING, ServerState.STOPPING):
             self.switch.blockSignals(True)
             self.switch.setChecked(running)
             self.switch.blockSignals(False)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject
 
 from app.core.settings import Settings
-from app.ui.api.controller import ServerController, activity_text
+from app.ui.api.controller import ServerController, ServerState, activity_text
 from app.ui.common.banner import Banner
 from app.ui.common.status_bar import StatusBar
 
@@ -35,18 +35,19 @@ class ServerIndicator(QObject):
         server.settingsChanged.connect(self._on_settings)
         server.activityChanged.connect(self._on_activity)
 
-    def _on_state(self, state: str, message: str) -> None:
+    def _on_state(self, value: str, message: str) -> None:
+        state = ServerState(value)  # the signal carries the member's string
         if self.settings.api_server != self.server.settings:  # switched on or off, a new port…
             self._on_settings()
         port = self.server.settings.port
         text = {
-            "running": f"API server: on · :{port}",
-            "starting": "API server: starting…",
-            "stopping": "API server: stopping…",
-            "error": "API server: failed",
+            ServerState.RUNNING: f"API server: on · :{port}",
+            ServerState.STARTING: "API server: starting…",
+            ServerState.STOPPING: "API server: stopping…",
+            ServerState.ERROR: "API server: failed",
         }.get(state, "API server: off")
         self.status.show_server(text, message)
-        if state == "error" and self.started:
+        if state == ServerState.ERROR and self.started:
             self.banner.show_message(message, action=("Local API server…", self.open_panel))
 
     def _on_settings(self) -> None:
