@@ -15,11 +15,12 @@ What it measures
       gaps between ticks from the first chunk until just after the reply is finished (so the final
       full Markdown render is included) give the largest gap and the 99th percentile
       (targets: max < 50 ms, p99 < 16 ms);
-    * per-chunk GUI cost: wall time inside `MainWindow._on_chunk` (the slot connected to
-      `bridge.chunk`: model append + the view's `_on_text_appended`, whose own time the view keeps
-      in `last_append_s`), mean and p95; the throttled Markdown re-render ticks
+    * per-chunk GUI cost: wall time inside `ChatController.handle` for a `Chunk` (the slot connected
+      to the bridge's events: the session's transcript append, the model's relay and the view's
+      `_on_text_appended`, whose own time the view keeps in `last_append_s`, and the session's
+      once-a-second save), mean and p95; the throttled Markdown re-render ticks
       (`MessageView._render_streaming`, only ticks that rendered), the view's paint events and the
-      `replyDone` slot are timed separately;
+      handling of `ReplyDone` are timed separately;
     * completion tokens (from the reply's stats), stop reason, time to first token, tokens/s and
       the number of chunks; the QTextDocuments the view owns and the process RSS after the reply;
       the 1-min load average (other work on the machine makes every number here worse).
@@ -33,8 +34,9 @@ How it measures
     (`QEventLoop.exec()`, quit on `replyDone`); nothing busy-loops `processEvents()`, which would
     starve the inference thread of the GIL.
 
-    The model is asked only the benchmark prompt in both cases: `window.messages.prompt_messages`
-    is replaced, on this window only, by one that returns just the last user message. The earlier
+    The model is asked only the benchmark prompt in both cases: the session's
+    `transcript.prompt_messages` is replaced, on this window only, by one that returns just the last
+    user message. The earlier
     messages are shown and laid out by the view exactly as usual, but they are not sent to the
     model (500 realistic messages are far more than the 4096-token context holds, and the app
     refuses such a prompt), so the model does the same work in both cases and only the GUI differs.
@@ -78,10 +80,12 @@ from PySide6.QtGui import QPaintEvent, QTextDocument  # noqa: E402
 
 from app.core.chat.messages import Role  # noqa: E402
 from app.core.inference import engine  # noqa: E402
+from app.core.inference.events import Chunk, Event, ReplyDone  # noqa: E402
 from app.core.models import starter  # noqa: E402
 from app.core.platform import paths  # noqa: E402
 from app.core.settings import Settings  # noqa: E402
 from app.core.values.replies import ReplyStats  # noqa: E402
+from app.ui.chat.controller import ChatController  # noqa: E402
 from app.ui.chat.message_view import MessageView  # noqa: E402
 from app.ui.shell.application import create_app  # noqa: E402
 from app.ui.shell.main_window import MainWindow  # noqa: E402
@@ -124,25 +128,21 @@ PROBE = Probe()
 
 def instrument() -> None:
     """Wrap the GUI-thread handlers of a streaming reply with timers (class level, this process only)."""
-    on_chunk = MainWindow._on_chunk
-    on_done = MainWindow._on_reply_done
+    handle = ChatController.handle
     render = MessageView._render_streaming
     paint = MessageView.paintEvent
 
-    @functools.wraps(on_chunk)
-    def timed_chunk(self: MainWindow, request_id: int, text: str) -> None:
+    @functools.wraps(handle)
+    def timed_handle(self: ChatController, event: Event) -> None:
         started = time.perf_counter()
-        on_chunk(self, request_id, text)
-        if PROBE.active:
+        handle(self, event)
+        if not PROBE.active:
+            return
+        if isinstance(event, Chunk):
             PROBE.chunk_at.append(started)
             PROBE.chunk_s.append(time.perf_counter() - started)
             PROBE.append_s.append(self.view.last_append_s)
-
-    @functools.wraps(on_done)
-    def timed_done(self: MainWindow, request_id: int, text: str, stats: ReplyStats) -> None:
-        started = time.perf_counter()
-        on_done(self, request_id, text, stats)
-        if PROBE.active:
+        elif isinstance(event, ReplyDone):
             PROBE.done_s.append(time.perf_counter() - started)
 
     @functools.wraps(render)
@@ -160,8 +160,7 @@ def instrument() -> None:
         if PROBE.active:
             PROBE.paint_s.append(time.perf_counter() - started)
 
-    MainWindow._on_chunk = timed_chunk  # type: ignore[method-assign]
-    MainWindow._on_reply_done = timed_done  # type: ignore[method-assign]
+    ChatController.handle = timed_handle  # type: ignore[method-assign]
     MessageView._render_streaming = timed_render  # type: ignore[method-assign]
     MessageView.paintEvent = timed_paint  # type: ignore[method-assign]
 
@@ -453,7 +452,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("paint events", "paint_n", "{:.0f}"),
     ("paint mean (ms)", "paint_mean", "{:.2f}"),
     ("paint p95 (ms)", "paint_p95", "{:.2f}"),
-    ("replyDone slot (ms)", "done_ms", "{:.2f}"),
+    ("ReplyDone handling (ms)", "done_ms", "{:.2f}"),
     ("slot+render+paint per chunk (ms)", "total_per_chunk", "{:.3f}"),
     ("QTextDocuments owned by view", "docs", "{:.0f}"),
     ("process RSS after reply (MB)", "rss_mb", "{:.0f}"),
@@ -555,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
         window.sampling.input("max_tokens").setValue(args.max_tokens)
         window.sampling.input("temperature").setValue(0.0)
         window.sampling.input("seed").setValue(42)
-        window.messages.prompt_messages = only_last_user_message(window)  # type: ignore[method-assign]
+        window.session.transcript.prompt_messages = only_last_user_message(window)  # type: ignore[method-assign]
         spin(200)
         print(
             f"PySide6 {PySide6.__version__} (Qt {qVersion()}), "
