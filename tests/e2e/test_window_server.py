@@ -124,50 +124,58 @@ def test_switch_serves_the_loaded_model_and_is_remembered(
     assert not Settings.load().api_server.enabled
 
 
-def test_window_reply_waits_behind_api_requests_and_says_so(
+def test_the_window_and_api_clients_are_answered_at_the_same_time(
     qtbot: QtBot, window: MainWindow, memory_keyring: Any, streams: Callable[[str], Streams]
 ) -> None:
+    assert window.loaded is not None and window.loaded.n_parallel >= 3
     api = streams(_switch_on(qtbot, window, _free_port()))
-    api.start(max_tokens=300)
-    api.start(max_tokens=300)
-    qtbot.waitUntil(lambda: window.server.activity == (1, 1), timeout=20_000)
-    assert window.status.server_indicator.text() == "API: 1 request generating, 1 waiting"
+    api.start(max_tokens=200)
+    api.start(max_tokens=200)
+    qtbot.waitUntil(lambda: window.server.activity == (2, 0), timeout=20_000)
+    assert window.status.server_indicator.text() == "API: 2 requests generating"
+    set_value(window, "maxTokensInput", 300)
+    type_and_send(qtbot, window, "Write a long story about a lighthouse keeper and the sea.")
+    assert window.status.state_label.text() == "Generating…", "a sequence was free: nothing to wait for"
+    assert footer_text(window.messages.peek(1)) == "Generating…"
+    # The window's reply streams while both API streams do.
+    qtbot.waitUntil(lambda: len(window.messages.message(1).content) > 20, timeout=30_000)
+    assert not api.finish and all(api.texts), "the API streams go on meanwhile"
+    api.start(max_tokens=8)  # a third client, while the window generates: it does not wait either
+    api.join()
+    assert not api.errors and len(api.finish) == 3 and all(api.texts)
+    assert window.is_generating, "the API clients were not held up behind the window's long reply"
+    window.chat.stop()
+    wait_reply_done(qtbot, window)
+    qtbot.waitUntil(lambda: window.status.server_indicator.text().startswith("API server: on"))
+
+
+def test_with_every_sequence_busy_the_window_reply_waits_and_says_so(
+    qtbot: QtBot, window: MainWindow, memory_keyring: Any, streams: Callable[[str], Streams]
+) -> None:
+    assert window.loaded is not None
+    parallel = window.loaded.n_parallel
+    api = streams(_switch_on(qtbot, window, _free_port()))
+    for _ in range(parallel):
+        api.start(max_tokens=120)
+    qtbot.waitUntil(lambda: window.server.activity == (parallel, 0), timeout=20_000)
     waited: list[float] = []
     window.bridge.started.connect(lambda _rid, seconds: waited.append(seconds))
     set_value(window, "maxTokensInput", 16)
     type_and_send(qtbot, window, "Name a colour.")
     state = window.status.state_label.text()
-    assert state == "Waiting for 2 API requests to finish…", state
+    assert state == "Waiting for 1 API request to finish…", state
     waiting = window.messages.peek(1)  # the reply's own footer says so too, not "Generating…"
-    assert waiting.waiting == 2 and footer_text(waiting) == "Waiting for 2 API requests to finish…"
+    assert waiting.waiting == 1 and footer_text(waiting) == "Waiting for 1 API request to finish…"
     shot(window, "window-waits-behind-api")
-    qtbot.waitUntil(lambda: bool(waited), timeout=60_000)
+    qtbot.waitUntil(lambda: bool(waited) and not window.messages.peek(1).waiting, timeout=60_000)
     assert window.status.state_label.text() == "Generating…"
     assert footer_text(window.messages.peek(1)) == "Generating…"
-    assert waited[0] > 0.5, "the window's reply started only after the API requests"
+    assert waited[0] > 0.5, "the window's reply started only once a sequence was free"
     wait_reply_done(qtbot, window)
     assert window.messages.message(1).content
     api.join()
-    assert not api.errors and len(api.finish) == 2, "both API streams were served to the end"
-    assert all(api.texts)
+    assert not api.errors and len(api.finish) == parallel, "every API stream was served to the end"
     qtbot.waitUntil(lambda: window.status.server_indicator.text().startswith("API server: on"))
-
-
-def test_api_request_waits_while_the_window_generates(
-    qtbot: QtBot, window: MainWindow, memory_keyring: Any, streams: Callable[[str], Streams]
-) -> None:
-    api = streams(_switch_on(qtbot, window, _free_port()))
-    set_value(window, "maxTokensInput", 300)
-    type_and_send(qtbot, window, "Write a long story about a lighthouse keeper and the sea.")
-    assert window.status.state_label.text() == "Generating…", "nothing was ahead of the window's reply"
-    api.start(max_tokens=8)
-    qtbot.waitUntil(lambda: window.server.activity == (0, 1), timeout=10_000)
-    assert window.status.server_indicator.text() == "API: 1 waiting"
-    assert not api.texts[0], "the API request waits for the window's reply"
-    wait_reply_done(qtbot, window)
-    api.join()
-    assert api.texts[0] and not api.errors
-    assert window.messages.message(1).content
 
 
 def test_closing_the_window_mid_api_stream_ends_it_cleanly(
@@ -200,16 +208,21 @@ def test_a_taken_port_is_reported(qtbot: QtBot, window: MainWindow, memory_keyri
     assert not Settings.load().api_server.enabled
 
 
-def test_closing_with_an_api_request_waiting_behind_the_window_tells_it_why(
+def test_closing_with_an_api_request_waiting_for_a_sequence_tells_it_why(
     qtbot: QtBot, window: MainWindow, memory_keyring: Any, streams: Callable[[str], Streams]
 ) -> None:
+    assert window.loaded is not None
+    parallel = window.loaded.n_parallel
     api = streams(_switch_on(qtbot, window, _free_port()))
     set_value(window, "maxTokensInput", 2000)
     type_and_send(qtbot, window, "Write a long story about a lighthouse keeper and the sea.")
+    for _ in range(parallel - 1):  # the window's reply and these take every sequence
+        api.start(max_tokens=2000)
+    qtbot.waitUntil(lambda: window.server.activity == (parallel - 1, 0), timeout=20_000)
     api.start(max_tokens=50)
-    qtbot.waitUntil(lambda: window.server.activity == (0, 1), timeout=10_000)
+    qtbot.waitUntil(lambda: window.server.activity == (parallel - 1, 1), timeout=10_000)
     window.close()
     api.join(10)
-    assert len(api.errors) == 1 and isinstance(api.errors[0], openai.APIError), api.errors
-    assert "shutting down" in str(api.errors[0]), "an answer, not a dropped connection"
-    assert not api.texts[0] and not api.finish
+    assert len(api.errors) == parallel and all(isinstance(e, openai.APIError) for e in api.errors)
+    assert all("shutting down" in str(e) for e in api.errors), "answers, not dropped connections"
+    assert not api.texts[-1] and not api.finish, "the waiting request never started, the others were cut"

@@ -140,8 +140,8 @@ class Routes:
             messages, params, stop=body.stop_strings(), raw_prompt=raw, sink=reply.sink, coalesce_s=0.0
         )
         entry.request_id = request_id
-        ahead = self.worker.replies_waiting(before=request_id) + (self.worker.running_reply is not None)
-        entry.state = RequestState.QUEUED if ahead else RequestState.GENERATING
+        # Queued when every sequence is busy (it starts as one is free), else generating at once.
+        entry.state = RequestState.QUEUED if self.worker.ahead(request_id) else RequestState.GENERATING
         self.active[request_id] = entry
         self._notify(entry)
         chat = isinstance(body, ChatRequest)

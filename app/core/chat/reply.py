@@ -28,12 +28,8 @@ class Generator(Protocol):
     def cancel(self, request_id: int) -> None:
         """Stop a reply before its next token."""
 
-    def replies_waiting(self, before: int | None = None) -> int:
-        """Local replies queued ahead of request `before`."""
-
-    @property
-    def running_reply(self) -> int | None:
-        """The local reply being generated now."""
+    def ahead(self, request_id: int) -> int:
+        """How many replies must end before reply `request_id` can start (0: at once)."""
 
 
 #: Runs `work` (a blocking read), then `done` with its result or `failed` with its exception (the

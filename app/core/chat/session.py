@@ -300,11 +300,8 @@ class ChatSession:
         )
         ahead = 0
         if remote is None:
-            # API requests queued earlier (or generating now) go first: say so until this one starts.
-            running = self.generator.running_reply
-            ahead = self.generator.replies_waiting(before=request_id) + (
-                running is not None and running != request_id
-            )
+            # Every sequence busy (API requests): say how many must end before this one starts.
+            ahead = self.generator.ahead(request_id)
             self.transcript.set_waiting(row, ahead)
         self._tell(ReplyStateChanged(True, ahead, remote is not None))
         return self.reply

@@ -22,7 +22,7 @@ class FileFit:
 
 
 def plan(
-    groups: Sequence[FileGroup], shape: ModelShape, machine: Machine, context_length: int
+    groups: Sequence[FileGroup], shape: ModelShape, machine: Machine, context_length: int, sequences: int = 1
 ) -> list[FileFit]:
     """Badges for every file of a repository, and the recommendation: the best quantization that fits
     with headroom. `groups` come best quality first; full-precision files are recommended only when a
@@ -30,7 +30,7 @@ def plan(
     fits = []
     gpu_needs = []
     for group in groups:
-        est, gpu_need = estimate_with_gpu(group.size, shape, context_length)
+        est, gpu_need = estimate_with_gpu(group.size, shape, context_length, sequences)
         gpu_needs.append(gpu_need)
         fits.append(FileFit(group, est, fit(est.total, machine, gpu_need)))
     candidates = [

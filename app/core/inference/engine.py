@@ -1,17 +1,18 @@
-"""The engine: one llama.cpp model and context, and the token loop that streams a chat reply.
+"""The engine: one llama.cpp model and context, with room for several replies generated at once.
 
-It drives llama.cpp through llama-cpp-python's low-level API with a lean token loop: sampling runs
-in llama.cpp's own sampler chain (C), each token is turned into text once, and the KV cache is kept
-between turns (only the part of the prompt that differs from what is already cached is evaluated).
-Its parts live beside it: the sampler chain (sampler.py), the KV cache's bookkeeping (kv_cache.py),
-the chat template (template.py), stop strings (stop.py), llama.cpp's parameters (llama_params.py)
-and the GPU layer counts a load tries (load_plan.py).
+It drives llama.cpp through llama-cpp-python's low-level API. The context has `n_parallel` sequences
+(slots.py), each with a KV cache of its own `context_length` tokens that outlives the reply, so a
+follow-up reads only what is new. A reply is a `Generation` (generation.py) in one sequence; each
+`step` puts one token of every reply being written, and a chunk of every prompt being read, into one
+batch, decodes it once, and samples every reply from its own row of logits with its own sampler
+chain (sampler.py: sampling runs in C). Its other parts live beside it: the chat template
+(template.py), stop strings (stop.py), llama.cpp's parameters (llama_params.py) and the GPU layer
+counts and sequences a load chooses (load_plan.py).
 An `Engine` is not thread-safe: the inference thread (app.core.inference.thread) is its only user.
 """
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import logging
 import os
@@ -22,20 +23,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from app.core.inference.batch import Batch, step
 from app.core.inference.errors import ContextFullError, EngineError, LoadCancelled
-from app.core.inference.kv_cache import KvCache
-from app.core.inference.llama_params import context_params, last_error, open_model
-from app.core.inference.load_plan import gpu_layer_attempts, offload_note
+from app.core.inference.generation import Generation
+from app.core.inference.llama_params import N_BATCH, context_params, last_error, open_model
+from app.core.inference.load_plan import gpu_layer_attempts, offload_note, parallel_for
 from app.core.inference.options import LoadedModel, LoadOptions, default_threads
 from app.core.inference.sampler import build_sampler
-from app.core.inference.stop import StopMatcher
+from app.core.inference.slots import Slots
 from app.core.inference.template import ChatTemplate
 from app.core.models.gguf_file import ModelInfo, inspect_model
 from app.core.models.offload import KV_TYPES, layer_count, split
 from app.core.system import binding, hardware
 from app.core.system.binding import import_llama_cpp
 from app.core.system.hardware import Hardware
-from app.core.values.replies import ReplyStats, StopReason
+from app.core.values.replies import ReplyStats
 from app.core.values.sampling import RANDOM_SEED, SamplingParams
 from app.core.values.text import clean_text
 
@@ -55,7 +57,9 @@ class Engine:
         self._model: Any = None
         self._vocab: Any = None
         self._ctx: Any = None
-        self._cache: KvCache | None = None
+        self._slots: Slots | None = None
+        self._batch: Batch | None = None
+        self._parallel = 1
         self._formatter: ChatTemplate | None = None
         self._loaded: LoadedModel | None = None
         self._options = LoadOptions()
@@ -63,15 +67,18 @@ class Engine:
         self._add_bos = False
         self._bos_text = ""
         self._piece = ctypes.create_string_buffer(256)
-        #: The running request's stop event; llama.cpp polls it inside llama_decode.
-        self._cancel: threading.Event | None = None
+        #: The stop events of the replies in the batch being decoded; llama.cpp polls them inside
+        #: llama_decode, which stops when all of them are set (a stop never cuts the others short).
+        self._cancels: list[threading.Event] = []
         self._abort_callback: Any = None
 
     # ----- loading -------------------------------------------------------------------------
 
     def _abort(self, _data: ctypes.c_void_p) -> bool:
-        """llama.cpp asks this during llama_decode: True stops the computation (a user's stop)."""
-        if self._cancel is not None and self._cancel.is_set():
+        """llama.cpp asks this during llama_decode: True stops the computation (every reply in it was
+        stopped)."""
+        cancels = self._cancels
+        if cancels and all(cancel.is_set() for cancel in cancels):
             binding.stopping.set()
             return True
         return False
@@ -105,6 +112,7 @@ class Engine:
         max_layers = layer_count(info.shape)
         n_ctx = min(max(CTX_STEP, options.context_length), info.context_length or options.context_length)
         flash = options.flash_attn is not False
+        options = replace(options, n_parallel=parallel_for(info, options, n_ctx, found))
         attempts = gpu_layer_attempts(info, options, n_ctx, found)
         failed: int | None = None  # the last layer count that ran out of memory
         failure: EngineError | None = None
@@ -133,7 +141,9 @@ class Engine:
             self.unload()
             raise
         total, on_gpu = binding.buffer_totals()
-        estimated = split(info.shape, info.file_size, self.context_length, layers, options.kv_type, flash)
+        estimated = split(
+            info.shape, info.file_size, self.context_length, layers, options.kv_type, flash, self._parallel
+        )
         self._loaded = LoadedModel(
             info=info,
             context_length=self.context_length,
@@ -150,6 +160,7 @@ class Engine:
             kv_type=options.kv_type,
             offload_note=offload_note(failed, layers, max_layers),
             buffers=tuple((name, what, int(size * 1024 * 1024)) for name, what, size in binding.buffers),
+            n_parallel=self._parallel,
         )
         return self._loaded
 
@@ -170,23 +181,31 @@ class Engine:
 
     def unload(self) -> None:
         """Free the context and the model (safe to call when nothing is loaded)."""
-        if self._ctx is not None:
-            self._llama.llama_free(self._ctx)
-            self._ctx = None
+        self._free_context()
         if self._model is not None:
             self._llama.llama_model_free(self._model)
             self._model = None
-        self._cache = None
         self._loaded = None
         self._formatter = None
 
     @property
     def context_length(self) -> int:
-        """The context window of the current context, in tokens (0 when none)."""
-        return int(self._llama.llama_n_ctx(self._ctx)) if self._ctx is not None else 0
+        """The context window of each sequence, in tokens (0 when no model is loaded)."""
+        return int(self._llama.llama_n_ctx_seq(self._ctx)) if self._ctx is not None else 0
+
+    @property
+    def parallel(self) -> int:
+        """How many replies the context generates at once."""
+        return self._parallel if self._ctx is not None else 0
+
+    @property
+    def free_sequences(self) -> int:
+        """Sequences no reply is using now."""
+        return self._slots.free if self._slots is not None else 0
 
     def ensure_context(self, context_length: int) -> None:
-        """Recreate the context when the requested length differs (keeps the model loaded)."""
+        """Recreate the context when the requested length differs (keeps the model loaded; only while
+        no reply is being generated: every sequence's KV cache goes with it)."""
         wanted = self._clamp_ctx(context_length)
         if self._ctx is None or wanted == self.context_length:
             return
@@ -202,6 +221,10 @@ class Engine:
         if self._loaded is not None:
             self._loaded = replace(self._loaded, context_length=self.context_length)
 
+    def fits_context(self, context_length: int) -> bool:
+        """True when a reply asking for `context_length` can use the context as it is (no rebuild)."""
+        return self._ctx is not None and self._clamp_ctx(context_length) == self.context_length
+
     def _clamp_ctx(self, n: int) -> int:
         # llama.cpp rounds the context up to a multiple of CTX_STEP; doing it here keeps a request
         # equal to what llama_n_ctx() reports, so ensure_context never rebuilds (and drops the KV
@@ -213,22 +236,32 @@ class Engine:
     def _threads(self, options: LoadOptions) -> int:
         return options.n_threads if options.n_threads > 0 else default_threads()
 
+    def _free_context(self) -> None:
+        if self._batch is not None:
+            self._batch.free()
+            self._batch = None
+        if self._ctx is not None:
+            self._llama.llama_free(self._ctx)
+            self._ctx = None
+        self._slots = None
+
     def _create_context(self, options: LoadOptions) -> None:
         llama_cpp = self._llama
-        if self._ctx is not None:
-            llama_cpp.llama_free(self._ctx)
-            self._ctx = None
+        self._free_context()
         n_ctx, threads = self._clamp_ctx(options.context_length), self._threads(options)
-        params = context_params(llama_cpp, options, n_ctx, threads, self._abort_callback)
+        parallel = max(1, options.n_parallel)
+        params = context_params(llama_cpp, options, n_ctx, threads, self._abort_callback, parallel)
         binding.log_tail.clear()
         ctx = llama_cpp.llama_init_from_model(self._model, params)
         if not ctx:
             raise EngineError(
-                f"Could not create a context of {params.n_ctx} tokens (not enough memory?). "
-                f"Try a smaller context length. {last_error()}"
+                f"Could not create a context of {parallel} × {n_ctx} tokens (not enough memory?). "
+                f"Try a smaller context length or fewer parallel replies. {last_error()}"
             )
         self._ctx = ctx
-        self._cache = KvCache(llama_cpp, ctx)
+        self._parallel = parallel
+        self._slots = Slots(llama_cpp, ctx, parallel)
+        self._batch = Batch(llama_cpp, N_BATCH)
         self._options = options
 
     def _make_formatter(self, info: ModelInfo) -> bool:
@@ -278,6 +311,75 @@ class Engine:
 
     # ----- generation ----------------------------------------------------------------------
 
+    def prompt_tokens(
+        self, messages: list[dict[str, str]], continue_last: bool = False, raw_prompt: str | None = None
+    ) -> list[int]:
+        """The tokens a reply to `messages` starts from (see stream_chat for the arguments)."""
+        if raw_prompt is not None:
+            return self.tokenize(raw_prompt)
+        if continue_last and messages and messages[-1]["role"] == "assistant":
+            # The template up to the reply's header, then the reply so far: the model goes on from there.
+            return self.tokenize(self.render_prompt(messages[:-1]) + messages[-1]["content"])
+        return self.tokenize(self.render_prompt(messages))
+
+    def start(
+        self,
+        messages: list[dict[str, str]],
+        params: SamplingParams,
+        on_text: Callable[[str], None],
+        cancel: threading.Event,
+        continue_last: bool = False,
+        stop_strings: Sequence[str] = (),
+        raw_prompt: str | None = None,
+    ) -> Generation:
+        """Begin a reply in a free sequence (the caller makes sure there is one, see free_sequences);
+        `step` advances it with the others, `finish` ends it."""
+        if self._ctx is None or self._slots is None:
+            raise EngineError("No model is loaded.")
+        params = params.validated()
+        started = time.perf_counter()
+        n_ctx = self.context_length
+        prompt = self.prompt_tokens(messages, continue_last, raw_prompt)
+        if not prompt:
+            raise EngineError("The prompt is empty.")
+        if len(prompt) >= n_ctx:
+            raise ContextFullError(
+                f"The conversation is {len(prompt):,} tokens long and no longer fits the "
+                f"{n_ctx:,}-token context window. Start a new chat or raise the context length."
+            )
+        slot = self._slots.choose(prompt)
+        if slot is None:
+            raise EngineError("Every sequence is busy: the reply must wait for one to end.")
+        reused = self._slots.reuse(slot, prompt)
+        self._slots.take(slot)
+        seed = params.seed if params.seed != RANDOM_SEED else random.getrandbits(31)
+        sampler = build_sampler(self._llama, self._vocab, params, seed, prompt)
+        generation = Generation(
+            self._llama, self._vocab, self._piece_bytes, slot, prompt, reused, params, sampler, seed,
+            on_text, cancel, n_ctx, stop_strings,
+        )  # fmt: skip
+        generation.started = started
+        return generation
+
+    def step(self, generations: Sequence[Generation]) -> None:
+        """Advance every generation by one decode of one shared batch (see batch.step)."""
+        if self._ctx is None or self._batch is None or self._slots is None:
+            raise EngineError("No model is loaded.")
+        self._cancels = [g.cancel for g in generations if g.stop is None]
+        try:
+            step(self._ctx, self._batch, self._slots, generations)
+        finally:
+            self._cancels = []
+            binding.stopping.clear()
+
+    def finish(self, generation: Generation) -> ReplyStats:
+        """End a generation (stopped, or done): its statistics; its sequence keeps what it holds."""
+        try:
+            return generation.finish()
+        finally:
+            if self._slots is not None:
+                self._slots.release(generation.slot)
+
     def stream_chat(
         self,
         messages: list[dict[str, str]],
@@ -288,7 +390,7 @@ class Engine:
         stop_strings: Sequence[str] = (),
         raw_prompt: str | None = None,
     ) -> ReplyStats:
-        """Generate the assistant's reply to `messages`, calling `on_text` with each new piece of text.
+        """Generate one reply to `messages` on its own, calling `on_text` with each new piece of text.
 
         With `continue_last`, the last message is an assistant reply that stopped early (max tokens):
         the model carries on writing it instead of starting a new one. With `raw_prompt`, `messages`
@@ -300,104 +402,11 @@ class Engine:
         """
         if self._ctx is None:
             raise EngineError("No model is loaded.")
-        params = params.validated()
-        started = time.perf_counter()
-        self.ensure_context(params.context_length)
-        llama_cpp = self._llama
-        n_ctx = self.context_length
-
-        if raw_prompt is not None:
-            prompt = self.tokenize(raw_prompt)
-        elif continue_last and messages and messages[-1]["role"] == "assistant":
-            # The template up to the reply's header, then the reply so far: the model goes on from there.
-            prompt = self.tokenize(self.render_prompt(messages[:-1]) + messages[-1]["content"])
-        else:
-            prompt = self.tokenize(self.render_prompt(messages))
-        if not prompt:
-            raise EngineError("The prompt is empty.")
-        if len(prompt) >= n_ctx:
-            raise ContextFullError(
-                f"The conversation is {len(prompt):,} tokens long and no longer fits the "
-                f"{n_ctx:,}-token context window. Start a new chat or raise the context length."
-            )
-        cache = self._cache
-        assert cache is not None  # ensure_context leaves a context or raises
-        reused = cache.reuse(prompt)
-        evaluated = 0
-        seed = params.seed if params.seed != RANDOM_SEED else random.getrandbits(31)
-        sampler = build_sampler(llama_cpp, self._vocab, params, seed, prompt)
-        ctx, vocab = self._ctx, self._vocab
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        completion = 0
-        stop = StopReason.END_OF_TURN
-        first_token_at = 0.0
-        decodes = 0  # single-token decodes after the first token (for tokens/s)
-        matcher = StopMatcher(stop_strings) if stop_strings else None
-        self._cancel = cancel
+        self.ensure_context(params.validated().context_length)
+        generation = self.start(messages, params, on_text, cancel, continue_last, stop_strings, raw_prompt)
         try:
-            if not cancel.is_set() and cache.decode(prompt[reused:]):
-                evaluated = len(prompt) - reused
-            else:
-                stop = StopReason.USER
-            while stop is not StopReason.USER:
-                token = llama_cpp.llama_sampler_sample(sampler, ctx, -1)
-                if completion == 0:
-                    first_token_at = time.perf_counter()
-                if llama_cpp.llama_vocab_is_eog(vocab, token):
-                    stop = StopReason.END_OF_TURN
-                    break
-                completion += 1
-                text = decoder.decode(self._piece_bytes(token))
-                if matcher is not None and text:
-                    text, hit = matcher.feed(text)
-                    if hit:
-                        if text:
-                            on_text(text)
-                        stop = StopReason.END_OF_TURN
-                        break
-                if text:
-                    on_text(text)
-                if completion >= params.max_tokens:
-                    stop = StopReason.MAX_TOKENS
-                    break
-                if len(cache.tokens) + 1 >= n_ctx:
-                    stop = StopReason.CONTEXT_FULL
-                    break
-                if cancel.is_set():
-                    stop = StopReason.USER
-                    break
-                if not cache.decode((token,)):
-                    stop = StopReason.USER
-                    break
-                decodes += 1
+            while generation.stop is None:
+                self.step((generation,))
         finally:
-            self._cancel = None
-            binding.stopping.clear()
-            llama_cpp.llama_sampler_free(sampler)
-        tail = decoder.decode(b"", final=True)
-        if matcher is not None:
-            # Text held back because it might have begun a stop string that never came.
-            tail = matcher.finish(tail)
-        if tail:
-            on_text(tail)
-        ended = time.perf_counter()
-        if not first_token_at:
-            first_token_at = ended
-        # The first token comes with the prompt's evaluation; each decode after it yields one more
-        # token (the last one may be the end-of-turn token, which is not shown).
-        gen_time = ended - first_token_at
-        if decodes and gen_time > 0:
-            rate = decodes / gen_time
-        else:
-            rate = completion / (ended - started) if ended > started else 0.0
-        return ReplyStats(
-            ttft_s=first_token_at - started,
-            tokens_per_s=rate,
-            prompt_tokens=len(prompt),
-            prompt_tokens_evaluated=evaluated,
-            completion_tokens=completion,
-            stop_reason=stop,
-            seed=seed,
-            context_used=len(cache.tokens) + (1 if completion else 0),
-            context_length=n_ctx,
-        )
+            stats = self.finish(generation)
+        return stats

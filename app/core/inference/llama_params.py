@@ -49,11 +49,15 @@ def open_model(
 
 
 def context_params(
-    llama_cpp: Any, options: LoadOptions, n_ctx: int, threads: int, abort_callback: Any
+    llama_cpp: Any, options: LoadOptions, n_ctx: int, threads: int, abort_callback: Any, parallel: int = 1
 ) -> Any:
-    """llama_context_params for a context of `n_ctx` tokens loaded with `options`."""
+    """llama_context_params for `parallel` sequences of `n_ctx` tokens each, loaded with `options`."""
     params = llama_cpp.llama_context_default_params()
-    params.n_ctx = n_ctx
+    params.n_ctx = n_ctx * parallel
+    params.n_seq_max = parallel
+    # Each sequence its own part of the KV cache (llama.cpp's advice when they do not share a long
+    # prefix): attention then looks only at a sequence's own tokens.
+    params.kv_unified = False
     params.n_batch = N_BATCH
     params.n_ubatch = N_BATCH
     params.n_threads = threads

@@ -30,6 +30,8 @@ class LoadOptions:
     n_gpu_layers: int = AUTO_LAYERS  # or 0 (CPU only) .. n_layers + 1 (everything on the GPU)
     flash_attn: bool | None = None  # None = let llama.cpp decide
     kv_type: str = "f16"  # "f16" | "q8_0" | "q4_0"
+    #: Replies generated at once, each in a sequence of its own context_length (0 = Auto).
+    n_parallel: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,3 +60,5 @@ class LoadedModel:
     #: Each buffer llama.cpp reported: (device buffer such as "CUDA0" or "CPU_Mapped", "model" | "KV" |
     #: "compute" | "output", bytes).
     buffers: tuple[tuple[str, str, int], ...] = ()
+    #: Replies the context generates at once (its sequences, each of context_length tokens).
+    n_parallel: int = 1

@@ -3,12 +3,13 @@
 Every front end (the window, `fireside --selftest`, the local API server) talks to the model through
 `InferenceThread`: it queues requests, each with an id, and receives `Event`s (events.py) through a
 callback that runs on the inference thread (the thread's own sink, or one given with a request, so
-the API server gets its requests' events and the window gets the rest). Requests are served one at
-a time, in the order they came. Streamed text is coalesced on the worker side (coalescer.py), so a
-front end sees a few dozen chunks per second at most however fast the model is. A reply can also
-come from a remote engine (`RemoteTarget`): the same events, the same stop. Remote replies wait on
-the network, not on the model, so they run on a second small thread of their own and never hold up
-the local queue.
+the API server gets its requests' events and the window gets the rest). Up to the model's
+`n_parallel` replies are generated at once, in one batch per step (scheduler.py); more wait, in the
+order they came, for a sequence to be free. Loads and unloads wait until no reply runs. Streamed text
+is coalesced on the worker side (coalescer.py), so a front end sees a few dozen chunks per second at
+most however fast the model is. A reply can also come from a remote engine (`RemoteTarget`): the same
+events, the same stop. Remote replies wait on the network, not on the model, so they run on a second
+small thread of their own and never hold up the local ones.
 """
 
 from __future__ import annotations
@@ -18,19 +19,17 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 from app.core.inference.coalescer import Coalescer
-from app.core.inference.context_policy import ContextFull, fit_messages
 from app.core.inference.engine import Engine
-from app.core.inference.errors import ContextFullError, EngineError
+from app.core.inference.errors import EngineError
 from app.core.inference.events import (
     Chunk,
-    ContextTrimmed,
     Counted,
     Event,
     EventSink,
-    FailureCode,
     Loaded,
     LoadFailed,
     LoadProgress,
@@ -41,9 +40,10 @@ from app.core.inference.events import (
 )
 from app.core.inference.options import LoadedModel, LoadOptions
 from app.core.inference.requests import SHUTDOWN, CountRequest, GenerateRequest, LoadRequest, UnloadRequest
+from app.core.inference.scheduler import Scheduler
 from app.core.models.gguf_file import ModelFileError
 from app.core.remote.client import RemoteError, RemoteTarget
-from app.core.values.sampling import SamplingError, SamplingParams
+from app.core.values.sampling import SamplingParams
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,10 @@ class InferenceThread:
         self._lock = threading.Lock()
         self._pending: dict[int, threading.Event] = {}
         self._load_ids: set[int] = set()
+        #: Local replies queued and not started, and those being generated (read by front ends).
         self._reply_ids: set[int] = set()
-        self._running: int | None = None
+        self._running_ids: set[int] = set()
+        self._scheduler = Scheduler(self._engine, self._emit, coalesce_s, self._reply_started, self._done)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._started = False
         #: Remote replies, one at a time, on a thread started the first time one is asked for.
@@ -137,16 +139,32 @@ class InferenceThread:
         self._submit(request.request_id, request.cancel, request)
         return request.request_id
 
-    @property
-    def running_reply(self) -> int | None:
-        """The id of the reply being generated now, or None."""
-        return self._running
+    def replies_running(self) -> int:
+        """How many local replies are being generated now."""
+        with self._lock:
+            return len(self._running_ids)
 
     def replies_waiting(self, before: int | None = None) -> int:
         """Replies queued and not yet started (only those queued before request `before`, if given)."""
         with self._lock:
-            ids = [rid for rid in self._reply_ids if rid != self._running]
+            ids = [rid for rid in self._reply_ids if rid not in self._running_ids]
         return sum(1 for rid in ids if before is None or rid < before)
+
+    def ahead(self, request_id: int) -> int:
+        """How many replies must end before reply `request_id` can start (0: it starts at once, or
+        has): all sequences busy, and others queued before it."""
+        with self._lock:
+            if request_id in self._running_ids:
+                return 0
+            queued = sum(1 for rid in self._reply_ids if rid not in self._running_ids and rid < request_id)
+            running = len(self._running_ids)
+        capacity = max(1, self._engine.parallel)
+        return max(0, running + queued + 1 - capacity)
+
+    @property
+    def parallel(self) -> int:
+        """How many replies the loaded model generates at once (0 with none loaded)."""
+        return self._engine.parallel
 
     @property
     def loaded(self) -> LoadedModel | None:
@@ -221,13 +239,16 @@ class InferenceThread:
                 return
         self._queue.put(request)
 
+    def _reply_started(self, request_id: int) -> None:
+        with self._lock:
+            self._running_ids.add(request_id)
+
     def _done(self, request_id: int) -> None:
         with self._lock:
             self._pending.pop(request_id, None)
             self._load_ids.discard(request_id)
             self._reply_ids.discard(request_id)
-            if self._running == request_id:
-                self._running = None
+            self._running_ids.discard(request_id)
 
     def _emit(self, event: Event, sink: EventSink | None = None) -> None:
         try:
@@ -238,24 +259,48 @@ class InferenceThread:
     def _run_remote(self) -> None:
         while (request := self._remote_queue.get()) is not SHUTDOWN:
             assert isinstance(request, GenerateRequest)
-            self._do_generate(request)
+            self._do_remote(request)
 
     def _run(self) -> None:
+        scheduler = self._scheduler
+        #: Loads and unloads, and replies queued after them: each runs once no reply is left before it.
+        behind: deque[object] = deque()
         try:
             while True:
-                request = self._queue.get()
-                if request is SHUTDOWN:
+                # Block only with nothing to do; while replies run, take what came and go on stepping.
+                block = not scheduler.busy and not behind
+                arrived: list[object] = []
+                try:
+                    arrived.append(self._queue.get(block))
+                    while True:
+                        arrived.append(self._queue.get_nowait())
+                except queue.Empty:
+                    pass
+                if SHUTDOWN in arrived:
                     break
-                if isinstance(request, LoadRequest):
-                    self._do_load(request)
-                elif isinstance(request, GenerateRequest):
-                    self._do_generate(request)
-                elif isinstance(request, UnloadRequest):
-                    self._engine.unload()
-                    self._emit(Unloaded(request.request_id))
-                elif isinstance(request, CountRequest):
-                    self._do_count(request)
+                for request in arrived:
+                    if isinstance(request, CountRequest):
+                        self._do_count(request)  # tokenizing only: between two steps
+                    elif isinstance(request, GenerateRequest) and not behind:
+                        scheduler.add(request)
+                    else:
+                        behind.append(request)
+                while behind and not scheduler.busy:
+                    request = behind.popleft()
+                    if isinstance(request, LoadRequest):
+                        self._do_load(request)
+                    elif isinstance(request, UnloadRequest):
+                        self._engine.unload()
+                        self._emit(Unloaded(request.request_id))
+                    elif isinstance(request, GenerateRequest):
+                        scheduler.add(request)
+                scheduler.admit()
+                scheduler.step()
         finally:
+            scheduler.cancel_all()
+            while scheduler.running:
+                scheduler.step()
+            scheduler.admit()
             self._engine.unload()
 
     def _do_load(self, request: LoadRequest) -> None:
@@ -294,21 +339,7 @@ class InferenceThread:
             return
         self._emit(Counted(request.request_id, tokens, self._engine.context_length))
 
-    def _fit(self, request: GenerateRequest, emit: EventSink) -> list[dict[str, str]]:
-        """Apply the request's context policy (raises ContextFull)."""
-        engine, params = self._engine, request.params
-        engine.ensure_context(params.context_length)
-        n_ctx = engine.context_length
-        budget = n_ctx - min(params.max_tokens, n_ctx // 2)  # room kept for the reply
-        messages = request.messages
-        system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
-        turns = messages[1:] if system else messages
-        fitted = fit_messages(system, turns, engine.count_tokens, budget, request.policy or "stop")
-        if fitted.dropped:
-            emit(ContextTrimmed(request.request_id, tuple(fitted.dropped), fitted.tokens))
-        return fitted.messages
-
-    def _do_generate(self, request: GenerateRequest) -> None:
+    def _do_remote(self, request: GenerateRequest) -> None:
         rid, sink = request.request_id, request.sink
 
         def emit(event: Event) -> None:
@@ -316,46 +347,18 @@ class InferenceThread:
 
         interval = self._coalesce_s if request.coalesce_s is None else request.coalesce_s
         coalescer = Coalescer(lambda text: emit(Chunk(rid, text)), interval)
-        if request.remote is None:
-            with self._lock:
-                self._running = rid
+        target = request.remote
+        assert target is not None
         try:
             emit(Started(rid, time.monotonic() - request.queued_at))
-            if request.remote is not None:
-                target = request.remote
-                stats = target.client.stream_chat(
-                    target.model, request.messages, request.params, coalescer.add, request.cancel
-                )
-            else:
-                if self._engine.loaded is None:
-                    emit(ReplyFailed(rid, "", "No model is loaded.", FailureCode.NO_MODEL))
-                    return
-                messages = self._fit(request, emit) if request.policy is not None else request.messages
-                stats = self._engine.stream_chat(
-                    messages,
-                    request.params,
-                    coalescer.add,
-                    request.cancel,
-                    request.continue_last,
-                    request.stop,
-                    request.raw_prompt,
-                )
-        except ContextFull as exc:
-            emit(ReplyFailed(rid, "", exc.message, FailureCode.CONTEXT_FULL))
+            stats = target.client.stream_chat(
+                target.model, request.messages, request.params, coalescer.add, request.cancel
+            )
         except RemoteError as exc:
             coalescer.flush()
             emit(ReplyFailed(rid, "".join(coalescer.parts_all), exc.message, exc.kind))
-        except (EngineError, SamplingError) as exc:
-            coalescer.flush()
-            if isinstance(exc, SamplingError):
-                code = FailureCode.INVALID
-            else:
-                code = FailureCode.CONTEXT_FULL if isinstance(exc, ContextFullError) else FailureCode.ENGINE
-            emit(ReplyFailed(rid, "".join(coalescer.parts_all), str(exc), code))
-            if self._engine.loaded is None and request.remote is None:  # e.g. no room for a bigger context
-                self._emit(Unloaded(rid))  # to the thread's sink: the window must know, whoever asked
         except Exception as exc:
-            log.exception("unexpected failure generating")
+            log.exception("unexpected failure generating remotely")
             coalescer.flush()
             emit(ReplyFailed(rid, "".join(coalescer.parts_all), f"Generation failed: {exc}"))
         else:

@@ -69,14 +69,17 @@ def kv_bytes_per_token(shape: ModelShape, weights: int) -> tuple[int, Basis]:
     return max(8 * 1024, int(131_072 * (params / 8e9) ** 0.6)), Basis.PARAMETER_COUNT
 
 
-def estimate(weights: int, shape: ModelShape, context_length: int, flash_attn: bool = True) -> Estimate:
-    """Memory for a model of `weights` bytes at `context_length` tokens (capped at its training length)."""
+def estimate(
+    weights: int, shape: ModelShape, context_length: int, flash_attn: bool = True, sequences: int = 1
+) -> Estimate:
+    """Memory for a model of `weights` bytes at `context_length` tokens (capped at its training length)
+    for each of `sequences` replies at once (each has a KV cache of its own)."""
     n_ctx = context_length
     if shape.context_length:
         n_ctx = min(n_ctx, shape.context_length)
     per_token, basis = kv_bytes_per_token(shape, weights)
     compute = compute_bytes(shape, n_ctx, flash_attn, with_output=True)
-    return Estimate(weights, n_ctx * per_token, compute, n_ctx, basis)
+    return Estimate(weights, n_ctx * per_token * max(1, sequences), compute, n_ctx, basis)
 
 
 class Fit(Enum):
@@ -124,17 +127,22 @@ def describe(est: Estimate) -> str:
     )
 
 
-def estimate_with_gpu(weights: int, shape: ModelShape, context_length: int) -> tuple[Estimate, int | None]:
+def estimate_with_gpu(
+    weights: int, shape: ModelShape, context_length: int, sequences: int = 1
+) -> tuple[Estimate, int | None]:
     """The estimate, and what the GPU needs with every layer there by the rule "Auto" offload uses
     (offload.split; None when the layer count is unknown)."""
-    est = estimate(weights, shape, context_length)
+    est = estimate(weights, shape, context_length, sequences=sequences)
     if not shape.n_layers:
         return est, None
-    return est, split(shape, weights, est.context_length, layer_count(shape)).gpu_bytes
+    gpu = split(shape, weights, est.context_length, layer_count(shape), sequences=sequences).gpu_bytes
+    return est, gpu
 
 
-def fit_model(weights: int, shape: ModelShape, context_length: int, machine: Machine) -> tuple[Fit, Estimate]:
-    """The badge for one model at a context length: the same rule for the picker, the library and the
-    browser."""
-    est, gpu_need = estimate_with_gpu(weights, shape, context_length)
+def fit_model(
+    weights: int, shape: ModelShape, context_length: int, machine: Machine, sequences: int = 1
+) -> tuple[Fit, Estimate]:
+    """The badge for one model at a context length (with `sequences` replies at once): the same rule
+    for the picker, the library and the browser."""
+    est, gpu_need = estimate_with_gpu(weights, shape, context_length, sequences)
     return fit(est.total, machine, gpu_need), est

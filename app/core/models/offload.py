@@ -87,8 +87,10 @@ def split(
     n_gpu_layers: int,
     kv_type: str = "f16",
     flash_attn: bool = True,
+    sequences: int = 1,
 ) -> Split:
-    """Where the memory goes with `n_gpu_layers` on the GPU (clamped to 0..layer_count)."""
+    """Where the memory goes with `n_gpu_layers` on the GPU (clamped to 0..layer_count), for a context
+    of `sequences` replies at once, each with a KV cache of its own `n_ctx` tokens."""
     n_layers = shape.n_layers or 0
     g = max(0, min(n_gpu_layers, n_layers + 1))
     weights = shape.tensors
@@ -100,7 +102,7 @@ def split(
     on_gpu = (weights.output if g >= 1 else 0) + sum(weights.layers[n_layers - (g - 1) :] if g >= 2 else ())
     gpu_weights = on_gpu + (weights.tied_output if g >= 1 else 0)
     cpu_weights = max(0, file_size - on_gpu)  # mapped from the file: what stays in RAM
-    per_layer_kv = kv_bytes_per_token_layer(shape, kv_type) * n_ctx
+    per_layer_kv = kv_bytes_per_token_layer(shape, kv_type) * n_ctx * max(1, sequences)
     gpu_blocks = max(0, g - 1)
     gpu_kv = int(per_layer_kv * gpu_blocks)
     cpu_kv = int(per_layer_kv * (n_layers - gpu_blocks))
@@ -137,22 +139,23 @@ def choose_gpu_layers(
     free_gpu_bytes: int,
     kv_type: str = "f16",
     flash_attn: bool = True,
+    sequences: int = 1,
 ) -> Plan:
     """The largest n_gpu_layers whose GPU memory fits the free memory less the margin ("Auto")."""
     top = layer_count(shape)
     usable = usable_gpu_bytes(free_gpu_bytes)
     if free_gpu_bytes <= 0 or top <= 1:
         reason = "no GPU to offload to" if free_gpu_bytes <= 0 else "the model's layer count is unknown"
-        return Plan(0, top, split(shape, file_size, n_ctx, 0, kv_type, flash_attn), reason)
+        return Plan(0, top, split(shape, file_size, n_ctx, 0, kv_type, flash_attn, sequences), reason)
     # GPU memory grows with each layer, so a binary search finds the largest that fits.
     low, high, best = 0, top, 0
     while low <= high:
         middle = (low + high) // 2
-        if split(shape, file_size, n_ctx, middle, kv_type, flash_attn).gpu_bytes <= usable:
+        if split(shape, file_size, n_ctx, middle, kv_type, flash_attn, sequences).gpu_bytes <= usable:
             best, low = middle, middle + 1
         else:
             high = middle - 1
-    chosen = split(shape, file_size, n_ctx, best, kv_type, flash_attn)
+    chosen = split(shape, file_size, n_ctx, best, kv_type, flash_attn, sequences)
     gib = 1 << 30
     if best >= top:
         reason = f"all {top} layers fit in {usable / gib:.1f} GiB of usable GPU memory"

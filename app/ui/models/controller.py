@@ -169,7 +169,7 @@ class ModelsController(QObject):
     def note_memory(self, model: LoadedModel) -> None:
         """Compare the real load's memory (llama.cpp's buffers) with the estimate, and show it."""
         info = model.info
-        est = estimate(info.file_size, info.shape, model.context_length)
+        est = estimate(info.file_size, info.shape, model.context_length, sequences=model.n_parallel)
         if model.memory_bytes:
             ratio = est.total / model.memory_bytes
             note = (

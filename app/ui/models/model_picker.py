@@ -8,6 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QSizePolicy, QWidget
 
+from app.core.inference.load_plan import AUTO_PARALLEL
 from app.core.models.estimate import describe as describe_estimate
 from app.core.models.estimate import fit_model
 from app.core.models.library import ModelEntry
@@ -157,7 +158,8 @@ class ModelPicker(QComboBox):
         info = entry.info
         assert info is not None
         template = "its own chat template" if info.has_chat_template else "no chat template (ChatML is used)"
-        badge, est = fit_model(info.file_size, info.shape, self.context_length, self.machine)
+        # As loaded on Auto: AUTO_PARALLEL replies at once, each with a KV cache of its own.
+        badge, est = fit_model(info.file_size, info.shape, self.context_length, self.machine, AUTO_PARALLEL)
         return (
             f"{info.name}\n{info.path}\n{info.block_count or '?'} layers · {template}\n"
             f"{badge.label}: {describe_estimate(est)}"

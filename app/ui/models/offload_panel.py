@@ -61,6 +61,7 @@ class OffloadPanel(QWidget):
         self.info: ModelInfo | None = None
         self.hardware: Hardware | None = None
         self.context_length = 4096
+        self.sequences = 1
         self.applied = OffloadSettings()
         outer = QVBoxLayout(self)
         outer.setContentsMargins(12, 4, 12, 12)
@@ -177,10 +178,14 @@ class OffloadPanel(QWidget):
         self.slider.setEnabled(can_offload and not self.auto.isChecked())
         self._update_estimate()
 
-    def set_model(self, info: ModelInfo | None, settings: OffloadSettings, context_length: int) -> None:
-        """The model the options are for, its saved options, and the context length it runs at."""
+    def set_model(
+        self, info: ModelInfo | None, settings: OffloadSettings, context_length: int, sequences: int = 1
+    ) -> None:
+        """The model the options are for, its saved options, the context length it runs at, and how many
+        replies it generates at once (each a KV cache of its own)."""
         self.info = info
         self.context_length = context_length
+        self.sequences = sequences
         self.applied = settings
         top = layer_count(info.shape) if info is not None else 1
         widgets = (self.auto, self.slider, self.flash, self.kv, self.threads)
@@ -250,6 +255,7 @@ class OffloadPanel(QWidget):
             self.hardware.gpu_free,
             s.kv_type,
             s.flash_attn is not False,
+            self.sequences,
         ).n_gpu_layers
 
     def _n_ctx(self) -> int:
@@ -266,8 +272,9 @@ class OffloadPanel(QWidget):
             self.slider.blockSignals(True)
             self.slider.setValue(layers)
             self.slider.blockSignals(False)
+        flash = s.flash_attn is not False
         parts = split(
-            self.info.shape, self.info.file_size, self._n_ctx(), layers, s.kv_type, s.flash_attn is not False
+            self.info.shape, self.info.file_size, self._n_ctx(), layers, s.kv_type, flash, self.sequences
         )
         top = layer_count(self.info.shape)
         free = self.hardware.gpu_free if self.hardware is not None else 0

@@ -220,9 +220,8 @@ class MainWindow(QMainWindow):
     def _on_loaded(self, model: LoadedModel | None) -> None:
         if model is not None:
             self.sampling.set_max_context(model.info.context_length)
-            self.offload.set_model(
-                model.info, self.settings.options_for(str(model.info.path)), model.context_length
-            )
+            options = self.settings.options_for(str(model.info.path))
+            self.offload.set_model(model.info, options, model.context_length, model.n_parallel)
             self.models.note_memory(model)
             self.models.ensure_hardware()  # llama_cpp is imported now: reading the GPUs costs little
             self._save_settings()

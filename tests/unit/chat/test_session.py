@@ -263,22 +263,45 @@ def test_a_reply_cut_off_by_a_crash_shows_as_such_and_can_be_continued(chat: Cha
     assert not session.transcript.peek(1).cut_off and not store.branch(cid)[1].incomplete
 
 
+def _api_requests(chat: Chat, count: int, max_tokens: int) -> tuple[list[int], threading.Event]:
+    """`count` API-style requests on the same inference thread; the event is set when all have ended."""
+    ended: list[int] = []
+    all_done = threading.Event()
+
+    def sink(event: object) -> None:
+        if type(event).__name__ in ("ReplyDone", "ReplyFailed"):
+            ended.append(1)
+            if len(ended) == count:
+                all_done.set()
+
+    params = SamplingParams(temperature=0, max_tokens=max_tokens, context_length=2048)
+    ids = [chat.worker.generate([{"role": "user", "content": LONG}], params, sink=sink) for _ in range(count)]
+    return ids, all_done
+
+
+def test_a_reply_never_waits_behind_api_requests_while_a_sequence_is_free(chat: Chat) -> None:
+    _ids, all_done = _api_requests(chat, chat.worker.parallel - 1, 60)
+    session = chat.session
+    session.send("Hello!", chat.target)
+    reply = session.transcript.peek(1)
+    assert reply.streaming and reply.waiting == 0
+    assert not any(isinstance(e, ReplyStateChanged) and e.waiting for e in chat.told)
+    chat.reply()
+    assert all_done.wait(60)
+
+
 def test_a_reply_behind_api_requests_says_it_waits(chat: Chat) -> None:
-    done = threading.Event()
-    api = chat.worker.generate(
-        [{"role": "user", "content": LONG}],
-        SamplingParams(temperature=0, max_tokens=60, context_length=2048),
-        sink=lambda e: done.set() if type(e).__name__ in ("ReplyDone", "ReplyFailed") else None,
-    )
+    ids, all_done = _api_requests(chat, chat.worker.parallel, 60)  # every sequence busy
     session = chat.session
     session.send("Hello!", chat.target)
     waiting = session.transcript.peek(1)
-    assert waiting.streaming and waiting.waiting >= 1
-    assert any(isinstance(e, ReplyStateChanged) and e.waiting >= 1 for e in chat.told)
+    assert waiting.streaming and waiting.waiting == 1, "one of them must end first"
+    assert any(isinstance(e, ReplyStateChanged) and e.waiting == 1 for e in chat.told)
     chat.pump(lambda: session.transcript.peek(1).waiting == 0 or not session.is_generating)
-    assert done.is_set() or chat.worker.running_reply != api  # the API reply went first
+    assert chat.worker.replies_waiting() == 0  # it left the queue: a sequence was free
     chat.reply()
     assert session.transcript.peek(1).waiting == 0
+    assert all_done.wait(60) and all(chat.worker.ahead(rid) == 0 for rid in ids)
 
 
 def test_the_context_policy_marks_what_it_left_out(chat: Chat) -> None:

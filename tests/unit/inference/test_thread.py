@@ -217,7 +217,7 @@ def test_remote_replies_use_the_same_events_and_never_hold_up_the_local_queue(
         assert remote_done.text == "".join(fake.words)  # type: ignore[attr-defined]
         assert local_done.stats.completion_tokens == 8  # type: ignore[attr-defined]
         assert rec.of(Started, remote) and rec.of(Started, local)
-        assert thread.running_reply is None and thread.replies_waiting() == 0
+        assert thread.replies_running() == 0 and thread.replies_waiting() == 0
         stopped = thread.generate(LONG, PARAMS, remote=RemoteTarget(client, "tiny-model"))
         rec.wait_for(Chunk, stopped)
         thread.cancel(stopped)

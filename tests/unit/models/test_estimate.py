@@ -84,6 +84,9 @@ def test_estimate_covers_what_llama_cpp_allocates_for_the_starter(starter_model:
         measured = loaded.memory_bytes
     finally:
         engine.unload()
+    # As loaded: a KV cache for each of the replies the context generates at once.
+    est = memory.estimate(info.file_size, info.shape, 4096, sequences=loaded.n_parallel)
+    assert loaded.n_parallel >= 1 and est.kv_cache == loaded.n_parallel * 4096 * 30 * 2 * 192 * 2
     assert measured is not None and measured > est.kv_cache + info.file_size // 2
     # Never below what llama.cpp allocates, and not wildly above it either.
     assert measured <= est.total <= 1.35 * measured, (est, measured)

@@ -174,7 +174,8 @@ def test_auto_offloads_everything_on_a_roomy_gpu(starter_model: Path) -> None:
     assert (loaded.n_gpu_layers, loaded.max_gpu_layers) == (31, 31)
     assert loaded.backend == "CUDA" and loaded.offload_note is None
     info = inspect_model(starter_model)
-    assert loaded.estimated_gpu_bytes == split(info.shape, info.file_size, 2048, 31).gpu_bytes
+    expected = split(info.shape, info.file_size, 2048, 31, sequences=loaded.n_parallel)
+    assert loaded.n_parallel == 4 and loaded.estimated_gpu_bytes == expected.gpu_bytes
 
 
 def test_auto_on_a_small_gpu_takes_some_layers(starter_model: Path) -> None:
@@ -224,10 +225,12 @@ def test_out_of_memory_retries_with_fewer_layers(starter_model: Path) -> None:
 
 
 def test_a_forced_choice_beyond_what_fits_falls_back_to_what_fits(starter_model: Path) -> None:
-    # 700 MiB free: Auto would take 8 layers. The user forces all 31; llama.cpp runs out of memory.
+    # 700 MiB free: Auto would take 8 layers (one sequence). The user forces all 31; llama.cpp runs out
+    # of memory.
     engine = _OomEngine(limit=10, free=700 * MIB)
     try:
-        loaded = engine.load(starter_model, LoadOptions(context_length=4096, n_gpu_layers=31))
+        options = LoadOptions(context_length=4096, n_gpu_layers=31, n_parallel=1)
+        loaded = engine.load(starter_model, options)
         assert engine.tried == [31, 8]  # straight to the estimate's choice, not a blind halving to 15
         assert loaded.n_gpu_layers == 8 and "8 on the GPU" in (loaded.offload_note or "")
     finally:
@@ -281,7 +284,7 @@ def test_a_quantized_kv_cache_loads_and_is_smaller(starter_model: Path) -> None:
     for kind in ("f16", "q8_0"):
         engine = Engine()
         try:
-            loaded = engine.load(starter_model, LoadOptions(context_length=2048, kv_type=kind))
+            loaded = engine.load(starter_model, LoadOptions(context_length=2048, kv_type=kind, n_parallel=2))
             assert loaded.kv_type == kind
             assert engine.count_tokens([{"role": "user", "content": "hi"}]) > 0
             sizes[kind] = sum(size for _name, what, size in loaded.buffers if what == "KV")
@@ -289,7 +292,7 @@ def test_a_quantized_kv_cache_loads_and_is_smaller(starter_model: Path) -> None:
             engine.unload()
     # llama.cpp's KV buffers are the estimate's, to its log's rounding (0.01 MiB).
     for kind in sizes:
-        expected = offload.kv_bytes_per_token_layer(inspect_model(starter_model).shape, kind) * 2048 * 30
+        expected = offload.kv_bytes_per_token_layer(inspect_model(starter_model).shape, kind) * 2048 * 30 * 2
         assert sizes[kind] == pytest.approx(expected, abs=0.01 * MIB)
     assert sizes["q8_0"] < 0.6 * sizes["f16"]
 

@@ -1,0 +1,177 @@
+"""One reply being generated in one sequence of the context: the prompt it still has to read, its own
+sampler chain, stop strings, text decoding and measurements.
+
+Many generations advance together: each step, every generation puts its tokens into one llama.cpp
+batch (`put`: the next token of a reply being written, or the next chunk of a prompt being read),
+the engine decodes the batch once, and each generation samples its next token from its own row of
+logits (`take`). A generation never waits for another to finish.
+"""
+
+from __future__ import annotations
+
+import codecs
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from app.core.inference.slots import Slot
+from app.core.inference.stop import StopMatcher
+from app.core.values.replies import ReplyStats, StopReason
+from app.core.values.sampling import SamplingParams
+
+
+class TokenBatch(Protocol):
+    """Where generations put their tokens for the next decode (batch.Batch)."""
+
+    def add(self, token: int, pos: int, seq_id: int, logits: bool) -> int:
+        """Add a token at `pos` of sequence `seq_id`; its index in the batch."""
+
+
+class Generation:
+    """A reply in progress in one sequence (the inference thread drives it, through the engine)."""
+
+    def __init__(
+        self,
+        llama_cpp: Any,
+        vocab: Any,
+        piece: Callable[[int], bytes],
+        slot: Slot,
+        prompt: Sequence[int],
+        reused: int,
+        params: SamplingParams,
+        sampler: Any,
+        seed: int,
+        on_text: Callable[[str], None],
+        cancel: threading.Event,
+        n_ctx: int,
+        stop_strings: Sequence[str] = (),
+    ) -> None:
+        self._llama, self._vocab, self._piece = llama_cpp, vocab, piece
+        self.slot, self.params, self.sampler, self.seed = slot, params, sampler, seed
+        self.on_text, self.cancel, self.n_ctx = on_text, cancel, n_ctx
+        self.prompt_tokens = len(prompt)
+        self.reused = reused
+        #: Prompt tokens not read yet, then (while writing) the one token sampled last.
+        self._pending: list[int] = list(prompt[reused:])
+        self._reading = True
+        self._in_batch: list[int] = []
+        #: This generation's row of logits in the batch just decoded (None: it has none there).
+        self._row: int | None = None
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._matcher = StopMatcher(stop_strings) if stop_strings else None
+        self.started = time.perf_counter()
+        self.first_token_at = 0.0
+        self.completion = 0
+        #: Tokens decoded after the first one (each gives one more): tokens/s is measured on them.
+        self._decodes = 0
+        self._read = 0  # prompt tokens read into the KV cache
+        #: Why it ended; None while it goes on.
+        self.stop: StopReason | None = None
+        if cancel.is_set():
+            self.stop = StopReason.USER
+
+    @property
+    def reading(self) -> bool:
+        """True while the prompt is still being read."""
+        return self._reading
+
+    def put(self, batch: TokenBatch, budget: int) -> int:
+        """Add this step's tokens (at most `budget`) to `batch`; how many were added."""
+        self._row = None
+        if self.stop is not None or budget <= 0 or not self._pending:
+            return 0
+        if self.cancel.is_set():
+            self.stop = StopReason.USER
+            return 0
+        take = self._pending[:budget]
+        base = len(self.slot.tokens)
+        last = len(take) == len(self._pending)  # the whole prompt (or the sampled token): logits wanted
+        seq = self.slot.seq_id
+        for i, token in enumerate(take):
+            index = batch.add(token, base + i, seq, last and i == len(take) - 1)
+        if last:
+            self._row = index
+        self._in_batch = take
+        del self._pending[: len(take)]
+        return len(take)
+
+    def decoded(self) -> None:
+        """The batch was decoded: what this generation put there is in its sequence's KV cache now."""
+        if self._in_batch:
+            self.slot.tokens.extend(self._in_batch)
+            if self._reading:
+                self._read += len(self._in_batch)
+            else:
+                self._decodes += 1
+            self._in_batch = []
+
+    def aborted(self) -> None:
+        """The decode was stopped (every generation in it was cancelled): nothing went in."""
+        self._in_batch = []
+        self._row = None
+        self.stop = StopReason.USER
+
+    def take(self, ctx: Any) -> None:
+        """Sample this generation's next token from its row of logits (if the batch gave it one)."""
+        if self._row is None or self.stop is not None:
+            return
+        llama_cpp = self._llama
+        token = llama_cpp.llama_sampler_sample(self.sampler, ctx, self._row)
+        self._row = None
+        self._reading = False
+        if self.completion == 0:
+            self.first_token_at = time.perf_counter()
+        if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+            self.stop = StopReason.END_OF_TURN
+            return
+        self.completion += 1
+        text = self._decoder.decode(self._piece(token))
+        if self._matcher is not None and text:
+            text, hit = self._matcher.feed(text)
+            if hit:
+                if text:
+                    self.on_text(text)
+                self.stop = StopReason.END_OF_TURN
+                return
+        if text:
+            self.on_text(text)
+        if self.completion >= self.params.max_tokens:
+            self.stop = StopReason.MAX_TOKENS
+        elif len(self.slot.tokens) + 1 >= self.n_ctx:
+            self.stop = StopReason.CONTEXT_FULL
+        elif self.cancel.is_set():
+            self.stop = StopReason.USER
+        else:
+            self._pending = [token]
+
+    def finish(self) -> ReplyStats:
+        """End the reply: the text held back goes out, the sampler is freed; its statistics."""
+        self._llama.llama_sampler_free(self.sampler)
+        self.sampler = None
+        tail = self._decoder.decode(b"", final=True)
+        if self._matcher is not None:
+            # Text held back because it might have begun a stop string that never came.
+            tail = self._matcher.finish(tail)
+        if tail:
+            self.on_text(tail)
+        ended = time.perf_counter()
+        first = self.first_token_at or ended
+        # The first token comes with the prompt's evaluation; each decode after it yields one more
+        # token (the last one may be the end-of-turn token, which is not shown).
+        gen_time = ended - first
+        if self._decodes and gen_time > 0:
+            rate = self._decodes / gen_time
+        else:
+            rate = self.completion / (ended - self.started) if ended > self.started else 0.0
+        return ReplyStats(
+            ttft_s=first - self.started,
+            tokens_per_s=rate,
+            prompt_tokens=self.prompt_tokens,
+            prompt_tokens_evaluated=self._read,
+            completion_tokens=self.completion,
+            stop_reason=self.stop or StopReason.USER,
+            seed=self.seed,
+            context_used=len(self.slot.tokens) + (1 if self.completion else 0),
+            context_length=self.n_ctx,
+        )

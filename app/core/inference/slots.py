@@ -1,0 +1,102 @@
+"""The sequences of one llama.cpp context, and what each holds in the KV cache.
+
+A context has room for a few sequences (llama.cpp's `n_seq_max`), each with its own part of the KV
+cache. Every reply is generated in one of them, and what a sequence holds outlives the reply: a
+follow-up in the same conversation, or an API client resending a growing chat history, is given the
+sequence that already holds most of its prompt (as llama.cpp's own server does), so only the new
+part is read. When none does, the reply takes an empty sequence, else the one unused longest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many tokens `a` and `b` share from the start."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+@dataclass(slots=True, eq=False)
+class Slot:
+    """One sequence of the context: its id, the tokens whose keys and values it holds (position i
+    holds tokens[i]), and whether a reply is being generated in it."""
+
+    seq_id: int
+    tokens: list[int] = field(default_factory=list)
+    busy: bool = False
+    last_used: float = 0.0
+
+
+class Slots:
+    """The context's sequences (only the inference thread uses them)."""
+
+    def __init__(self, llama_cpp: Any, ctx: Any, count: int) -> None:
+        self._llama = llama_cpp
+        self._memory = llama_cpp.llama_get_memory(ctx)
+        self.all = [Slot(seq_id) for seq_id in range(count)]
+
+    def __len__(self) -> int:
+        return len(self.all)
+
+    @property
+    def free(self) -> int:
+        """Sequences no reply is using now."""
+        return sum(1 for slot in self.all if not slot.busy)
+
+    def choose(self, prompt: Sequence[int]) -> Slot | None:
+        """The free sequence a reply to `prompt` should use (None when all are busy).
+
+        The one holding the longest start of the prompt, when that is most of what it holds (the
+        same conversation, grown, continued or regenerated) and the prompt is mostly there or no
+        empty sequence is left; otherwise an empty one, else the one unused longest.
+        """
+        free = [slot for slot in self.all if not slot.busy]
+        if not free:
+            return None
+        best = max(free, key=lambda slot: (common_prefix(slot.tokens, prompt), slot.last_used))
+        shared = common_prefix(best.tokens, prompt)
+        empty = [slot for slot in free if not slot.tokens]
+        if shared and 2 * shared >= len(best.tokens) and (not empty or 2 * shared >= len(prompt)):
+            return best
+        if empty:
+            return empty[0]
+        return min(free, key=lambda slot: slot.last_used)
+
+    def reuse(self, slot: Slot, prompt: Sequence[int]) -> int:
+        """Drop what `slot` holds after the start it shares with `prompt`; how many prompt tokens it
+        keeps (at least the last prompt token is read again: its logits are needed)."""
+        keep = common_prefix(slot.tokens, prompt)
+        if keep == len(prompt) and keep > 0:
+            keep -= 1
+        if keep < len(slot.tokens):
+            if not self._llama.llama_memory_seq_rm(self._memory, slot.seq_id, keep, -1):
+                self.forget(slot)
+                return 0
+            del slot.tokens[keep:]
+        return keep
+
+    def trim(self, slot: Slot) -> None:
+        """Drop anything past the tokens `slot` records (a decode cut short may have left some)."""
+        if not self._llama.llama_memory_seq_rm(self._memory, slot.seq_id, len(slot.tokens), -1):
+            self.forget(slot)
+
+    def forget(self, slot: Slot) -> None:
+        """Empty `slot` entirely."""
+        self._llama.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
+        slot.tokens = []
+
+    def take(self, slot: Slot) -> None:
+        """A reply starts in `slot`."""
+        slot.busy, slot.last_used = True, time.monotonic()
+
+    def release(self, slot: Slot) -> None:
+        """The reply in `slot` ended; what the slot holds stays for the next one."""
+        slot.busy, slot.last_used = False, time.monotonic()
