@@ -40,12 +40,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -63,8 +60,8 @@ from app.core.inference.thread import InferenceThread  # noqa: E402
 from app.core.models import starter  # noqa: E402
 from app.core.system.binding import import_llama_cpp  # noqa: E402
 from app.core.values.sampling import SamplingParams  # noqa: E402
+from tests.perf.llama_tools import TOOLS_DIR, build_tool, cached_tool  # noqa: E402
 
-LLAMA_BENCH_DIR = Path.home() / ".cache" / "fireside" / "llama-bench"
 CONTEXT_LENGTH = 4096
 MARK = "FIRESIDE_BENCH_STREAM "
 MESSAGES = [
@@ -90,66 +87,14 @@ class Run:
 # ----- llama-bench: find or build ---------------------------------------------------------------
 
 
-def _llama_cpp_python_version() -> str:
-    return str(import_llama_cpp().__version__)
-
-
 def cached_llama_bench(version: str | None = None) -> Path | None:
-    """The llama-bench that `build_llama_bench` left in the cache for this llama-cpp-python, if any."""
-    path = LLAMA_BENCH_DIR / f"llama-bench-{version or _llama_cpp_python_version()}"
-    return path if path.is_file() and os.access(path, os.X_OK) else None
+    """The llama-bench built for this llama-cpp-python (llama_tools.build_tool), if any."""
+    return cached_tool("llama-bench", version)
 
 
 def build_llama_bench(version: str | None = None, jobs: int = 2) -> Path:
-    """Build llama.cpp's llama-bench from the llama.cpp vendored in llama-cpp-python's source package.
-
-    Downloads the sdist of the installed llama-cpp-python version (`pip download --no-deps
-    --no-binary :all:`), extracts it under ~/.cache/fireside/llama-bench/src, configures
-    `vendor/llama.cpp` with CMake (Release, GGML_NATIVE=ON like llama-cpp-python's own pip build on
-    this machine, OpenMP left at its default ON like that build, static libraries, no curl/OpenSSL/
-    tests/examples/server) and builds only the `llama-bench` target. The binary is copied to
-    ~/.cache/fireside/llama-bench/llama-bench-VERSION, where `cached_llama_bench` finds it. Needs
-    cmake, a C/C++ compiler and PyPI; about 5 minutes on 2 cores. A second call only rebuilds what
-    changed. Returns the binary's path.
-    """
-    version = version or _llama_cpp_python_version()
-    src_root = LLAMA_BENCH_DIR / "src"
-    source = src_root / f"llama_cpp_python-{version}"
-    build = LLAMA_BENCH_DIR / "build"
-    if not (source / "vendor" / "llama.cpp" / "CMakeLists.txt").is_file():
-        src_root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                 f"llama-cpp-python=={version}", "-d", tmp],
-                check=True,
-            )  # fmt: skip
-            (sdist,) = Path(tmp).glob("llama_cpp_python-*.tar.gz")
-            with tarfile.open(sdist) as tar:
-                tar.extractall(src_root, filter="data")
-    cache = build / "CMakeCache.txt"
-    if cache.is_file() and str(source / "vendor" / "llama.cpp") not in cache.read_text(errors="replace"):
-        shutil.rmtree(build)  # configured for another version's source
-    configure = ["cmake", "-S", str(source / "vendor" / "llama.cpp"), "-B", str(build)]
-    if shutil.which("ninja"):
-        configure += ["-G", "Ninja"]
-    configure += [
-        "-DCMAKE_BUILD_TYPE=Release",
-        "-DGGML_NATIVE=ON",
-        "-DBUILD_SHARED_LIBS=OFF",
-        "-DLLAMA_CURL=OFF",
-        "-DLLAMA_OPENSSL=OFF",
-        "-DLLAMA_BUILD_TOOLS=ON",
-        "-DLLAMA_BUILD_TESTS=OFF",
-        "-DLLAMA_BUILD_EXAMPLES=OFF",
-        "-DLLAMA_BUILD_SERVER=OFF",
-        "-DLLAMA_BUILD_APP=OFF",
-    ]
-    subprocess.run(configure, check=True)
-    subprocess.run(["cmake", "--build", str(build), "--target", "llama-bench", "-j", str(jobs)], check=True)
-    target = LLAMA_BENCH_DIR / f"llama-bench-{version}"
-    shutil.copy2(build / "bin" / "llama-bench", target)
-    return target
+    """Build llama-bench from the llama.cpp that llama-cpp-python vendors (llama_tools.build_tool)."""
+    return build_tool("llama-bench", version, jobs)
 
 
 def run_llama_bench(exe: Path, model: Path, threads: int, flash_attn: bool, tokens: int, depth: int) -> Run:
@@ -384,7 +329,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="GGUF model (default: the cached starter model)")
     parser.add_argument("--llama-bench", type=Path, help="llama-bench binary (default: the cached build)")
     parser.add_argument(
-        "--build-llama-bench", action="store_true", help=f"build llama-bench into {LLAMA_BENCH_DIR} first"
+        "--build-llama-bench", action="store_true", help=f"build llama-bench into {TOOLS_DIR} first"
     )
     parser.add_argument("--child", choices=["fireside", "bare"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -406,7 +351,7 @@ def main() -> None:
     if exe is None:
         print(
             "llama-bench: not found; running Fireside and bare only. Build it with --build-llama-bench "
-            f"(or build_llama_bench() in this file) into {LLAMA_BENCH_DIR}, or pass --llama-bench PATH."
+            f"(or build_llama_bench() in this file) into {TOOLS_DIR}, or pass --llama-bench PATH."
         )
     else:
         print(f"llama-bench: {exe} (built GGML_NATIVE=ON, like the installed llama-cpp-python)")
