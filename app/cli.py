@@ -164,6 +164,14 @@ def build_serve_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="layers on the GPU (default: as many as fit)",
     )
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=0,
+        metavar="N",
+        help="replies generated at once, each with a context of its own (default: Auto, up to 4 as "
+        "memory allows)",
+    )
     parser.add_argument("--data-dir", metavar="DIR", help="keep every file Fireside writes under DIR")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     return parser
@@ -214,7 +222,7 @@ def _serve(args: argparse.Namespace) -> int:
     from app.core.inference.thread import InferenceThread
     from app.core.models import starter
     from app.core.platform import logs
-    from app.core.settings import Settings
+    from app.core.settings import MAX_PARALLEL, Settings
     from app.core.values.sampling import RANGES
 
     logs.setup(verbose=args.verbose)
@@ -223,6 +231,9 @@ def _serve(args: argparse.Namespace) -> int:
     context = RANGES["context_length"]
     if not context.minimum <= args.context_length <= context.maximum:
         print(f"fireside serve: --context-length must be {context.describe()}", file=sys.stderr)
+        return 2
+    if not 0 <= args.parallel <= MAX_PARALLEL:
+        print(f"fireside serve: --parallel must be 0 (Auto) to {MAX_PARALLEL}", file=sys.stderr)
         return 2
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -247,6 +258,7 @@ def _serve(args: argparse.Namespace) -> int:
         options = LoadOptions(
             context_length=args.context_length,
             n_gpu_layers=AUTO_LAYERS if args.gpu_layers is None else args.gpu_layers,
+            n_parallel=args.parallel,
         )
         worker.load(path, options)
         while not ready.wait(0.1):
@@ -267,7 +279,12 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"fireside serve: {exc}", file=sys.stderr)
             return 2
         auth = "an API key is required" if api_key else "no API key"
-        print(f"Fireside is serving {path.stem} at {server.address} ({auth}). Ctrl+C stops.", flush=True)
+        parallel = outcome[0].model.n_parallel if isinstance(outcome[0], Loaded) else 1
+        print(
+            f"Fireside is serving {path.stem} at {server.address} ({auth}), {parallel} replies at once. "
+            "Ctrl+C stops.",
+            flush=True,
+        )
         while not stop.wait(0.2):
             if not server.running:
                 print("fireside serve: the server stopped unexpectedly; see the log.", file=sys.stderr)

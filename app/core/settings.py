@@ -17,6 +17,10 @@ from app.core.values.sampling import SamplingParams
 
 log = logging.getLogger(__name__)
 
+DEFAULT_KV_CACHE_MB = 4096
+#: "Parallel replies" may be set up to this many.
+MAX_PARALLEL = 32
+
 
 @dataclass(slots=True)
 class Settings:
@@ -39,6 +43,10 @@ class Settings:
     last_remote_model: str | None = None
     #: The local API server: on at launch or not, its port, network access (its key is in the keyring).
     api_server: ServerSettings = field(default_factory=ServerSettings)
+    #: Replies generated at once ("Parallel replies"; 0 = Auto: as many as the KV cache's memory allows).
+    parallel: int = 0
+    #: The most the conversations' saved KV caches may take on disk (MB; 0 = keep none).
+    kv_cache_mb: int = DEFAULT_KV_CACHE_MB
 
     def options_for(self, model: str) -> OffloadSettings:
         """A model's GPU and CPU options (Auto for one never set)."""
@@ -81,6 +89,8 @@ class Settings:
             ],
             last_remote_model=last_remote if isinstance(last_remote, str) else None,
             api_server=ServerSettings.from_dict(data.get("api_server")),
+            parallel=_bounded_int(data.get("parallel"), 0, MAX_PARALLEL, 0),
+            kv_cache_mb=_bounded_int(data.get("kv_cache_mb"), 0, 1 << 20, DEFAULT_KV_CACHE_MB),
         )
 
     def save(self, path: Path | None = None) -> None:
@@ -99,6 +109,15 @@ class Settings:
             "remote_endpoints": self.remote_endpoints,
             "last_remote_model": self.last_remote_model,
             "api_server": self.api_server.to_dict(),
+            "parallel": self.parallel,
+            "kv_cache_mb": self.kv_cache_mb,
         }
         tmp.write_text(json.dumps(payload, indent=2), "utf-8")  # no secrets here: tokens live in the keyring
         os.replace(tmp, path)
+
+
+def _bounded_int(value: object, low: int, high: int, default: int) -> int:
+    """`value` when it is an integer in low..high (a file from another version may hold anything)."""
+    if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
+        return value
+    return default

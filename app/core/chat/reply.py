@@ -22,6 +22,7 @@ class Generator(Protocol):
         continue_last: bool = False,
         *,
         remote: RemoteTarget | None = None,
+        cache_key: str | None = None,
     ) -> int:
         """Queue a reply; its events carry the returned request id."""
 

@@ -285,8 +285,15 @@ class ChatSession:
         remote = target.remote
         # No context policy for a remote model: without its tokenizer Fireside cannot count what fits,
         # and the server enforces its own window (its refusal is shown like any other error).
+        # The conversation's KV cache is kept for it, in memory and then on disk, under this key.
+        key = f"conversation:{self.conversation_id}" if self.conversation_id is not None else None
         request_id = self.generator.generate(
-            prompt, self.sampling, None if remote else self.policy.value, continue_last, remote=remote
+            prompt,
+            self.sampling,
+            None if remote else self.policy.value,
+            continue_last,
+            remote=remote,
+            cache_key=key,
         )
         self.reply = ActiveReply(
             request_id,

@@ -26,12 +26,14 @@ from typing import Any
 from app.core.inference.batch import Batch, step
 from app.core.inference.errors import ContextFullError, EngineError, LoadCancelled
 from app.core.inference.generation import Generation
+from app.core.inference.kv_disk import KvDiskCache
 from app.core.inference.llama_params import N_BATCH, context_params, last_error, open_model
 from app.core.inference.load_plan import gpu_layer_attempts, offload_note, parallel_for
 from app.core.inference.options import LoadedModel, LoadOptions, default_threads
 from app.core.inference.sampler import build_sampler
+from app.core.inference.saved_sequences import SavedSequences
 from app.core.inference.slots import Slots
-from app.core.inference.template import ChatTemplate
+from app.core.inference.vocabulary import Vocabulary
 from app.core.models.gguf_file import ModelInfo, inspect_model
 from app.core.models.offload import KV_TYPES, layer_count, split
 from app.core.system import binding, hardware
@@ -39,7 +41,6 @@ from app.core.system.binding import import_llama_cpp
 from app.core.system.hardware import Hardware
 from app.core.values.replies import ReplyStats
 from app.core.values.sampling import RANDOM_SEED, SamplingParams
-from app.core.values.text import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -50,23 +51,25 @@ CTX_STEP = 256
 class Engine:
     """One llama.cpp model and context. Only the inference thread may call it."""
 
-    def __init__(self, probe: Callable[[Any], Hardware] | None = None) -> None:
+    def __init__(
+        self, probe: Callable[[Any], Hardware] | None = None, kv_cache: KvDiskCache | None = None
+    ) -> None:
         #: Asks llama.cpp for its backend and devices (tests give a fixture GPU here).
         self._probe: Callable[[Any], Hardware] = probe or hardware.detect
+        #: Where conversations' sequences are saved when they are evicted, at unload and at exit.
+        self.kv_cache = kv_cache
         self._llama: Any = None
         self._model: Any = None
-        self._vocab: Any = None
+        self._vocabulary: Vocabulary | None = None
         self._ctx: Any = None
         self._slots: Slots | None = None
         self._batch: Batch | None = None
+        self._saved: SavedSequences | None = None
+        self._info: ModelInfo | None = None  # the model file loaded (or being loaded)
         self._parallel = 1
-        self._formatter: ChatTemplate | None = None
         self._loaded: LoadedModel | None = None
         self._options = LoadOptions()
         self._n_ctx_train = 0
-        self._add_bos = False
-        self._bos_text = ""
-        self._piece = ctypes.create_string_buffer(256)
         #: The stop events of the replies in the batch being decoded; llama.cpp polls them inside
         #: llama_decode, which stops when all of them are set (a stop never cuts the others short).
         self._cancels: list[threading.Event] = []
@@ -134,12 +137,12 @@ class Engine:
         if failure is not None:  # pragma: no cover - the CPU-only attempt raises above
             raise failure
         self._llama = llama_cpp
-        template_is_default = False
         try:
-            template_is_default = self._make_formatter(info)
+            self._vocabulary = Vocabulary(llama_cpp, self._model, info)
         except Exception:
             self.unload()
             raise
+        template_is_default = self._vocabulary.template.is_default
         total, on_gpu = binding.buffer_totals()
         estimated = split(
             info.shape, info.file_size, self.context_length, layers, options.kv_type, flash, self._parallel
@@ -170,23 +173,22 @@ class Engine:
         """Open the model file with `n_gpu_layers` on the GPU and read its vocabulary (EngineError if not)."""
         model = open_model(llama_cpp, info, n_gpu_layers, progress)
         self._llama = llama_cpp
+        self._info = info
         if self._abort_callback is None:
             # Kept on self: llama.cpp holds the pointer for the context's lifetime.
             self._abort_callback = llama_cpp.ggml_abort_callback(self._abort)
         self._model = model
-        self._vocab = llama_cpp.llama_model_get_vocab(model)
         self._n_ctx_train = int(llama_cpp.llama_model_n_ctx_train(model))
-        self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
-        self._bos_text = self._token_text(llama_cpp.llama_vocab_bos(self._vocab))
 
     def unload(self) -> None:
-        """Free the context and the model (safe to call when nothing is loaded)."""
+        """Free the context and the model (safe to call when nothing is loaded); conversations'
+        sequences are saved to the disk cache first."""
         self._free_context()
         if self._model is not None:
             self._llama.llama_model_free(self._model)
             self._model = None
         self._loaded = None
-        self._formatter = None
+        self._vocabulary = None
 
     @property
     def context_length(self) -> int:
@@ -237,6 +239,9 @@ class Engine:
         return options.n_threads if options.n_threads > 0 else default_threads()
 
     def _free_context(self) -> None:
+        if self._saved is not None:
+            self._saved.save_all()  # the sequences go with the context: conversations' are kept on disk
+            self._saved = None
         if self._batch is not None:
             self._batch.free()
             self._batch = None
@@ -263,64 +268,38 @@ class Engine:
         self._slots = Slots(llama_cpp, ctx, parallel)
         self._batch = Batch(llama_cpp, N_BATCH)
         self._options = options
-
-    def _make_formatter(self, info: ModelInfo) -> bool:
-        eos = self._token_text(self._llama.llama_vocab_eos(self._vocab))
-        self._formatter = ChatTemplate(info.chat_template, eos, self._bos_text)
-        return self._formatter.is_default
-
-    def _token_text(self, token: int) -> str:
-        if token < 0:
-            return ""
-        return self._piece_bytes(token, special=True).decode("utf-8", "replace")
-
-    def _piece_bytes(self, token: int, special: bool = False) -> bytes:
-        n = self._llama.llama_token_to_piece(self._vocab, token, self._piece, len(self._piece), 0, special)
-        if n < 0:  # buffer too small: grow once to the size llama.cpp asked for
-            self._piece = ctypes.create_string_buffer(-n)
-            n = self._llama.llama_token_to_piece(
-                self._vocab, token, self._piece, len(self._piece), 0, special
+        if self.kv_cache is not None and self._info is not None:
+            self._saved = SavedSequences(
+                llama_cpp,
+                ctx,
+                self._slots,
+                self.kv_cache,
+                _fingerprint(llama_cpp, self._info, options),
+                n_ctx,
             )
-        return self._piece.raw[:n]
 
     # ----- prompt and tokens ---------------------------------------------------------------
 
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """The loaded model's vocabulary and chat template (EngineError when none is loaded)."""
+        if self._vocabulary is None:
+            raise EngineError("No model is loaded.")
+        return self._vocabulary
+
     def render_prompt(self, messages: list[dict[str, str]]) -> str:
         """The chat template applied to `messages`, ending with the assistant's turn."""
-        if self._formatter is None:
-            raise EngineError("No model is loaded.")
-        return self._formatter.render(messages)
+        return self.vocabulary.render(messages)
 
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
-        """Token ids of `text`; BOS is added when the model wants one and the text lacks it (a lone
-        surrogate, which UTF-8 cannot encode, is read as U+FFFD)."""
-        data = clean_text(text).encode("utf-8")
-        add_bos = self._add_bos and not (self._bos_text and text.startswith(self._bos_text))
-        capacity = len(data) + 8
-        tokens = (self._llama.llama_token * capacity)()
-        n = self._llama.llama_tokenize(self._vocab, data, len(data), tokens, capacity, add_bos, special)
-        if n < 0:
-            capacity = -n
-            tokens = (self._llama.llama_token * capacity)()
-            n = self._llama.llama_tokenize(self._vocab, data, len(data), tokens, capacity, add_bos, special)
-        return list(tokens[:n])
+        """Token ids of `text` (see Vocabulary.tokenize)."""
+        return self.vocabulary.tokenize(text, special=special)
 
     def count_tokens(self, messages: list[dict[str, str]]) -> int:
         """How many tokens `messages` take in the context once formatted."""
         return len(self.tokenize(self.render_prompt(messages)))
 
     # ----- generation ----------------------------------------------------------------------
-
-    def prompt_tokens(
-        self, messages: list[dict[str, str]], continue_last: bool = False, raw_prompt: str | None = None
-    ) -> list[int]:
-        """The tokens a reply to `messages` starts from (see stream_chat for the arguments)."""
-        if raw_prompt is not None:
-            return self.tokenize(raw_prompt)
-        if continue_last and messages and messages[-1]["role"] == "assistant":
-            # The template up to the reply's header, then the reply so far: the model goes on from there.
-            return self.tokenize(self.render_prompt(messages[:-1]) + messages[-1]["content"])
-        return self.tokenize(self.render_prompt(messages))
 
     def start(
         self,
@@ -331,15 +310,19 @@ class Engine:
         continue_last: bool = False,
         stop_strings: Sequence[str] = (),
         raw_prompt: str | None = None,
+        cache_key: str | None = None,
     ) -> Generation:
         """Begin a reply in a free sequence (the caller makes sure there is one, see free_sequences);
-        `step` advances it with the others, `finish` ends it."""
+        `step` advances it with the others, `finish` ends it. With `cache_key` (a conversation), the
+        sequence is the conversation's: kept in memory while it can be, saved to the disk cache when
+        it must go, restored from it when it is not in memory."""
         if self._ctx is None or self._slots is None:
             raise EngineError("No model is loaded.")
         params = params.validated()
         started = time.perf_counter()
         n_ctx = self.context_length
-        prompt = self.prompt_tokens(messages, continue_last, raw_prompt)
+        vocabulary = self.vocabulary
+        prompt = vocabulary.prompt(messages, continue_last, raw_prompt)
         if not prompt:
             raise EngineError("The prompt is empty.")
         if len(prompt) >= n_ctx:
@@ -347,18 +330,26 @@ class Engine:
                 f"The conversation is {len(prompt):,} tokens long and no longer fits the "
                 f"{n_ctx:,}-token context window. Start a new chat or raise the context length."
             )
-        slot = self._slots.choose(prompt)
+        slot = self._slots.choose(prompt, cache_key)
         if slot is None:
             raise EngineError("Every sequence is busy: the reply must wait for one to end.")
+        saved = self._saved
+        if slot.key is not None and slot.key != cache_key:
+            if saved is not None:
+                saved.save(slot)  # another conversation's: it is given to this reply, so kept on disk first
+            self._slots.forget(slot)
+        restored = saved.restore(slot, cache_key, prompt) if saved is not None and cache_key else 0
+        slot.key = cache_key
         reused = self._slots.reuse(slot, prompt)
         self._slots.take(slot)
         seed = params.seed if params.seed != RANDOM_SEED else random.getrandbits(31)
-        sampler = build_sampler(self._llama, self._vocab, params, seed, prompt)
+        sampler = build_sampler(self._llama, vocabulary.vocab, params, seed, prompt)
         generation = Generation(
-            self._llama, self._vocab, self._piece_bytes, slot, prompt, reused, params, sampler, seed,
+            self._llama, vocabulary.vocab, vocabulary.piece, slot, prompt, reused, params, sampler, seed,
             on_text, cancel, n_ctx, stop_strings,
         )  # fmt: skip
         generation.started = started
+        generation.from_cache = min(restored, reused)
         return generation
 
     def step(self, generations: Sequence[Generation]) -> None:
@@ -410,3 +401,17 @@ class Engine:
         finally:
             stats = self.finish(generation)
         return stats
+
+
+def _fingerprint(llama_cpp: Any, info: ModelInfo, options: LoadOptions) -> dict[str, object]:
+    """What shapes a sequence's state: the model file, the KV cache's type, flash attention and
+    llama.cpp itself (a state saved otherwise is never loaded)."""
+    stat = info.path.stat()
+    return {
+        "model": str(info.path.resolve()),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "kv_type": options.kv_type,
+        "flash_attn": options.flash_attn,
+        "llama_cpp": str(getattr(llama_cpp, "__version__", "")),
+    }

@@ -52,6 +52,8 @@ class Generation:
         self.on_text, self.cancel, self.n_ctx = on_text, cancel, n_ctx
         self.prompt_tokens = len(prompt)
         self.reused = reused
+        #: Of the reused tokens, those whose KV cache came back from the disk cache.
+        self.from_cache = 0
         #: Prompt tokens not read yet, then (while writing) the one token sampled last.
         self._pending: list[int] = list(prompt[reused:])
         self._reading = True
@@ -174,4 +176,5 @@ class Generation:
             seed=self.seed,
             context_used=len(self.slot.tokens) + (1 if self.completion else 0),
             context_length=self.n_ctx,
+            history_from_cache=self.from_cache,
         )

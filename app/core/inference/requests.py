@@ -47,6 +47,8 @@ class GenerateRequest:
     sink: EventSink | None = None
     coalesce_s: float | None = None
     queued_at: float = 0.0
+    #: The conversation it continues: its KV cache is kept for it (in memory, then on disk).
+    cache_key: str | None = None
 
 
 @dataclass(slots=True)

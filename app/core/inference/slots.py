@@ -33,6 +33,10 @@ class Slot:
     tokens: list[int] = field(default_factory=list)
     busy: bool = False
     last_used: float = 0.0
+    #: The conversation it holds (its disk cache entry's key), or None.
+    key: str | None = None
+    #: How many of its tokens are on disk already (nothing to save again until it grows).
+    saved: int = 0
 
 
 class Slots:
@@ -51,16 +55,21 @@ class Slots:
         """Sequences no reply is using now."""
         return sum(1 for slot in self.all if not slot.busy)
 
-    def choose(self, prompt: Sequence[int]) -> Slot | None:
+    def choose(self, prompt: Sequence[int], key: str | None = None) -> Slot | None:
         """The free sequence a reply to `prompt` should use (None when all are busy).
 
-        The one holding the longest start of the prompt, when that is most of what it holds (the
-        same conversation, grown, continued or regenerated) and the prompt is mostly there or no
-        empty sequence is left; otherwise an empty one, else the one unused longest.
+        The one that holds the conversation `key`, if any; else the one holding the longest start of
+        the prompt, when that is most of what it holds (the same conversation, grown, continued or
+        regenerated) and the prompt is mostly there or no empty sequence is left; otherwise an empty
+        one, else the one unused longest.
         """
         free = [slot for slot in self.all if not slot.busy]
         if not free:
             return None
+        if key is not None:
+            mine = next((slot for slot in free if slot.key == key), None)
+            if mine is not None:
+                return mine
         best = max(free, key=lambda slot: (common_prefix(slot.tokens, prompt), slot.last_used))
         shared = common_prefix(best.tokens, prompt)
         empty = [slot for slot in free if not slot.tokens]
@@ -81,6 +90,7 @@ class Slots:
                 self.forget(slot)
                 return 0
             del slot.tokens[keep:]
+            slot.saved = 0  # what is on disk is another state now
         return keep
 
     def trim(self, slot: Slot) -> None:
@@ -91,7 +101,7 @@ class Slots:
     def forget(self, slot: Slot) -> None:
         """Empty `slot` entirely."""
         self._llama.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
-        slot.tokens = []
+        slot.tokens, slot.key, slot.saved = [], None, 0
 
     def take(self, slot: Slot) -> None:
         """A reply starts in `slot`."""

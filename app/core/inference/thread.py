@@ -113,6 +113,7 @@ class InferenceThread:
         remote: RemoteTarget | None = None,
         sink: EventSink | None = None,
         coalesce_s: float | None = None,
+        cache_key: str | None = None,
     ) -> int:
         """Queue a chat reply to `messages`; returns its request id.
 
@@ -120,7 +121,8 @@ class InferenceThread:
         what was left out); with `continue_last`, the last assistant message is continued. `stop`,
         `raw_prompt`: see Engine.stream_chat. `remote` generates on a remote engine. `sink` receives
         this request's events instead of the thread's sink; `coalesce_s` overrides the chunk interval
-        (0: one chunk per token, as API clients expect).
+        (0: one chunk per token, as API clients expect). `cache_key` names the conversation the reply
+        belongs to: its KV cache is kept for its next turn, on disk when it must leave memory.
         """
         request = GenerateRequest(
             next(self._ids),
@@ -135,6 +137,7 @@ class InferenceThread:
             sink,
             coalesce_s,
             time.monotonic(),
+            cache_key,
         )
         self._submit(request.request_id, request.cancel, request)
         return request.request_id

@@ -63,6 +63,11 @@ def model_cache_dir() -> Path:
     return shared_model_cache_dir()
 
 
+def kv_cache_dir() -> Path:
+    """Where conversations' KV caches are kept between sessions (not created until one is saved)."""
+    return data_dir() / "cache" / "kv"
+
+
 def log_dir() -> Path:
     """Where the rotating log files go: the user log folder, or `logs` inside a chosen data folder."""
     if _override is not None or os.environ.get(DATA_DIR_ENV):

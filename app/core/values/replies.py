@@ -38,12 +38,18 @@ class ReplyStats:
     seed: int
     context_used: int
     context_length: int
+    #: Prompt tokens whose KV cache came back from the disk cache (a conversation reopened after a
+    #: restart, or after its sequence went to another reply) instead of being read again.
+    history_from_cache: int = 0
 
     def summary(self) -> str:
         """One line for under the reply: '0.12 s to first token · 104.5 tok/s · ...'."""
         # A remote server that reports no usage leaves the prompt uncounted: say nothing rather than 0.
         prompt = f"{self.prompt_tokens} prompt + " if self.prompt_tokens else ""
+        cached = (
+            f" · history from cache: {self.history_from_cache:,} tokens" if self.history_from_cache else ""
+        )
         return (
             f"{self.ttft_s:.2f} s to first token · {self.tokens_per_s:.1f} tok/s · "
-            f"{prompt}{self.completion_tokens} completion tokens · {self.stop_reason.label}"
+            f"{prompt}{self.completion_tokens} completion tokens · {self.stop_reason.label}{cached}"
         )

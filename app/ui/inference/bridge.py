@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
+from app.core.inference.engine import Engine
 from app.core.inference.events import (
     Chunk,
     ContextTrimmed,
@@ -17,6 +18,7 @@ from app.core.inference.events import (
     Started,
     Unloaded,
 )
+from app.core.inference.kv_disk import KvDiskCache
 from app.core.inference.options import LoadOptions
 from app.core.inference.thread import InferenceThread
 from app.core.remote.client import RemoteTarget
@@ -39,10 +41,15 @@ class InferenceBridge(QObject):
     #: Every event as it is (the chat session takes the Event objects themselves), after its own signal.
     happened = Signal(object)
 
-    def __init__(self, parent: QObject | None = None, worker: InferenceThread | None = None) -> None:
+    def __init__(
+        self,
+        parent: QObject | None = None,
+        worker: InferenceThread | None = None,
+        kv_cache: KvDiskCache | None = None,
+    ) -> None:
         super().__init__(parent)
         # Signals emitted from the worker thread reach slots on the GUI thread as queued calls.
-        self.worker = worker or InferenceThread(self._dispatch)
+        self.worker = worker or InferenceThread(self._dispatch, engine=Engine(kv_cache=kv_cache))
         self.worker.start()
 
     def _dispatch(self, event: Event) -> None:

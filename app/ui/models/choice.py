@@ -139,6 +139,7 @@ class ModelChoice(QObject):
             n_gpu_layers=AUTO_LAYERS if chosen.n_gpu_layers is None else chosen.n_gpu_layers,
             flash_attn=chosen.flash_attn,
             kv_type=chosen.kv_type,
+            n_parallel=self.settings.parallel,
         )
         self._load_request = self.bridge.load(path, options)
 

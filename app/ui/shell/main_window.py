@@ -10,10 +10,11 @@ from PySide6.QtGui import QCloseEvent, QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from app.core.chat.session import ChatSession
+from app.core.inference.kv_disk import KvDiskCache
 from app.core.inference.options import LoadedModel
 from app.core.models.library import ModelEntry
 from app.core.models.offload import OffloadSettings
-from app.core.platform import logs
+from app.core.platform import logs, paths
 from app.core.settings import Settings
 from app.core.system.hardware import Hardware
 from app.core.values.sampling import SamplingParams
@@ -53,7 +54,9 @@ class MainWindow(QMainWindow):
         self.resize(1100, 720)
         self.setMinimumSize(900, 600)
         self.settings = settings = settings or Settings.load()
-        self.bridge = bridge = bridge or InferenceBridge(self)
+        # Conversations' KV caches outlive the session, within the size the user allows.
+        self.kv_cache = KvDiskCache(paths.kv_cache_dir(), settings.kv_cache_mb * 1_000_000)
+        self.bridge = bridge = bridge or InferenceBridge(self, kv_cache=self.kv_cache)
         self.tasks = BackgroundTasks(self)
         self.remote = RemoteEngines(settings, self)
         # The local API server shares the window's inference thread (one model, one queue); fields a

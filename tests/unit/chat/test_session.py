@@ -19,7 +19,9 @@ from app.core.chat.reply import ReplyTarget
 from app.core.chat.session import ChatSession
 from app.core.chat.store import Store
 from app.core.inference.context_policy import ContextPolicy
+from app.core.inference.engine import Engine
 from app.core.inference.events import Event, Loaded, LoadFailed
+from app.core.inference.kv_disk import KvDiskCache
 from app.core.inference.options import LoadOptions
 from app.core.inference.thread import InferenceThread
 from app.core.values.replies import StopReason
@@ -73,7 +75,9 @@ class Chat:
 
 
 @pytest.fixture(scope="module")
-def loaded(starter_model: Path) -> Iterator[tuple[InferenceThread, queue.Queue[Event]]]:
+def loaded(
+    starter_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[InferenceThread, queue.Queue[Event]]]:
     events: queue.Queue[Event] = queue.Queue()
     ready = threading.Event()
     outcome: list[Event] = []
@@ -85,7 +89,8 @@ def loaded(starter_model: Path) -> Iterator[tuple[InferenceThread, queue.Queue[E
         else:
             events.put(event)
 
-    worker = InferenceThread(sink)
+    kv_cache = KvDiskCache(tmp_path_factory.mktemp("kv"), 500_000_000)
+    worker = InferenceThread(sink, engine=Engine(kv_cache=kv_cache))
     worker.start()
     worker.load(starter_model, LoadOptions(context_length=2048))
     assert ready.wait(60) and isinstance(outcome[0], Loaded)
@@ -319,3 +324,38 @@ def test_the_context_policy_marks_what_it_left_out(chat: Chat) -> None:
     marked = [r for r in range(len(session.transcript)) if session.transcript.peek(r).left_out]
     assert marked and marked[0] == 0 and len(marked) == trimmed.dropped
     assert not session.transcript.peek(len(session.transcript) - 2).left_out  # the new question
+
+
+def test_a_conversation_switched_away_and_back_reads_only_the_new_message(chat: Chat) -> None:
+    session = chat.session
+    session.send("My name is Ada and my favourite colour is green. Please remember it.", chat.target)
+    chat.reply()
+    first = session.conversation_id
+    assert first is not None
+    # Other conversations meanwhile, more of them than there are sequences.
+    for n in range(chat.worker.parallel + 1):
+        session.new()
+        session.send(f"Count to {n + 3}.", chat.target)
+        chat.reply()
+    session.open(first)
+    session.send("What is my favourite colour?", chat.target)
+    stats = chat.reply().stats
+    assert stats is not None and stats.prompt_tokens > 40
+    # Its sequence was given to others meanwhile (there were more of them than sequences): the history
+    # came back from the disk cache, not read again.
+    assert stats.prompt_tokens_evaluated < 25 and stats.history_from_cache > 20
+
+
+def test_switching_to_another_conversation_and_back_keeps_the_history_in_memory(chat: Chat) -> None:
+    session = chat.session
+    session.send("My name is Ada and my favourite colour is green. Please remember it.", chat.target)
+    chat.reply()
+    first = session.conversation_id
+    session.new()
+    session.send("Name a river.", chat.target)
+    chat.reply()
+    session.open(first or 0)
+    session.send("What is my favourite colour?", chat.target)
+    stats = chat.reply().stats
+    assert stats is not None and stats.prompt_tokens > 40
+    assert stats.prompt_tokens_evaluated < 25 and stats.history_from_cache == 0  # still in its sequence

@@ -1,0 +1,69 @@
+"""A loaded model's vocabulary: text to tokens and back, and its chat template around messages."""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+from app.core.inference.template import ChatTemplate
+from app.core.models.gguf_file import ModelInfo
+from app.core.values.text import clean_text
+
+
+class Vocabulary:
+    """Tokenizes, renders the chat template, and turns tokens into text for one loaded model."""
+
+    def __init__(self, llama_cpp: Any, model: Any, info: ModelInfo) -> None:
+        self._llama = llama_cpp
+        self.vocab = llama_cpp.llama_model_get_vocab(model)
+        self._piece = ctypes.create_string_buffer(256)
+        self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
+        self._bos_text = self.token_text(llama_cpp.llama_vocab_bos(self.vocab))
+        eos = self.token_text(llama_cpp.llama_vocab_eos(self.vocab))
+        self.template = ChatTemplate(info.chat_template, eos, self._bos_text)
+
+    def token_text(self, token: int) -> str:
+        """A (special) token's text, such as "<|im_end|>" ("" for none)."""
+        if token < 0:
+            return ""
+        return self.piece(token, special=True).decode("utf-8", "replace")
+
+    def piece(self, token: int, special: bool = False) -> bytes:
+        """The bytes a token stands for (a piece of UTF-8: a character may span two tokens)."""
+        llama_cpp = self._llama
+        n = llama_cpp.llama_token_to_piece(self.vocab, token, self._piece, len(self._piece), 0, special)
+        if n < 0:  # buffer too small: grow once to the size llama.cpp asked for
+            self._piece = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self.vocab, token, self._piece, len(self._piece), 0, special)
+        return self._piece.raw[:n]
+
+    def render(self, messages: list[dict[str, str]]) -> str:
+        """The chat template applied to `messages`, ending with the assistant's turn."""
+        return self.template.render(messages)
+
+    def tokenize(self, text: str, *, special: bool = True) -> list[int]:
+        """Token ids of `text`; BOS is added when the model wants one and the text lacks it (a lone
+        surrogate, which UTF-8 cannot encode, is read as U+FFFD)."""
+        llama_cpp = self._llama
+        data = clean_text(text).encode("utf-8")
+        add_bos = self._add_bos and not (self._bos_text and text.startswith(self._bos_text))
+        capacity = len(data) + 8
+        tokens = (llama_cpp.llama_token * capacity)()
+        n = llama_cpp.llama_tokenize(self.vocab, data, len(data), tokens, capacity, add_bos, special)
+        if n < 0:
+            capacity = -n
+            tokens = (llama_cpp.llama_token * capacity)()
+            n = llama_cpp.llama_tokenize(self.vocab, data, len(data), tokens, capacity, add_bos, special)
+        return list(tokens[:n])
+
+    def prompt(
+        self, messages: list[dict[str, str]], continue_last: bool = False, raw_prompt: str | None = None
+    ) -> list[int]:
+        """The tokens a reply to `messages` starts from: the template's prompt, the last (assistant)
+        message carried on with `continue_last`, or `raw_prompt` as it is (a plain completion)."""
+        if raw_prompt is not None:
+            return self.tokenize(raw_prompt)
+        if continue_last and messages and messages[-1]["role"] == "assistant":
+            # The template up to the reply's header, then the reply so far: the model goes on from there.
+            return self.tokenize(self.render(messages[:-1]) + messages[-1]["content"])
+        return self.tokenize(self.render(messages))
