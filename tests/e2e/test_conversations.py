@@ -495,3 +495,42 @@ def test_pasted_text_with_half_a_character_is_sent_and_saved(qtbot: QtBot, windo
     user, reply = store.branch(cid)
     assert user.content == typed and user.content.encode("utf-8")
     assert reply.role == "assistant" and reply.stats is not None and not reply.error
+
+
+def test_a_reopened_conversation_reads_only_the_new_message_and_the_cache_is_managed(
+    qtbot: QtBot, make_window: Callable[..., MainWindow], models_dir: Path
+) -> None:
+    window = make_window()
+    _store_ready(qtbot, window)
+    _send(qtbot, window, "What colour is the sky on a clear day?")
+    history = window.messages.peek(1).stats
+    assert history is not None and history.history_from_cache == 0
+    window.close()  # the conversation's sequence is saved to the disk cache as the app quits
+    cache = paths.kv_cache_dir()
+    assert [p.suffix for p in cache.iterdir()] == [".kv"]
+
+    again = make_window(settings=Settings.load())
+    qtbot.waitUntil(lambda: again.messages.rowCount() == 2, timeout=10_000)
+    _send(qtbot, again, "And at night?")
+    stats = again.messages.peek(3).stats
+    assert stats is not None
+    held = history.prompt_tokens + history.completion_tokens
+    assert stats.history_from_cache >= held - 1, "the first turn came back from the disk cache"
+    assert stats.prompt_tokens_evaluated < stats.prompt_tokens - stats.history_from_cache + 8
+    assert "history from cache" in footer_text(again.messages.peek(3))
+
+    # Preferences shows what the cache takes, clears it, and keeps a new cap.
+    dialog = again.dialogs.preferences()
+    qtbot.waitUntil(lambda: dialog.cache_size.text().endswith("used"), timeout=5_000)
+    assert dialog.cache_clear.isEnabled()
+    shot(dialog, "preferences-kv-cache")
+    dialog.cache_clear.click()
+    qtbot.waitUntil(lambda: dialog.cache_size.text() == "Empty", timeout=5_000)
+    assert not list(cache.glob("*.kv")) and not dialog.cache_clear.isEnabled()
+    assert again.messages.rowCount() == 4, "clearing the cache keeps every conversation"
+    dialog.cache_cap.setValue(0.0)
+    assert dialog.cache_cap.text() == "Off"
+    assert dialog.save() is True
+    assert Settings.load().kv_cache_mb == 0 and again.kv_cache.cap_bytes == 0
+    again.close()
+    assert not list(cache.glob("*.kv")), "with the cap Off nothing is kept"

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QPushButton
 from pytestqt.qtbot import QtBot
 
 from app.core.settings import Settings
+from app.core.values.replies import StopReason
 from app.ui.chat.message_layout import footer_text
 from app.ui.shell.main_window import MainWindow
 from tests.window_fixtures import set_value, shot, type_and_send, wait_reply_done
@@ -226,3 +227,51 @@ def test_closing_with_an_api_request_waiting_for_a_sequence_tells_it_why(
     assert len(api.errors) == parallel and all(isinstance(e, openai.APIError) for e in api.errors)
     assert all("shutting down" in str(e) for e in api.errors), "answers, not dropped connections"
     assert not api.texts[-1] and not api.finish, "the waiting request never started, the others were cut"
+
+
+def test_parallel_replies_is_chosen_in_the_server_panel_and_kept(
+    qtbot: QtBot, make_window: Callable[..., MainWindow], models_dir: Path, memory_keyring: Any
+) -> None:
+    window = make_window()
+    assert window.loaded is not None
+    auto = window.loaded.n_parallel
+    dialog = window.dialogs.server_panel()
+    assert dialog.parallel.value() == 0 and dialog.parallel.text() == "Auto"
+    assert dialog.parallel_note.text() == f"Now: {auto} at once"
+    reloaded: list[int] = []
+    window.bridge.loaded.connect(lambda _rid, model: reloaded.append(model.n_parallel))
+    dialog.parallel.setValue(2)
+    dialog.parallel.editingFinished.emit()
+    qtbot.waitUntil(lambda: reloaded == [2], timeout=60_000)
+    assert window.loaded is not None and window.loaded.n_parallel == 2
+    assert dialog.parallel_note.text() == "Now: 2 at once"
+    assert Settings.load().parallel == 2
+    shot(dialog, "server-panel-parallel")
+    dialog.close()
+
+    # Two API clients are served at once; a third waits for a free sequence.
+    api = Streams(_switch_on(qtbot, window, _free_port()))
+    for _ in range(3):
+        api.start(max_tokens=60)
+    qtbot.waitUntil(lambda: window.server.activity == (2, 1), timeout=20_000)
+    api.join()
+    assert not api.errors and len(api.finish) == 3
+
+    # Changed while the window's reply streams: the reply is not cut; the reload follows it.
+    set_value(window, "maxTokensInput", 120)
+    type_and_send(qtbot, window, "Write a long story about a lighthouse keeper and the sea.")
+    panel = window.dialogs.server_panel()
+    panel.parallel.setValue(3)
+    panel.parallel.editingFinished.emit()
+    assert window.is_generating and window.loaded is not None and window.loaded.n_parallel == 2
+    wait_reply_done(qtbot, window)
+    stats = window.messages.peek(1).stats
+    assert stats is not None and stats.stop_reason is not StopReason.USER
+    qtbot.waitUntil(lambda: reloaded == [2, 3], timeout=60_000)
+    assert panel.parallel_note.text() == "Now: 3 at once"
+    window.close()
+
+    # The next launch loads the model with the same choice.
+    again = make_window(settings=Settings.load())
+    assert again.loaded is not None and again.loaded.n_parallel == 3
+    assert again.dialogs.server_panel().parallel.value() == 3

@@ -176,6 +176,13 @@ def start_llama_server(
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def times(before: float, now: float) -> str:
+    """'3.1x faster' or '1.4x slower': how `now` compares with `before` (both durations)."""
+    if before <= 0 or now <= 0:
+        return "n/a"
+    return f"{before / now:.1f}x faster" if now <= before else f"{now / before:.1f}x slower"
+
+
 def p95(values: list[float]) -> float:
     """The 95th percentile (nearest rank)."""
     ordered = sorted(values)
@@ -277,8 +284,8 @@ def main() -> int:
                 )
                 if "before" in rows:
                     before = rows["before"]
-                    faster = before[4] / fire[4] if fire[4] else float("nan")
-                    line += f"; vs before: tok/s {fire[2] / before[2]:.2f}x, TTFT p95 {faster:.1f}x faster"
+                    speed = fire[2] / before[2]
+                    line += f"; vs before: tok/s {speed:.2f}x, TTFT p95 {times(before[4], fire[4])}"
                 print(line)
         finally:
             for process, _url in contenders.values():

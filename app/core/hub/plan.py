@@ -6,7 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.core.hub.files import UNQUANTIZED, FileGroup
-from app.core.models.estimate import Estimate, Fit, estimate_with_gpu, fit, fits_with_headroom
+from app.core.models.estimate import (
+    Estimate,
+    Fit,
+    estimate_with_gpu,
+    fit,
+    fits_with_headroom,
+    replies_at_once,
+)
 from app.core.models.shape import ModelShape
 from app.core.system.machine import Machine
 
@@ -22,14 +29,16 @@ class FileFit:
 
 
 def plan(
-    groups: Sequence[FileGroup], shape: ModelShape, machine: Machine, context_length: int, sequences: int = 1
+    groups: Sequence[FileGroup], shape: ModelShape, machine: Machine, context_length: int, parallel: int = 1
 ) -> list[FileFit]:
     """Badges for every file of a repository, and the recommendation: the best quantization that fits
-    with headroom. `groups` come best quality first; full-precision files are recommended only when a
-    repository has nothing quantized that fits (Q8_0 is as good at half the memory and twice the speed)."""
+    with headroom ("Parallel replies" at `parallel`, 0: Auto). `groups` come best quality first;
+    full-precision files are recommended only when a repository has nothing quantized that fits (Q8_0
+    is as good at half the memory and twice the speed)."""
     fits = []
     gpu_needs = []
     for group in groups:
+        sequences = replies_at_once(parallel, group.size, shape, context_length, machine)
         est, gpu_need = estimate_with_gpu(group.size, shape, context_length, sequences)
         gpu_needs.append(gpu_need)
         fits.append(FileFit(group, est, fit(est.total, machine, gpu_need)))

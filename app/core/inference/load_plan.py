@@ -10,6 +10,7 @@ from __future__ import annotations
 from app.core.inference.options import AUTO_LAYERS, LoadOptions
 from app.core.models.gguf_file import ModelInfo
 from app.core.models.offload import choose_gpu_layers, kv_bytes_per_token_layer, layer_count
+from app.core.models.parallel import auto_parallel
 from app.core.system.hardware import Hardware
 from app.core.system.machine import total_ram
 
@@ -48,21 +49,11 @@ def offload_note(failed: int | None, loaded: int, max_layers: int) -> str | None
     )
 
 
-#: "Parallel replies" on Auto: this many sequences where the KV cache of all of them fits comfortably.
-AUTO_PARALLEL = 4
-#: ...comfortably: their KV cache takes at most this share of RAM (on the CPU) or of free GPU memory.
-KV_SHARE_RAM = 0.25
-KV_SHARE_GPU = 0.40
-
-
 def parallel_for(info: ModelInfo, options: LoadOptions, n_ctx_seq: int, found: Hardware) -> int:
     """How many replies the context holds at once: the user's choice, or on Auto (0) up to
     AUTO_PARALLEL, fewer when their KV caches would crowd the memory (a huge context, a big model)."""
     if options.n_parallel > 0:
         return options.n_parallel
     per_sequence = kv_bytes_per_token_layer(info.shape, options.kv_type) * n_ctx_seq * (info.block_count or 0)
-    if per_sequence <= 0:
-        return AUTO_PARALLEL
     on_gpu = found.gpu_offload and bool(found.devices) and options.n_gpu_layers != 0
-    budget = KV_SHARE_GPU * found.gpu_free if on_gpu else KV_SHARE_RAM * (found.ram_total or total_ram())
-    return max(1, min(AUTO_PARALLEL, int(budget // per_sequence)))
+    return auto_parallel(per_sequence, found.ram_total or total_ram(), found.gpu_free if on_gpu else 0)

@@ -59,8 +59,9 @@ class Slots:
         """The free sequence a reply to `prompt` should use (None when all are busy).
 
         The one that holds the conversation `key`, if any; else the one holding the longest start of
-        the prompt, when that is most of what it holds (the same conversation, grown, continued or
-        regenerated) and the prompt is mostly there or no empty sequence is left; otherwise an empty
+        the prompt when that start is most of what it holds and most of the prompt (the same
+        conversation, grown, continued or regenerated); with no empty sequence left, when it is
+        either (the same prompt sent again, say: only the old reply is dropped); otherwise an empty
         one, else the one unused longest.
         """
         free = [slot for slot in self.all if not slot.busy]
@@ -73,7 +74,8 @@ class Slots:
         best = max(free, key=lambda slot: (common_prefix(slot.tokens, prompt), slot.last_used))
         shared = common_prefix(best.tokens, prompt)
         empty = [slot for slot in free if not slot.tokens]
-        if shared and 2 * shared >= len(best.tokens) and (not empty or 2 * shared >= len(prompt)):
+        most_held, most_prompt = 2 * shared >= len(best.tokens), 2 * shared >= len(prompt)
+        if shared and ((most_held and most_prompt) or (not empty and (most_held or most_prompt))):
             return best
         if empty:
             return empty[0]

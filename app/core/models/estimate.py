@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from enum import Enum, StrEnum
 
 from app.core.models.offload import compute_bytes, layer_count, split, usable_gpu_bytes
+from app.core.models.parallel import auto_parallel
 from app.core.models.shape import ModelShape, kv_width
 from app.core.system.machine import Machine
 from app.core.values.units import format_size
@@ -139,10 +140,23 @@ def estimate_with_gpu(
     return est, gpu
 
 
+def replies_at_once(
+    choice: int, weights: int, shape: ModelShape, context_length: int, machine: Machine
+) -> int:
+    """How many sequences a load gets with "Parallel replies" at `choice`: that many, or on Auto (0)
+    what the loader's rule gives on `machine` (fewer for a big model or context)."""
+    if choice > 0:
+        return choice
+    n_ctx = min(context_length, shape.context_length) if shape.context_length else context_length
+    per_token, _basis = kv_bytes_per_token(shape, weights)
+    return auto_parallel(per_token * n_ctx, machine.ram_total, machine.gpu_free)
+
+
 def fit_model(
-    weights: int, shape: ModelShape, context_length: int, machine: Machine, sequences: int = 1
+    weights: int, shape: ModelShape, context_length: int, machine: Machine, parallel: int = 1
 ) -> tuple[Fit, Estimate]:
-    """The badge for one model at a context length (with `sequences` replies at once): the same rule
-    for the picker, the library and the browser."""
+    """The badge for one model at a context length with "Parallel replies" at `parallel` (0: Auto):
+    the same rule for the picker, the library and the browser."""
+    sequences = replies_at_once(parallel, weights, shape, context_length, machine)
     est, gpu_need = estimate_with_gpu(weights, shape, context_length, sequences)
     return fit(est.total, machine, gpu_need), est

@@ -61,6 +61,10 @@ class ServerController(QObject):
     keyLoaded = Signal()
     #: Port or network access changed while the server is off (to be saved).
     settingsChanged = Signal()
+    #: The user chose how many replies to generate at once (0: Auto); the model is reloaded with it.
+    parallelRequested = Signal(int)
+    #: The choice, or how many the loaded model generates at once, changed.
+    parallelChanged = Signal()
 
     def __init__(
         self,
@@ -88,12 +92,28 @@ class ServerController(QObject):
         #: API requests generating and waiting now (as activityChanged last said).
         self.activity = (0, 0)
         self._generation = 0  # bumped by start and stop: a start that finishes late knows it is stale
+        #: "Parallel replies" as chosen (0: Auto), and as the loaded model runs (0: no model).
+        self.parallel_choice = 0
+        self.parallel_now = 0
         self.logged.connect(self._on_logged)
 
     @property
     def address(self) -> str | None:
         """The running server's base URL."""
         return self.server.address if self.server is not None and self.state is ServerState.RUNNING else None
+
+    def show_parallel(self, choice: int, now: int) -> None:
+        """What "Parallel replies" is set to (0: Auto), and how many the loaded model runs at once."""
+        if (choice, now) != (self.parallel_choice, self.parallel_now):
+            self.parallel_choice, self.parallel_now = choice, now
+            self.parallelChanged.emit()
+
+    def choose_parallel(self, choice: int) -> None:
+        """The user set "Parallel replies" (0: Auto)."""
+        if choice != self.parallel_choice:
+            self.parallel_choice = choice
+            self.parallelRequested.emit(choice)
+            self.parallelChanged.emit()
 
     def _set_state(self, state: ServerState, message: str) -> None:
         self.state, self.message = state, message

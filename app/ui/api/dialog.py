@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.api.config import ServerSettings, new_api_key
+from app.core.settings import MAX_PARALLEL
 from app.ui.api.controller import LOG_LINES, ServerController, ServerState, activity_text
 
 if TYPE_CHECKING:  # the HTTP stack is imported when the server first starts, not at launch
@@ -44,8 +45,8 @@ class ServerDialog(QDialog):
         layout = QVBoxLayout(self)
         intro = QLabel(
             "Serve the loaded model to other programs through an OpenAI-compatible API "
-            "(/v1/chat/completions, /v1/completions, /v1/models). Requests share the model with this "
-            "window and wait their turn."
+            "(/v1/chat/completions, /v1/completions, /v1/models). The model writes several replies at "
+            "once, the window's and the programs' together; more wait for one to finish."
         )
         intro.setWordWrap(True)
         layout.addWidget(intro)
@@ -81,12 +82,29 @@ class ServerDialog(QDialog):
         key_row.addWidget(self.show_key)
         key_row.addWidget(self.generate)
         form.addRow("API key", key_row)
-        layout.addLayout(form)
         self.key_note = QLabel()
         self.key_note.setObjectName("serverKeyNote")
         self.key_note.setWordWrap(True)
         self.key_note.setProperty("muted", True)
-        layout.addWidget(self.key_note)
+        form.addRow("", self.key_note)
+        parallel_row = QHBoxLayout()
+        self.parallel = QSpinBox()
+        self.parallel.setObjectName("serverParallel")
+        self.parallel.setRange(0, MAX_PARALLEL)
+        self.parallel.setSpecialValueText("Auto")
+        self.parallel.setValue(controller.parallel_choice)
+        self.parallel.setToolTip(
+            "How many replies the model writes at once, the window's and API clients' together, each with "
+            "a context of its own. Auto: up to 4, fewer when their KV caches would crowd the memory. "
+            "Changing it reloads the model."
+        )
+        self.parallel_note = QLabel()
+        self.parallel_note.setObjectName("serverParallelNow")
+        self.parallel_note.setProperty("muted", True)
+        parallel_row.addWidget(self.parallel)
+        parallel_row.addWidget(self.parallel_note, 1)
+        form.addRow("Parallel replies", parallel_row)
+        layout.addLayout(form)
 
         status_row = QHBoxLayout()
         self.status = QLabel()
@@ -125,6 +143,9 @@ class ServerDialog(QDialog):
         controller.stateChanged.connect(self._show_state)
         controller.logged.connect(self._on_logged)
         controller.activityChanged.connect(self._show_activity)
+        controller.parallelChanged.connect(self._show_parallel)
+        self.parallel.editingFinished.connect(lambda: controller.choose_parallel(self.parallel.value()))
+        self._show_parallel()
         self._show_state(controller.state, controller.message)
         self._show_activity(*controller.activity)
         self._show_key_note()
@@ -210,6 +231,14 @@ class ServerDialog(QDialog):
             self.switch.blockSignals(False)
         for widget in (self.port, self.network, self.key, self.generate):
             widget.setEnabled(not running)
+
+    def _show_parallel(self) -> None:
+        now = self.controller.parallel_now
+        self.parallel_note.setText(f"Now: {now} at once" if now else "No model is loaded")
+        if not self.parallel.hasFocus():
+            self.parallel.blockSignals(True)
+            self.parallel.setValue(self.controller.parallel_choice)
+            self.parallel.blockSignals(False)
 
     def _show_activity(self, generating: int, waiting: int) -> None:
         self.activity.setText(activity_text(generating, waiting))

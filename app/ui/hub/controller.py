@@ -76,6 +76,7 @@ class HubController(QObject):
             context_length=context_length,
             file_state=self.file_state,
             local_shape=self.local_shape,
+            parallel=lambda: library.settings.parallel,
         )
         self.downloads = DownloadList()
         self.downloads.action.connect(self._on_download_action)

@@ -57,12 +57,15 @@ class DiscoverView(QWidget):
         file_state: Callable[[RepoDetails, FileGroup], FileState],
         local_shape: Callable[[RepoDetails], ModelShape | None],
         parent: QWidget | None = None,
+        parallel: Callable[[], int] = lambda: 0,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("discoverView")
         self.tasks = tasks
         self.client = client
-        self.repo = RepoDetailsView(tasks, client, machine, context_length, file_state, local_shape)
+        self.repo = RepoDetailsView(
+            tasks, client, machine, context_length, file_state, local_shape, parallel=parallel
+        )
         self.repo.downloadRequested.connect(self.downloadRequested)
         self.repo.useExisting.connect(self.useExisting)
         self.repo.openInstalled.connect(self.openInstalled)

@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
 from app.core.hub.client import HubClient, HubError, RepoDetails, explain
 from app.core.hub.files import FileGroup
 from app.core.hub.plan import FileFit, plan
-from app.core.inference.load_plan import AUTO_PARALLEL
 from app.core.models.estimate import describe
 from app.core.models.shape import ModelShape
 from app.core.system.machine import Machine
@@ -64,9 +63,12 @@ class RepoDetailsView(QWidget):
         file_state: Callable[[RepoDetails, FileGroup], FileState],
         local_shape: Callable[[RepoDetails], ModelShape | None],
         parent: QWidget | None = None,
+        parallel: Callable[[], int] = lambda: 0,
     ) -> None:
         super().__init__(parent)
         self.tasks = tasks
+        #: "Parallel replies" now (0: Auto).
+        self.parallel = parallel
         self.client = client
         self.machine = machine
         self.context_length = context_length
@@ -217,8 +219,8 @@ class RepoDetailsView(QWidget):
             or (replace(remote, n_params=details.n_params) if remote else None)
             or ModelShape(n_params=details.n_params, context_length=details.context_length)
         )
-        # As it would load on Auto: AUTO_PARALLEL replies at once, each with a KV cache of its own.
-        rows = plan(details.groups, shape, self.machine, self.context_length(), AUTO_PARALLEL)
+        # Every reply at once has a KV cache of its own: counted as the file would load.
+        rows = plan(details.groups, shape, self.machine, self.context_length(), self.parallel())
         status = {row.group.name: self.file_state(details, row.group)[0] or "" for row in rows}
         selected = self.selected_fit()
         self.files_model.set_rows(rows, {k: v for k, v in status.items() if v})

@@ -7,6 +7,7 @@ from remote engines' models (the local model stays loaded meanwhile: switching b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -44,17 +45,19 @@ class ModelChoice(QObject):
         progress: QProgressBar,
         status: StatusBar,
         banner: Banner,
+        save: Callable[[], None],
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
-        self.settings, self.bridge, self.remote = settings, bridge, remote
+        self.settings, self.bridge, self.remote, self.save = settings, bridge, remote, save
         self.picker, self.progress, self.status, self.banner = picker, progress, status, banner
         self.loaded: LoadedModel | None = None
         self.loading_path: str | None = None
         #: Read by the context length of each load.
         self.context_length = 4096
         #: True while a reply streams: a reload must wait (set by the chat controller).
-        self.generating = False
+        self._generating = False
+        self._reload_when_idle = False  # "Parallel replies" changed while the window's reply streamed
         self._load_request: int | None = None
         #: A remote model to go back to once its endpoint has listed it (the one chat last went to).
         self._restore_remote = settings.last_remote_model
@@ -152,7 +155,36 @@ class ModelChoice(QObject):
             self.settings.model_options.pop(path, None)
         else:
             self.settings.model_options[path] = options
+        self.save()
         self.load_model(path, choose=False)
+
+    @property
+    def generating(self) -> bool:
+        """Whether a reply streams in the window now."""
+        return self._generating
+
+    @generating.setter
+    def generating(self, value: bool) -> None:
+        self._generating = value
+        if not value and self._reload_when_idle:
+            self._reload_when_idle = False
+            path = self.current_path()
+            if path is not None:
+                self.load_model(path, choose=False)
+
+    def set_parallel(self, choice: int) -> None:
+        """Generate `choice` replies at once from now on (0: Auto): the model is reloaded with that many
+        sequences, at once or when the reply streaming in the window ends (it is not cut short)."""
+        self.settings.parallel = choice
+        self.save()
+        self.picker.set_machine(self.picker.machine, self.picker.context_length, choice)
+        path = self.current_path()
+        if path is None:
+            return
+        if self.generating:
+            self._reload_when_idle = True
+        else:
+            self.load_model(path, choose=False)
 
     def _on_load_progress(self, request_id: int, fraction: float) -> None:
         if request_id == self._load_request:

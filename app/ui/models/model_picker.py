@@ -8,7 +8,6 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QSizePolicy, QWidget
 
-from app.core.inference.load_plan import AUTO_PARALLEL
 from app.core.models.estimate import describe as describe_estimate
 from app.core.models.estimate import fit_model
 from app.core.models.library import ModelEntry
@@ -73,6 +72,8 @@ class ModelPicker(QComboBox):
         #: What the fit line in each tooltip is judged against (RAM only until GPUs are known).
         self.machine = Machine(ram_total=total_ram())
         self.context_length = 4096
+        #: "Parallel replies" (0: Auto): every reply at once has a KV cache of its own.
+        self.parallel = 0
         #: The remote engines' model lists, shown after the local models.
         self.remote: list[EndpointModels] = []
         self.activated.connect(self._on_activated)
@@ -82,9 +83,12 @@ class ModelPicker(QComboBox):
         self.names = names
         self.set_entries(self.entries, self.current_path())
 
-    def set_machine(self, machine: Machine, context_length: int) -> None:
-        """Judge the fit lines against `machine` at `context_length` tokens."""
+    def set_machine(self, machine: Machine, context_length: int, parallel: int | None = None) -> None:
+        """Judge the fit lines against `machine` at `context_length` tokens (and `parallel` replies at
+        once, 0: Auto; None: as before)."""
         self.machine, self.context_length = machine, context_length
+        if parallel is not None:
+            self.parallel = parallel
         for row, entry in enumerate(self.entries):
             if entry.info is not None:
                 self.setItemData(row, self._tooltip(entry), Qt.ItemDataRole.ToolTipRole)
@@ -158,8 +162,7 @@ class ModelPicker(QComboBox):
         info = entry.info
         assert info is not None
         template = "its own chat template" if info.has_chat_template else "no chat template (ChatML is used)"
-        # As loaded on Auto: AUTO_PARALLEL replies at once, each with a KV cache of its own.
-        badge, est = fit_model(info.file_size, info.shape, self.context_length, self.machine, AUTO_PARALLEL)
+        badge, est = fit_model(info.file_size, info.shape, self.context_length, self.machine, self.parallel)
         return (
             f"{info.name}\n{info.path}\n{info.block_count or '?'} layers · {template}\n"
             f"{badge.label}: {describe_estimate(est)}"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtWidgets import QWidget
 
+from app.core.inference.kv_disk import KvDiskCache
+from app.core.settings import Settings
 from app.ui.api.controller import ServerController
 from app.ui.api.dialog import ServerDialog
 from app.ui.hub.controller import HubController
@@ -24,8 +28,14 @@ class Dialogs:
         remote: RemoteEngines,
         hub: HubController,
         models: ModelsController,
+        settings: Settings,
+        save: Callable[[], None],
+        kv_cache: KvDiskCache | None = None,
     ) -> None:
         self.window, self.server, self.remote, self.hub, self.models = window, server, remote, hub, models
+        self.settings, self.save = settings, save
+        #: The conversations' KV cache on disk (its cap is set in Preferences).
+        self.kv_cache = kv_cache
 
     def server_panel(self) -> ServerDialog:
         """The Local API server dialog (one per window)."""
@@ -45,12 +55,20 @@ class Dialogs:
 
     def preferences(self) -> PreferencesDialog:
         """The preferences (non-modal to the event loop; the token is read again when it closes)."""
-        dialog = PreferencesDialog(self.hub.keyring_tasks, self.window)
+        dialog = PreferencesDialog(self.hub.keyring_tasks, self.window, self.kv_cache)
+        dialog.cacheCapChanged.connect(self._set_cache_cap)
         dialog.changed.connect(self.hub.reload_token)
         dialog.finished.connect(lambda _r: self.hub.reload_token())
         dialog.remoteEnginesRequested.connect(self.remote_engines)
         dialog.open()
         return dialog
+
+    def _set_cache_cap(self, megabytes: int) -> None:
+        self.settings.kv_cache_mb = megabytes
+        self.save()
+        if self.kv_cache is not None:
+            self.kv_cache.cap_bytes = megabytes * 1_000_000
+            self.hub.keyring_tasks.run(self.kv_cache.enforce_cap, lambda _r: None)  # file work: off the GUI
 
     def about(self) -> AboutDialog:
         """The About dialog: versions and folders."""

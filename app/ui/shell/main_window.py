@@ -13,7 +13,6 @@ from app.core.chat.session import ChatSession
 from app.core.inference.kv_disk import KvDiskCache
 from app.core.inference.options import LoadedModel
 from app.core.models.library import ModelEntry
-from app.core.models.offload import OffloadSettings
 from app.core.platform import logs, paths
 from app.core.settings import Settings
 from app.core.system.hardware import Hardware
@@ -65,6 +64,7 @@ class MainWindow(QMainWindow):
         self.server = ServerController(
             bridge.worker, self.tasks, settings.api_server, lambda: self.settings.sampling, self
         )
+        self.server.parallel_choice = settings.parallel
         self.session = ChatSession(bridge.worker, run=self.tasks.run)
         self.session.sampling = settings.sampling
         self._closing = self._started = False
@@ -83,7 +83,15 @@ class MainWindow(QMainWindow):
         self.side = side = SidePanel(settings.sampling, presets)
         self.sampling, self.offload, self.system_prompt = side.sampling, side.offload, side.system_prompt
         self.choice = choice = ModelChoice(
-            settings, bridge, self.remote, self.picker, self.top.load_progress, status, banner, self
+            settings,
+            bridge,
+            self.remote,
+            self.picker,
+            self.top.load_progress,
+            status,
+            banner,
+            self._save_settings,
+            self,
         )
         choice.context_length = settings.sampling.context_length
         self.models = ModelsController(settings, tasks, banner, status, self._loaded_path, self)
@@ -97,7 +105,16 @@ class MainWindow(QMainWindow):
         self.send_button = page.send_button
         self.meter = ContextMeter(session, bridge, choice, self.composer, status, self)
         self.chat = ChatController(session, choice, self.remote, page, side, self.meter, status, banner, self)
-        self.dialogs = Dialogs(self, self.server, self.remote, self.hub, self.models)
+        self.dialogs = Dialogs(
+            self,
+            self.server,
+            self.remote,
+            self.hub,
+            self.models,
+            settings,
+            self._save_settings,
+            self.kv_cache,
+        )
         self.server_indicator = ServerIndicator(
             self.server, settings, status, banner, self._save_settings, self.dialogs.server_panel, self
         )
@@ -151,13 +168,14 @@ class MainWindow(QMainWindow):
         hub.downloaded.connect(installed.refresh)
         hub.openModel.connect(self._chat_with)
         hub.preferencesWanted.connect(dialogs.preferences)
+        self.server.parallelRequested.connect(choice.set_parallel)
         self.chat.remoteEnginesWanted.connect(dialogs.remote_engines)
         self.conversations.modelWanted.connect(choice.use_model)
         self.conversations.settingsChanged.connect(self._save_settings)
         self.conversations.note.connect(lambda text: status.showMessage(text, 5000))
         self.view.codeCopied.connect(lambda _code: status.showMessage("Code copied", 2000))
         self.sampling.changed.connect(self._on_sampling_changed)
-        self.offload.applyRequested.connect(self._apply_offload)
+        self.offload.applyRequested.connect(choice.apply_offload)
         self.offload.hardwareRequested.connect(models.show_hardware)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.chat.stop)
         QShortcut(QKeySequence.StandardKey.New, self, self.conversations.new_conversation)
@@ -209,10 +227,6 @@ class MainWindow(QMainWindow):
         self.models.set_entries(entries)
         self.hub.refresh()
 
-    def _apply_offload(self, options: OffloadSettings) -> None:
-        self.choice.apply_offload(options)
-        self._save_settings()
-
     def _open_log_folder(self) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(logs.log_file().parent)))
 
@@ -221,6 +235,7 @@ class MainWindow(QMainWindow):
         self.choice.load_model(path)
 
     def _on_loaded(self, model: LoadedModel | None) -> None:
+        self.server.show_parallel(self.settings.parallel, model.n_parallel if model is not None else 0)
         if model is not None:
             self.sampling.set_max_context(model.info.context_length)
             options = self.settings.options_for(str(model.info.path))
@@ -236,7 +251,9 @@ class MainWindow(QMainWindow):
 
     def _on_hardware(self, hardware: Hardware) -> None:
         self.offload.set_hardware(hardware)
-        self.picker.set_machine(hardware.machine(), self.sampling.params().context_length)
+        self.picker.set_machine(
+            hardware.machine(), self.sampling.params().context_length, self.settings.parallel
+        )
 
     def _on_sampling_changed(self, params: SamplingParams) -> None:
         self.settings.sampling = params  # the session takes them too (ChatController)

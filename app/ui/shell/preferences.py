@@ -1,5 +1,5 @@
-"""Preferences: the Hugging Face access token, kept in the system keyring and nowhere else; and the way
-to the remote engines."""
+"""Preferences: the Hugging Face access token, kept in the system keyring and nowhere else; the
+conversations' KV cache on disk (its size, its cap, Clear); and the way to the remote engines."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -16,7 +17,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.inference.kv_disk import KvDiskCache
 from app.core.platform import secrets
+from app.core.values.units import format_size
 from app.ui.common.tasks import BackgroundTasks
 
 
@@ -29,10 +32,15 @@ class PreferencesDialog(QDialog):
     changed = Signal()
     #: "Remote engines…" was clicked (the window opens that dialog; this one closes).
     remoteEnginesRequested = Signal()
+    #: Saved with another cap for the KV cache on disk (in MB).
+    cacheCapChanged = Signal(int)
 
-    def __init__(self, tasks: BackgroundTasks, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, tasks: BackgroundTasks, parent: QWidget | None = None, kv_cache: KvDiskCache | None = None
+    ) -> None:
         super().__init__(parent)
         self.tasks = tasks
+        self.kv_cache = kv_cache
         self.setObjectName("preferencesDialog")
         self.setWindowTitle("Preferences")
         self.setMinimumWidth(520)
@@ -79,6 +87,9 @@ class PreferencesDialog(QDialog):
         remote_row.addWidget(self.remote_button, 0, Qt.AlignmentFlag.AlignVCenter)
         layout.addSpacing(8)
         layout.addLayout(remote_row)
+        if kv_cache is not None:
+            layout.addSpacing(8)
+            layout.addLayout(self._cache_section(kv_cache))
         self.buttons = buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
         )
@@ -88,6 +99,58 @@ class PreferencesDialog(QDialog):
         self.store_label.setText("Checking the keyring…")
         self.remove_button.setEnabled(False)
         self._refresh()
+
+    def _cache_section(self, kv_cache: KvDiskCache) -> QVBoxLayout:
+        section = QVBoxLayout()
+        text = QLabel(
+            "Conversation memory: each conversation's KV cache (what the model has read of it) is kept on "
+            "disk when it must leave memory, so reopening it, even after a restart, reads only the new "
+            "message. The oldest go first when the cap is reached."
+        )
+        text.setWordWrap(True)
+        section.addWidget(text)
+        row = QHBoxLayout()
+        self.cache_cap = QDoubleSpinBox()
+        self.cache_cap.setObjectName("kvCacheCap")
+        self.cache_cap.setRange(0.0, 1000.0)
+        self.cache_cap.setSingleStep(0.5)
+        self.cache_cap.setDecimals(1)
+        self.cache_cap.setSuffix(" GB")
+        self.cache_cap.setSpecialValueText("Off")
+        self.cache_cap.setValue(kv_cache.cap_bytes / 1e9)
+        self.cache_cap.setToolTip("The most the saved KV caches may take on disk (Off: keep none)")
+        self.cache_size = QLabel("Measuring…")
+        self.cache_size.setObjectName("kvCacheSize")
+        self.cache_clear = QPushButton("Clear")
+        self.cache_clear.setObjectName("kvCacheClearButton")
+        self.cache_clear.setToolTip(
+            "Delete every saved KV cache (conversations are kept: they are read again)"
+        )
+        self.cache_clear.clicked.connect(self.clear_cache)
+        row.addWidget(QLabel("At most"))
+        row.addWidget(self.cache_cap)
+        row.addWidget(self.cache_size, 1)
+        row.addWidget(self.cache_clear)
+        section.addLayout(row)
+        self.tasks.run(kv_cache.size, self._show_cache_size)
+        return section
+
+    def _show_cache_size(self, size: int) -> None:
+        self.cache_size.setText(f"{format_size(size)} used" if size else "Empty")
+        self.cache_clear.setEnabled(size > 0)
+
+    def clear_cache(self) -> None:
+        """Delete every saved KV cache (off the GUI thread), then show the size again."""
+        kv_cache = self.kv_cache
+        if kv_cache is None:
+            return
+        self.cache_clear.setEnabled(False)
+        self.cache_size.setText("Clearing…")
+
+        def cleared(_freed: int) -> None:
+            self.tasks.run(kv_cache.size, self._show_cache_size)
+
+        self.tasks.run(kv_cache.clear, cleared)
 
     def _open_remote(self) -> None:
         self.reject()  # one dialog at a time; a typed but unsaved token is not kept
@@ -108,6 +171,10 @@ class PreferencesDialog(QDialog):
     def save(self) -> bool:
         """Check the typed token's shape, then store it off the GUI thread (the dialog closes once the
         keyring has it). False when the text is not a token."""
+        if self.kv_cache is not None:
+            cap_mb = round(self.cache_cap.value() * 1000)
+            if cap_mb != round(self.kv_cache.cap_bytes / 1e6):
+                self.cacheCapChanged.emit(cap_mb)
         value = self.token_input.text().strip()
         if not value:
             self.accept()

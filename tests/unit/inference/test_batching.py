@@ -113,6 +113,17 @@ def test_a_follow_up_reads_only_what_is_new_though_others_ran_between(
     assert stats.prompt_tokens_evaluated < 20, "the history was found in its sequence, not read again"
 
 
+def test_the_same_prompt_sent_again_is_found_though_every_sequence_holds_something(
+    served: tuple[InferenceThread, Recorder],
+) -> None:
+    thread, rec = served
+    for rid in [thread.generate(_ask(text), GREEDY) for text in PROMPTS]:  # no empty sequence left
+        rec.wait_for(ReplyDone, rid)
+    again = rec.wait_for(ReplyDone, thread.generate(_ask(PROMPTS[2]), GREEDY))
+    stats = again.stats  # type: ignore[attr-defined]
+    assert stats.prompt_tokens_evaluated == 1, "only the last prompt token is read again (its logits)"
+
+
 def test_more_replies_than_sequences_wait_their_turn_in_order(
     served: tuple[InferenceThread, Recorder],
 ) -> None:

@@ -14,6 +14,7 @@ from app.core.inference.options import LoadOptions
 from app.core.models import estimate as memory
 from app.core.models.estimate import Fit, kv_bytes_per_token
 from app.core.models.gguf_file import inspect_model
+from app.core.models.parallel import AUTO_PARALLEL, auto_parallel
 from app.core.models.shape import DEFAULT_VOCAB, GIB, MIB, ModelShape
 from app.core.system.hardware import detect_machine
 from app.core.system.machine import Gpu, Machine, total_ram
@@ -90,6 +91,28 @@ def test_estimate_covers_what_llama_cpp_allocates_for_the_starter(starter_model:
     assert measured is not None and measured > est.kv_cache + info.file_size // 2
     # Never below what llama.cpp allocates, and not wildly above it either.
     assert measured <= est.total <= 1.35 * measured, (est, measured)
+
+
+def test_parallel_replies_on_auto_fit_the_memory() -> None:
+    # Llama 3.1 8B: 1 GiB of KV cache per sequence at 8192 tokens.
+    assert auto_parallel(GIB, ram_total=64 * GIB) == AUTO_PARALLEL
+    assert auto_parallel(GIB, ram_total=8 * GIB) == 2, "a quarter of RAM: two sequences' KV caches"
+    assert auto_parallel(GIB, ram_total=2 * GIB) == 1, "never fewer than one"
+    assert auto_parallel(GIB, ram_total=64 * GIB, gpu_free=5 * GIB) == 2, "on the GPU: its free memory"
+    assert auto_parallel(0, ram_total=GIB) == AUTO_PARALLEL  # shape unknown: the usual number
+    small = Machine(ram_total=8 * GIB)
+    assert memory.replies_at_once(0, 4_920_000_000, LLAMA_8B, 8192, small) == 2
+    assert memory.replies_at_once(3, 4_920_000_000, LLAMA_8B, 8192, small) == 3, "a choice is kept"
+
+
+def test_badges_count_the_kv_cache_of_every_reply_at_once() -> None:
+    box = Machine(ram_total=16 * GIB)
+    _fit, one = memory.fit_model(4_920_000_000, LLAMA_8B, 8192, box, parallel=1)
+    _fit, auto = memory.fit_model(4_920_000_000, LLAMA_8B, 8192, box, parallel=0)
+    _fit, six = memory.fit_model(4_920_000_000, LLAMA_8B, 8192, box, parallel=6)
+    assert (one.kv_cache, auto.kv_cache, six.kv_cache) == (GIB, 4 * GIB, 6 * GIB)
+    fits = plan(_groups(Q4_K_M=4.9), LLAMA_8B, Machine(ram_total=8 * GIB), 8192, parallel=0)
+    assert fits[0].estimate.kv_cache == 2 * GIB, "Auto on a small machine: as the load would be"
 
 
 # ----- fit ----------------------------------------------------------------------------------------

@@ -1,0 +1,76 @@
+"""Which sequence a reply is given: the rules of Slots.choose, on sequences with known contents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.core.inference.slots import Slot, Slots, common_prefix
+
+
+class _NoMemory:
+    """llama_cpp as far as Slots.choose needs it (choosing touches no KV cache)."""
+
+    def llama_get_memory(self, ctx: Any) -> None:
+        return None
+
+
+def _slots(*held: list[int]) -> Slots:
+    slots = Slots(_NoMemory(), None, len(held))
+    for slot, tokens in zip(slots.all, held, strict=True):
+        slot.tokens = list(tokens)
+        slot.last_used = float(slot.seq_id)  # sequence 0 unused longest
+    return slots
+
+
+def _seq(slot: Slot | None) -> int:
+    assert slot is not None
+    return slot.seq_id
+
+
+CHAT = list(range(100))  # a conversation's tokens
+OTHER = [7] * 3 + list(range(500, 560))  # another, sharing three template tokens with CHAT
+
+
+def test_common_prefix() -> None:
+    assert common_prefix([1, 2, 3], [1, 2, 4]) == 2
+    assert common_prefix([], [1]) == 0 and common_prefix([1, 2], [1, 2]) == 2
+
+
+def test_a_grown_conversation_gets_the_sequence_holding_it() -> None:
+    slots = _slots(OTHER, CHAT, [])
+    assert _seq(slots.choose([*CHAT, 1, 2, 3])) == 1
+
+
+def test_the_conversation_key_wins_over_a_longer_shared_start() -> None:
+    slots = _slots(CHAT, CHAT[:50])
+    slots.all[1].key = "conversation:a"
+    assert _seq(slots.choose(CHAT, key="conversation:a")) == 1
+    assert _seq(slots.choose(CHAT, key="conversation:b")) == 0
+
+
+def test_a_short_shared_start_does_not_take_another_conversation_while_one_is_empty() -> None:
+    slots = _slots(CHAT, [])
+    assert _seq(slots.choose(CHAT[:3] + list(range(900, 960)))) == 1
+
+
+def test_the_same_prompt_again_takes_its_sequence_when_none_is_empty() -> None:
+    prompt = CHAT[:30]  # CHAT holds this prompt and a 70-token reply
+    assert _seq(_slots(OTHER, [], CHAT).choose(prompt)) == 1, "an empty one keeps CHAT's reply"
+    assert _seq(_slots(OTHER, CHAT).choose(prompt)) == 1, "none empty: only the old reply is dropped"
+
+
+def test_with_nothing_shared_and_none_empty_the_one_unused_longest_is_taken() -> None:
+    slots = _slots(OTHER, CHAT)
+    assert _seq(slots.choose(list(range(900, 960)))) == 0
+    slots.all[0].last_used = 5.0
+    assert _seq(slots.choose(list(range(900, 960)))) == 1
+
+
+def test_busy_sequences_are_never_chosen() -> None:
+    slots = _slots(CHAT, [])
+    slots.take(slots.all[1])
+    assert _seq(slots.choose([*CHAT, 1])) == 0
+    slots.take(slots.all[0])
+    assert slots.choose(CHAT) is None and slots.free == 0
+    slots.release(slots.all[1])
+    assert slots.free == 1
