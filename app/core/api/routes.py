@@ -9,7 +9,6 @@ with `data: [DONE]`; a client that goes away stops its reply, which is then drai
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,6 +21,7 @@ from starlette.routing import Route
 from app.core.api import wire
 from app.core.api.config import ServerConfig
 from app.core.api.guard import read_body, refusal
+from app.core.api.mailbox import Mailbox
 from app.core.api.request_log import LogListener, RequestLog, RequestState
 from app.core.api.schema import ApiError, ChatRequest, CompletionRequest
 from app.core.inference.events import Chunk, Event, ReplyDone, ReplyFailed, Started
@@ -36,14 +36,12 @@ log = logging.getLogger(__name__)
 class _Reply:
     """A queued reply's events, carried from the inference thread onto the server's event loop."""
 
-    loop: asyncio.AbstractEventLoop
+    mailbox: Mailbox
     events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
 
     def sink(self, event: Event) -> None:
         """Called on the inference thread: hand the event to the server's loop."""
-        # Once the server stopped its loop is closed: nobody is listening any more.
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(self.events.put_nowait, event)
+        self.mailbox.post(self.events, event)
 
 
 class Routes:
@@ -63,6 +61,7 @@ class Routes:
         #: Set while the server stops and cancels replies, so their clients learn the reply was cut,
         #: not finished.
         self.stopping = False
+        self._box: tuple[asyncio.AbstractEventLoop, Mailbox] | None = None
 
     def routes(self) -> list[Route]:
         """The routes, for Starlette."""
@@ -80,6 +79,13 @@ class Routes:
                 listener(entry)
             except Exception:  # a broken log view must not break serving
                 log.exception("API log listener failed")
+
+    def _mailbox(self) -> Mailbox:
+        """The mailbox onto the running event loop (one per server run: a restart has a new loop)."""
+        loop = asyncio.get_running_loop()
+        if self._box is None or self._box[0] is not loop:
+            self._box = (loop, Mailbox(loop))
+        return self._box[1]
 
     def _model_id(self) -> str | None:
         loaded = self.worker.loaded
@@ -135,7 +141,7 @@ class Routes:
             self._notify(entry)
             return wire.error_response(exc)
         entry.model, entry.stream = loaded.info.path.stem, body.stream
-        reply = _Reply(asyncio.get_running_loop())
+        reply = _Reply(self._mailbox())
         request_id = self.worker.generate(
             messages, params, stop=body.stop_strings(), raw_prompt=raw, sink=reply.sink, coalesce_s=0.0
         )

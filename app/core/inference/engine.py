@@ -13,7 +13,6 @@ An `Engine` is not thread-safe: the inference thread (app.core.inference.thread)
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import random
@@ -23,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from app.core.inference.abort_flag import AbortFlag
 from app.core.inference.batch import Batch, step
 from app.core.inference.errors import ContextFullError, EngineError, LoadCancelled
 from app.core.inference.generation import Generation
@@ -33,6 +33,7 @@ from app.core.inference.options import LoadedModel, LoadOptions, default_threads
 from app.core.inference.sampler import build_sampler
 from app.core.inference.saved_sequences import SavedSequences
 from app.core.inference.slots import Slots
+from app.core.inference.stop_event import StopEvent
 from app.core.inference.vocabulary import Vocabulary
 from app.core.models.gguf_file import ModelInfo, inspect_model
 from app.core.models.offload import KV_TYPES, layer_count, split
@@ -70,21 +71,29 @@ class Engine:
         self._loaded: LoadedModel | None = None
         self._options = LoadOptions()
         self._n_ctx_train = 0
-        #: The stop events of the replies in the batch being decoded; llama.cpp polls them inside
-        #: llama_decode, which stops when all of them are set (a stop never cuts the others short).
+        #: The stop events of the replies in the batch being decoded: when all of them are set (a
+        #: stop never cuts the others short), the abort flag llama.cpp reads inside llama_decode is.
         self._cancels: list[threading.Event] = []
-        self._abort_callback: Any = None
+        self._abort: AbortFlag | None = None
+        self._abort_lock = threading.Lock()  # the batch's stop events and the flag change together
 
     # ----- loading -------------------------------------------------------------------------
 
-    def _abort(self, _data: ctypes.c_void_p) -> bool:
-        """llama.cpp asks this during llama_decode: True stops the computation (every reply in it was
-        stopped)."""
-        cancels = self._cancels
+    def stop_requested(self) -> None:
+        """A reply was stopped (from any thread): when every reply in the batch being decoded is,
+        llama.cpp stops the decode at its next node instead of finishing it."""
+        with self._abort_lock:
+            self._update_abort()
+
+    def _update_abort(self) -> None:
+        cancels, flag = self._cancels, self._abort
+        if flag is None:
+            return
         if cancels and all(cancel.is_set() for cancel in cancels):
-            binding.stopping.set()
-            return True
-        return False
+            binding.stopping.set()  # llama.cpp logs the aborted decode as an error: it is not one
+            flag.set()
+        else:
+            flag.clear()
 
     @property
     def loaded(self) -> LoadedModel | None:
@@ -174,9 +183,6 @@ class Engine:
         model = open_model(llama_cpp, info, n_gpu_layers, progress)
         self._llama = llama_cpp
         self._info = info
-        if self._abort_callback is None:
-            # Kept on self: llama.cpp holds the pointer for the context's lifetime.
-            self._abort_callback = llama_cpp.ggml_abort_callback(self._abort)
         self._model = model
         self._n_ctx_train = int(llama_cpp.llama_model_n_ctx_train(model))
 
@@ -255,7 +261,10 @@ class Engine:
         self._free_context()
         n_ctx, threads = self._clamp_ctx(options.context_length), self._threads(options)
         parallel = max(1, options.n_parallel)
-        params = context_params(llama_cpp, options, n_ctx, threads, self._abort_callback, parallel)
+        if self._abort is None:
+            # Kept on self: llama.cpp holds the pointers for the context's lifetime.
+            self._abort = AbortFlag(llama_cpp)
+        params = context_params(llama_cpp, options, n_ctx, threads, self._abort, parallel)
         binding.log_tail.clear()
         ctx = llama_cpp.llama_init_from_model(self._model, params)
         if not ctx:
@@ -315,7 +324,8 @@ class Engine:
         """Begin a reply in a free sequence (the caller makes sure there is one, see free_sequences);
         `step` advances it with the others, `finish` ends it. With `cache_key` (a conversation), the
         sequence is the conversation's: kept in memory while it can be, saved to the disk cache when
-        it must go, restored from it when it is not in memory."""
+        it must go, restored from it when it is not in memory. A `cancel` that is a StopEvent also
+        stops a decode in progress (a long prompt's); any other Event is seen before each token."""
         if self._ctx is None or self._slots is None:
             raise EngineError("No model is loaded.")
         params = params.validated()
@@ -350,17 +360,25 @@ class Engine:
         )  # fmt: skip
         generation.started = started
         generation.from_cache = min(restored, reused)
+        if isinstance(cancel, StopEvent):
+            cancel.listen(self.stop_requested)  # a stop then cuts a long prompt's decode short too
         return generation
 
-    def step(self, generations: Sequence[Generation]) -> None:
+    def step(
+        self, generations: Sequence[Generation], before_decode: Callable[[], None] | None = None
+    ) -> None:
         """Advance every generation by one decode of one shared batch (see batch.step)."""
         if self._ctx is None or self._batch is None or self._slots is None:
             raise EngineError("No model is loaded.")
-        self._cancels = [g.cancel for g in generations if g.stop is None]
+        with self._abort_lock:
+            self._cancels = [g.cancel for g in generations if g.stop is None]
+            self._update_abort()
         try:
             step(self._ctx, self._batch, self._slots, generations)
         finally:
-            self._cancels = []
+            with self._abort_lock:
+                self._cancels = []
+                self._update_abort()
             binding.stopping.clear()
 
     def finish(self, generation: Generation) -> ReplyStats:

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from app.core.inference.abort_flag import AbortFlag
 from app.core.inference.errors import EngineError, LoadCancelled
 from app.core.inference.options import LoadOptions
 from app.core.models.gguf_file import ModelInfo
@@ -49,7 +50,7 @@ def open_model(
 
 
 def context_params(
-    llama_cpp: Any, options: LoadOptions, n_ctx: int, threads: int, abort_callback: Any, parallel: int = 1
+    llama_cpp: Any, options: LoadOptions, n_ctx: int, threads: int, abort: AbortFlag, parallel: int = 1
 ) -> Any:
     """llama_context_params for `parallel` sequences of `n_ctx` tokens each, loaded with `options`."""
     params = llama_cpp.llama_context_default_params()
@@ -70,7 +71,8 @@ def context_params(
         # without, so it is asked for explicitly.
         params.type_k = params.type_v = KV_TYPES[options.kv_type][0]
         params.flash_attn_type = 1
-    params.abort_callback = abort_callback
+    params.abort_callback = abort.callback
+    params.abort_callback_data = abort.data
     return params
 
 

@@ -41,6 +41,7 @@ from app.core.inference.events import (
 from app.core.inference.options import LoadedModel, LoadOptions
 from app.core.inference.requests import SHUTDOWN, CountRequest, GenerateRequest, LoadRequest, UnloadRequest
 from app.core.inference.scheduler import Scheduler
+from app.core.inference.stop_event import StopEvent
 from app.core.models.gguf_file import ModelFileError
 from app.core.remote.client import RemoteError, RemoteTarget
 from app.core.values.sampling import SamplingParams
@@ -128,7 +129,7 @@ class InferenceThread:
             next(self._ids),
             list(messages),
             params,
-            threading.Event(),
+            StopEvent(),
             policy,
             continue_last,
             tuple(stop),

@@ -11,6 +11,7 @@ import pytest
 from app.core.inference.engine import Engine
 from app.core.inference.errors import ContextFullError, EngineError
 from app.core.inference.options import LoadOptions
+from app.core.inference.stop_event import StopEvent
 from app.core.models.gguf_file import ModelFileError
 from app.core.values.replies import StopReason
 from app.core.values.sampling import SamplingError, SamplingParams
@@ -161,7 +162,7 @@ def test_stop_during_a_long_prompt_aborts_it_and_keeps_the_cache_true(engine: En
     short = [{"role": "user", "content": "What is two plus two?"}]
     params = GREEDY.with_changes(context_length=2048, max_tokens=20)
     before, _ = _chat(engine, short, params)
-    cancel = threading.Event()
+    cancel = StopEvent()  # as the inference thread gives every request: a stop reaches llama_decode
     timer = threading.Timer(0.05, cancel.set)
     timer.start()
     try:
