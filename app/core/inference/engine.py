@@ -350,6 +350,10 @@ class Engine:
             self._slots.forget(slot)
         restored = saved.restore(slot, cache_key, prompt) if saved is not None and cache_key else 0
         slot.key = cache_key
+        donor = None if restored else self._slots.donor(slot, prompt)
+        if donor is not None:
+            self._slots.copy_start(donor, slot, prompt)  # a long shared start: copied, not read again
+            slot.key = cache_key
         reused = self._slots.reuse(slot, prompt)
         self._slots.take(slot)
         seed = params.seed if params.seed != RANDOM_SEED else random.getrandbits(31)

@@ -5,14 +5,23 @@ cache. Every reply is generated in one of them, and what a sequence holds outliv
 follow-up in the same conversation, or an API client resending a growing chat history, is given the
 sequence that already holds most of its prompt (as llama.cpp's own server does), so only the new
 part is read. When none does, the reply takes an empty sequence, else the one unused longest.
+
+A conversation the window names (a cache key) is found by its key, never by a shared start: a new
+conversation then takes an empty sequence, else the one unused longest, so the conversations kept
+in memory are the ones used last. When another sequence holds a long start of the new prompt (a
+long system prompt, a branched conversation), that start is copied from it rather than read again.
 """
 
 from __future__ import annotations
 
+import ctypes
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+#: The shortest shared start worth copying from another sequence (a copy costs a state round trip).
+MIN_COPY = 64
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -43,7 +52,7 @@ class Slots:
     """The context's sequences (only the inference thread uses them)."""
 
     def __init__(self, llama_cpp: Any, ctx: Any, count: int) -> None:
-        self._llama = llama_cpp
+        self._llama, self._ctx = llama_cpp, ctx
         self._memory = llama_cpp.llama_get_memory(ctx)
         self.all = [Slot(seq_id) for seq_id in range(count)]
 
@@ -58,28 +67,63 @@ class Slots:
     def choose(self, prompt: Sequence[int], key: str | None = None) -> Slot | None:
         """The free sequence a reply to `prompt` should use (None when all are busy).
 
-        The one that holds the conversation `key`, if any; else the one holding the longest start of
-        the prompt when that start is most of what it holds and most of the prompt (the same
-        conversation, grown, continued or regenerated); with no empty sequence left, when it is
-        either (the same prompt sent again, say: only the old reply is dropped); otherwise an empty
-        one, else the one unused longest.
+        With a conversation `key`: the one holding it, else an empty one, else the one unused
+        longest. Without: the one holding the longest start of the prompt when that start is most of
+        what it holds and most of the prompt (the same conversation, grown, continued or
+        regenerated); with no empty sequence left, when it is either (the same prompt sent again,
+        say: only the old reply is dropped); otherwise an empty one, else the one unused longest.
         """
         free = [slot for slot in self.all if not slot.busy]
         if not free:
             return None
+        empty = [slot for slot in free if not slot.tokens]
         if key is not None:
             mine = next((slot for slot in free if slot.key == key), None)
             if mine is not None:
                 return mine
+            return empty[0] if empty else min(free, key=lambda slot: slot.last_used)
         best = max(free, key=lambda slot: (common_prefix(slot.tokens, prompt), slot.last_used))
         shared = common_prefix(best.tokens, prompt)
-        empty = [slot for slot in free if not slot.tokens]
         most_held, most_prompt = 2 * shared >= len(best.tokens), 2 * shared >= len(prompt)
         if shared and ((most_held and most_prompt) or (not empty and (most_held or most_prompt))):
             return best
         if empty:
             return empty[0]
         return min(free, key=lambda slot: slot.last_used)
+
+    def donor(self, slot: Slot, prompt: Sequence[int]) -> Slot | None:
+        """Another sequence (busy or not) holding at least MIN_COPY more tokens of the start of
+        `prompt` than `slot` does, the one holding most; None when there is none."""
+        own = common_prefix(slot.tokens, prompt)
+        others = [other for other in self.all if other is not slot]
+        if not others:
+            return None
+        best = max(others, key=lambda other: common_prefix(other.tokens, prompt))
+        return best if common_prefix(best.tokens, prompt) - own >= MIN_COPY else None
+
+    def copy_start(self, source: Slot, slot: Slot, prompt: Sequence[int]) -> int:
+        """Make `slot` hold the start of `prompt` that `source` holds, copied, not computed; how many
+        tokens it then holds (0 if llama.cpp refused: `slot` is empty then).
+
+        The state goes through a buffer, not llama_memory_seq_cp: across the streams of a context
+        that copy is deferred to the next decode, and a save or restore before it would see stale
+        data."""
+        llama_cpp, ctx = self._llama, self._ctx
+        shared = common_prefix(source.tokens, prompt)
+        self.forget(slot)
+        size = int(llama_cpp.llama_state_seq_get_size(ctx, source.seq_id))
+        buffer = (ctypes.c_uint8 * size)()
+        written = int(llama_cpp.llama_state_seq_get_data(ctx, buffer, size, source.seq_id)) if size else 0
+        if not written or not llama_cpp.llama_state_seq_set_data(ctx, buffer, written, slot.seq_id):
+            self.forget(slot)
+            return 0
+        slot.tokens = list(source.tokens)
+        if not llama_cpp.llama_memory_seq_rm(self._memory, slot.seq_id, shared, -1):
+            self.forget(slot)
+            return 0
+        del slot.tokens[shared:]
+        slot.saved = 0
+        return shared
 
     def reuse(self, slot: Slot, prompt: Sequence[int]) -> int:
         """Drop what `slot` holds after the start it shares with `prompt`; how many prompt tokens it

@@ -124,6 +124,46 @@ def test_the_same_prompt_sent_again_is_found_though_every_sequence_holds_somethi
     assert stats.prompt_tokens_evaluated == 1, "only the last prompt token is read again (its logits)"
 
 
+SYSTEM = (
+    "You are Juniper, a patient assistant in a bakery. You answer questions about bread, cakes, flour, "
+    "ovens and opening hours. The bakery opens at seven in the morning and closes at six in the "
+    "evening, every day except Monday. You always answer in one short, friendly paragraph, you never "
+    "invent prices, and when you do not know something you say so and suggest asking at the counter."
+)
+
+
+def _with_system(question: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": SYSTEM}, *_ask(question)]
+
+
+def test_a_new_conversation_copies_a_long_shared_start_instead_of_reading_it(
+    served: tuple[InferenceThread, Recorder],
+) -> None:
+    thread, rec = served
+    question = _with_system("When do you open on Sunday?")
+    fresh = rec.wait_for(ReplyDone, thread.generate(question, GREEDY, cache_key="bakery:1"))
+    assert fresh.stats.prompt_tokens > 100  # type: ignore[attr-defined]
+    # Another conversation with the same system prompt: the start is copied from the first's sequence.
+    other = rec.wait_for(
+        ReplyDone, thread.generate(_with_system("Do you sell rye bread?"), GREEDY, cache_key="bakery:2")
+    )
+    stats = other.stats  # type: ignore[attr-defined]
+    assert stats.prompt_tokens > 90 and stats.prompt_tokens_evaluated < 20
+    # The same question in a third conversation: all of its prompt is copied (the first reply is cut
+    # off the copy). Greedy decoding then writes what the first conversation writes when the question
+    # is sent to it again: the same keys and values, the same last token read on top of them.
+    resent = rec.wait_for(ReplyDone, thread.generate(question, GREEDY, cache_key="bakery:1"))
+    again = rec.wait_for(ReplyDone, thread.generate(question, GREEDY, cache_key="bakery:3"))
+    assert resent.stats.prompt_tokens_evaluated == 1  # type: ignore[attr-defined]
+    assert again.stats.prompt_tokens_evaluated == 1  # type: ignore[attr-defined]
+    assert again.text == resent.text  # type: ignore[attr-defined]
+    # The sequence copied from is intact: its conversation goes on where it was.
+    follow_up = [*question, {"role": "assistant", "content": resent.text}]  # type: ignore[attr-defined]
+    follow_up.append({"role": "user", "content": "And on Monday?"})
+    done = rec.wait_for(ReplyDone, thread.generate(follow_up, GREEDY, cache_key="bakery:1"))
+    assert done.stats.prompt_tokens_evaluated < 20  # type: ignore[attr-defined]
+
+
 def test_more_replies_than_sequences_wait_their_turn_in_order(
     served: tuple[InferenceThread, Recorder],
 ) -> None:

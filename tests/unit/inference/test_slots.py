@@ -74,3 +74,24 @@ def test_busy_sequences_are_never_chosen() -> None:
     assert slots.choose(CHAT) is None and slots.free == 0
     slots.release(slots.all[1])
     assert slots.free == 1
+
+
+def test_a_new_conversation_with_a_key_takes_an_empty_sequence_not_one_sharing_its_start() -> None:
+    slots = _slots(CHAT, [])
+    slots.all[0].key = "conversation:a"
+    assert _seq(slots.choose([*CHAT[:90], 1, 2], key="conversation:b")) == 1
+
+
+def test_a_new_conversation_with_a_key_and_none_empty_takes_the_one_unused_longest() -> None:
+    slots = _slots(OTHER, CHAT)  # CHAT shares most of the prompt, OTHER was used longest ago
+    assert _seq(slots.choose([*CHAT[:90], 1, 2], key="conversation:b")) == 0
+
+
+def test_a_long_shared_start_held_elsewhere_is_offered_for_copying() -> None:
+    slots = _slots(CHAT, OTHER, [])
+    empty = slots.all[2]
+    assert slots.donor(empty, [*CHAT[:80], 1]) is slots.all[0]
+    assert slots.donor(empty, [*CHAT[:20], 1]) is None, "too short to be worth a copy"
+    slots.take(slots.all[0])
+    assert slots.donor(empty, [*CHAT[:80], 1]) is slots.all[0], "a busy sequence can be copied from"
+    assert slots.donor(slots.all[0], [*CHAT[:80], 1]) is None, "it holds that start itself"
