@@ -133,9 +133,9 @@ class Routes:
                 )
             params = body.sampling(self._defaults(), loaded.context_length)
             if isinstance(body, ChatRequest):
-                messages, raw = body.turns(), None
+                messages, raw, key = body.turns(), None, body.cache_key()
             else:
-                messages, raw = [], body.prompt_text()
+                messages, raw, key = [], body.prompt_text(), None
         except ApiError as exc:
             entry.status, entry.error = exc.status, exc.message
             self._notify(entry)
@@ -143,7 +143,13 @@ class Routes:
         entry.model, entry.stream = loaded.info.path.stem, body.stream
         reply = _Reply(self._mailbox())
         request_id = self.worker.generate(
-            messages, params, stop=body.stop_strings(), raw_prompt=raw, sink=reply.sink, coalesce_s=0.0
+            messages,
+            params,
+            stop=body.stop_strings(),
+            raw_prompt=raw,
+            sink=reply.sink,
+            coalesce_s=0.0,
+            cache_key=key,
         )
         entry.request_id = request_id
         # Queued when every sequence is busy (it starts as one is free), else generating at once.

@@ -62,7 +62,6 @@ CHAT_NOT_YET: dict[str, tuple[object, ...]] = {
     "reasoning_effort": (),
     "verbosity": (),
     "web_search_options": (),
-    "prompt_cache_key": (),
 }
 #: The same for the text completions API.
 COMPLETION_NOT_YET: dict[str, tuple[object, ...]] = {
@@ -303,6 +302,9 @@ class ChatRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
     # OpenAI's newer name for max_tokens.
     max_completion_tokens: int | None = Field(default=None, ge=1)
+    #: Names the conversation (OpenAI: "used to cache responses for similar requests"): its KV cache
+    #: is kept for it in a sequence of its own, and, in the window's server, on disk when it must go.
+    prompt_cache_key: str | None = Field(default=None, min_length=1, max_length=256)
 
     @model_validator(mode="before")
     @classmethod
@@ -328,6 +330,10 @@ class ChatRequest(_Sampling):
         """Read max_completion_tokens where max_tokens is not given."""
         if self.max_tokens is None and self.max_completion_tokens is not None:
             self.max_tokens = self.max_completion_tokens
+
+    def cache_key(self) -> str | None:
+        """The engine's cache key for `prompt_cache_key` (apart from the window's conversations)."""
+        return None if self.prompt_cache_key is None else f"api:{self.prompt_cache_key}"
 
     def turns(self) -> list[dict[str, str]]:
         """The messages as the engine takes them (OpenAI's "developer" role is a system message)."""

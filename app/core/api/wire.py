@@ -38,12 +38,14 @@ def ident(chat: bool) -> str:
     return ("chatcmpl-" if chat else "cmpl-") + secrets.token_hex(12)
 
 
-def usage(stats: ReplyStats) -> dict[str, int]:
-    """The `usage` object: tokens in the prompt, in the reply, and both."""
+def usage(stats: ReplyStats) -> dict[str, Any]:
+    """The `usage` object: tokens in the prompt (and of them, those whose KV cache was kept from
+    before, not read again), in the reply, and both."""
     return {
         "prompt_tokens": stats.prompt_tokens,
         "completion_tokens": stats.completion_tokens,
         "total_tokens": stats.prompt_tokens + stats.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": stats.prompt_tokens - stats.prompt_tokens_evaluated},
     }
 
 

@@ -258,6 +258,44 @@ def test_malformed_bodies_get_openai_errors(served: Served, body: bytes, status:
     assert said in error["message"] and error["type"] == "invalid_request_error"
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_prompt_cache_key_keeps_a_conversation_and_usage_counts_the_cached_tokens(
+    served: Served, stream: bool
+) -> None:
+    key = f"chat-{stream}"
+    history = [{"role": "user", "content": "My name is Ada and I like red. Say hello to me."}]
+
+    def ask(messages: list[dict[str, str]]) -> tuple[str, openai.types.CompletionUsage]:
+        if not stream:
+            reply = _chat(served, messages=messages, prompt_cache_key=key, max_tokens=24)
+            assert reply.usage is not None
+            return reply.choices[0].message.content or "", reply.usage
+        chunks = list(
+            _chat(
+                served, messages=messages, prompt_cache_key=key, max_tokens=24, stream=True,
+                stream_options={"include_usage": True},
+            )
+        )  # fmt: skip
+        usage = chunks[-1].usage
+        assert usage is not None
+        return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices), usage
+
+    text, first = ask(history)
+    assert first.prompt_tokens_details is not None
+    history += [{"role": "assistant", "content": text}, {"role": "user", "content": "What colour do I like?"}]
+    _, second = ask(history)
+    details = second.prompt_tokens_details
+    assert details is not None and details.cached_tokens is not None
+    # Only the new message was read: the rest was in the conversation's sequence.
+    assert first.prompt_tokens < details.cached_tokens < second.prompt_tokens
+
+
+def test_an_empty_prompt_cache_key_is_refused_by_name(served: Served) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        _chat(served, prompt_cache_key="")
+    assert caught.value.body["param"] == "prompt_cache_key"  # type: ignore[index]
+
+
 #: Fields Fireside does not honour yet, as a client would send them: (the field named in the error,
 #: the create() arguments). Each must be refused by name, never answered as if it had been honoured.
 TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
