@@ -1,14 +1,17 @@
 """The API server's routes: GET /v1/models, POST /v1/chat/completions and POST /v1/completions.
 
 Each reply is queued on the app's one `InferenceThread` with its own event sink, so the window and
-API clients share one model and one queue: requests are served in the order they came, and one
-made while the window's reply streams waits for it. A streamed reply is server-sent events ending
-with `data: [DONE]`; a client that goes away stops its reply, which is then drained and logged.
+API clients share one model: replies are generated together, as many as it has sequences, and
+the rest wait in the order they came. A request for `n` choices queues one reply first and the
+others once its prompt has been read, so they copy that prompt's KV cache instead of reading it
+again. A streamed reply is server-sent events ending with `data: [DONE]`; a client that goes away
+stops its replies, which are then drained and logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,22 +29,46 @@ from app.core.api.request_log import LogListener, RequestLog, RequestState
 from app.core.api.schema import ApiError, ChatRequest, CompletionRequest
 from app.core.inference.events import Chunk, Event, ReplyDone, ReplyFailed, Started
 from app.core.inference.thread import InferenceThread
-from app.core.values.replies import StopReason
-from app.core.values.sampling import SamplingParams
+from app.core.values.replies import ReplyStats, StopReason
+from app.core.values.sampling import RANDOM_SEED, SamplingParams
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class _Reply:
-    """A queued reply's events, carried from the inference thread onto the server's event loop."""
+    """A request's choices (its replies), their events carried from the inference thread onto the
+    server's event loop, one queue for all of them."""
 
     mailbox: Mailbox
     events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
+    #: The replies' request ids, by choice index (the first is queued at once).
+    ids: list[int] = field(default_factory=list)
+    #: Queues the other choices (called once the first one's prompt has been read), or None.
+    rest: Callable[[], list[int]] | None = None
+    #: How each choice ended, by choice index.
+    ended: dict[int, Event] = field(default_factory=dict)
+    choices: int = 1
 
     def sink(self, event: Event) -> None:
         """Called on the inference thread: hand the event to the server's loop."""
         self.mailbox.post(self.events, event)
+
+    def index(self, event: Event) -> int:
+        """The choice index `event` belongs to."""
+        return self.ids.index(event.request_id)
+
+    @property
+    def done(self) -> bool:
+        """Every choice has ended."""
+        return len(self.ended) == self.choices
+
+    def usage_stats(self) -> ReplyStats:
+        """The stats `usage` reports: the prompt once (the first choice's), every choice's tokens."""
+        stats = [event.stats for event in self.ended.values() if isinstance(event, ReplyDone)]
+        first = self.ended.get(0)
+        base = first.stats if isinstance(first, ReplyDone) else stats[0]
+        return dataclasses.replace(base, completion_tokens=sum(s.completion_tokens for s in stats))
 
 
 class Routes:
@@ -141,36 +168,62 @@ class Routes:
             self._notify(entry)
             return wire.error_response(exc)
         entry.model, entry.stream = loaded.info.path.stem, body.stream
-        reply = _Reply(self._mailbox())
-        request_id = self.worker.generate(
-            messages,
-            params,
-            stop=body.stop_strings(),
-            raw_prompt=raw,
-            sink=reply.sink,
-            coalesce_s=0.0,
-            cache_key=key,
-        )
+        reply = _Reply(self._mailbox(), choices=body.n)
+
+        def queue(choice: int) -> int:
+            # Each choice its own seed, so the choices differ (and a given seed repeats them all).
+            seed = params.seed if params.seed == RANDOM_SEED else (params.seed + choice) & 0x7FFFFFFF
+            request_id = self.worker.generate(
+                messages,
+                params.with_changes(seed=seed),
+                stop=body.stop_strings(),
+                raw_prompt=raw,
+                sink=reply.sink,
+                coalesce_s=0.0,
+                cache_key=key if choice == 0 else None,  # one sequence keeps the conversation
+            )
+            self.active[request_id] = entry
+            return request_id
+
+        reply.ids.append(request_id := queue(0))
+        if body.n > 1:
+            reply.rest = lambda: [queue(choice) for choice in range(1, body.n)]
         entry.request_id = request_id
         # Queued when every sequence is busy (it starts as one is free), else generating at once.
         entry.state = RequestState.QUEUED if self.worker.ahead(request_id) else RequestState.GENERATING
-        self.active[request_id] = entry
         self._notify(entry)
         chat = isinstance(body, ChatRequest)
         if body.stream:
-            stream = self._stream(request_id, reply, entry, chat, body.include_usage())
+            stream = self._stream(reply, entry, chat, body.include_usage())
             return StreamingResponse(
                 stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
             )
-        return await self._complete(request, request_id, reply, entry, chat)
+        return await self._complete(request, reply, entry, chat)
 
-    async def _next(self, request_id: int, reply: _Reply, entry: RequestLog) -> Event:
+    async def _next(self, reply: _Reply, entry: RequestLog) -> Event:
+        """The next event of any of the request's choices (the other choices are queued once the
+        first one's prompt has been read: its first token, or its end)."""
         event = await reply.events.get()
         if isinstance(event, Started):
             was, entry.waited_s, entry.state = entry.state, event.waited_s, RequestState.GENERATING
             if was != RequestState.GENERATING:
                 self._notify(entry)
+        elif reply.rest is not None and isinstance(event, Chunk | ReplyDone | ReplyFailed):
+            more, reply.rest = reply.rest, None
+            if not isinstance(event, ReplyFailed):
+                reply.ids.extend(more())
+            else:
+                reply.choices = 1  # the request failed: the others would fail the same way
+        if isinstance(event, ReplyDone | ReplyFailed):
+            reply.ended[reply.index(event)] = event
         return event
+
+    def _cancel(self, reply: _Reply) -> None:
+        """Stop every choice (a no-op for those that ended) and any not queued yet."""
+        reply.rest = None
+        reply.choices = len(reply.ids)
+        for request_id in reply.ids:
+            self.worker.cancel(request_id)
 
     def _cut_by_shutdown(self, event: Event) -> ApiError | None:
         """The error for a reply that ended only because the server is stopping, else None."""
@@ -180,13 +233,15 @@ class Routes:
             return None
         return wire.shutdown_error(event.stats.completion_tokens)
 
-    def _finish(self, request_id: int, entry: RequestLog, event: Event) -> None:
-        """Record how the reply ended and tell the listeners."""
-        self.active.pop(request_id, None)
+    def _finish(self, reply: _Reply, entry: RequestLog, event: Event) -> None:
+        """Record how the request ended (`event`: the failure, or any choice's end) and tell the
+        listeners."""
+        for request_id in reply.ids:
+            self.active.pop(request_id, None)
         entry.state = RequestState.DONE
         entry.duration_s = time.time() - entry.at
         if isinstance(event, ReplyDone):
-            stats = event.stats
+            stats = reply.usage_stats()
             entry.status = entry.status or 200
             entry.prompt_tokens, entry.completion_tokens = stats.prompt_tokens, stats.completion_tokens
             entry.tokens_per_s, entry.finish = stats.tokens_per_s, wire.FINISH[stats.stop_reason]
@@ -196,90 +251,101 @@ class Routes:
             entry.error = event.message
         self._notify(entry)
 
-    async def _complete(
-        self, request: Request, request_id: int, reply: _Reply, entry: RequestLog, chat: bool
-    ) -> Response:
-        """Wait for the whole reply (stopping it if the client hangs up) and answer it at once."""
+    async def _complete(self, request: Request, reply: _Reply, entry: RequestLog, chat: bool) -> Response:
+        """Wait for every choice (stopping them if the client hangs up) and answer at once."""
         gone = False
+        failed: Event | None = None
         try:
-            while True:
+            while not reply.done:
                 try:
-                    event = await asyncio.wait_for(self._next(request_id, reply, entry), 0.5)
+                    event = await asyncio.wait_for(self._next(reply, entry), 0.5)
                 except TimeoutError:
                     if not gone and await request.is_disconnected():
                         gone = True
-                        self.worker.cancel(request_id)
+                        self._cancel(reply)
                         entry.status, entry.error = 499, "client disconnected; generation stopped"
                     continue
-                if isinstance(event, ReplyDone | ReplyFailed):
+                if isinstance(event, ReplyFailed) or self._cut_by_shutdown(event):
+                    failed = event
+                    self._cancel(reply)
                     break
         finally:
-            self.worker.cancel(request_id)  # a no-op once it ended; stops it if this task was cancelled
-        if isinstance(event, ReplyFailed):
-            self._finish(request_id, entry, event)
-            return wire.error_response(wire.failure(event))
-        if cut := self._cut_by_shutdown(event):
+            self._cancel(reply)  # a no-op once they ended; stops them if this task was cancelled
+        if isinstance(failed, ReplyFailed):
+            self._finish(reply, entry, failed)
+            return wire.error_response(wire.failure(failed))
+        if failed is not None and (cut := self._cut_by_shutdown(failed)):
             entry.status, entry.error = cut.status, cut.message
-            self._finish(request_id, entry, event)
+            self._finish(reply, entry, failed)
             return wire.error_response(cut)
-        self._finish(request_id, entry, event)
-        return JSONResponse(wire.completion(chat, entry.model, int(entry.at), event.text, event.stats))
+        self._finish(reply, entry, reply.ended[0])
+        ends = [reply.ended[i] for i in range(reply.choices)]
+        texts = [(e.text, e.stats.stop_reason) for e in ends if isinstance(e, ReplyDone)]
+        return JSONResponse(wire.completion(chat, entry.model, int(entry.at), texts, reply.usage_stats()))
 
     async def _stream(
-        self, request_id: int, reply: _Reply, entry: RequestLog, chat: bool, include_usage: bool
+        self, reply: _Reply, entry: RequestLog, chat: bool, include_usage: bool
     ) -> AsyncIterator[str]:
-        """Server-sent events; a client that disconnects cancels this generator, which stops the reply."""
+        """Server-sent events; a client that disconnects cancels this generator, which stops the replies."""
         chunks = wire.StreamChunks(chat, entry.model, int(entry.at))
         chunk, piece = chunks.event, chunks.piece  # bound once: they run for every token
         ended = False
         try:
-            if chat:  # OpenAI's first chunk names the role
-                yield chunks.role()
+            if chat:  # OpenAI's first chunk of each choice names the role
+                for choice in range(reply.choices):
+                    yield chunks.role(choice)
             while True:
-                event = await self._next(request_id, reply, entry)
+                event = await self._next(reply, entry)
                 if isinstance(event, Chunk):
-                    yield chunk(piece(event.text))
+                    yield chunk(piece(event.text, index=reply.index(event)))
                 elif cut := self._cut_by_shutdown(event):
                     # No finish_reason and no [DONE]: OpenAI clients raise, so nobody mistakes the
                     # cut text for a whole answer.
                     ended = True
+                    self._cancel(reply)
                     entry.status, entry.error = 200, cut.message
-                    self._finish(request_id, entry, event)
+                    self._finish(reply, entry, event)
                     yield wire.sse(cut.body())
                     return
                 elif isinstance(event, ReplyDone):
-                    ended = True
-                    self._finish(request_id, entry, event)
-                    yield chunk(piece("", wire.FINISH[event.stats.stop_reason]))
-                    if include_usage:
-                        yield chunk({}, usage=wire.usage(event.stats))
-                    yield wire.DONE
-                    return
+                    yield chunk(piece("", wire.FINISH[event.stats.stop_reason], reply.index(event)))
+                    if reply.done:
+                        ended = True
+                        self._finish(reply, entry, event)
+                        if include_usage:
+                            yield chunk({}, usage=wire.usage(reply.usage_stats()))
+                        yield wire.DONE
+                        return
                 elif isinstance(event, ReplyFailed):
                     ended = True
+                    self._cancel(reply)
                     entry.status = 200  # the headers went out already; the error travels in the stream
-                    self._finish(request_id, entry, event)
+                    self._finish(reply, entry, event)
                     yield wire.sse(wire.failure(event).body())
                     yield wire.DONE
                     return
         finally:
             if not ended:  # the client went away (or the server is stopping): stop generating for it
-                self.worker.cancel(request_id)
+                self._cancel(reply)
                 if self.stopping:  # the loop is closing: no task may outlive it
-                    self.active.pop(request_id, None)
+                    for request_id in reply.ids:
+                        self.active.pop(request_id, None)
                 else:
-                    self._drains.add(
-                        asyncio.get_running_loop().create_task(self._drain(request_id, reply, entry))
-                    )
+                    self._drains.add(asyncio.get_running_loop().create_task(self._drain(reply, entry)))
+            elif not reply.done and not self.stopping:  # a choice failed: the others are cut
+                self._drains.add(asyncio.get_running_loop().create_task(self._drain(reply, entry)))
 
-    async def _drain(self, request_id: int, reply: _Reply, entry: RequestLog) -> None:
-        """Wait for a reply whose client left to end (it was cancelled), and log what it cost."""
+    async def _drain(self, reply: _Reply, entry: RequestLog) -> None:
+        """Wait for the choices of a request whose client left to end (they were cancelled), and log
+        what it cost."""
         try:
-            while not isinstance(event := await reply.events.get(), ReplyDone | ReplyFailed):
-                pass
+            while not reply.done:
+                event = await self._next(reply, entry)
         finally:
             self._drains = {task for task in self._drains if not task.done()}
+        if entry.state == RequestState.DONE:
+            return  # logged already (a choice failed or the server stopped; the others were cut)
         entry.status = 499  # nginx's "client closed request"
-        tokens = event.stats.completion_tokens if isinstance(event, ReplyDone) else 0
+        tokens = sum(e.stats.completion_tokens for e in reply.ended.values() if isinstance(e, ReplyDone))
         entry.error = f"client disconnected after {tokens} tokens; generation stopped"
-        self._finish(request_id, entry, event)
+        self._finish(reply, entry, event)

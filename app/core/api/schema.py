@@ -20,6 +20,8 @@ from app.core.values.text import clean_text
 MAX_TOKENS_LIMIT = int(RANGES["max_tokens"].maximum)
 #: OpenAI allows 4 stop sequences; llama.cpp servers allow more. A few dozen is plenty.
 MAX_STOP_STRINGS = 16
+#: The most choices (`n`) one request may ask for: they share the sequences with everyone else.
+MAX_CHOICES = 16
 
 
 class ApiError(Exception):
@@ -232,19 +234,13 @@ class _Sampling(BaseModel):
     presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     seed: int | None = None
     stop: str | list[str] | None = None
-    n: int = Field(default=1, ge=1)
+    n: int = Field(default=1, ge=1, le=MAX_CHOICES)
 
     @model_validator(mode="before")
     @classmethod
     def _refuse_not_yet(cls, data: Any) -> Any:
         return refuse_not_yet(data, cls.not_yet)
 
-    @field_validator("n")
-    @classmethod
-    def _one_choice(cls, value: int) -> int:
-        if value != 1:
-            raise ValueError("only n=1 is supported: one model on one machine writes one reply at a time")
-        return value
 
     @field_validator("stop")
     @classmethod

@@ -82,19 +82,25 @@ def model_list(model: str | None) -> dict[str, Any]:
     return {"object": "list", "data": data}
 
 
-def completion(chat: bool, model: str, created: int, text: str, stats: ReplyStats) -> dict[str, Any]:
-    """A whole (not streamed) reply: a chat.completion or a text_completion."""
-    choice: dict[str, Any] = {"index": 0, "finish_reason": FINISH[stats.stop_reason], "logprobs": None}
-    if chat:
-        choice["message"] = {"role": "assistant", "content": text}
-    else:
-        choice["text"] = text
+def completion(
+    chat: bool, model: str, created: int, choices: list[tuple[str, StopReason]], stats: ReplyStats
+) -> dict[str, Any]:
+    """A whole (not streamed) reply: a chat.completion or a text_completion, one choice per
+    (text, how it ended)."""
+    out = []
+    for index, (text, reason) in enumerate(choices):
+        choice: dict[str, Any] = {"index": index, "finish_reason": FINISH[reason], "logprobs": None}
+        if chat:
+            choice["message"] = {"role": "assistant", "content": text}
+        else:
+            choice["text"] = text
+        out.append(choice)
     return {
         "id": ident(chat),
         "object": "chat.completion" if chat else "text_completion",
         "created": created,
         "model": model,
-        "choices": [choice],
+        "choices": out,
         "usage": usage(stats),
     }
 
@@ -118,13 +124,14 @@ class StreamChunks:
         payload.update(extra)
         return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
-    def piece(self, text: str, finish: str | None = None) -> dict[str, Any]:
-        """The choice carrying `text`, or the last one with its finish reason."""
+    def piece(self, text: str, finish: str | None = None, index: int = 0) -> dict[str, Any]:
+        """Choice `index` carrying `text`, or its last piece with its finish reason."""
         if self._chat:
             delta = {"content": text} if text or finish is None else {}
-            return {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
-        return {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
+            return {"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}
+        return {"index": index, "text": text, "finish_reason": finish, "logprobs": None}
 
-    def role(self) -> str:
-        """The first event of a chat stream, which names the role (as OpenAI's does)."""
-        return self.event({"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None})
+    def role(self, index: int = 0) -> str:
+        """The first event of a chat stream's choice, which names the role (as OpenAI's does)."""
+        choice = {"index": index, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+        return self.event(choice)

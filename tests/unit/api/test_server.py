@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -20,7 +21,7 @@ import pytest
 from app.core.api.config import ServerConfig
 from app.core.api.request_log import RequestLog
 from app.core.api.server import LocalServer, ServerError
-from app.core.inference.events import Event, Loaded, LoadFailed
+from app.core.inference.events import Event, Loaded, LoadFailed, ReplyDone
 from app.core.inference.options import LoadOptions
 from app.core.inference.thread import InferenceThread
 from app.core.values.sampling import SamplingParams
@@ -232,7 +233,7 @@ def test_a_wrong_or_missing_key_is_refused(served: Served) -> None:
         (json.dumps({"messages": [{"role": "wizard", "content": "hi"}]}).encode(), 400, "role"),
         (json.dumps({"messages": QUESTION, "temperature": "hot"}).encode(), 400, "temperature"),
         (json.dumps({"messages": QUESTION, "temperature": 9}).encode(), 400, "temperature"),
-        (json.dumps({"messages": QUESTION, "n": 3}).encode(), 400, "n=1"),
+        (json.dumps({"messages": QUESTION, "n": 17}).encode(), 400, "less than or equal to 16"),
         (json.dumps({"messages": QUESTION, "max_tokens": 10**9}).encode(), 400, "max_tokens"),
         (json.dumps({"messages": QUESTION, "max_tokens": 0}).encode(), 400, "max_tokens"),
         (json.dumps({"messages": QUESTION, "stop": ["a"] * 40}).encode(), 400, "stop"),
@@ -294,6 +295,80 @@ def test_an_empty_prompt_cache_key_is_refused_by_name(served: Served) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         _chat(served, prompt_cache_key="")
     assert caught.value.body["param"] == "prompt_cache_key"  # type: ignore[index]
+
+
+LONG_PROMPT = [
+    {
+        "role": "system",
+        "content": "You are Juniper, a patient assistant in a bakery. You answer questions about bread, "
+        "cakes, flour, ovens and opening hours. The bakery opens at seven in the morning and closes at six "
+        "in the evening, every day except Monday. You always answer in one short, friendly paragraph.",
+    },
+    {"role": "user", "content": "Write a short poem about bread."},
+]
+
+
+def _record_stats(served: Served, monkeypatch: pytest.MonkeyPatch) -> list[ReplyDone]:
+    """Every reply the server queues on the real worker, as it ends (seen through its sink)."""
+    ends: list[ReplyDone] = []
+    generate = served.worker.generate
+
+    def recording(*args: Any, sink: Any = None, **kwargs: Any) -> int:
+        def tee(event: Event) -> None:
+            if isinstance(event, ReplyDone):
+                ends.append(event)
+            sink(event)
+
+        return generate(*args, sink=tee, **kwargs)
+
+    monkeypatch.setattr(served.worker, "generate", recording)
+    return ends
+
+
+def test_n_choices_are_sampled_apart_and_the_prompt_is_read_once(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ends = _record_stats(served, monkeypatch)
+    reply = _chat(served, messages=LONG_PROMPT, n=3, temperature=1.0, seed=11, max_tokens=24)
+    assert [c.index for c in reply.choices] == [0, 1, 2]
+    texts = [c.message.content or "" for c in reply.choices]
+    assert all(texts) and len(set(texts)) > 1, "each choice is sampled with a seed of its own"
+    assert all(c.finish_reason in ("stop", "length") for c in reply.choices)
+    assert len(ends) == 3 and reply.usage is not None
+    # The prompt is counted once; the completion tokens of every choice.
+    assert reply.usage.prompt_tokens == ends[0].stats.prompt_tokens > 64
+    assert reply.usage.completion_tokens == sum(e.stats.completion_tokens for e in ends)
+    # Read once: the other choices copied its KV cache and read only its last token.
+    evaluated = sorted(e.stats.prompt_tokens_evaluated for e in ends)
+    assert evaluated[:2] == [1, 1] and evaluated[2] > 1
+
+
+def test_n_choices_stream_by_index(served: Served) -> None:
+    chunks = list(
+        _chat(
+            served, n=2, max_tokens=12, stream=True, stream_options={"include_usage": True},
+            messages=LONG_PROMPT,
+        )
+    )  # fmt: skip
+    texts = ["", ""]
+    finished = [None, None]
+    for chunk in chunks:
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+            finished[choice.index] = finished[choice.index] or choice.finish_reason
+    assert texts[0] and texts[0] == texts[1], "greedy: both choices write the same"
+    assert finished == ["length", "length"]
+    usage = chunks[-1].usage
+    assert usage is not None and usage.completion_tokens == 24
+
+
+def test_n_choices_on_completions(served: Served) -> None:
+    reply = served.client.completions.create(
+        model="any", prompt="The capital of France is", n=2, max_tokens=5, temperature=0
+    )
+    assert [c.index for c in reply.choices] == [0, 1]
+    assert reply.choices[0].text and reply.choices[0].text == reply.choices[1].text
+    assert reply.usage is not None and reply.usage.completion_tokens == 10
 
 
 #: Fields Fireside does not honour yet, as a client would send them: (the field named in the error,
@@ -494,7 +569,8 @@ def test_concurrent_clients_are_served_together_and_the_rest_in_order(served: Se
     assert rest[0].waited_s <= rest[1].waited_s + 0.5
 
 
-def test_a_client_that_disconnects_stops_its_reply(served: Served) -> None:
+@pytest.mark.parametrize("choices", [1, 3])
+def test_a_client_that_disconnects_stops_its_reply(served: Served, choices: int) -> None:
     body = {
         "model": "x",
         "messages": STORY,
@@ -502,6 +578,7 @@ def test_a_client_that_disconnects_stops_its_reply(served: Served) -> None:
         "stream": True,
         "temperature": 1.0,
         "seed": 7,
+        "n": choices,
     }
     with httpx.stream(
         "POST",
@@ -510,8 +587,8 @@ def test_a_client_that_disconnects_stops_its_reply(served: Served) -> None:
         headers={"Authorization": f"Bearer {KEY}"},
     ) as response:
         lines = response.iter_lines()
-        got = [next(lines) for _ in range(10)]
-    assert any("content" in line for line in got)
+        got = [next(lines) for _ in range(2 * choices + 10)]
+    assert any('"content": "' in line and '"content": ""' not in line for line in got)
     entry = served.wait_done(1, timeout=10)[0]
     assert entry.status == 499 and entry.stop_reason == "stopped_by_user"
     assert entry.completion_tokens < 200, "generation stopped soon after the client left"
