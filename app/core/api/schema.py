@@ -241,7 +241,6 @@ class _Sampling(BaseModel):
     def _refuse_not_yet(cls, data: Any) -> Any:
         return refuse_not_yet(data, cls.not_yet)
 
-
     @field_validator("stop")
     @classmethod
     def _few_stops(cls, value: str | list[str] | None) -> str | list[str] | None:
