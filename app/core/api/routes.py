@@ -205,12 +205,16 @@ class Routes:
         first one's prompt has been read: its first token, or its end)."""
         event = await reply.events.get()
         if isinstance(event, Started):
-            was, entry.waited_s, entry.state = entry.state, event.waited_s, RequestState.GENERATING
-            if was != RequestState.GENERATING:
+            if event.request_id == reply.ids[0]:  # the request's wait is its first choice's
+                entry.waited_s = event.waited_s
+            if entry.state != RequestState.GENERATING:
+                entry.state = RequestState.GENERATING
                 self._notify(entry)
         elif reply.rest is not None and isinstance(event, Chunk | ReplyDone | ReplyFailed):
             more, reply.rest = reply.rest, None
-            if not isinstance(event, ReplyFailed):
+            if self.stopping:
+                reply.choices = 1  # no new replies while the server stops
+            elif not isinstance(event, ReplyFailed):
                 reply.ids.extend(more())
             else:
                 reply.choices = 1  # the request failed: the others would fail the same way
@@ -308,14 +312,16 @@ class Routes:
                     yield wire.sse(cut.body())
                     return
                 elif isinstance(event, ReplyDone):
-                    yield chunk(piece("", wire.FINISH[event.stats.stop_reason], reply.index(event)))
-                    if reply.done:
+                    last = chunk(piece("", wire.FINISH[event.stats.stop_reason], reply.index(event)))
+                    if reply.done:  # logged before the last events go out: the client may leave now
                         ended = True
                         self._finish(reply, entry, event)
+                        yield last
                         if include_usage:
                             yield chunk({}, usage=wire.usage(reply.usage_stats()))
                         yield wire.DONE
                         return
+                    yield last
                 elif isinstance(event, ReplyFailed):
                     ended = True
                     self._cancel(reply)
@@ -338,12 +344,13 @@ class Routes:
     async def _drain(self, reply: _Reply, entry: RequestLog) -> None:
         """Wait for the choices of a request whose client left to end (they were cancelled), and log
         what it cost."""
+        event: Event | None = next(iter(reply.ended.values()), None)
         try:
             while not reply.done:
                 event = await self._next(reply, entry)
         finally:
             self._drains = {task for task in self._drains if not task.done()}
-        if entry.state == RequestState.DONE:
+        if entry.state == RequestState.DONE or event is None:
             return  # logged already (a choice failed or the server stopped; the others were cut)
         entry.status = 499  # nginx's "client closed request"
         tokens = sum(e.stats.completion_tokens for e in reply.ended.values() if isinstance(e, ReplyDone))

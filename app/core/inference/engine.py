@@ -274,7 +274,7 @@ class Engine:
             )
         self._ctx = ctx
         self._parallel = parallel
-        self._slots = Slots(llama_cpp, ctx, parallel)
+        self._slots = Slots(llama_cpp, ctx, parallel, int(llama_cpp.llama_model_n_swa(self._model)))
         self._batch = Batch(llama_cpp, N_BATCH)
         self._options = options
         if self.kv_cache is not None and self._info is not None:

@@ -51,8 +51,11 @@ class Slot:
 class Slots:
     """The context's sequences (only the inference thread uses them)."""
 
-    def __init__(self, llama_cpp: Any, ctx: Any, count: int) -> None:
+    def __init__(self, llama_cpp: Any, ctx: Any, count: int, n_swa: int = 0) -> None:
         self._llama, self._ctx = llama_cpp, ctx
+        #: The model's sliding attention window (0: none): such a cache keeps only the last n_swa
+        #: positions, so a sequence cut back may no longer hold what its next token attends to.
+        self._n_swa = n_swa
         self._memory = llama_cpp.llama_get_memory(ctx)
         self.all = [Slot(seq_id) for seq_id in range(count)]
 
@@ -99,7 +102,10 @@ class Slots:
         if not others:
             return None
         best = max(others, key=lambda other: common_prefix(other.tokens, prompt))
-        return best if common_prefix(best.tokens, prompt) - own >= MIN_COPY else None
+        shared = common_prefix(best.tokens, prompt)
+        # The whole state is copied: not worth it for a short start of a long conversation.
+        worth = shared - own >= MIN_COPY and 2 * shared >= len(best.tokens)
+        return best if worth else None
 
     def copy_start(self, source: Slot, slot: Slot, prompt: Sequence[int]) -> int:
         """Make `slot` hold the start of `prompt` that `source` holds, copied, not computed; how many
@@ -123,6 +129,9 @@ class Slots:
             return 0
         del slot.tokens[shared:]
         slot.saved = 0
+        if self._llama.llama_memory_seq_pos_max(self._memory, slot.seq_id) != shared - 1:
+            self.forget(slot)  # not what was meant to be copied: read the prompt instead
+            return 0
         return shared
 
     def reuse(self, slot: Slot, prompt: Sequence[int]) -> int:
@@ -137,7 +146,16 @@ class Slots:
                 return 0
             del slot.tokens[keep:]
             slot.saved = 0  # what is on disk is another state now
+        if keep and self._n_swa and not self._window_held(slot, keep):
+            self.forget(slot)
+            return 0
         return keep
+
+    def _window_held(self, slot: Slot, keep: int) -> bool:
+        """Whether a sliding-window cache still holds the positions the token at `keep` attends to
+        (the same test as llama.cpp's server: else the prompt is read again)."""
+        pos_min = int(self._llama.llama_memory_seq_pos_min(self._memory, slot.seq_id))
+        return 0 <= pos_min <= max(0, keep - self._n_swa)
 
     def trim(self, slot: Slot) -> None:
         """Drop anything past the tokens `slot` records (a decode cut short may have left some)."""

@@ -273,7 +273,8 @@ class ServerController(QObject):
         server = self.server
         if server is None:
             return
-        entries = list(server.active.values())
+        # One entry per request, though a request for n choices is n replies (n ids).
+        entries = list({id(e): e for e in server.active.values()}.values())
         generating = sum(1 for e in entries if e.state == "generating")
         self._activity(generating, len(entries) - generating)
 

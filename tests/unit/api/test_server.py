@@ -259,32 +259,37 @@ def test_malformed_bodies_get_openai_errors(served: Served, body: bytes, status:
     assert said in error["message"] and error["type"] == "invalid_request_error"
 
 
+BAKERY = (
+    "You are Juniper, a patient assistant in a bakery. You answer questions about bread, cakes, flour, "
+    "ovens and opening hours. The bakery opens at seven in the morning and closes at six in the evening, "
+    "every day except Monday. You always answer in one short, friendly paragraph."
+)
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_prompt_cache_key_keeps_a_conversation_and_usage_counts_the_cached_tokens(
     served: Served, stream: bool
 ) -> None:
-    key = f"chat-{stream}"
-    history = [{"role": "user", "content": "My name is Ada and I like red. Say hello to me."}]
-
-    def ask(messages: list[dict[str, str]]) -> tuple[str, openai.types.CompletionUsage]:
+    def ask(messages: list[dict[str, str]], key: str) -> tuple[str, openai.types.CompletionUsage]:
+        args: dict[str, Any] = {"messages": messages, "prompt_cache_key": key, "max_tokens": 6}
         if not stream:
-            reply = _chat(served, messages=messages, prompt_cache_key=key, max_tokens=24)
+            reply = _chat(served, **args)
             assert reply.usage is not None
             return reply.choices[0].message.content or "", reply.usage
-        chunks = list(
-            _chat(
-                served, messages=messages, prompt_cache_key=key, max_tokens=24, stream=True,
-                stream_options={"include_usage": True},
-            )
-        )  # fmt: skip
+        chunks = list(_chat(served, stream=True, stream_options={"include_usage": True}, **args))
         usage = chunks[-1].usage
         assert usage is not None
         return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices), usage
 
-    text, first = ask(history)
+    system = {"role": "system", "content": f"{BAKERY} ({stream})"}  # this test's own start
+    history = [system, {"role": "user", "content": "My name is Ada. Hello!"}]
+    text, first = ask(history, f"ada-{stream}")
     assert first.prompt_tokens_details is not None
-    history += [{"role": "assistant", "content": text}, {"role": "user", "content": "What colour do I like?"}]
-    _, second = ask(history)
+    # Another conversation with the same long start: without keys it would take Ada's sequence
+    # (it shares most of it); with its own key it takes another, and copies the start.
+    ask([system, {"role": "user", "content": "Do you sell rye bread?"}], f"bob-{stream}")
+    history += [{"role": "assistant", "content": text}, {"role": "user", "content": "What is my name?"}]
+    _, second = ask(history, f"ada-{stream}")
     details = second.prompt_tokens_details
     assert details is not None and details.cached_tokens is not None
     # Only the new message was read: the rest was in the conversation's sequence.
@@ -306,6 +311,8 @@ LONG_PROMPT = [
     },
     {"role": "user", "content": "Write a short poem about bread."},
 ]
+#: A prompt no other test sends, so no sequence holds it before the test that copies it.
+UNIQUE_PROMPT = [LONG_PROMPT[0], {"role": "user", "content": "Write a short poem about rye."}]
 
 
 def _record_stats(served: Served, monkeypatch: pytest.MonkeyPatch) -> list[ReplyDone]:
@@ -329,7 +336,7 @@ def test_n_choices_are_sampled_apart_and_the_prompt_is_read_once(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ends = _record_stats(served, monkeypatch)
-    reply = _chat(served, messages=LONG_PROMPT, n=3, temperature=1.0, seed=11, max_tokens=24)
+    reply = _chat(served, messages=UNIQUE_PROMPT, n=3, temperature=1.0, seed=11, max_tokens=24)
     assert [c.index for c in reply.choices] == [0, 1, 2]
     texts = [c.message.content or "" for c in reply.choices]
     assert all(texts) and len(set(texts)) > 1, "each choice is sampled with a seed of its own"

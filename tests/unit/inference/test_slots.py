@@ -95,3 +95,35 @@ def test_a_long_shared_start_held_elsewhere_is_offered_for_copying() -> None:
     slots.take(slots.all[0])
     assert slots.donor(empty, [*CHAT[:80], 1]) is slots.all[0], "a busy sequence can be copied from"
     assert slots.donor(slots.all[0], [*CHAT[:80], 1]) is None, "it holds that start itself"
+
+
+class _WindowMemory(_NoMemory):
+    """llama_cpp as far as Slots.reuse needs it, for a sequence whose oldest cell is `pos_min`."""
+
+    def __init__(self, pos_min: int) -> None:
+        self.pos_min = pos_min
+        self.removed: list[tuple[int, int, int]] = []
+
+    def llama_memory_seq_rm(self, memory: Any, seq: int, p0: int, p1: int) -> bool:
+        self.removed.append((seq, p0, p1))
+        return True
+
+    def llama_memory_seq_pos_min(self, memory: Any, seq: int) -> int:
+        return self.pos_min
+
+
+def test_a_sliding_window_cache_cut_back_too_far_is_read_again() -> None:
+    # A model attending to the last 32 positions; the sequence holds 100 tokens, of which the
+    # window cache kept positions 68 and on.
+    fake = _WindowMemory(pos_min=68)
+    slots = Slots(fake, None, 1, n_swa=32)
+    slot = slots.all[0]
+    slot.tokens = list(CHAT)
+    assert slots.reuse(slot, [*CHAT, 1]) == 100, "nothing cut: the window is whole"
+    slot.tokens = list(CHAT)
+    assert slots.reuse(slot, [*CHAT[:90], 1]) == 0, "cut to 90: positions 58-67 are gone, read it all"
+    assert slot.tokens == [] and fake.removed[-1] == (0, -1, -1)
+    fake.pos_min = 0
+    slot.tokens = list(CHAT)
+    assert slots.reuse(slot, [*CHAT[:90], 1]) == 90, "a window that still reaches back is kept"
+    assert slots.reuse(slot, [*CHAT[:90], 1]) == 90
