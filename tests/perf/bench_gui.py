@@ -41,8 +41,15 @@ How it measures
     model (500 realistic messages are far more than the 4096-token context holds, and the app
     refuses such a prompt), so the model does the same work in both cases and only the GUI differs.
 
+    With --api-clients N, the window's reply streams while N API clients stream too: a local API
+    server on the window's inference thread, and another process holding N `openai` clients, each
+    streaming --max-tokens replies one after another for as long as the benchmark runs (the window
+    loads the model with N + 1 parallel replies, so its own never waits). Measurement starts once
+    all N are generating.
+
 Run
     QT_QPA_PLATFORM=offscreen .venv/bin/python tests/perf/bench_gui.py
+    .venv/bin/python tests/perf/bench_gui.py --api-clients 4 --history 0   # with 4 API streams
     .venv/bin/python tests/perf/bench_gui.py --repeats 1 --max-tokens 48   # quick look
     .venv/bin/python tests/perf/bench_gui.py --llama-threads 1             # leave a core to the GUI
 
@@ -60,6 +67,7 @@ import itertools
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -100,6 +108,43 @@ TAIL_MS = 150
 TARGET_MAX_GAP_MS = 50.0
 TARGET_P99_GAP_MS = 16.0
 TARGET_RATIO = 1.2
+
+
+#: Run in another process: N threads, each streaming replies from the API server until killed.
+CLIENTS = """
+import sys, threading, openai
+address, count, tokens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def stream(n):
+    client = openai.OpenAI(base_url=address, api_key="none", max_retries=0)
+    while True:
+        for _ in client.chat.completions.create(
+            model="local", stream=True, max_tokens=tokens, temperature=0.7, seed=n,
+            messages=[{"role": "user", "content": f"Tell story number {n} about a lighthouse."}],
+        ):
+            pass
+threads = [threading.Thread(target=stream, args=(n,), daemon=True) for n in range(count)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+"""
+
+
+def start_api_clients(window: MainWindow, count: int, tokens: int) -> tuple[Any, subprocess.Popen[bytes]]:
+    """A local API server on the window's inference thread and `count` streaming clients in another
+    process; returns once every client is generating."""
+    from app.core.api.config import ServerConfig
+    from app.core.api.server import LocalServer
+
+    server = LocalServer(window.bridge.worker, ServerConfig(port=0))
+    server.start()
+    clients = subprocess.Popen([sys.executable, "-c", CLIENTS, server.address, str(count), str(tokens)])
+    deadline = time.monotonic() + 60
+    while window.bridge.worker.replies_running() < count:
+        if time.monotonic() > deadline or clients.poll() is not None:
+            raise SystemExit(f"the {count} API clients did not all start streaming")
+        spin(20)
+    return server, clients
 
 
 # ----- instrumentation ---------------------------------------------------------------------------
@@ -525,6 +570,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="threads llama.cpp uses (default 0: the app's own choice); to see CPU contention's share",
     )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per reply")
+    parser.add_argument(
+        "--api-clients", type=int, default=0, help="API clients streaming meanwhile (default 0)"
+    )
     return parser.parse_args(argv)
 
 
@@ -545,7 +593,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fireside-bench-") as tmp:
         paths.set_data_dir(Path(tmp) / "data")
         create_app()
-        window = MainWindow(settings=Settings())
+        # The window's reply needs a sequence of its own beside the API clients'.
+        window = MainWindow(settings=Settings(parallel=args.api_clients + 1 if args.api_clients else 0))
         window.resize(width, height)
         window.show()
         window.start()
@@ -556,11 +605,13 @@ def main(argv: list[str] | None = None) -> int:
         window.sampling.input("seed").setValue(42)
         window.session.transcript.prompt_messages = only_last_user_message(window)  # type: ignore[method-assign]
         spin(200)
+        api = start_api_clients(window, args.api_clients, args.max_tokens) if args.api_clients else None
         print(
             f"PySide6 {PySide6.__version__} (Qt {qVersion()}), "
             f"model {window.loaded.info.path.name}, {window.loaded.n_threads} llama.cpp threads, "
             f"{os.cpu_count()} CPUs, window {window.width()}x{window.height()}, "
-            f"tick timer {TICK_MS} ms, max_tokens {args.max_tokens}",
+            f"tick timer {TICK_MS} ms, max_tokens {args.max_tokens}, "
+            f"{args.api_clients} API clients streaming meanwhile ({window.loaded.n_parallel} sequences)",
             flush=True,
         )
         cases: dict[int, list[Result]] = {0: [], args.history: []} if args.history else {0: []}
@@ -575,6 +626,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"load {result.load_avg:.2f}",
                     flush=True,
                 )
+        if api is not None:
+            api[1].kill()
+            api[1].wait()
+            api[0].stop()
         window.close()
         spin(50)
         paths.set_data_dir(None)
