@@ -17,7 +17,8 @@ from app.core.values.sampling import SamplingParams
 
 log = logging.getLogger(__name__)
 
-DEFAULT_KV_CACHE_MB = 4096
+#: The disk cache of conversations' KV caches may take this much by default (4 GB).
+DEFAULT_KV_CACHE_MB = 4000
 #: "Parallel replies" may be set up to this many.
 MAX_PARALLEL = 32
 

@@ -73,6 +73,7 @@ class PreferencesDialog(QDialog):
         self.message.setObjectName("hfTokenMessage")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message.hide()  # shown with a message only: empty, it would leave a gap
         layout.addWidget(self.message)
         remote_row = QHBoxLayout()
         remote_text = QLabel(
@@ -99,6 +100,11 @@ class PreferencesDialog(QDialog):
         self.store_label.setText("Checking the keyring…")
         self.remove_button.setEnabled(False)
         self._refresh()
+
+    def _say(self, text: str) -> None:
+        """Show `text` under the token (hidden when there is nothing to say)."""
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
 
     def _cache_section(self, kv_cache: KvDiskCache) -> QVBoxLayout:
         section = QVBoxLayout()
@@ -180,13 +186,13 @@ class PreferencesDialog(QDialog):
             self.accept()
             return True
         if not secrets.looks_like_hf_token(value):
-            self.message.setText(
+            self._say(
                 "That does not look like a Hugging Face token: tokens start with “hf_” followed by letters "
                 "and digits. Copy it again from huggingface.co → Settings → Access Tokens."
             )
             return False
         self.token_input.clear()
-        self.message.setText("Saving…")
+        self._say("Saving…")
         self._busy(True)
         self.tasks.run(lambda: secrets.set_secret(secrets.HF_TOKEN, value), self._on_saved)
         return True
@@ -200,10 +206,10 @@ class PreferencesDialog(QDialog):
         self._busy(False)
         self.changed.emit()
         if kept:
-            self.message.setText("")
+            self._say("")
             self.accept()
             return
-        self.message.setText(
+        self._say(
             "Saved for this session only: no secure keyring is available, and Fireside does not "
             "write tokens to files. You will need to enter it again after restarting."
         )
@@ -215,7 +221,7 @@ class PreferencesDialog(QDialog):
         def removed(_kept: bool) -> None:
             self._busy(False)
             self.changed.emit()
-            self.message.setText("The token was removed.")
+            self._say("The token was removed.")
             self._refresh()
 
         self._busy(True)
