@@ -32,7 +32,7 @@ from app.core.inference.load_plan import gpu_layer_attempts, offload_note, paral
 from app.core.inference.options import LoadedModel, LoadOptions, default_threads
 from app.core.inference.sampler import build_sampler
 from app.core.inference.saved_sequences import SavedSequences
-from app.core.inference.slots import Slots
+from app.core.inference.slots import Slots, common_prefix
 from app.core.inference.stop_event import StopEvent
 from app.core.inference.vocabulary import Vocabulary
 from app.core.models.gguf_file import ModelInfo, inspect_model
@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 #: llama.cpp rounds a context's length up to a multiple of this.
 CTX_STEP = 256
+#: Spell a prompt with a sequence's own tokens only when that keeps this many more of them.
+SPLICE_GAIN = 8
 
 
 class Engine:
@@ -332,7 +334,8 @@ class Engine:
         started = time.perf_counter()
         n_ctx = self.context_length
         vocabulary = self.vocabulary
-        prompt = vocabulary.prompt(messages, continue_last, raw_prompt)
+        text = vocabulary.prompt_text(messages, continue_last, raw_prompt)
+        prompt = vocabulary.tokenize(text)
         if not prompt:
             raise EngineError("The prompt is empty.")
         if len(prompt) >= n_ctx:
@@ -350,6 +353,7 @@ class Engine:
             self._slots.forget(slot)
         restored = saved.restore(slot, cache_key, prompt) if saved is not None and cache_key else 0
         slot.key = cache_key
+        prompt = self._spliced(slot.tokens, prompt, text)
         donor = None if restored else self._slots.donor(slot, prompt)
         if donor is not None:
             self._slots.copy_start(donor, slot, prompt)  # a long shared start: copied, not read again
@@ -367,6 +371,17 @@ class Engine:
         if isinstance(cancel, StopEvent):
             cancel.listen(self.stop_requested)  # a stop then cuts a long prompt's decode short too
         return generation
+
+    def _spliced(self, held: list[int], prompt: list[int], text: str) -> list[int]:
+        """`prompt`, or the same text spelled with the tokens `held` has where they part from the
+        fresh tokenization (see Vocabulary.splice), when that keeps markedly more of them."""
+        shared = common_prefix(held, prompt)
+        if not held or shared == len(held) or shared >= len(prompt) - 1:
+            return prompt  # all it holds is used, or all the prompt is found
+        spliced = self.vocabulary.splice(held, text)
+        if spliced is None or len(spliced) >= self.context_length:
+            return prompt
+        return spliced if common_prefix(held, spliced) >= shared + SPLICE_GAIN else prompt
 
     def step(
         self, generations: Sequence[Generation], before_decode: Callable[[], None] | None = None

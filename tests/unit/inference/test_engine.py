@@ -11,6 +11,7 @@ import pytest
 from app.core.inference.engine import Engine
 from app.core.inference.errors import ContextFullError, EngineError
 from app.core.inference.options import LoadOptions
+from app.core.inference.slots import common_prefix
 from app.core.inference.stop_event import StopEvent
 from app.core.models.gguf_file import ModelFileError
 from app.core.values.replies import StopReason
@@ -242,3 +243,24 @@ def test_model_without_template_falls_back_to_chatml(starter_model: Path, tmp_pa
 def test_generate_without_model_is_an_error() -> None:
     with pytest.raises(EngineError, match="No model is loaded"):
         _chat(Engine(), [{"role": "user", "content": "hi"}])
+
+
+def test_a_prompt_is_spelled_with_the_tokens_a_sequence_holds_where_they_differ(engine: Engine) -> None:
+    vocabulary = engine.vocabulary
+    first = [{"role": "user", "content": "Say hello."}]
+    reply = "Hello there, wonderful world!"
+    # As a sampled reply may hold it: pieces the tokenizer would have merged.
+    odd = vocabulary.tokenize("Hel", bos=False) + vocabulary.tokenize("lo there, wonderful world!", bos=False)
+    canonical_reply = vocabulary.tokenize(reply, bos=False)
+    assert odd != canonical_reply
+    end = vocabulary.tokenize("<|im_end|>", bos=False)
+    held = vocabulary.prompt(first) + odd + end
+    follow_up = [*first, {"role": "assistant", "content": reply}, {"role": "user", "content": "Again?"}]
+    text = vocabulary.prompt_text(follow_up)
+    fresh = vocabulary.prompt(follow_up)
+    assert common_prefix(held, fresh) < len(held) - len(odd) + 2, "afresh, the reply parts from the cache"
+    spliced = vocabulary.splice(held, text)
+    assert spliced is not None and spliced[: len(held)] == held, "all it holds is used"
+    assert vocabulary.piece_text(spliced) == vocabulary.piece_text(fresh), "and it spells the same text"
+    # Nothing of it spells the text: no splice.
+    assert vocabulary.splice(vocabulary.tokenize("Something else entirely"), text) is None
