@@ -378,7 +378,7 @@ class Engine:
         shared = common_prefix(held, prompt)
         if not held or shared == len(held) or shared >= len(prompt) - 1:
             return prompt  # all it holds is used, or all the prompt is found
-        spliced = self.vocabulary.splice(held, text)
+        spliced = self.vocabulary.splice(held, text, at_least=shared + SPLICE_GAIN)
         if spliced is None or len(spliced) >= self.context_length:
             return prompt
         return spliced if common_prefix(held, spliced) >= shared + SPLICE_GAIN else prompt

@@ -76,9 +76,9 @@ class Vocabulary:
         """The tokens of prompt_text."""
         return self.tokenize(self.prompt_text(messages, continue_last, raw_prompt))
 
-    def splice(self, held: Sequence[int], text: str) -> list[int] | None:
+    def splice(self, held: Sequence[int], text: str, at_least: int = 1) -> list[int] | None:
         """Tokens of `text` that begin with as much of `held` as spells its start, the rest tokenized;
-        None when none does, or when the result would not spell `text` exactly.
+        None when fewer than `at_least` of them do, or when the result would not spell `text` exactly.
 
         A sampled reply may hold tokens its own text does not tokenize back to ("Hel" + "lo" where
         the tokenizer says "Hello"): tokenizing the next prompt afresh would then part from the
@@ -96,8 +96,8 @@ class Vocabulary:
         while count > start and pos < len(data) and data[pos] & 0xC0 == 0x80:
             count -= 1
             pos -= len(self.piece(held[count], special=True))
-        if count == start:
-            return None
+        if count == start or count < at_least:
+            return None  # not worth tokenizing the rest
         tokens = list(held[:count])
         if pos < len(data):
             tokens += self.tokenize(data[pos:].decode("utf-8"), bos=False)
