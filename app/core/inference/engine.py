@@ -379,13 +379,9 @@ class Engine:
         if not held or shared == len(held) or shared >= len(prompt) - 1:
             return prompt  # all it holds is used, or all the prompt is found
         spliced = self.vocabulary.splice(held, text, at_least=shared + SPLICE_GAIN)
-        if spliced is None or len(spliced) >= self.context_length:
-            return prompt
-        return spliced if common_prefix(held, spliced) >= shared + SPLICE_GAIN else prompt
+        return prompt if spliced is None or len(spliced) >= self.context_length else spliced
 
-    def step(
-        self, generations: Sequence[Generation], before_decode: Callable[[], None] | None = None
-    ) -> None:
+    def step(self, generations: Sequence[Generation]) -> None:
         """Advance every generation by one decode of one shared batch (see batch.step)."""
         if self._ctx is None or self._batch is None or self._slots is None:
             raise EngineError("No model is loaded.")

@@ -39,13 +39,8 @@ class SavedSequences:
         """Keep what a conversation's sequence holds on disk (nothing new since the last save: no-op)."""
         if slot.key is None or not slot.tokens or slot.saved == len(slot.tokens):
             return
-        llama_cpp = self._llama
-        size = int(llama_cpp.llama_state_seq_get_size(self._ctx, slot.seq_id))
-        if size <= 0:
-            return
-        buffer = (ctypes.c_uint8 * size)()
-        written = int(llama_cpp.llama_state_seq_get_data(self._ctx, buffer, size, slot.seq_id))
-        if written and self.disk.save(slot.key, self.fingerprint, slot.tokens, bytes(buffer)[:written]):
+        state = self._slots.state(slot)
+        if state is not None and self.disk.save(slot.key, self.fingerprint, slot.tokens, bytes(state)):
             slot.saved = len(slot.tokens)
 
     def restore(self, slot: Slot, key: str, prompt: Sequence[int]) -> int:

@@ -107,6 +107,18 @@ class Slots:
         worth = shared - own >= MIN_COPY and 2 * shared >= len(best.tokens)
         return best if worth else None
 
+    def state(self, slot: Slot) -> ctypes.Array[ctypes.c_uint8] | None:
+        """What `slot`'s sequence holds, as llama.cpp serializes it (None when it gives nothing)."""
+        llama_cpp, ctx = self._llama, self._ctx
+        size = int(llama_cpp.llama_state_seq_get_size(ctx, slot.seq_id))
+        if size <= 0:
+            return None
+        buffer = (ctypes.c_uint8 * size)()
+        written = int(llama_cpp.llama_state_seq_get_data(ctx, buffer, size, slot.seq_id))
+        if written <= 0:
+            return None
+        return buffer if written == size else (ctypes.c_uint8 * written).from_buffer_copy(buffer, 0)
+
     def copy_start(self, source: Slot, slot: Slot, prompt: Sequence[int]) -> int:
         """Make `slot` hold the start of `prompt` that `source` holds, copied, not computed; how many
         tokens it then holds (0 if llama.cpp refused: `slot` is empty then).
@@ -114,13 +126,11 @@ class Slots:
         The state goes through a buffer, not llama_memory_seq_cp: across the streams of a context
         that copy is deferred to the next decode, and a save or restore before it would see stale
         data."""
-        llama_cpp, ctx = self._llama, self._ctx
+        llama_cpp = self._llama
         shared = common_prefix(source.tokens, prompt)
         self.forget(slot)
-        size = int(llama_cpp.llama_state_seq_get_size(ctx, source.seq_id))
-        buffer = (ctypes.c_uint8 * size)()
-        written = int(llama_cpp.llama_state_seq_get_data(ctx, buffer, size, source.seq_id)) if size else 0
-        if not written or not llama_cpp.llama_state_seq_set_data(ctx, buffer, written, slot.seq_id):
+        state = self.state(source)
+        if not state or not llama_cpp.llama_state_seq_set_data(self._ctx, state, len(state), slot.seq_id):
             self.forget(slot)
             return 0
         slot.tokens = list(source.tokens)
