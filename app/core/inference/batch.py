@@ -3,6 +3,12 @@
 Replies being written go first (one token each, so they never wait behind a long prompt), then the
 prompts being read, in the order they came, in chunks of what is left of the batch: a long prompt
 holds the others up for at most one batch.
+
+The tokens then go into the batch in order of sequence id. With a KV cache of one stream per
+sequence, llama.cpp splits a batch into micro-batches of consecutive, increasing sequence ids
+(llama_batch_allocr::split_equal), and each micro-batch is a pass over every weight of the model:
+eight replies added as sequences 3, 0, 5, 1, ... took up to eight passes instead of one (measured:
+a step of 8 tokens 61-88 ms instead of 43-48 ms once sequences were reused out of order).
 """
 
 from __future__ import annotations
@@ -59,15 +65,19 @@ def step(ctx: Any, batch: Batch, slots: Slots, generations: Sequence[Generation]
     Raises ContextFullError or EngineError when llama.cpp fails the batch: then every generation in
     it is in an unknown state, and its sequence has been emptied."""
     budget = batch.capacity
-    taken: list[Generation] = []
-    for writing in (True, False):
+    shares: list[tuple[Generation, int]] = []
+    for writing in (True, False):  # who gets how much of the batch: replies being written first
         for generation in generations:
             if generation.reading == writing:
                 continue
-            used = generation.put(batch, budget)
-            if used:
-                budget -= used
-                taken.append(generation)
+            share = min(generation.wanted, budget)
+            if share:
+                budget -= share
+                shares.append((generation, share))
+    taken: list[Generation] = []
+    for generation, share in sorted(shares, key=lambda planned: planned[0].slot.seq_id):
+        if generation.put(batch, share):
+            taken.append(generation)
     if not taken:
         return []
     rc = batch.decode(ctx)

@@ -78,6 +78,11 @@ class Generation:
         """True while the prompt is still being read."""
         return self._reading
 
+    @property
+    def wanted(self) -> int:
+        """How many tokens this generation would put into the next batch (0 once it has ended)."""
+        return len(self._pending) if self.stop is None else 0
+
     def put(self, batch: TokenBatch, budget: int) -> int:
         """Add this step's tokens (at most `budget`) to `batch`; how many were added."""
         self._row = None

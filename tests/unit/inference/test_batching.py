@@ -4,6 +4,7 @@ than sequences wait their turn; loads wait for the replies before them."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -192,3 +193,46 @@ def test_a_load_waits_for_the_replies_before_it(
     rec.wait_for(ReplyDone, after)
     assert done.stats.stop_reason is StopReason.MAX_TOKENS  # type: ignore[attr-defined]
     assert _first(rec, ReplyDone, reply) < _first(rec, Loaded, load) < _first(rec, Started, after)
+
+
+def _micro_batches(lines: list[str]) -> list[list[int]]:
+    """The streams of each micro-batch llama.cpp decoded, from its KV-cache debug log: find_slot
+    (once per micro-batch) logs a "stream[i], n = ..." line for each of its streams, in increasing
+    order, so a stream not above the one before begins the next micro-batch."""
+    found: list[list[int]] = []
+    for line in lines:
+        if "find_slot: stream[" in line and ", n =" in line:
+            stream = int(line.split("stream[", 1)[1].split("]", 1)[0])
+            if not found or stream <= found[-1][-1]:
+                found.append([])
+            found[-1].append(stream)
+    return found
+
+
+def test_replies_started_in_any_order_are_decoded_in_one_pass(
+    starter_model: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With one KV stream per sequence llama.cpp decodes only runs of consecutive sequence ids
+    together: the batch is filled in sequence order, so four replies take one pass per step."""
+    import threading
+
+    from app.core.inference.engine import Engine
+
+    monkeypatch.setenv("LLAMA_KV_CACHE_DEBUG", "1")  # read when the context is created
+    engine = Engine()
+    engine.load(starter_model, LoadOptions(context_length=256, n_parallel=4))
+    try:
+        generations = [
+            engine.start(_ask(text), GREEDY, lambda _text: None, threading.Event()) for text in PROMPTS
+        ]
+        assert sorted(g.slot.seq_id for g in generations) == [0, 1, 2, 3]
+        shuffled = [generations[i] for i in (3, 1, 0, 2)]  # the order replies came in, say
+        while any(g.reading for g in generations):
+            engine.step(shuffled)
+        caplog.set_level(logging.DEBUG, logger="fireside.llama_cpp")
+        caplog.clear()
+        engine.step(shuffled)
+        assert all(g.completion >= 2 for g in generations)
+        assert _micro_batches([r.getMessage() for r in caplog.records]) == [[0, 1, 2, 3]]
+    finally:
+        engine.unload()
