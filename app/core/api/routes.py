@@ -89,6 +89,7 @@ class Routes:
         #: not finished.
         self.stopping = False
         self._box: tuple[asyncio.AbstractEventLoop, Mailbox] | None = None
+        self._unflush: Callable[[], None] = lambda: None  # stops the last mailbox's flushes
 
     def routes(self) -> list[Route]:
         """The routes, for Starlette."""
@@ -111,7 +112,11 @@ class Routes:
         """The mailbox onto the running event loop (one per server run: a restart has a new loop)."""
         loop = asyncio.get_running_loop()
         if self._box is None or self._box[0] is not loop:
-            self._box = (loop, Mailbox(loop))
+            # Events of a step are handed over when the step is done: one wake-up for all of them.
+            mailbox = Mailbox(loop, held=self.worker.on_this_thread)
+            self._unflush()
+            self._unflush = self.worker.after_each_step(mailbox.flush)
+            self._box = (loop, mailbox)
         return self._box[1]
 
     def _model_id(self) -> str | None:

@@ -20,6 +20,7 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from app.core.inference.coalescer import Coalescer
@@ -81,6 +82,8 @@ class InferenceThread:
         self._remote_queue: queue.Queue[object] = queue.Queue()
         self._remote_thread: threading.Thread | None = None
         self._remote_name = f"{name}-remote"
+        #: Called on this thread after every turn of its loop (see after_each_step).
+        self._step_listeners: list[Callable[[], None]] = []
 
     # ----- API for front ends (any thread) ---------------------------------------------
 
@@ -89,6 +92,30 @@ class InferenceThread:
         if not self._started:
             self._started = True
             self._thread.start()
+
+    def after_each_step(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` on the inference thread after each step of the batch and whatever was
+        handled with it (so every event that step emitted has been emitted), and once more when
+        the thread ends; returns the function that stops the calls."""
+        with self._lock:
+            self._step_listeners = [*self._step_listeners, listener]
+
+        def remove() -> None:
+            with self._lock:
+                self._step_listeners = [f for f in self._step_listeners if f is not listener]
+
+        return remove
+
+    def on_this_thread(self) -> bool:
+        """True when called on the inference thread itself."""
+        return threading.current_thread() is self._thread
+
+    def _steps_done(self) -> None:
+        for listener in self._step_listeners:
+            try:
+                listener()
+            except Exception:  # a broken listener must not stop inference
+                log.exception("Step listener failed")
 
     @property
     def is_alive(self) -> bool:
@@ -300,12 +327,14 @@ class InferenceThread:
                         scheduler.add(request)
                 scheduler.admit()
                 scheduler.step()
+                self._steps_done()
         finally:
             scheduler.cancel_all()
             while scheduler.running:
                 scheduler.step()
             scheduler.admit()
             self._engine.unload()
+            self._steps_done()
 
     def _do_load(self, request: LoadRequest) -> None:
         rid = request.request_id
