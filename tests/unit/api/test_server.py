@@ -657,6 +657,47 @@ def test_stopping_the_server_cuts_replies_with_an_error_not_a_finish(shared_work
     assert shared_worker.replies_running() == 0
 
 
+def test_stopping_the_server_cuts_every_choice_of_a_request(shared_worker: InferenceThread) -> None:
+    """n = 3, streamed: a stop mid-reply ends all three choices with the shutdown error, none of
+    them with a finish_reason, and leaves no reply running."""
+    server = LocalServer(shared_worker, ServerConfig(port=0))
+    server.start()
+    client = openai.OpenAI(base_url=server.address, api_key="none", max_retries=0, timeout=30)
+    pieces: dict[int, list[str]] = {0: [], 1: [], 2: []}
+    finishes: list[str] = []
+    caught: list[BaseException] = []
+    every_choice_writing = threading.Event()
+
+    def streamed() -> None:
+        try:
+            stream = client.chat.completions.create(
+                model="x", messages=STORY, max_tokens=2000, temperature=1.0, seed=3, n=3, stream=True
+            )  # type: ignore[call-overload]
+            for chunk in stream:
+                for choice in chunk.choices:
+                    if choice.delta.content:
+                        pieces[choice.index].append(choice.delta.content)
+                    if choice.finish_reason:
+                        finishes.append(choice.finish_reason)
+                if all(len(got) >= 2 for got in pieces.values()):
+                    every_choice_writing.set()
+        except openai.APIError as exc:
+            caught.append(exc)
+        finally:
+            every_choice_writing.set()
+
+    reader = threading.Thread(target=streamed)
+    reader.start()
+    assert every_choice_writing.wait(30), "the choices did not start"
+    assert not caught, caught
+    server.stop()
+    reader.join(10)
+    assert not reader.is_alive(), "the client was left hanging"
+    assert not finishes, "a cut choice must not look finished"
+    assert len(caught) == 1 and "shutting down" in str(caught[0]), caught
+    assert shared_worker.replies_running() == 0
+
+
 def test_no_model_loaded_is_a_clear_error() -> None:
     worker = InferenceThread(lambda _e: None)
     worker.start()
