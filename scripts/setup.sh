@@ -37,22 +37,60 @@ ensure_desktop_file_utils() {
     fi
 }
 
+# Runs "$@" with its output kept in a log instead of the terminal, saying every 10 seconds what it
+# is doing (pip's latest step) and for how long; on failure it shows the end of the log. pip's own
+# output is long and, with --quiet, silent for the minutes llama.cpp compiles; this keeps the
+# terminal to a few lines that say something (and leaves out setuptools' editable-install notice).
+run_with_progress() {
+    local what="$1"
+    shift
+    local log
+    log="$(mktemp "${TMPDIR:-/tmp}/fireside-setup.XXXXXX")"
+    echo "$what"
+    "$@" >"$log" 2>&1 &
+    local pid=$! started=$SECONDS
+    while kill -0 "$pid" 2>/dev/null; do
+        local i
+        for i in 1 2 3 4 5; do
+            sleep 2
+            kill -0 "$pid" 2>/dev/null || break
+        done
+        kill -0 "$pid" 2>/dev/null || break
+        local elapsed=$((SECONDS - started)) step
+        step="$(grep -E '^ *(Collecting|Obtaining|Downloading|Building wheel|Installing collected|Preparing|Running command)' "$log" | tail -n 1 | sed -e 's/^ *//' | cut -c1-90 || true)"
+        case "$step" in
+        *"wheel for llama"*|*"wheels for collected"*) step="$step (compiling llama.cpp: about 5 minutes on 2 cores, once; pip keeps the wheel)" ;;
+        esac
+        printf '  %dm%02ds  %s\n' $((elapsed / 60)) $((elapsed % 60)) "${step:-working…}"
+    done
+    local status=0
+    wait "$pid" || status=$?
+    if [ "$status" -ne 0 ]; then
+        echo "That failed (exit $status) after $((SECONDS - started)) s. The end of its output (all of it: $log):" >&2
+        tail -n 40 "$log" >&2
+        return "$status"
+    fi
+    rm -f "$log"
+    echo "  done in $((SECONDS - started)) s."
+}
+
 fireside_setup() {
     VENV="${FIRESIDE_VENV:-$FIRESIDE_ROOT/.venv}"
     if [ ! -x "$VENV/bin/python" ]; then
         "$(pick_python)" -m venv "$VENV"
     fi
     PY="$VENV/bin/python"
-    "$PY" -m pip install --quiet --upgrade pip
+    run_with_progress "Updating pip in $VENV…" "$PY" -m pip install --upgrade pip
 
     local extra="${1:-}" target="."
     [ -n "$extra" ] && target=".[$extra]"
     [ "$extra" = "test" ] && ensure_desktop_file_utils
     # llama-cpp-python compiles llama.cpp the first time (a few minutes); pip caches the wheel.
     # For a GPU build set CMAKE_ARGS first (see README, Troubleshooting).
-    echo "Installing Fireside and its dependencies into $VENV (the first time compiles llama.cpp: a few minutes)…"
-    "$PY" -m pip install --quiet --editable "$target"
+    run_with_progress "Installing Fireside and its dependencies into $VENV (the first time compiles llama.cpp: a few minutes)…" \
+        "$PY" -m pip install --progress-bar off --editable "$target"
 
     # The starter model: fetched once into the user cache, sha256-checked, never used unverified.
-    "$PY" -m app.core.models.starter >/dev/null
+    # Its progress goes to the terminal (stderr); stdout is only the file's path.
+    "$PY" -m app.core.models.starter --progress >/dev/null
 }

