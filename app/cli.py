@@ -18,7 +18,11 @@ from app.core.platform import paths
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used by tests)."""
     parser = argparse.ArgumentParser(
-        prog="fireside", description="Run large language models on your own computer."
+        prog="fireside",
+        usage="fireside [options]\n       fireside serve [serve options]",
+        description="Run large language models on your own computer. Without options: open the window.",
+        epilog="fireside serve, the API server without a window:\n" + _serve_summary(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"fireside {__version__}")
     parser.add_argument(
@@ -36,9 +40,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="without opening a window, load a model, stream a short reply and print a JSON report",
     )
-    parser.add_argument("--json", action="store_true", help="with --selftest: print only the JSON object")
-    parser.add_argument("--prompt", default="Say hello in one short sentence.", help=argparse.SUPPRESS)
-    parser.add_argument("--max-tokens", type=int, default=32, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="with --selftest: the report as one line of JSON (default: indented)",
+    )
+    parser.add_argument(
+        "--prompt",
+        metavar="TEXT",
+        default="Say hello in one short sentence.",
+        help="with --selftest: what to ask (default: a one-sentence hello)",
+    )
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=32,
+        metavar="N",
+        help="with --selftest: tokens to generate (default 32)",
+    )
     parser.add_argument(
         "--gpu-layers",
         type=int,
@@ -133,6 +152,12 @@ def selftest(
         return report
     finally:
         worker.shutdown()
+
+
+def _serve_summary() -> str:
+    """`fireside serve`'s description and options, indented, for the main help's epilog."""
+    text = build_serve_parser().format_help()
+    return "\n".join(f"  {line}" if line else line for line in text.splitlines())
 
 
 def build_serve_parser() -> argparse.ArgumentParser:

@@ -108,3 +108,14 @@ def test_fireside_command_is_installed() -> None:
     assert command.is_file(), "pip install should have created the fireside command"
     result = subprocess.run([str(command), "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == f"fireside {__version__}"
+
+
+def test_the_help_lists_serve_and_every_option_of_both() -> None:
+    from app.cli import build_parser, build_serve_parser
+
+    text = build_parser().format_help()
+    assert "fireside serve" in text
+    for parser in (build_parser(), build_serve_parser()):
+        for action in parser._actions:
+            for option in action.option_strings:
+                assert option in text, f"{option} is not in fireside --help"

@@ -97,6 +97,8 @@ class Routes:
             Route("/v1/models", self._models, methods=["GET"]),
             Route("/v1/chat/completions", self._chat, methods=["POST"]),
             Route("/v1/completions", self._completions, methods=["POST"]),
+            # Anything else: an OpenAI-style 404 naming the path, logged like every request.
+            Route("/{path:path}", self._unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]
 
     # ----- helpers ----------------------------------------------------------------------
@@ -140,7 +142,21 @@ class Routes:
     async def _models(self, request: Request) -> Response:
         if (refused := refusal(request, self.config)) is not None:
             return self._refuse(request, refused)
+        entry = self._entry(request)
+        entry.status = 200
+        self._notify(entry)
         return JSONResponse(wire.model_list(self._model_id()))
+
+    async def _unknown(self, request: Request) -> Response:
+        if (refused := refusal(request, self.config)) is not None:
+            return self._refuse(request, refused)
+        missing = ApiError(
+            404,
+            f"There is no {request.method} {request.url.path} here. Fireside serves GET /v1/models, "
+            "POST /v1/chat/completions and POST /v1/completions.",
+            "not_found",
+        )
+        return self._refuse(request, missing)
 
     async def _chat(self, request: Request) -> Response:
         return await self._serve(request, ChatRequest)

@@ -121,6 +121,18 @@ def test_models_lists_the_loaded_model(served: Served) -> None:
     assert [m.id for m in models] == ["SmolLM2-135M-Instruct.Q4_1"]
 
 
+def test_every_request_is_logged_also_model_lists_and_unknown_paths(served: Served) -> None:
+    served.client.models.list()
+    missing = httpx.get(served.server.address + "/embeddings", headers={"Authorization": f"Bearer {KEY}"})
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+    assert "GET /v1/embeddings" in missing.json()["error"]["message"]
+    models, unknown = served.wait_done(2)
+    assert (models.method, models.path, models.status, models.error) == ("GET", "/v1/models", 200, "")
+    assert (unknown.path, unknown.status) == ("/v1/embeddings", 404)
+    assert "200" in models.line() and "/v1/models" in models.line()
+
+
 def test_chat_without_streaming(served: Served) -> None:
     reply = _chat(served, max_tokens=150)
     assert "Paris" in (reply.choices[0].message.content or "")
