@@ -211,6 +211,37 @@ def test_no_models_installed_says_what_to_do(
     shot(window, "no-models")
 
 
+def test_a_message_sent_while_the_model_loads_goes_out_once_it_is_ready(
+    qtbot: QtBot, window: MainWindow
+) -> None:
+    set_value(window, "maxTokensInput", 8)
+    assert window.loaded is not None
+    before = window.messages.rowCount()
+    window.choice.load_model(str(window.loaded.info.path))  # loading again: chat must wait for it
+    assert window.choice.loading_local()
+    type_and_send(qtbot, window, "Hello while you load")
+    assert window.messages.rowCount() == before
+    assert "will be sent as soon as it is ready" in window.banner.label.text()
+    composer = window.findChild(Composer, "chatInput")
+    assert composer is not None and composer.toPlainText() == "Hello while you load"  # kept meanwhile
+    qtbot.waitUntil(lambda: window.messages.rowCount() == before + 2, timeout=30_000)
+    wait_reply_done(qtbot, window)
+    assert window.messages.message(before).content == "Hello while you load"
+    assert composer.toPlainText() == "" and not window.banner.isVisible()
+
+
+def test_a_waiting_message_can_be_held_back(qtbot: QtBot, window: MainWindow) -> None:
+    assert window.loaded is not None
+    before = window.messages.rowCount()
+    window.choice.load_model(str(window.loaded.info.path))
+    type_and_send(qtbot, window, "Not yet")
+    window.banner.action_button.click()  # "Don't send"
+    qtbot.waitUntil(lambda: window.loaded is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: not window.choice.loading_local(), timeout=5_000)
+    assert not window.chat.send_when_loaded
+    assert window.messages.rowCount() == before and window.composer.toPlainText() == "Not yet"
+
+
 def test_empty_prompt_is_ignored(qtbot: QtBot, window: MainWindow) -> None:
     type_and_send(qtbot, window, "   ")
     assert window.messages.rowCount() == 0

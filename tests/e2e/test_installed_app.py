@@ -59,9 +59,15 @@ def test_the_starter_button_opens_a_chat_with_the_starter_model(
 ) -> None:
     window = make_window(settings=Settings(welcomed=False))
     assert _page(window) == "welcome"
+    # The starter model is installed, so it loads behind the welcome page, which says so.
+    qtbot.waitUntil(lambda: "ready" in window.welcome.status.text(), timeout=30_000)
+    assert window.welcome.starter_button.text() == "Start chatting with the starter model"
+    assert window.focusWidget() is window.welcome.starter_button  # Enter presses it
+    shot(window, "welcome-starter-ready")
     window.welcome.starter_button.click()
     assert _page(window) == "chat"
     assert window.loaded is not None and window.loaded.info.path.name.startswith("SmolLM2")
+    assert window.focusWidget() is window.composer  # ready to type
 
 
 def test_about_names_every_version_and_folder(qtbot: QtBot, window: MainWindow) -> None:

@@ -3,7 +3,7 @@ banner and the status bar. The state itself (messages, the reply, the store) is 
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QMessageBox, QPushButton, QWidget
 
 from app.core.chat.events import ReplyEnded, ReplyStateChanged, SessionEvent, StoreFailed, Trimmed
@@ -62,6 +62,9 @@ class ChatController(QObject):
         self.view.messageAction.connect(self.on_message_action)
         choice.stopWanted.connect(self.stop)
         choice.targetChanged.connect(self._on_target)
+        choice.loadedChanged.connect(self._on_loaded_changed)
+        #: Send was pressed while the model loaded: the composer's text goes out once it is ready.
+        self.send_when_loaded = False
         self._update_send_button()
 
     def _on_prompt(self, text: str) -> None:
@@ -94,13 +97,38 @@ class ChatController(QObject):
             self.send()
 
     def send(self) -> None:
-        """Send the composer's text; ignored when empty or while a reply streams."""
+        """Send the composer's text; ignored when empty or while a reply streams. While the model
+        loads it waits in the composer (still editable) and goes out as soon as the model is ready."""
         text = self.composer.toPlainText().strip()
-        if not text or self.is_generating or not self.choice.ready():
+        if not text or self.is_generating:
             return
+        if self.choice.loading_local():
+            self.send_when_loaded = True
+            self.banner.show_message(
+                "The model is still loading: your message will be sent as soon as it is ready.",
+                error=False,
+                action=("Don't send", self._cancel_waiting_send),
+            )
+            return
+        if not self.choice.ready():
+            return
+        self.send_when_loaded = False
         self.banner.hide()
         self.composer.clear()
         self.session.send(text, self.choice.target())
+
+    def _cancel_waiting_send(self) -> None:
+        self.send_when_loaded = False
+        self.banner.hide()
+
+    def _on_loaded_changed(self, model: object) -> None:
+        if not self.send_when_loaded:
+            return
+        self.send_when_loaded = False
+        if model is not None:
+            # After every other listener of the load has run (the status bar, the context meter).
+            QTimer.singleShot(0, self.send)
+        # A load that failed leaves the message in the composer, and the banner says why.
 
     def stop(self) -> None:
         """Stop the streaming reply before its next token; what was generated is kept."""

@@ -87,6 +87,10 @@ class ModelChoice(QObject):
         remote = self.remote.target() if self.remote.choice is not None else None
         return ReplyTarget(self.model_key(), remote)
 
+    def loading_local(self) -> bool:
+        """True while the local model that chat goes to is still loading."""
+        return self.remote.choice is None and self.loaded is None and bool(self.loading_path)
+
     def ready(self) -> bool:
         """True when a message can be sent now; otherwise the banner says why not."""
         choice = self.remote.choice

@@ -54,18 +54,18 @@ class StarterFlow(QObject):
                 "Download the recommended file of SmolLM2 135M Instruct (★) to start chatting.", error=False
             )
             return
-        self.welcome.status.setText("Downloading the starter model (98 MB)…")
+        self.welcome.say("Downloading the starter model (98 MB)…")
         self.welcome.starter_button.setEnabled(False)
 
         def fetched(path: Path) -> None:
             self.welcome.starter_button.setEnabled(True)
-            self.welcome.status.setText("")
+            self.welcome.say("")
             self.leave_welcome("chat")
             self.installed.start(str(path))
 
         def failed(error: BaseException) -> None:
             self.welcome.starter_button.setEnabled(True)
-            self.welcome.status.setText(f"Could not get the starter model: {error}. Try Discover instead.")
+            self.welcome.say(f"Could not get the starter model: {error}. Try Discover instead.")
 
         folder = self.installed.models_folder()
         self.tasks.run(lambda: starter.install(folder), fetched, failed)

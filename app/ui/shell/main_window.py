@@ -216,6 +216,16 @@ class MainWindow(QMainWindow):
             self.settings.welcomed = True
             self._save_settings()
         self.show_page(page)
+        if page == "chat":
+            self.composer.setFocus()  # the first thing to do there is to type
+
+    def _show_starter_on_welcome(self) -> None:
+        """While the welcome page shows, say that the starter model is installed, loading or ready."""
+        entry = self.installed.starter_entry()
+        if self.settings.welcomed or entry is None:
+            return
+        loaded = self.choice.loaded
+        self.welcome.show_starter_installed(loaded is not None and loaded.info.path == entry.path)
 
     def _loaded_path(self) -> Path | None:
         return self.choice.loaded.info.path if self.choice.loaded else None
@@ -226,6 +236,7 @@ class MainWindow(QMainWindow):
     def _on_listed(self, entries: list[ModelEntry]) -> None:
         self.models.set_entries(entries)
         self.hub.refresh()
+        self._show_starter_on_welcome()
 
     def _open_log_folder(self) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(logs.log_file().parent)))
@@ -235,6 +246,7 @@ class MainWindow(QMainWindow):
         self.choice.load_model(path)
 
     def _on_loaded(self, model: LoadedModel | None) -> None:
+        self._show_starter_on_welcome()
         self.server.show_parallel(self.settings.parallel, model.n_parallel if model is not None else 0)
         if model is not None:
             self.sampling.set_max_context(model.info.context_length)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from app.core.platform import logs, paths
@@ -65,6 +66,7 @@ class WelcomePage(QWidget):
         self.status = QLabel("")
         self.status.setObjectName("welcomeStatus")
         self.status.setWordWrap(True)
+        self.status.hide()  # takes no room until there is something to say
         skip = QPushButton("Skip")
         skip.setObjectName("welcomeSkipButton")
         skip.setFlat(True)
@@ -75,13 +77,13 @@ class WelcomePage(QWidget):
         layout.addWidget(intro)
         layout.addSpacing(8)
         layout.addWidget(self.starter_button)
+        layout.addWidget(self.status)  # what the first button's model is doing, right under it
         layout.addWidget(starter_note)
         layout.addSpacing(4)
         layout.addWidget(self.discover_button)
         layout.addWidget(discover_note)
         layout.addSpacing(8)
         layout.addWidget(where)
-        layout.addWidget(self.status)
         row = QHBoxLayout()
         row.addStretch(1)
         row.addWidget(skip)
@@ -92,3 +94,23 @@ class WelcomePage(QWidget):
         centre.addStretch(1)
         outer.addLayout(centre)
         outer.addStretch(2)
+
+    def show_starter_installed(self, ready: bool) -> None:
+        """The starter model is installed and loading (or `ready`): the first button goes straight to
+        the chat (Enter presses it)."""
+        self.starter_button.setText("Start chatting with the starter model")
+        self.say(
+            "SmolLM2 135M Instruct is loaded and ready."
+            if ready
+            else "SmolLM2 135M Instruct is installed and loading; you can start typing already."
+        )
+
+    def say(self, text: str) -> None:
+        """Show `text` under the first button ("" hides the line)."""
+        self.status.setText(text)
+        self.status.setVisible(bool(text))
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Enter chooses the first button as soon as the page shows."""
+        super().showEvent(event)
+        self.starter_button.setFocus()
