@@ -11,6 +11,7 @@ from app.core.chat.session import ChatSession
 from app.core.inference.context_policy import ContextPolicy
 from app.core.inference.events import Event
 from app.core.values.sampling import SamplingParams
+from app.ui.chat import message_accessibility
 from app.ui.chat.composer import Composer
 from app.ui.chat.context_meter import ContextMeter
 from app.ui.chat.message_view import MessageView
@@ -239,6 +240,13 @@ class ChatController(QObject):
 
     def _on_reply_ended(self, event: ReplyEnded) -> None:
         detached = event.row < 0
+        if not detached:  # said to a screen reader once it finishes what it is reading
+            message_accessibility.announce(
+                self.view,
+                f"Assistant replied: {event.text}"
+                if event.stats is not None
+                else f"The reply failed. {event.message}",
+            )
         if event.stats is not None:
             if event.remote and not detached:  # a detached reply's figures belong to another conversation
                 self.status.show_remote_context(event.stats)

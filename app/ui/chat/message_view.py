@@ -29,6 +29,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QAbstractScrollArea, QFrame, QWidget
 
 from app.core.chat.messages import Message
+from app.ui.chat import message_accessibility
 from app.ui.chat.message_interaction import SelectableText, copied_code, message_menu, text_point
 from app.ui.chat.message_layout import (
     Row,
@@ -65,6 +66,10 @@ class MessageView(QAbstractScrollArea):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("messageList")
+        message_accessibility.install(
+            MessageView
+        )  # a screen reader reads the messages (message_accessibility)
+        self.setAccessibleName("Messages")
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.verticalScrollBar().setSingleStep(24)
@@ -97,6 +102,8 @@ class MessageView(QAbstractScrollArea):
         model.rowsInserted.connect(self._on_rows_inserted)
         model.rowsRemoved.connect(lambda *_: self._relayout_all())
         model.modelReset.connect(self._relayout_all)
+        for changed in (model.rowsInserted, model.rowsRemoved, model.modelReset):
+            changed.connect(lambda *_: message_accessibility.rows_changed(self))
         model.dataChanged.connect(self._on_data_changed)
         model.textAppended.connect(self._on_text_appended)
         self._relayout_all()
