@@ -19,21 +19,40 @@ pick_python() {
     return 1
 }
 
-# The packaging tests validate the desktop entry with desktop-file-validate (Debian's desktop-file-utils).
-# As root on a Debian/Ubuntu machine (CI) it is installed; otherwise a missing tool is only reported
-# here, with the command to install it, and those tests fail saying the same.
-ensure_desktop_file_utils() {
-    command -v desktop-file-validate >/dev/null 2>&1 && return 0
+# System tools some tests need, beyond Python packages:
+# - desktop-file-validate (desktop-file-utils): the packaging tests check the Linux desktop entry;
+# - Xvfb, dbus-run-session, AT-SPI and pyatspi (xvfb, dbus, at-spi2-core, python3-pyatspi) and Qt's
+#   X11 libraries: the accessibility test reads the message list over AT-SPI as a screen reader does.
+# As root on a Debian/Ubuntu machine (CI) the missing ones are installed with apt-get; otherwise they
+# are only named here, with the command to install them: the packaging tests then fail saying the same,
+# and the AT-SPI test is skipped with that reason.
+TEST_PACKAGES="desktop-file-utils xvfb dbus at-spi2-core python3-pyatspi libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-randr0 libxcb-render-util0 libxcb-image0"
+
+missing_test_tools() {
+    command -v desktop-file-validate >/dev/null 2>&1 || echo desktop-file-utils
+    command -v Xvfb >/dev/null 2>&1 || echo xvfb
+    command -v dbus-run-session >/dev/null 2>&1 || echo dbus
+    [ -x /usr/libexec/at-spi-bus-launcher ] || command -v at-spi-bus-launcher >/dev/null 2>&1 || echo at-spi2-core
+    /usr/bin/python3 -c 'import pyatspi' >/dev/null 2>&1 || echo python3-pyatspi
+}
+
+ensure_test_tools() {
+    local missing
+    missing="$(missing_test_tools | tr '\n' ' ')"
+    [ -n "${missing// /}" ] || return 0
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "Installing desktop-file-utils (desktop-file-validate, for the packaging tests)…"
+        echo "Installing what some tests need from the system: $missing(and Qt's X11 libraries)…"
         export DEBIAN_FRONTEND=noninteractive
-        apt-get install -y -qq desktop-file-utils >/dev/null 2>&1 ||
-            { apt-get update -qq >/dev/null && apt-get install -y -qq desktop-file-utils >/dev/null; } ||
-            echo "Could not install desktop-file-utils with apt-get; the packaging tests will fail." >&2
+        # shellcheck disable=SC2086 # a list of package names
+        apt-get install -y -qq $TEST_PACKAGES >/dev/null 2>&1 ||
+            { apt-get update -qq >/dev/null && apt-get install -y -qq $TEST_PACKAGES >/dev/null; } ||
+            echo "Could not install $missing with apt-get; the tests that need them fail or are skipped." >&2
     else
-        echo "desktop-file-validate is missing; the packaging tests need it. Install desktop-file-utils" \
-            "(Debian/Ubuntu: sudo apt-get install desktop-file-utils; Fedora: sudo dnf install" \
-            "desktop-file-utils; Arch: sudo pacman -S desktop-file-utils)." >&2
+        echo "Some tests need system tools that are missing: $missing. Install them" \
+            "(Debian/Ubuntu: sudo apt-get install $TEST_PACKAGES; on Fedora and Arch:" \
+            "desktop-file-utils, xorg-x11-server-Xvfb / xorg-server-xvfb, at-spi2-core, python3-pyatspi /" \
+            "python-atspi). Without desktop-file-utils the packaging tests fail; without the others the" \
+            "AT-SPI test is skipped." >&2
     fi
 }
 
@@ -84,7 +103,7 @@ fireside_setup() {
 
     local extra="${1:-}" target="."
     [ -n "$extra" ] && target=".[$extra]"
-    [ "$extra" = "test" ] && ensure_desktop_file_utils
+    [ "$extra" = "test" ] && ensure_test_tools
     # llama-cpp-python compiles llama.cpp the first time (a few minutes); pip caches the wheel.
     # For a GPU build set CMAKE_ARGS first (see README, Troubleshooting).
     run_with_progress "Installing Fireside and its dependencies into $VENV (the first time compiles llama.cpp: a few minutes)…" \

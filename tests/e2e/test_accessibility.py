@@ -3,8 +3,14 @@ wrote it and holding its text, and a finished reply is announced."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
+import pytest
 from PySide6.QtGui import QAccessible, QAccessibleAnnouncementEvent, QAccessibleEvent
 from pytestqt.qtbot import QtBot
 
@@ -57,3 +63,44 @@ def test_the_messages_are_read_as_a_list_of_who_said_what(
     window.conversations.new_conversation()  # another conversation: the old items are gone
     qtbot.waitUntil(lambda: listing.childCount() == 0, timeout=10_000)
     assert not item.isValid() and item.text(QAccessible.Text.Name) == ""
+
+
+def _pyatspi_python() -> str | None:
+    """An interpreter that has pyatspi (Debian's python3-pyatspi), or None."""
+    for candidate in ("/usr/bin/python3", shutil.which("python3")):
+        if (
+            candidate
+            and subprocess.run([candidate, "-c", "import pyatspi"], capture_output=True).returncode == 0
+        ):
+            return candidate
+    return None
+
+
+AT_SPI_TOOLS = "Xvfb, dbus-run-session and pyatspi (Debian: xvfb at-spi2-core dbus python3-pyatspi)"
+
+
+@pytest.mark.skipif(
+    not (shutil.which("Xvfb") and shutil.which("dbus-run-session") and _pyatspi_python()),
+    reason=f"the AT-SPI check needs {AT_SPI_TOOLS}; scripts/test.sh installs them as root on Debian",
+)
+def test_a_screen_reader_reads_the_messages_over_at_spi() -> None:
+    """The same list, read by a real AT-SPI client from another process, as Orca would."""
+    python = _pyatspi_python()
+    assert python is not None
+    done = subprocess.run(
+        ["dbus-run-session", "--", sys.executable, str(Path(__file__).with_name("atspi_check.py")), python],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith(("[", "{"))]
+    assert lines, f"no answer: {done.stdout!r} {done.stderr[-2000:]!r}"
+    tree = json.loads(lines[-1])
+    assert isinstance(tree, list), tree
+    rows = [(role, name, description) for _depth, role, name, description in tree]
+    assert ("list", "Messages", "2 messages in this conversation") in rows
+    items = [row for row in rows if row[0] == "list item"]
+    assert items == [
+        ("list item", "You", "What is the capital of France?"),
+        ("list item", "Assistant", "Paris is the capital of France."),
+    ]
