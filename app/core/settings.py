@@ -48,6 +48,8 @@ class Settings:
     parallel: int = 0
     #: The most the conversations' saved KV caches may take on disk (MB; 0 = keep none).
     kv_cache_mb: int = DEFAULT_KV_CACHE_MB
+    #: The chat's text size, in percent of the system's (Ctrl+plus / Ctrl+minus / Ctrl+0).
+    chat_zoom: int = 100
 
     def options_for(self, model: str) -> OffloadSettings:
         """A model's GPU and CPU options (Auto for one never set)."""
@@ -92,6 +94,7 @@ class Settings:
             api_server=ServerSettings.from_dict(data.get("api_server")),
             parallel=_bounded_int(data.get("parallel"), 0, MAX_PARALLEL, 0),
             kv_cache_mb=_bounded_int(data.get("kv_cache_mb"), 0, 1 << 20, DEFAULT_KV_CACHE_MB),
+            chat_zoom=_bounded_int(data.get("chat_zoom"), 50, 300, 100),
         )
 
     def save(self, path: Path | None = None) -> None:
@@ -112,6 +115,7 @@ class Settings:
             "api_server": self.api_server.to_dict(),
             "parallel": self.parallel,
             "kv_cache_mb": self.kv_cache_mb,
+            "chat_zoom": self.chat_zoom,
         }
         tmp.write_text(json.dumps(payload, indent=2), "utf-8")  # no secrets here: tokens live in the keyring
         os.replace(tmp, path)

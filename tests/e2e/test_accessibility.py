@@ -15,7 +15,7 @@ from PySide6.QtGui import QAccessible, QAccessibleAnnouncementEvent, QAccessible
 from pytestqt.qtbot import QtBot
 
 from app.ui.shell.main_window import MainWindow
-from tests.window_fixtures import set_value, type_and_send, wait_reply_done
+from tests.window_fixtures import set_value, shot, type_and_send, wait_reply_done
 
 
 def _items(window: MainWindow) -> list[tuple[Any, str, str]]:
@@ -104,3 +104,37 @@ def test_a_screen_reader_reads_the_messages_over_at_spi() -> None:
         ("list item", "You", "What is the capital of France?"),
         ("list item", "Assistant", "Paris is the capital of France."),
     ]
+
+
+def test_ctrl_plus_minus_and_zero_zoom_the_chat_and_the_level_is_kept(
+    qtbot: QtBot, make_window: Any, models_dir: Path
+) -> None:
+    from PySide6.QtCore import Qt
+
+    from app.core.settings import Settings
+
+    window = make_window()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
+    base = window.view.font().pointSizeF()
+    composer_base = window.composer.font().pointSizeF()
+    ctrl = Qt.KeyboardModifier.ControlModifier
+    qtbot.keyClick(window.composer, Qt.Key.Key_Plus, ctrl)
+    qtbot.keyClick(window.composer, Qt.Key.Key_Equal, ctrl)  # + without Shift
+    assert window.zoom.percent == 125
+    assert window.view.font().pointSizeF() == pytest.approx(base * 1.25)
+    assert window.composer.font().pointSizeF() == pytest.approx(composer_base * 1.25)
+    assert Settings.load().chat_zoom == 125
+    # The composer grows to hold two lines of the larger text.
+    qtbot.waitUntil(lambda: window.composer.height() >= window.composer.sizeHint().height(), timeout=5_000)
+    shot(window, "chat-zoom-125")
+    qtbot.keyClick(window.composer, Qt.Key.Key_Minus, ctrl)
+    assert window.zoom.percent == 110
+    window.close()
+    again = make_window(settings=Settings.load())
+    assert again.zoom.percent == 110  # remembered
+    assert again.view.font().pointSizeF() == pytest.approx(base * 1.1)
+    again.activateWindow()
+    qtbot.waitUntil(again.isActiveWindow, timeout=5_000)
+    qtbot.keyClick(again.composer, Qt.Key.Key_0, ctrl)
+    assert again.zoom.percent == 100 and again.view.font().pointSizeF() == pytest.approx(base)

@@ -319,6 +319,8 @@ class MessageView(QAbstractScrollArea):
         """Re-render on palette or font changes (dark mode switch)."""
         super().changeEvent(event)
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.FontChange):
+            if event.type() == QEvent.Type.FontChange:  # zoom: the headers and footers follow
+                self._header_font, self._small_font = header_and_footer_fonts(self.font())
             self._relayout_all()
 
     def _on_scrolled(self, value: int) -> None:

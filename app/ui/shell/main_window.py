@@ -23,6 +23,7 @@ from app.ui.chat.context_meter import ContextMeter
 from app.ui.chat.controller import ChatController
 from app.ui.chat.page import ChatPage
 from app.ui.chat.side_panel import SidePanel
+from app.ui.chat.zoom import ChatZoom
 from app.ui.common.banner import Banner
 from app.ui.common.status_bar import StatusBar
 from app.ui.common.tasks import BackgroundTasks
@@ -179,6 +180,14 @@ class MainWindow(QMainWindow):
         self.offload.hardwareRequested.connect(models.show_hardware)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.chat.stop)
         QShortcut(QKeySequence.StandardKey.New, self, self.conversations.new_conversation)
+        self.zoom = ChatZoom(
+            (self.view, self.composer), self, self.settings.chat_zoom, self._remember_zoom, self
+        )
+
+    def _remember_zoom(self, percent: int) -> None:
+        self.settings.chat_zoom = percent
+        self._save_settings()
+        self.status.showMessage(f"Text size {percent}%", 3000)
 
     # ----- what the parts ask of the window -----------------------------------------------------
 
