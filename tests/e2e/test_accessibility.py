@@ -138,3 +138,37 @@ def test_ctrl_plus_minus_and_zero_zoom_the_chat_and_the_level_is_kept(
     qtbot.waitUntil(again.isActiveWindow, timeout=5_000)
     qtbot.keyClick(again.composer, Qt.Key.Key_0, ctrl)
     assert again.zoom.percent == 100 and again.view.font().pointSizeF() == pytest.approx(base)
+
+
+def test_the_keyboard_reaches_the_pages_and_f1_lists_every_shortcut(qtbot: QtBot, window: MainWindow) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QKeySequence, QShortcut
+
+    from app.ui.shell.shortcuts import ShortcutsDialog, all_shortcuts
+
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
+    ctrl = Qt.KeyboardModifier.ControlModifier
+    page = lambda: next(k for k, i in window._page_index.items() if i == window.pages.currentIndex())  # noqa: E731
+    qtbot.keyClick(window.composer, Qt.Key.Key_2, ctrl)
+    assert page() == "discover"
+    qtbot.keyClick(window.focusWidget() or window, Qt.Key.Key_3, ctrl)
+    assert page() == "library"
+    qtbot.keyClick(window.focusWidget() or window, Qt.Key.Key_1, ctrl)
+    assert page() == "chat"
+    qtbot.keyClick(window.focusWidget() or window, Qt.Key.Key_F, ctrl)
+    assert window.focusWidget() is window.conversations.sidebar.search
+    qtbot.keyClick(window.focusWidget() or window, Qt.Key.Key_L, ctrl)
+    assert window.focusWidget() is window.composer
+    qtbot.keyClick(window.composer, Qt.Key.Key_F1)
+    dialog = window.findChild(ShortcutsDialog, "shortcutsDialog")
+    assert dialog is not None and dialog.isVisible()
+    listed = {dialog.table.item(row, 0).text() for row in range(dialog.table.rowCount())}
+    native = QKeySequence.SequenceFormat.NativeText
+    for shortcut in all_shortcuts():
+        assert (QKeySequence(shortcut.keys).toString(native) or shortcut.keys) in listed
+    bound = {s.key().toString() for s in window.findChildren(QShortcut) if not s.key().isEmpty()}
+    keys = {QKeySequence(s.keys).toString() for s in all_shortcuts()} | {"Ctrl+="}
+    assert bound <= keys, f"bound but not listed in Help: {bound - keys}"
+    shot(dialog, "shortcuts")
+    dialog.close()

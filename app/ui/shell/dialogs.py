@@ -16,6 +16,7 @@ from app.ui.remote.controller import RemoteEngines
 from app.ui.remote.dialog import RemoteEnginesDialog
 from app.ui.shell.about_dialog import AboutDialog
 from app.ui.shell.preferences import PreferencesDialog
+from app.ui.shell.shortcuts import ShortcutsDialog
 
 
 class Dialogs:
@@ -69,6 +70,12 @@ class Dialogs:
         if self.kv_cache is not None:
             self.kv_cache.cap_bytes = megabytes * 1_000_000
             self.hub.keyring_tasks.run(self.kv_cache.enforce_cap, lambda _r: None)  # file work: off the GUI
+
+    def shortcuts(self) -> ShortcutsDialog:
+        """Help → Keyboard shortcuts (one per window)."""
+        dialog = self.window.findChild(ShortcutsDialog, "shortcutsDialog") or ShortcutsDialog(self.window)
+        dialog.open()
+        return dialog
 
     def about(self) -> AboutDialog:
         """The About dialog: versions and folders."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, QUrl
-from PySide6.QtGui import QCloseEvent, QDesktopServices, QKeySequence, QShortcut
+from PySide6.QtCore import QTimer, QUrl
+from PySide6.QtGui import QCloseEvent, QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from app.core.chat.session import ChatSession
@@ -35,6 +35,7 @@ from app.ui.models.choice import ModelChoice
 from app.ui.models.controller import ModelsController
 from app.ui.models.installed import InstalledModels
 from app.ui.remote.controller import RemoteEngines
+from app.ui.shell import shortcuts
 from app.ui.shell.dialogs import Dialogs
 from app.ui.shell.error_dialog import ErrorReporter
 from app.ui.shell.first_run import StarterFlow
@@ -178,8 +179,22 @@ class MainWindow(QMainWindow):
         self.sampling.changed.connect(self._on_sampling_changed)
         self.offload.applyRequested.connect(choice.apply_offload)
         self.offload.hardwareRequested.connect(models.show_hardware)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.chat.stop)
-        QShortcut(QKeySequence.StandardKey.New, self, self.conversations.new_conversation)
+        top.shortcutsRequested.connect(dialogs.shortcuts)
+        shortcuts.bind(
+            self,
+            {
+                "stop": self.chat.stop,
+                "composer": self.composer.setFocus,
+                "new_conversation": self.conversations.new_conversation,
+                "search": self.conversations.sidebar.search.setFocus,
+                "page_chat": lambda: self.show_page("chat"),
+                "page_discover": lambda: self.show_page("discover"),
+                "page_library": lambda: self.show_page("library"),
+                "open_model": self._open_model_file,
+                "preferences": dialogs.preferences,
+                "shortcuts": dialogs.shortcuts,
+            },
+        )
         self.zoom = ChatZoom(
             (self.view, self.composer), self, self.settings.chat_zoom, self._remember_zoom, self
         )

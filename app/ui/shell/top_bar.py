@@ -30,6 +30,7 @@ class TopBar(QWidget):
     aboutRequested = Signal()
     serverRequested = Signal()
     logFolderRequested = Signal()
+    shortcutsRequested = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -83,6 +84,7 @@ class TopBar(QWidget):
         self.help_button.setText("Help")
         self.help_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         help_menu = QMenu(self.help_button)
+        help_menu.addAction("Keyboard shortcuts (F1)", self.shortcutsRequested.emit)
         help_menu.addAction("About Fireside", self.aboutRequested.emit)
         help_menu.addAction("Welcome screen", lambda: self.pageRequested.emit("welcome"))
         help_menu.addAction("Local API server…", self.serverRequested.emit)
