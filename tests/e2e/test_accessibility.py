@@ -172,3 +172,66 @@ def test_the_keyboard_reaches_the_pages_and_f1_lists_every_shortcut(qtbot: QtBot
     assert bound <= keys, f"bound but not listed in Help: {bound - keys}"
     shot(dialog, "shortcuts")
     dialog.close()
+
+
+def _unnamed_controls(root: Any) -> list[str]:
+    """Controls under `root` a screen reader would announce without a name."""
+    from PySide6.QtWidgets import (
+        QAbstractButton,
+        QAbstractItemView,
+        QAbstractSlider,
+        QAbstractSpinBox,
+        QComboBox,
+        QHeaderView,
+        QLineEdit,
+        QPlainTextEdit,
+        QScrollBar,
+        QTextEdit,
+        QWidget,
+    )
+
+    kinds = (
+        QAbstractButton,
+        QLineEdit,
+        QTextEdit,
+        QPlainTextEdit,
+        QComboBox,
+        QAbstractSpinBox,
+        QAbstractSlider,
+    )
+    kinds += (QAbstractItemView,)
+    missing = []
+    for widget in root.findChildren(QWidget):
+        if not isinstance(widget, kinds) or not widget.isVisibleTo(root):
+            continue
+        if isinstance(widget, (QScrollBar, QHeaderView)):
+            continue  # announced by their role: a scroll bar, a table's column headers
+        if isinstance(widget, QLineEdit) and isinstance(widget.parent(), (QComboBox, QAbstractSpinBox)):
+            continue  # the editor inside a combo or spin box: the box itself is named
+        iface = QAccessible.queryAccessibleInterface(widget)
+        name = iface.text(QAccessible.Text.Name) if iface is not None else ""
+        if not name.strip():
+            missing.append(f"{type(widget).__name__} {widget.objectName() or '(no object name)'}")
+    return missing
+
+
+def test_every_control_has_a_name_on_every_page(qtbot: QtBot, window: MainWindow) -> None:
+    for page in ("chat", "discover", "library", "welcome"):
+        window.show_page(page)
+        missing = _unnamed_controls(window)
+        assert not missing, f"on {page}: " + ", ".join(missing)
+
+
+def test_every_control_of_every_dialog_has_a_name(qtbot: QtBot, window: MainWindow) -> None:
+    for open_dialog in (
+        window.dialogs.preferences,
+        window.dialogs.server_panel,
+        window.dialogs.remote_engines,
+        window.dialogs.shortcuts,
+        window.dialogs.about,
+    ):
+        dialog = open_dialog()
+        qtbot.waitUntil(dialog.isVisible, timeout=5_000)
+        missing = _unnamed_controls(dialog)
+        dialog.close()
+        assert not missing, f"in {dialog.objectName()}: " + ", ".join(missing)

@@ -17,6 +17,8 @@ class Composer(QPlainTextEdit):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("chatInput")
+        self.setAccessibleName("Message")
+        self.setAccessibleDescription("Enter sends the message; Shift+Enter starts a new line")
         self.setPlaceholderText("Message the model…  (Enter to send, Shift+Enter for a new line)")
         self.setTabChangesFocus(True)
         self.setFrameShape(QFrame.Shape.StyledPanel)

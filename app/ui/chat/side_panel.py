@@ -38,6 +38,8 @@ class SidePanel(QScrollArea):
         prompt_label.setFont(font)
         self.system_prompt = QPlainTextEdit()
         self.system_prompt.setObjectName("systemPromptInput")
+        self.system_prompt.setAccessibleName("System prompt")
+        self.system_prompt.setAccessibleDescription("How the model should behave in this conversation")
         self.system_prompt.setPlaceholderText("How the model should behave in this conversation (optional)")
         self.system_prompt.setFixedHeight(96)
         self.system_prompt.setTabChangesFocus(True)

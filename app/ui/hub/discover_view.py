@@ -91,6 +91,7 @@ class DiscoverView(QWidget):
         bar = QHBoxLayout()
         self.search_input = QLineEdit()
         self.search_input.setObjectName("hubSearchInput")
+        self.search_input.setAccessibleName("Search models on the Hugging Face Hub")
         self.search_input.setPlaceholderText(
             "Search Hugging Face for GGUF models (e.g. llama 3.2 1b instruct)"
         )
@@ -120,6 +121,7 @@ class DiscoverView(QWidget):
         self.results_model.moreWanted.connect(self._fetch_more)
         self.results = QListView()
         self.results.setObjectName("hubResults")
+        self.results.setAccessibleName("Models found")
         self.results.setModel(self.results_model)
         self.results.setItemDelegate(ResultDelegate(self.results))
         self.results.setUniformItemSizes(True)  # thousands of rows: no per-row size queries

@@ -113,6 +113,7 @@ class DownloadList(QListWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("downloadList")
+        self.setAccessibleName("Downloads")
         self.setSelectionMode(QListWidget.SelectionMode.NoSelection)
         self.setVerticalScrollMode(QListWidget.ScrollMode.ScrollPerPixel)
         self._rows: dict[str, tuple[QListWidgetItem, DownloadRow]] = {}

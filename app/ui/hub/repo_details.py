@@ -103,6 +103,7 @@ class RepoDetailsView(QWidget):
         self.files_model = FilesModel(self)
         self.files = QTableView()
         self.files.setObjectName("hubFiles")
+        self.files.setAccessibleName("Files of this model")
         self.files.setModel(self.files_model)
         self.files.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.files.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)

@@ -130,6 +130,7 @@ class OffloadPanel(QWidget):
 
         self.threads = QSpinBox()
         self.threads.setObjectName("cpuThreadsInput")
+        self.threads.setAccessibleName("CPU threads")
         self.threads.setSpecialValueText("Auto")
         form.addRow("CPU threads", self._with_hint(self.threads, HINTS["threads"], "cpuThreadsHint"))
         outer.addLayout(form)

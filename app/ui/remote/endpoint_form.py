@@ -43,6 +43,7 @@ class EndpointForm(QWidget):
         key_row = QHBoxLayout()
         self.key_input = QLineEdit()
         self.key_input.setObjectName("endpointKeyInput")
+        self.key_input.setAccessibleName("API key of this engine")
         self.key_input.setEchoMode(QLineEdit.EchoMode.Password)
         self.forget_key_button = QPushButton("Forget key")
         self.forget_key_button.setObjectName("endpointForgetKeyButton")
