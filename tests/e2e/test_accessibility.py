@@ -235,3 +235,87 @@ def test_every_control_of_every_dialog_has_a_name(qtbot: QtBot, window: MainWind
         missing = _unnamed_controls(dialog)
         dialog.close()
         assert not missing, f"in {dialog.objectName()}: " + ", ".join(missing)
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support")  # the offscreen platform's popups
+def test_the_keyboard_alone_sends_regenerates_stops_switches_and_opens_every_page(
+    qtbot: QtBot, window: MainWindow
+) -> None:
+    """Tab, arrows, Enter, Esc and the shortcuts only: no clicks."""
+    from PySide6.QtCore import Qt, QTimer
+    from PySide6.QtWidgets import QApplication, QMenu
+
+    set_value(window, "maxTokensInput", 400)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
+    ctrl = Qt.KeyboardModifier.ControlModifier
+
+    def key(k: Qt.Key, mods: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier) -> None:
+        qtbot.keyClick(QApplication.focusWidget() or window, k, mods)
+
+    key(Qt.Key.Key_L, ctrl)
+    qtbot.keyClicks(window.composer, "Tell me a story about a fox.")
+    key(Qt.Key.Key_Return)  # send
+    qtbot.waitUntil(lambda: window.is_generating, timeout=10_000)
+    key(Qt.Key.Key_Escape)  # stop
+    qtbot.waitUntil(lambda: not window.is_generating, timeout=30_000)
+    first = window.messages.message(1).content
+
+    for _ in range(40):  # Tab round the page to the message list
+        if QApplication.focusWidget() is window.view:
+            break
+        key(Qt.Key.Key_Tab)
+    assert QApplication.focusWidget() is window.view, "Tab never reached the message list"
+    assert window.view.current_row == 1  # the newest message
+    key(Qt.Key.Key_Up)
+    assert window.view.current_row == 0
+    key(Qt.Key.Key_Down)
+
+    def choose_regenerate() -> None:
+        menu = QApplication.activePopupWidget()
+        assert isinstance(menu, QMenu)
+        names = [a.text() for a in menu.actions() if not a.isSeparator()]
+        assert "Regenerate" in names and "Copy message" in names
+        for _ in range(len(menu.actions())):
+            qtbot.keyClick(menu, Qt.Key.Key_Down)
+            if menu.activeAction() is not None and menu.activeAction().text() == "Regenerate":
+                break
+        qtbot.keyClick(menu, Qt.Key.Key_Return)
+
+    QTimer.singleShot(0, choose_regenerate)  # the menu runs its own loop: act on it from inside
+    key(Qt.Key.Key_Menu)
+    qtbot.waitUntil(lambda: window.is_generating, timeout=10_000)
+    # The offscreen platform does not give activation back when a popup closes (a desktop does).
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
+    assert QApplication.focusWidget() is window.view
+    key(Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not window.is_generating, timeout=30_000)
+    assert window.messages.message(1).version == (2, 2), "Regenerate made a second version"
+    del first
+
+    conversation = window.session.conversation_id
+    key(Qt.Key.Key_N, ctrl)  # a new conversation
+    qtbot.waitUntil(lambda: window.session.conversation_id != conversation, timeout=10_000)
+    key(Qt.Key.Key_F, ctrl)
+    assert QApplication.focusWidget() is window.conversations.sidebar.search
+    key(Qt.Key.Key_Tab)
+    listing = window.conversations.sidebar.list
+    qtbot.waitUntil(lambda: listing.model().rowCount() >= 1, timeout=10_000)
+    for _ in range(10):  # Tab on to the conversation list
+        if QApplication.focusWidget() is listing:
+            break
+        key(Qt.Key.Key_Tab)
+    assert QApplication.focusWidget() is listing
+    for _ in range(listing.model().rowCount()):
+        listing.setFocus()
+        key(Qt.Key.Key_Down)
+        key(Qt.Key.Key_Return)  # open it
+        if window.session.conversation_id == conversation:
+            break
+    qtbot.waitUntil(lambda: window.session.conversation_id == conversation, timeout=10_000)
+
+    pages = {Qt.Key.Key_2: "discover", Qt.Key.Key_3: "library", Qt.Key.Key_1: "chat"}
+    for k, name in pages.items():
+        key(k, ctrl)
+        assert window.pages.currentIndex() == window._page_index[name]

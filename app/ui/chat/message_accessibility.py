@@ -93,6 +93,12 @@ class MessageListAccessible(QAccessibleWidget):
         row = getattr(child, "row", -1)
         return row if 0 <= row < len(self._items) and self._items[row] is child else -1
 
+    def focusChild(self) -> QAccessibleInterface | None:  # type: ignore[override]
+        """The message the keyboard cursor is on, while the list has the focus."""
+        view = cast(QWidget, self.view)
+        row = getattr(self.view, "current_row", -1)
+        return self.child(row) if view.hasFocus() and row >= 0 else None
+
     def text(self, kind: QAccessible.Text) -> str:
         """The list's name and description."""
         if kind == QAccessible.Text.Name:
@@ -184,9 +190,12 @@ class MessageItemAccessible(QAccessibleInterface):
         state = QAccessible.State()
         state.readOnly = True
         state.selectable = True
+        state.focusable = True
         if self.isValid():
             view = self._parent.view
             state.invisible = not view.viewport().rect().intersects(view.bubble_rect(self.row))
+            widget = cast(QWidget, view)
+            state.focused = widget.hasFocus() and getattr(view, "current_row", -1) == self.row
         return state
 
 
@@ -194,6 +203,13 @@ def announce(view: QWidget, text: str) -> None:
     """Have a screen reader say `text` when it is done speaking (a reply finished, say)."""
     event = QAccessibleAnnouncementEvent(view, text)
     event.setPoliteness(QAccessible.AnnouncementPoliteness.Polite)
+    QAccessible.updateAccessibility(event)
+
+
+def focus_moved(view: QWidget, row: int) -> None:
+    """The keyboard cursor is on message `row` now: a screen reader reads it."""
+    event = QAccessibleEvent(view, QAccessible.Event.Focus)
+    event.setChild(row)
     QAccessible.updateAccessibility(event)
 
 

@@ -19,7 +19,9 @@ from collections.abc import Sequence
 from PySide6.QtCore import QEvent, QModelIndex, QPoint, QPointF, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QContextMenuEvent,
+    QFocusEvent,
     QGuiApplication,
+    QKeyEvent,
     QMouseEvent,
     QPainter,
     QPaintEvent,
@@ -29,7 +31,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QAbstractScrollArea, QFrame, QWidget
 
 from app.core.chat.messages import Message
-from app.ui.chat import message_accessibility
+from app.ui.chat import message_accessibility, message_focus
 from app.ui.chat.message_interaction import SelectableText, copied_code, message_menu, text_point
 from app.ui.chat.message_layout import (
     Row,
@@ -93,6 +95,8 @@ class MessageView(QAbstractScrollArea):
         #: Time spent in the last text append, for the smoothness benchmark.
         self.last_append_s = 0.0
         self._header_font, self._small_font = header_and_footer_fonts(self.font())
+        #: The message the keyboard cursor is on (message_focus), -1 before the list had the focus.
+        self.current_row = -1
 
     # ----- model hookup ----------------------------------------------------------------------
 
@@ -303,6 +307,8 @@ class MessageView(QAbstractScrollArea):
             bubble = self.bubble_rect(row)
             header = QRect(self._column_left(), top, self._content_width(), layout.bubble.top())
             rows.paint(message, layout, bubble, header)
+            if row == self.current_row and self.hasFocus():
+                message_focus.paint_cursor(painter, bubble, palette)
         painter.end()
 
     # ----- events -------------------------------------------------------------------------
@@ -386,10 +392,20 @@ class MessageView(QAbstractScrollArea):
         return self._overlay.selected()
 
     def contextMenuEvent(self, event: QContextMenuEvent) -> None:
-        """Copy selection / copy message, and the message's actions."""
-        row = self.row_at(event.pos())
-        if row < 0:
+        """Copy selection / copy message, and the message's actions (from the keyboard: the
+        message the cursor is on)."""
+        if event.reason() == QContextMenuEvent.Reason.Keyboard and 0 <= self.current_row < len(self._rows):
+            self.open_menu_at(self.current_row)
             return
+        row = self.row_at(event.pos())
+        if row >= 0:
+            self._open_menu(row, event.globalPos())
+
+    def open_menu_at(self, row: int) -> None:
+        """Message `row`'s actions, opened at its bubble."""
+        self._open_menu(row, self.viewport().mapToGlobal(self.bubble_rect(row).topLeft()))
+
+    def _open_menu(self, row: int, where: QPoint) -> None:
         last = row == len(self._rows) - 1
         menu = message_menu(
             self,
@@ -400,7 +416,47 @@ class MessageView(QAbstractScrollArea):
             action=self.messageAction.emit,
             step=self.versionStep.emit,
         )
-        menu.exec(event.globalPos())
+        menu.exec(where)
+
+    # ----- the keyboard cursor (message_focus) ---------------------------------------------
+
+    def row_count(self) -> int:
+        """How many messages there are."""
+        return len(self._rows)
+
+    def message_text(self, row: int) -> str:
+        """Message `row`'s text."""
+        return self._message(row).content
+
+    def set_current_row(self, row: int) -> None:
+        """Put the keyboard cursor on message `row`, scrolled into view, and tell a screen reader."""
+        self.current_row = row
+        bubble, height = self.bubble_rect(row), self.viewport().height()
+        bar = self.verticalScrollBar()
+        if bubble.top() < 0 or bubble.height() > height:
+            bar.setValue(bar.value() + bubble.top() - 8)
+        elif bubble.bottom() > height:
+            bar.setValue(bar.value() + bubble.bottom() - height + 8)
+        self.viewport().update()
+        message_accessibility.focus_moved(self, row)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Up, Down, Home, End, Page Up/Down, Menu, Shift+F10, Ctrl+C: see message_focus."""
+        if not message_focus.handle_key(self, event):
+            super().keyPressEvent(event)
+
+    def focusInEvent(self, event: QFocusEvent) -> None:
+        """Tabbing in puts the cursor on the newest message (or where it was)."""
+        super().focusInEvent(event)
+        if self._rows:
+            self.set_current_row(
+                self.current_row if 0 <= self.current_row < len(self._rows) else len(self._rows) - 1
+            )
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:
+        """The cursor's ring shows only while the list has the focus."""
+        super().focusOutEvent(event)
+        self.viewport().update()
 
     def sizeHint(self) -> QSize:
         """A comfortable default size."""

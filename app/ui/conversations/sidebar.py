@@ -113,6 +113,8 @@ class ConversationSidebar(QWidget):
         # Ctrl/Shift-click selects several conversations (to export them together) without opening one.
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.list.clicked.connect(self._on_clicked)
+        # Enter on the current row opens it too (a double click emits both: opening twice is a no-op).
+        self.list.activated.connect(lambda index: self.chosen.emit(int(index.data(IdRole))))
         self.more_button = QPushButton("Import / export…")
         self.more_button.setObjectName("conversationFileButton")
         file_menu = QMenu(self.more_button)

@@ -41,6 +41,15 @@ SECTIONS: tuple[tuple[str, tuple[Shortcut, ...]], ...] = (
             Shortcut("Ctrl+L", "Go to the message box", "composer"),
             Shortcut("Ctrl+N", "New conversation", "new_conversation"),
             Shortcut("Ctrl+F", "Search the conversations", "search"),
+            Shortcut("Enter", "In the conversation list: open the conversation"),
+        ),
+    ),
+    (
+        "Messages (with the message list focused)",
+        (
+            Shortcut("Up, Down", "The previous or next message (Home, End, Page Up, Page Down too)"),
+            Shortcut("Menu, Shift+F10", "The message's actions: copy, edit, regenerate, versions, delete"),
+            Shortcut("Ctrl+C", "Copy the message (or what is selected in it)"),
         ),
     ),
     (
