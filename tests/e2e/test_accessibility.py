@@ -269,6 +269,7 @@ def test_the_keyboard_alone_sends_regenerates_stops_switches_and_opens_every_pag
     assert window.view.current_row == 1  # the newest message
     key(Qt.Key.Key_Up)
     assert window.view.current_row == 0
+    shot(window, "chat-keyboard-cursor")
     key(Qt.Key.Key_Down)
 
     def choose_regenerate() -> None:
