@@ -185,6 +185,7 @@ def _unnamed_controls(root: Any) -> list[str]:
         QHeaderView,
         QLineEdit,
         QPlainTextEdit,
+        QProgressBar,
         QScrollBar,
         QTextEdit,
         QWidget,
@@ -199,7 +200,7 @@ def _unnamed_controls(root: Any) -> list[str]:
         QAbstractSpinBox,
         QAbstractSlider,
     )
-    kinds += (QAbstractItemView,)
+    kinds += (QAbstractItemView, QProgressBar)
     missing = []
     for widget in root.findChildren(QWidget):
         if not isinstance(widget, kinds) or not widget.isVisibleTo(root):
@@ -216,6 +217,8 @@ def _unnamed_controls(root: Any) -> list[str]:
 
 
 def test_every_control_has_a_name_on_every_page(qtbot: QtBot, window: MainWindow) -> None:
+    meter = window.status.context_meter
+    assert meter.text().endswith("% of context")  # the bar at the status bar's end says what it is
     for page in ("chat", "discover", "library", "welcome"):
         window.show_page(page)
         missing = _unnamed_controls(window)

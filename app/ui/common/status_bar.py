@@ -49,13 +49,17 @@ class StatusBar(QStatusBar):
             "Serve the loaded model to other programs through an OpenAI-compatible API"
         )
         self.server_indicator.clicked.connect(self.serverClicked)
+        self.server_indicator.setAccessibleName("Local API server")
         self.addPermanentWidget(self.server_indicator)
         self.addPermanentWidget(self.state_label)
         self.addPermanentWidget(self.context_label)
         self.context_meter = QProgressBar()
         self.context_meter.setObjectName("contextMeter")
         self.context_meter.setFixedWidth(110)
-        self.context_meter.setTextVisible(False)
+        # The bar says what it measures: a bare bar at the end of the status bar meant nothing.
+        self.context_meter.setFormat("%p% of context")
+        self.context_meter.setTextVisible(True)
+        self.context_meter.setAccessibleName("Context window used")
         self.context_meter.setRange(0, 1)
         self.context_meter.setValue(0)
         self.addPermanentWidget(self.context_meter)
@@ -71,8 +75,8 @@ class StatusBar(QStatusBar):
 
     def show_context(self, used: int, total: int) -> None:
         """How much of the context window the conversation and the draft take."""
-        share = 100 * used / total if total else 0
-        self.context_label.setText(f"Context: {used:,} / {total:,} tokens ({share:.0f}%)")
+        self.context_label.setText(f"Context: {used:,} / {total:,} tokens")
+        self.context_meter.setFormat("%p% of context")
         self.context_meter.setRange(0, max(1, total))
         self.context_meter.setValue(min(used, max(1, total)))
         self.context_meter.setToolTip(
@@ -89,6 +93,7 @@ class StatusBar(QStatusBar):
 
     def show_remote_context(self, stats: ReplyStats | None) -> None:
         """The meter for a remote model: tokens cannot be counted ahead without its tokenizer."""
+        self.context_meter.setFormat("not counted")
         self.context_meter.setRange(0, 1)
         self.context_meter.setValue(0)
         if stats is not None and stats.prompt_tokens:
@@ -100,6 +105,9 @@ class StatusBar(QStatusBar):
     def clear_context(self) -> None:
         """No model: nothing to measure."""
         self.context_label.setText("Context: –")
+        self.context_meter.setFormat("no model")
+        self.context_meter.setRange(0, 1)
+        self.context_meter.setValue(0)
 
     def show_downloads(self, text: str) -> None:
         """The downloads summary ("" hides the indicator)."""
