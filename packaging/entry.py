@@ -121,6 +121,15 @@ def bundle_check() -> int:
             "qasync": qasync.__name__,
         }
 
+    def math() -> dict:  # type: ignore[type-arg]
+        # ziamath's STIX font and latex2mathml's symbol table are data files the bundle must hold.
+        from app.ui.common.math_html import math_html
+
+        formula = math_html(r"\frac{a}{b}", False, "#000000", 11.0)
+        if "<img" not in formula:
+            raise RuntimeError(f"formulas are not typeset: {formula}")
+        return {"typeset_bytes": len(formula)}
+
     def qt() -> dict:  # type: ignore[type-arg]
         from pathlib import Path
 
@@ -159,6 +168,7 @@ def bundle_check() -> int:
         ("keyring", keyring_backends),
         ("pygments", pygments),
         ("text_stack", text_stack),
+        ("math", math),
         ("qt", qt),
     ):
         _check(report, name, probe)

@@ -152,9 +152,12 @@ def llama_binaries() -> list[tuple[str, str]]:
 
 def datas() -> list[tuple[str, str]]:
     """The app's own resources plus the metadata listed in METADATA (where installed)."""
-    from PyInstaller.utils.hooks import copy_metadata
+    from PyInstaller.utils.hooks import collect_data_files, copy_metadata
 
     found: list[tuple[str, str]] = [(str(ROOT / "app" / "resources"), "app/resources")]
+    # Formulas: ziamath's STIX font (with ziafont) and latex2mathml's symbol table are read at run time.
+    for package in ("ziamath", "ziafont", "latex2mathml"):
+        found += collect_data_files(package)
     for dist in METADATA:
         try:
             found += copy_metadata(dist)

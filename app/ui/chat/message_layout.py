@@ -121,7 +121,7 @@ def build_document(row: Row, message: Message, font: QFont, palette: QPalette, p
             row.streaming_plain = True  # shown as text until the throttled Markdown render
             return
     else:
-        rendered = render_markdown(message.content, markdown_palette(palette))
+        rendered = render_markdown(message.content, markdown_palette(palette), font.pointSizeF())
         doc.setHtml(rendered.html)
         row.code_blocks = rendered.code_blocks
     row.doc = doc

@@ -1,6 +1,9 @@
-"""Markdown of a reply -> the HTML subset Qt's rich text understands, code highlighted by Pygments.
+"""Markdown of a reply -> the HTML subset Qt's rich text understands, code highlighted by Pygments,
+formulas typeset (math_html).
 
-Raw HTML in model output is escaped, never rendered: a reply is text, not a web page.
+Raw HTML in model output is escaped, never rendered: a reply is text, not a web page. Formulas are
+found by markdown-it's math plugins, so `$` inside code, inline or fenced, is never read as math; a
+dollar amount ("$5 and $10") is not a formula either (no digit may follow the closing `$`).
 """
 
 from __future__ import annotations
@@ -12,10 +15,14 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
+from mdit_py_plugins.dollarmath import dollarmath_plugin
+from mdit_py_plugins.texmath import texmath_plugin
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name, guess_lexer
 from pygments.util import ClassNotFound
+
+from app.ui.common.math_html import math_html
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +79,10 @@ def _code_html(code: str, language: str, palette: Palette, index: int) -> str:
     )
 
 
-def render_markdown(text: str, palette: Palette = LIGHT) -> RenderedMarkdown:
-    """Render `text` (CommonMark + tables + strikethrough) to Qt-compatible HTML."""
-    return _render_cached(text, palette)
+def render_markdown(text: str, palette: Palette = LIGHT, size: float = 11.0) -> RenderedMarkdown:
+    """Render `text` (CommonMark + tables + strikethrough + math) to Qt-compatible HTML; formulas
+    are typeset at `size` points (the text's, so the chat's zoom scales them too)."""
+    return _render_cached(text, palette, round(size, 1) if size > 0 else 11.0)
 
 
 def _fence(_renderer: object, tokens: list[Token], idx: int, _options: object, env: dict[str, Any]) -> str:
@@ -94,16 +102,53 @@ def _table_open(_renderer: object, _tokens: list[Token], _i: int, _opts: object,
     )
 
 
+def _math(display: bool) -> Any:
+    def rule(_renderer: object, tokens: list[Token], idx: int, _options: object, env: dict[str, Any]) -> str:
+        return math_html(tokens[idx].content, display, env["palette"].text, env["size"])
+
+    return rule
+
+
 # Raw HTML off (escaped), hard line breaks on (models rarely mean a newline as a space).
 _MD = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(["table", "strikethrough"])
+dollarmath_plugin(_MD, allow_space=False, allow_digits=False, double_inline=True)
+texmath_plugin(_MD, delimiters="brackets")  # \(...\) inline, \[...\] on lines of their own
+
+
+def _no_code_inside(rule: Any) -> Any:
+    """The inline math rule, refusing a "formula" holding a backtick: that is a price followed by
+    code ("$10 and `$x`"), and the code span must win."""
+
+    def guarded(state: Any, silent: bool) -> bool:
+        start = state.pos
+        if not rule(state, True):
+            return False
+        found, state.pos = state.src[start : state.pos], start
+        return False if "`" in found else bool(rule(state, silent))
+
+    return guarded
+
+
+for _rule in ("math_inline", "math_inline_double"):
+    if _rule in _MD.inline.ruler.get_all_rules():
+        _index = _MD.inline.ruler.__find__(_rule)
+        _MD.inline.ruler.at(_rule, _no_code_inside(_MD.inline.ruler.__rules__[_index].fn))
+for _name, _display in (
+    ("math_inline", False),
+    ("math_inline_double", True),
+    ("math_block", True),
+    ("math_block_label", True),
+    ("math_block_eqno", True),
+):
+    _MD.add_render_rule(_name, _math(_display))
 _MD.add_render_rule("fence", _fence)
 _MD.add_render_rule("code_block", _fence)
 _MD.add_render_rule("table_open", _table_open)
 
 
 @lru_cache(maxsize=256)
-def _render_cached(text: str, palette: Palette) -> RenderedMarkdown:
-    env: dict[str, Any] = {"palette": palette, "blocks": []}
+def _render_cached(text: str, palette: Palette, size: float) -> RenderedMarkdown:
+    env: dict[str, Any] = {"palette": palette, "blocks": [], "size": size}
     body = _MD.render(text, env)
     style = (
         f"<style>a {{ color: {palette.link}; }} "

@@ -40,6 +40,7 @@ def run(model: str | None = None) -> int:
     import qasync
 
     from app.core.platform import logs
+    from app.ui.common import math_html
     from app.ui.shell import single_instance, startup_report
     from app.ui.shell.main_window import MainWindow
 
@@ -61,6 +62,7 @@ def run(model: str | None = None) -> int:
     window.show()
     # llama_cpp is imported and the model loaded only after the window is painted.
     QTimer.singleShot(0, lambda: window.start(model))
+    QTimer.singleShot(0, math_html.preload)  # the formula typesetter, off the GUI thread
     closed = asyncio.Event()
     app.aboutToQuit.connect(closed.set)
     app.lastWindowClosed.connect(app.quit)
