@@ -196,6 +196,7 @@ def test_send_with_no_model_loaded(qtbot: QtBot, make_window: Callable[..., Main
     type_and_send(qtbot, window, "Hello?")
     assert window.messages.rowCount() == 0
     assert window.banner.isVisible() and "No model is loaded" in window.banner.label.text()
+    assert window.status.context_meter.text() == "no model"  # not "0% of context"
     composer = window.findChild(Composer, "chatInput")
     assert composer is not None and composer.toPlainText() == "Hello?"  # nothing the user wrote is lost
 

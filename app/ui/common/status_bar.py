@@ -57,7 +57,7 @@ class StatusBar(QStatusBar):
         self.context_meter.setObjectName("contextMeter")
         self.context_meter.setFixedWidth(110)
         # The bar says what it measures: a bare bar at the end of the status bar meant nothing.
-        self.context_meter.setFormat("%p% of context")
+        self.context_meter.setFormat("no model")  # "N% of context" once one is loaded
         self.context_meter.setTextVisible(True)
         self.context_meter.setAccessibleName("Context window used")
         self.context_meter.setRange(0, 1)
