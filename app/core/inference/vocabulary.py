@@ -48,7 +48,7 @@ class Vocabulary:
         allows it (a lone surrogate, which UTF-8 cannot encode, is read as U+FFFD)."""
         llama_cpp = self._llama
         data = clean_text(text).encode("utf-8")
-        add_bos = bos and self._add_bos and not (self._bos_text and text.startswith(self._bos_text))
+        add_bos = bos and self._add_bos and not self._bos_in(text)
         capacity = len(data) + 8
         tokens = (llama_cpp.llama_token * capacity)()
         n = llama_cpp.llama_tokenize(self.vocab, data, len(data), tokens, capacity, add_bos, special)

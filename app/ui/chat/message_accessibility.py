@@ -22,6 +22,12 @@ from app.ui.chat.message_model import MessageListModel
 class ReadableView(Protocol):
     """What the interfaces ask of the message view (MessageView, which installs the factory)."""
 
+    #: The message the keyboard cursor is on (-1: none yet).
+    current_row: int
+
+    def hasFocus(self) -> bool:
+        """Whether the list has the keyboard focus."""
+
     def model(self) -> MessageListModel | None:
         """The messages shown."""
 
@@ -95,9 +101,8 @@ class MessageListAccessible(QAccessibleWidget):
 
     def focusChild(self) -> QAccessibleInterface | None:  # type: ignore[override]
         """The message the keyboard cursor is on, while the list has the focus."""
-        view = cast(QWidget, self.view)
-        row = getattr(self.view, "current_row", -1)
-        return self.child(row) if view.hasFocus() and row >= 0 else None
+        row = self.view.current_row
+        return self.child(row) if self.view.hasFocus() and row >= 0 else None
 
     def text(self, kind: QAccessible.Text) -> str:
         """The list's name and description."""
@@ -194,8 +199,7 @@ class MessageItemAccessible(QAccessibleInterface):
         if self.isValid():
             view = self._parent.view
             state.invisible = not view.viewport().rect().intersects(view.bubble_rect(self.row))
-            widget = cast(QWidget, view)
-            state.focused = widget.hasFocus() and getattr(view, "current_row", -1) == self.row
+            state.focused = view.hasFocus() and view.current_row == self.row
         return state
 
 

@@ -68,9 +68,8 @@ class MessageView(QAbstractScrollArea):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("messageList")
-        message_accessibility.install(
-            MessageView
-        )  # a screen reader reads the messages (message_accessibility)
+        # A screen reader reads the messages (message_accessibility).
+        message_accessibility.install(MessageView)
         self.setAccessibleName("Messages")
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
