@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 DEFAULT_KV_CACHE_MB = 4000
 #: "Parallel replies" may be set up to this many.
 MAX_PARALLEL = 32
+#: My models remembers when this many models were last used (the newest).
+MAX_LAST_USED = 200
 
 
 @dataclass(slots=True)
@@ -50,6 +53,19 @@ class Settings:
     kv_cache_mb: int = DEFAULT_KV_CACHE_MB
     #: The chat's text size, in percent of the system's (Ctrl+plus / Ctrl+minus / Ctrl+0).
     chat_zoom: int = 100
+    #: Whether the chat's settings drawer (system prompt, sampling, GPU) is shown.
+    settings_drawer: bool = True
+    #: How My models shows the installed models: "cards" or "table".
+    library_layout: str = "cards"
+    #: When each model (by path) was last loaded, in seconds since the epoch: My models shows it.
+    model_last_used: dict[str, float] = field(default_factory=dict)
+
+    def note_model_used(self, model: str, when: float) -> None:
+        """Remember that `model` was loaded at `when` (the newest MAX_LAST_USED models are kept)."""
+        self.model_last_used[model] = when
+        if len(self.model_last_used) > MAX_LAST_USED:
+            newest = sorted(self.model_last_used.items(), key=lambda item: item[1])[-MAX_LAST_USED:]
+            self.model_last_used = dict(newest)
 
     def options_for(self, model: str) -> OffloadSettings:
         """A model's GPU and CPU options (Auto for one never set)."""
@@ -95,6 +111,9 @@ class Settings:
             parallel=_bounded_int(data.get("parallel"), 0, MAX_PARALLEL, 0),
             kv_cache_mb=_bounded_int(data.get("kv_cache_mb"), 0, 1 << 20, DEFAULT_KV_CACHE_MB),
             chat_zoom=_bounded_int(data.get("chat_zoom"), 50, 300, 100),
+            settings_drawer=data.get("settings_drawer") is not False,
+            library_layout="table" if data.get("library_layout") == "table" else "cards",
+            model_last_used=_times(data.get("model_last_used")),
         )
 
     def save(self, path: Path | None = None) -> None:
@@ -116,9 +135,23 @@ class Settings:
             "parallel": self.parallel,
             "kv_cache_mb": self.kv_cache_mb,
             "chat_zoom": self.chat_zoom,
+            "settings_drawer": self.settings_drawer,
+            "library_layout": self.library_layout,
+            "model_last_used": self.model_last_used,
         }
         tmp.write_text(json.dumps(payload, indent=2), "utf-8")  # no secrets here: tokens live in the keyring
         os.replace(tmp, path)
+
+
+def _times(value: object) -> dict[str, float]:
+    """A {path: seconds} map from a file that may hold anything: the well-formed entries only."""
+    if not isinstance(value, dict):
+        return {}
+    return {
+        str(k): float(v)
+        for k, v in list(value.items())[-MAX_LAST_USED:]
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+    }
 
 
 def _bounded_int(value: object, low: int, high: int, default: int) -> int:

@@ -174,8 +174,9 @@ def test_the_keyboard_reaches_the_pages_and_f1_lists_every_shortcut(qtbot: QtBot
     dialog.close()
 
 
-def _unnamed_controls(root: Any) -> list[str]:
-    """Controls under `root` a screen reader would announce without a name."""
+def _unnamed_controls(root: Any, what: str = "Name") -> list[str]:
+    """Controls under `root` a screen reader would announce without a name (or, with
+    `what="Description"`, without a description: the line read after the name)."""
     from PySide6.QtWidgets import (
         QAbstractButton,
         QAbstractItemView,
@@ -210,22 +211,24 @@ def _unnamed_controls(root: Any) -> list[str]:
         if isinstance(widget, QLineEdit) and isinstance(widget.parent(), (QComboBox, QAbstractSpinBox)):
             continue  # the editor inside a combo or spin box: the box itself is named
         iface = QAccessible.queryAccessibleInterface(widget)
-        name = iface.text(QAccessible.Text.Name) if iface is not None else ""
+        name = iface.text(getattr(QAccessible.Text, what)) if iface is not None else ""
         if not name.strip():
             missing.append(f"{type(widget).__name__} {widget.objectName() or '(no object name)'}")
     return missing
 
 
-def test_every_control_has_a_name_on_every_page(qtbot: QtBot, window: MainWindow) -> None:
+def test_every_control_has_a_name_and_a_description_on_every_page(qtbot: QtBot, window: MainWindow) -> None:
     meter = window.status.context_meter
     assert meter.text().endswith("% of context")  # the bar at the status bar's end says what it is
     for page in ("chat", "discover", "library", "welcome"):
         window.show_page(page)
         missing = _unnamed_controls(window)
         assert not missing, f"on {page}: " + ", ".join(missing)
+        undescribed = _unnamed_controls(window, "Description")  # what it is for, read after its name
+        assert not undescribed, f"on {page}, no description: " + ", ".join(undescribed)
 
 
-def test_every_control_of_every_dialog_has_a_name(qtbot: QtBot, window: MainWindow) -> None:
+def test_every_control_of_every_dialog_has_a_name_and_a_description(qtbot: QtBot, window: MainWindow) -> None:
     for open_dialog in (
         window.dialogs.preferences,
         window.dialogs.server_panel,
@@ -236,8 +239,10 @@ def test_every_control_of_every_dialog_has_a_name(qtbot: QtBot, window: MainWind
         dialog = open_dialog()
         qtbot.waitUntil(dialog.isVisible, timeout=5_000)
         missing = _unnamed_controls(dialog)
+        undescribed = _unnamed_controls(dialog, "Description")
         dialog.close()
         assert not missing, f"in {dialog.objectName()}: " + ", ".join(missing)
+        assert not undescribed, f"in {dialog.objectName()}, no description: " + ", ".join(undescribed)
 
 
 @pytest.mark.qt_log_ignore("This plugin does not support")  # the offscreen platform's popups

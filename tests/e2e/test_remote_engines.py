@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QLineEdit, QListWidget, QMessageBox, QPushButton
+from PySide6.QtWidgets import QLabel, QLineEdit, QListWidget, QMessageBox, QPushButton, QToolButton
 from pytestqt.qtbot import QtBot
 
 from app.core.chat.store import Store
@@ -98,7 +98,7 @@ def _set_max_tokens(window: MainWindow, value: int) -> None:
 
 
 def _dialog(qtbot: QtBot, window: MainWindow) -> RemoteEnginesDialog:
-    button = window.findChild(QPushButton, "remoteEnginesButton")
+    button = window.findChild(QToolButton, "remoteEnginesButton")
     assert button is not None
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     dialog = window.findChild(RemoteEnginesDialog, "remoteEnginesDialog")

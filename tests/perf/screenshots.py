@@ -1,4 +1,5 @@
-"""Screenshots of every page and dialog, light and dark, at 1000x650 and 1600x1000, to look at.
+"""Screenshots of every page and dialog, light and dark, at 1000x650 and 1600x1000, and both again with
+the text at 200%, to look at.
 
 What it shows
     The real window on a throw-away data folder with the starter model installed twice (once under a
@@ -28,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-SIZES = ((1000, 650), (1600, 1000))
+#: (width, height, text scale): the smallest window, a large one, and both with the text at 200%.
+SHOTS = ((1000, 650, 1.0), (1600, 1000, 1.0), (1000, 650, 2.0), (1600, 1000, 2.0))
 LONG_NAME = "Some-Organisation_Very-Long-Model-Name-Instruct-v2.5-Experimental-Merge.Q4_1.gguf"
 CONVERSATION = [
     ("user", "How do I solve a quadratic equation? Show an example in Python too."),
@@ -55,9 +57,20 @@ def _wait(app: object, until: Callable[[], bool], timeout: float = 60.0) -> None
         time.sleep(0.01)
 
 
+def _settle(app: object, seconds: float = 0.3) -> None:
+    """Let layouts and late text (the keyring's answer, a model's limits) settle before a grab: a
+    grab taken at once can show a frame that no user ever sees."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        app.processEvents()  # type: ignore[attr-defined]
+        time.sleep(0.01)
+
+
 def one_theme(theme: str, out: Path) -> None:
     """Every screenshot in `theme` (run in a process of its own)."""
     os.environ["FIRESIDE_THEME"] = theme
+    from PySide6.QtGui import QFont
+
     from app.core.chat.messages import Role
     from app.core.models import starter
     from app.core.platform import paths
@@ -67,8 +80,13 @@ def one_theme(theme: str, out: Path) -> None:
 
     app = create_app()
     out.mkdir(parents=True, exist_ok=True)
-    for size in SIZES:
-        tag = f"{theme}-{size[0]}x{size[1]}"
+    system_font = QFont(app.font())
+    for width, height, scale in SHOTS:
+        size = (width, height)
+        tag = f"{theme}-{width}x{height}" + (f"-text{int(scale * 100)}" if scale != 1.0 else "")
+        font = QFont(system_font)
+        font.setPointSizeF(system_font.pointSizeF() * scale)  # as a system set to larger text would
+        app.setFont(font)
         with tempfile.TemporaryDirectory(prefix="fireside-shots-") as data:
             paths.set_data_dir(data)
             models = Path(data) / "models"
@@ -84,12 +102,18 @@ def one_theme(theme: str, out: Path) -> None:
             _wait(app, lambda: True)
             for page in ("chat", "discover", "library", "welcome"):
                 window.show_page(page)
-                app.processEvents()
+                _settle(app)
                 window.grab().save(str(out / f"{tag}-page-{page}.png"))
             window.show_page("chat")
+            for section in (*window.side.sections.values(), window.sampling.more):
+                section.set_expanded(True)  # the drawer with every section open, scrolled down
+            _settle(app)
+            window.side.verticalScrollBar().setValue(window.side.verticalScrollBar().maximum())
+            _settle(app)
+            window.grab().save(str(out / f"{tag}-page-chat-drawer-open.png"))
             for name in ("preferences", "server_panel", "remote_engines", "shortcuts", "about"):
                 dialog = getattr(window.dialogs, name)()
-                app.processEvents()
+                _settle(app)
                 dialog.grab().save(str(out / f"{tag}-dialog-{name}.png"))
                 dialog.close()
             window.close()
@@ -104,7 +128,7 @@ def one_theme(theme: str, out: Path) -> None:
             _wait(app, lambda w=empty: w.banner.isVisible(), timeout=20)
             for page in ("chat", "discover", "library"):
                 empty.show_page(page)
-                app.processEvents()
+                _settle(app)
                 empty.grab().save(str(out / f"{tag}-empty-{page}.png"))
             empty.close()
             del os.environ[paths.MODEL_CACHE_ENV]

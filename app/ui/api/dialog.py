@@ -28,6 +28,8 @@ from PySide6.QtWidgets import (
 from app.core.api.config import ServerSettings, new_api_key
 from app.core.settings import MAX_PARALLEL
 from app.ui.api.controller import LOG_LINES, ServerController, ServerState, activity_text
+from app.ui.common.accessible import describe_buttons, set_description
+from app.ui.common.icons import decorate
 
 if TYPE_CHECKING:  # the HTTP stack is imported when the server first starts, not at launch
     from app.core.api.request_log import RequestLog
@@ -53,6 +55,7 @@ class ServerDialog(QDialog):
 
         self.switch = QCheckBox("Serve the loaded model")
         self.switch.setObjectName("serverSwitch")
+        set_description(self.switch, "Serve the loaded model to other programs at the address below")
         layout.addWidget(self.switch)
         form = QFormLayout()
         self.port = QSpinBox()
@@ -63,6 +66,10 @@ class ServerDialog(QDialog):
         form.addRow("Port", self.port)
         self.network = QCheckBox("Allow other computers on the network (requires an API key)")
         self.network.setObjectName("serverNetwork")
+        set_description(
+            self.network,
+            "Let other computers on your network use the server (an API key is then required)",
+        )
         self.network.setChecked(controller.settings.allow_network)
         form.addRow("", self.network)
         key_row = QHBoxLayout()
@@ -73,9 +80,13 @@ class ServerDialog(QDialog):
         self.key.setPlaceholderText("None: any program on this computer may use the server")
         self.key.setText(controller.api_key or "")
         self.show_key = QPushButton("Show")
+        decorate(self.show_key, "show")
+        self.show_key.setToolTip("Show or hide the API key")
         self.show_key.setCheckable(True)
         self.show_key.toggled.connect(self._toggle_echo)
         self.generate = QPushButton("Generate")
+        decorate(self.generate, "retry")
+        self.generate.setToolTip("Make a new random API key (clients must then use it)")
         self.generate.setObjectName("serverGenerateKey")
         self.generate.setToolTip("Make a new random key (copy it into your client)")
         self.generate.clicked.connect(lambda: self._set_key(new_api_key()))
@@ -114,7 +125,9 @@ class ServerDialog(QDialog):
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.copy = QPushButton("Copy address")
+        decorate(self.copy, "copy")
         self.copy.setObjectName("serverCopyAddress")
+        set_description(self.copy, "Copy the server's address to the clipboard")
         self.copy.clicked.connect(self._copy_address)
         status_row.addWidget(self.status, 1)
         status_row.addWidget(self.copy)
@@ -126,6 +139,7 @@ class ServerDialog(QDialog):
         layout.addWidget(QLabel("Requests"))
         self.log_view = QPlainTextEdit()
         self.log_view.setObjectName("serverLog")
+        set_description(self.log_view, "Every request the server handled, newest last")
         self.log_view.setAccessibleName("Request log")
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(LOG_LINES)
@@ -134,6 +148,7 @@ class ServerDialog(QDialog):
         self.log_view.setPlainText("\n".join(controller.history))
         layout.addWidget(self.log_view, 1)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        describe_buttons(buttons)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
 

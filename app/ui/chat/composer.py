@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QSize, Qt, Signal
-from PySide6.QtGui import QFontMetrics, QKeyEvent
+from PySide6.QtGui import QFontMetrics, QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import QFrame, QPlainTextEdit, QWidget
 
 MAX_VISIBLE_LINES = 8
+PLACEHOLDER = "Message the model…  (Enter to send, Shift+Enter for a new line)"
+SHORT_PLACEHOLDER = "Message the model…"
 
 
 class Composer(QPlainTextEdit):
@@ -19,7 +21,7 @@ class Composer(QPlainTextEdit):
         self.setObjectName("chatInput")
         self.setAccessibleName("Message")
         self.setAccessibleDescription("Enter sends the message; Shift+Enter starts a new line")
-        self.setPlaceholderText("Message the model…  (Enter to send, Shift+Enter for a new line)")
+        self.setPlaceholderText(PLACEHOLDER)
         self.setTabChangesFocus(True)
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.document().contentsChanged.connect(self.updateGeometry)
@@ -40,6 +42,19 @@ class Composer(QPlainTextEdit):
         super().changeEvent(event)
         if event.type() == QEvent.Type.FontChange:
             self.updateGeometry()
+            self._fit_placeholder()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """The placeholder's key hints only while they fit in the box's two lines."""
+        super().resizeEvent(event)
+        self._fit_placeholder()
+
+    def _fit_placeholder(self) -> None:
+        room = 2 * (self.viewport().width() - 12)  # two lines, less the document's margins
+        fits = QFontMetrics(self.font()).horizontalAdvance(PLACEHOLDER) * 1.1 < room
+        text = PLACEHOLDER if fits else SHORT_PLACEHOLDER
+        if self.placeholderText() != text:
+            self.setPlaceholderText(text)
 
     def sizeHint(self) -> QSize:
         """Tall enough for the text, between 2 and MAX_VISIBLE_LINES lines."""

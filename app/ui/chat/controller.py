@@ -18,6 +18,7 @@ from app.ui.chat.message_view import MessageView
 from app.ui.chat.page import ChatPage
 from app.ui.chat.side_panel import SidePanel
 from app.ui.common.banner import Action, Banner
+from app.ui.common.icons import icon
 from app.ui.common.status_bar import StatusBar
 from app.ui.models.choice import ModelChoice
 from app.ui.remote.controller import RemoteEngines, failure_message
@@ -283,9 +284,11 @@ class ChatController(QObject):
     def _update_send_button(self) -> None:
         if self.is_generating:
             self.send_button.setText("Stop")
+            self.send_button.setIcon(icon("stop", on_accent=True))
             self.send_button.setToolTip("Stop the reply (Esc). What was generated is kept.")
             self.send_button.setAccessibleName("Stop")
         else:
             self.send_button.setText("Send")
+            self.send_button.setIcon(icon("send", on_accent=True))
             self.send_button.setToolTip("Send (Enter)")
             self.send_button.setAccessibleName("Send")

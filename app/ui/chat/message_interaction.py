@@ -14,7 +14,7 @@ from PySide6.QtGui import QGuiApplication, QMouseEvent, QTextDocument
 from PySide6.QtWidgets import QFrame, QMenu, QTextBrowser, QWidget
 
 from app.core.chat.messages import Message, Role
-from app.core.values.replies import StopReason
+from app.ui.chat.message_actions import can_continue_reply
 from app.ui.chat.message_layout import PAD, has_versions
 
 
@@ -102,8 +102,7 @@ def message_menu(
         menu.addAction("Edit and resend…", lambda: action(row, "edit"))
     else:
         menu.addAction("Regenerate", lambda: action(row, "regenerate"))
-        stopped_early = message.stats is not None and message.stats.stop_reason is StopReason.MAX_TOKENS
-        if (stopped_early or message.cut_off) and can_continue:
+        if can_continue and can_continue_reply(message):
             menu.addAction("Continue", lambda: action(row, "continue"))
     if has_versions(message):
         menu.addAction("Previous version", lambda: step(row, -1))

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import QAbstractScrollArea, QFrame, QWidget
 
 from app.core.chat.messages import Message
 from app.ui.chat import message_accessibility, message_focus
+from app.ui.chat.message_actions import MessageActionBar
 from app.ui.chat.message_interaction import SelectableText, copied_code, message_menu, text_point
 from app.ui.chat.message_layout import (
     Row,
@@ -62,8 +63,10 @@ class MessageView(QAbstractScrollArea):
     codeCopied = Signal(str)
     #: (row, -1 | +1): show the previous or next version of a message.
     versionStep = Signal(int, int)
-    #: (row, "edit" | "regenerate" | "delete"): a message action from the context menu.
+    #: (row, "edit" | "regenerate" | "continue" | "delete"): from the context menu or the hover bar.
     messageAction = Signal(int, str)
+    #: A message's Copy button put its text on the clipboard.
+    messageCopied = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -90,6 +93,7 @@ class MessageView(QAbstractScrollArea):
         self._overlay = SelectableText(self.viewport())
         self._overlay.hide()
         self._overlay.anchorClicked.connect(lambda url: self._on_anchor(self._overlay.row, url.toString()))
+        self._actions = MessageActionBar(self.viewport(), self.messageAction.emit, self.messageCopied.emit)
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
         #: Time spent in the last text append, for the smoothness benchmark.
         self.last_append_s = 0.0
@@ -185,6 +189,7 @@ class MessageView(QAbstractScrollArea):
         assert self._model is not None or count == 0
         self._tops = estimate_all(self._rows, self._model.peek, estimate)  # type: ignore[union-attr]
         self._overlay.hide()
+        self._actions.hide_bar()
         self._update_scrollbar()
         self._measure_visible()
         self.viewport().update()
@@ -304,11 +309,35 @@ class MessageView(QAbstractScrollArea):
                 continue
             message = self._model.peek(row)  # role, stats, state: no need to join streamed text
             bubble = self.bubble_rect(row)
-            header = QRect(self._column_left(), top, self._content_width(), layout.bubble.top())
-            rows.paint(message, layout, bubble, header)
+            rows.paint(message, layout, bubble, self._header_rect(row))
             if row == self.current_row and self.hasFocus():
                 message_focus.paint_cursor(painter, bubble, palette)
         painter.end()
+        if self._actions.row >= 0:  # keep the hover bar on its message (scrolls, re-wraps, new rows)
+            self.show_actions(self._actions.row)
+
+    def _header_rect(self, row: int) -> QRect:
+        """The strip above row `row`'s bubble (its title), in viewport coordinates."""
+        top = self._tops[row] - self.verticalScrollBar().value()
+        return QRect(self._column_left(), top, self._content_width(), self._rows[row].bubble.top())
+
+    def show_actions(self, row: int) -> None:
+        """Show the action buttons over message `row` (-1 or a row gone: hide them)."""
+        if self._model is None or not 0 <= row < len(self._rows):
+            self._actions.hide_bar()
+            return
+        last = row == len(self._rows) - 1
+        message = self._model.peek(row)
+        self._actions.show_for(row, message, self.bubble_rect(row), last)
+        self._actions.buttons["continue"].setVisible(
+            self._actions.buttons["continue"].isVisible() and self.can_continue
+        )
+
+    def viewportEvent(self, event: QEvent) -> bool:
+        """The mouse left the messages: the hover bar goes (or back to the keyboard's message)."""
+        if event.type() == QEvent.Type.Leave:
+            self.show_actions(self.current_row if self.hasFocus() else -1)
+        return super().viewportEvent(event)
 
     # ----- events -------------------------------------------------------------------------
 
@@ -355,6 +384,8 @@ class MessageView(QAbstractScrollArea):
         anchor = doc.documentLayout().anchorAt(doc_pos) if doc is not None and doc_pos is not None else ""
         cursor = Qt.CursorShape.PointingHandCursor if anchor else Qt.CursorShape.IBeamCursor
         self.viewport().setCursor(cursor if row >= 0 else Qt.CursorShape.ArrowCursor)
+        if row != self._actions.row:
+            self.show_actions(row)
         super().mouseMoveEvent(event)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
@@ -437,6 +468,7 @@ class MessageView(QAbstractScrollArea):
         elif bubble.bottom() > height:
             bar.setValue(bar.value() + bubble.bottom() - height + 8)
         self.viewport().update()
+        self.show_actions(row)
         message_accessibility.focus_moved(self, row)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from app.core.chat.transcript import Transcript
@@ -10,10 +11,18 @@ from app.ui.chat.composer import Composer
 from app.ui.chat.message_model import MessageListModel
 from app.ui.chat.message_view import MessageView
 from app.ui.chat.side_panel import SidePanel
+from app.ui.common.theme import chars
+
+#: The chat column is never squeezed below this many characters: the drawer gives way first.
+CHAT_MIN_CHARS = 46
 
 
 class ChatPage(QSplitter):
-    """The three columns of the chat; the message view follows the session's transcript."""
+    """The three columns of the chat; the message view follows the session's transcript. When the
+    page is too narrow for all three, one side column shows at a time."""
+
+    #: The drawer was shown (True) or hidden, by the user or because the page got narrow or wide.
+    drawerShown = Signal(bool)
 
     def __init__(self, transcript: Transcript, sidebar: QWidget, side: SidePanel) -> None:
         super().__init__(Qt.Orientation.Horizontal)
@@ -24,8 +33,9 @@ class ChatPage(QSplitter):
         self.composer = Composer()
         self.send_button = QPushButton("Send")
         self.send_button.setObjectName("sendButton")  # also the Stop button while a reply streams
-        self.send_button.setMinimumWidth(84)
+        self.send_button.setMinimumWidth(chars(self.font(), 11))
         self.send_button.setDefault(True)
+        self.send_button.setProperty("primary", True)
         chat = QWidget()
         chat_layout = QVBoxLayout(chat)
         chat_layout.setContentsMargins(0, 0, 0, 0)
@@ -42,3 +52,48 @@ class ChatPage(QSplitter):
             self.addWidget(part)
             self.setStretchFactor(index, stretch)
         self.setSizes([220, 700, 280])
+        self.sidebar, self.side = sidebar, side
+        self._drawer_wanted = True  # the user's choice for a page wide enough for three columns
+        self._narrow_drawer = False  # on a narrow page: the drawer instead of the conversations
+
+    def narrow(self) -> bool:
+        """Too narrow for the conversations, a readable chat and the drawer side by side (a small
+        window, or large text)."""
+        chat = chars(self.font(), CHAT_MIN_CHARS)
+        return self.width() < self.sidebar.minimumWidth() + chat + self.side.minimumWidth()
+
+    def set_drawer_wanted(self, shown: bool) -> None:
+        """Show or hide the settings drawer. On a narrow page it takes the conversations' place."""
+        if self.narrow():
+            self._narrow_drawer = shown
+        else:
+            self._drawer_wanted = shown
+        self._arrange()
+
+    def restore_drawer(self, shown: bool) -> None:
+        """The choice remembered from the last session, for a page wide enough for the drawer."""
+        self._drawer_wanted = shown
+        self._arrange()
+
+    def show_conversations(self) -> None:
+        """Bring the conversation list back (on a narrow page, in the drawer's place)."""
+        if self.narrow() and self._narrow_drawer:
+            self._narrow_drawer = False
+            self._arrange()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """Fit the columns to the new width."""
+        super().resizeEvent(event)
+        self._arrange()
+
+    def _arrange(self) -> None:
+        if self.narrow():
+            drawer = self._narrow_drawer
+            self.sidebar.setVisible(not drawer)
+        else:
+            self._narrow_drawer = False
+            drawer = self._drawer_wanted
+            self.sidebar.setVisible(True)
+        if self.side.isHidden() == drawer:
+            self.side.setVisible(drawer)
+            self.drawerShown.emit(drawer)

@@ -7,6 +7,8 @@ from PySide6.QtWidgets import QComboBox, QLabel, QPlainTextEdit, QScrollArea, QV
 
 from app.core.inference.context_policy import ContextPolicy
 from app.core.values.sampling import SamplingParams
+from app.ui.common.section import Section
+from app.ui.common.theme import chars
 from app.ui.conversations.presets import PresetBar
 from app.ui.inference.sampling_panel import SamplingPanel
 from app.ui.models.offload_panel import OffloadPanel
@@ -16,7 +18,8 @@ PROMPT_SAVE_DELAY_MS = 600
 
 
 class SidePanel(QScrollArea):
-    """The conversation's settings and the model's GPU options, in one scrolling column."""
+    """The settings drawer: the conversation's system prompt and sampling, the model's GPU options, in
+    sections that fold, in one scrolling column."""
 
     #: The system prompt changed (every keystroke) / typing it paused (save it now).
     promptEdited = Signal(str)
@@ -29,13 +32,10 @@ class SidePanel(QScrollArea):
         self.setObjectName("samplingScroll")
         self.presets = presets
         panel = QWidget()
+        panel.setObjectName("settingsDrawer")
         layout = QVBoxLayout(panel)
-        layout.setContentsMargins(0, 0, 0, 0)
-        prompt_label = QLabel("System prompt")
-        prompt_label.setContentsMargins(12, 10, 12, 0)
-        font = prompt_label.font()
-        font.setBold(True)
-        prompt_label.setFont(font)
+        layout.setContentsMargins(0, 6, 0, 6)
+        layout.setSpacing(2)
         self.system_prompt = QPlainTextEdit()
         self.system_prompt.setObjectName("systemPromptInput")
         self.system_prompt.setAccessibleName("System prompt")
@@ -45,19 +45,17 @@ class SidePanel(QScrollArea):
         self.system_prompt.setTabChangesFocus(True)
         prompt_box = QWidget()
         prompt_layout = QVBoxLayout(prompt_box)
-        prompt_layout.setContentsMargins(12, 4, 12, 0)
+        prompt_layout.setContentsMargins(4, 0, 4, 8)
+        prompt_layout.setSpacing(6)
+        prompt_layout.addWidget(presets)
         prompt_layout.addWidget(self.system_prompt)
-        layout.addWidget(prompt_label)
-        layout.addWidget(presets)
-        layout.addWidget(prompt_box)
-        policy_box = QWidget()
-        policy_layout = QVBoxLayout(policy_box)
-        policy_layout.setContentsMargins(12, 6, 12, 0)
         policy_label = QLabel("When the conversation outgrows the context window")
         policy_label.setWordWrap(True)
-        policy_layout.addWidget(policy_label)
+        policy_label.setProperty("muted", True)
+        prompt_layout.addWidget(policy_label)
         self.context_policy = QComboBox()
         self.context_policy.setObjectName("contextPolicyPicker")
+        self.context_policy.setAccessibleName("When the conversation outgrows the context window")
         for policy in ContextPolicy:
             self.context_policy.addItem(policy.label, policy.value)
         self.context_policy.setCurrentIndex(self.context_policy.findData(ContextPolicy.DROP_OLDEST.value))
@@ -65,17 +63,30 @@ class SidePanel(QScrollArea):
             "Stop: refuse and say so. Oldest: leave out the oldest turns (never the system prompt). "
             "First and latest: keep the first exchange, which usually sets the task, and the newest turns."
         )
-        policy_layout.addWidget(self.context_policy)
-        layout.addWidget(policy_box)
+        self.context_policy.setAccessibleDescription(self.context_policy.toolTip())
+        policy_label.setBuddy(self.context_policy)
+        prompt_layout.addWidget(self.context_policy)
         self.sampling = SamplingPanel(sampling)
-        layout.addWidget(self.sampling, 1)
         self.offload = OffloadPanel()
-        layout.addWidget(self.offload)
+        #: The drawer's sections: the basics open, the GPU's options folded until wanted.
+        self.sections = {
+            "prompt": Section("System prompt", prompt_box, True, "promptSection"),
+            "sampling": Section("Sampling", self.sampling, True, "samplingSection"),
+            "gpu": Section("GPU and CPU", self.offload, False, "gpuSection"),
+        }
+        for section in self.sections.values():
+            layout.addWidget(section)
+        layout.addStretch(1)
         self.setWidgetResizable(True)
         self.setWidget(panel)
-        self.setMinimumWidth(250)
-        self.setMaximumWidth(360)
+        # As wide as its widest section needs, folded ones too (a folded section is left out of the
+        # layout's own hint): with large text a button or a field would be cut off otherwise.
+        widest = max(section.content.minimumSizeHint().width() for section in self.sections.values())
+        needed = widest + 2 * 8 + self.verticalScrollBar().sizeHint().width() + 4
+        self.setMinimumWidth(max(250, chars(self.font(), 36), needed))
+        self.setMaximumWidth(max(360, chars(self.font(), 52), needed))
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes to its controls, not the frame
         self._prompt_timer = QTimer(self)
         self._prompt_timer.setSingleShot(True)
         self._prompt_timer.setInterval(PROMPT_SAVE_DELAY_MS)

@@ -7,6 +7,9 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QToolButton, QWidget
 
+from app.ui.common.icons import icon
+from app.ui.common.theme import is_dark
+
 #: A banner button: its label and what it does.
 Action = tuple[str, Callable[[], object]]
 
@@ -15,6 +18,21 @@ def sentence(text: str) -> str:
     """`text` ending with a full stop, so messages can be joined."""
     text = text.strip()
     return text if not text or text[-1] in ".!?" else text + "."
+
+
+def banner_style(error: bool, dark: bool) -> str:
+    """A tint of red (error) or blue (notice) that suits the theme: pale on light, deep on dark."""
+    tints = {  # (dark, error): background, edge, text
+        (True, True): ("#3c1f22", "#f85149", "#ffdcd7"),
+        (True, False): ("#172a41", "#4493f8", "#e6edf3"),
+        (False, True): ("#fbe3e4", "#d1242f", "#1f2328"),
+        (False, False): ("#e3eefc", "#0969da", "#1f2328"),
+    }
+    color, border, text = tints[(dark, error)]
+    return (
+        f"#banner {{ background: {color}; border-left: 4px solid {border}; }} "
+        f"#banner QLabel, #banner QToolButton {{ color: {text}; }}"
+    )
 
 
 class Banner(QWidget):
@@ -36,9 +54,10 @@ class Banner(QWidget):
         self.action_button.clicked.connect(self._on_action)
         self._action: Callable[[], object] | None = None
         close = QToolButton()
-        close.setText("✕")
+        close.setIcon(icon("close"))
         close.setAutoRaise(True)
         close.setToolTip("Dismiss")
+        close.setAccessibleName("Dismiss the message")
         close.clicked.connect(self.hide)
         layout.addWidget(self.label, 1)
         layout.addWidget(self.action_button, 0, Qt.AlignmentFlag.AlignVCenter)
@@ -57,12 +76,7 @@ class Banner(QWidget):
         self.action_button.setText(action[0] if action else "")
         self.action_button.setVisible(action is not None)
         self.setProperty("error", error)
-        color = "#f8d7da" if error else "#dbeafe"
-        border = "#d1242f" if error else "#0969da"
-        self.setStyleSheet(
-            f"#banner {{ background: {color}; border-left: 4px solid {border}; }} "
-            "#banner QLabel, #banner QToolButton { color: #1f2328; }"  # dark text on the light tint
-        )
+        self.setStyleSheet(banner_style(error, is_dark(self.palette())))
         self.label.setText(text)
         self.show()
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QSizePolicy, QStatusBar
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QProgressBar, QPushButton, QSizePolicy, QStatusBar
 
 from app.core.values.replies import ReplyStats
+from app.ui.common.accessible import set_description
+from app.ui.common.elided_label import ElidedLabel
+from app.ui.common.icons import icon
+from app.ui.common.theme import chars
 
 REMOTE_CONTEXT_TIP = (
     "A remote model's tokenizer is not on this computer, so Fireside cannot count the tokens of a "
@@ -25,16 +29,22 @@ class StatusBar(QStatusBar):
     def __init__(self) -> None:
         super().__init__()
         self.setStyleSheet("QStatusBar QLabel { padding: 0 8px; }")
-        self.model_label = QLabel("No model")
+        self.model_label = ElidedLabel("No model", Qt.TextElideMode.ElideMiddle)
         self.model_label.setObjectName("statusModel")
-        self.state_label = QLabel("Starting…")
+        self.model_label.setAccessibleDescription("The model chat goes to")
+        # The state and the context give way (shortened with "…") before the indicators do.
+        self.state_label = ElidedLabel("Starting…", Qt.TextElideMode.ElideRight)
         self.state_label.setObjectName("statusState")
-        self.context_label = QLabel("Context: –")
+        self.state_label.setAccessibleName("Model state")
+        self.context_label = ElidedLabel("Context: –", Qt.TextElideMode.ElideRight)
         self.context_label.setObjectName("statusContext")
+        self.context_label.setAccessibleName("Context used")
         self.download_indicator = QPushButton()
         self.download_indicator.setObjectName("downloadIndicator")
         self.download_indicator.setFlat(True)
         self.download_indicator.setToolTip("Show downloads")
+        self.download_indicator.setAccessibleName("Downloads")
+        self.download_indicator.setIcon(icon("download"))
         self.download_indicator.clicked.connect(self.downloadsClicked)
         self.download_indicator.hide()
         # The model name gives way first when the bar is narrow, so the state and the context
@@ -55,7 +65,11 @@ class StatusBar(QStatusBar):
         self.addPermanentWidget(self.context_label)
         self.context_meter = QProgressBar()
         self.context_meter.setObjectName("contextMeter")
-        self.context_meter.setFixedWidth(110)
+        set_description(
+            self.context_meter,
+            "How much of the model's context window the conversation and your draft take",
+        )
+        self.context_meter.setFixedWidth(chars(self.font(), 17))
         # The bar says what it measures: a bare bar at the end of the status bar meant nothing.
         self.context_meter.setFormat("no model")  # "N% of context" once one is loaded
         self.context_meter.setTextVisible(True)
@@ -72,6 +86,7 @@ class StatusBar(QStatusBar):
     def show_state(self, text: str) -> None:
         """Ready, loading, generating, waiting…"""
         self.state_label.setText(text)
+        self.state_label.setToolTip(text)  # whole, when the bar is too narrow for it
 
     def show_context(self, used: int, total: int) -> None:
         """How much of the context window the conversation and the draft take."""

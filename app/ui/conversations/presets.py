@@ -6,6 +6,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QInputDialog, QToolButton, QVBoxLayout, QWidget
 
 from app.core.chat.store import Preset
+from app.ui.common.icons import decorate
 
 #: Id of the picker's entry holding the loaded model's own recommended settings (not stored).
 MODEL_DEFAULTS_ID = -1
@@ -24,7 +25,7 @@ class PresetBar(QWidget):
         self.presets: list[Preset] = []
         self.model_defaults: Preset | None = None
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 4, 12, 0)
+        layout.setContentsMargins(0, 0, 0, 0)
         self.picker = QComboBox()
         self.picker.setObjectName("presetPicker")
         self.picker.setToolTip("Apply a preset: its system prompt and sampling settings")
@@ -36,10 +37,15 @@ class PresetBar(QWidget):
         self.save_button.clicked.connect(self._ask_save)
         self.rename_button = QToolButton()
         self.rename_button.setText("Rename…")
+        self.rename_button.setToolTip("Rename the chosen preset")
         self.rename_button.clicked.connect(self._ask_rename)
         self.delete_button = QToolButton()
         self.delete_button.setText("Delete")
+        self.delete_button.setToolTip("Delete the chosen preset")
         self.delete_button.clicked.connect(self._delete)
+        decorate(self.save_button, "save")
+        decorate(self.rename_button, "edit")
+        decorate(self.delete_button, "delete")
         # Two rows: the side panel is narrow (250 px at least), and a cut-off button is worse than a row.
         buttons = QHBoxLayout()
         buttons.setContentsMargins(0, 0, 0, 0)

@@ -12,11 +12,15 @@ from PySide6.QtWidgets import (
     QListView,
     QMenu,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from app.core.chat.store import ConversationInfo, SearchHit
+from app.ui.common.accessible import set_description
+from app.ui.common.icons import icon
+from app.ui.common.theme import chars
 
 IdRole = Qt.ItemDataRole.UserRole + 10
 _Index = QModelIndex | QPersistentModelIndex
@@ -88,12 +92,17 @@ class ConversationSidebar(QWidget):
         self.new_button = QPushButton("New conversation")
         self.new_button.setObjectName("newConversationButton")
         self.new_button.setToolTip("Start a new conversation (Ctrl+N)")
+        self.new_button.setIcon(icon("new_conversation"))
         self.new_button.clicked.connect(self.newRequested)
         self.search = QLineEdit()
         self.search.setObjectName("conversationSearch")
         self.search.setAccessibleName("Search conversations")
         self.search.setPlaceholderText("Search conversations")
         self.search.setClearButtonEnabled(True)
+        self.search.addAction(icon("search"), QLineEdit.ActionPosition.LeadingPosition)
+        for button in self.search.findChildren(QToolButton):  # the icon's button: a name to read out
+            button.setAccessibleName("Search")
+            button.setAccessibleDescription("Type to search the conversations' titles and messages")
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(SEARCH_DEBOUNCE_MS)
@@ -102,6 +111,11 @@ class ConversationSidebar(QWidget):
         self.model = ConversationListModel(self)
         self.list = QListView()
         self.list.setObjectName("conversationList")
+        set_description(
+            self.list,
+            "Your conversations, pinned first; Enter opens one, the "
+            "context menu renames, pins, exports or deletes",
+        )
         self.list.setAccessibleName("Conversations")
         self.list.setModel(self.model)
         self.list.setUniformItemSizes(False)
@@ -117,6 +131,8 @@ class ConversationSidebar(QWidget):
         self.list.activated.connect(lambda index: self.chosen.emit(int(index.data(IdRole))))
         self.more_button = QPushButton("Import / export…")
         self.more_button.setObjectName("conversationFileButton")
+        set_description(self.more_button, "Import conversations from a JSON file, or export them all")
+        self.more_button.setIcon(icon("folder"))
         file_menu = QMenu(self.more_button)
         file_menu.addAction("Import conversations (JSON)…", self.importRequested.emit)
         file_menu.addAction(
@@ -130,8 +146,8 @@ class ConversationSidebar(QWidget):
         layout.addWidget(self.search)
         layout.addWidget(self.list, 1)
         layout.addWidget(self.more_button)
-        self.setMinimumWidth(200)
-        self.setMaximumWidth(320)
+        self.setMinimumWidth(max(200, chars(self.font(), 26)))
+        self.setMaximumWidth(max(320, chars(self.font(), 44)))
 
     def select(self, conversation_id: int | None) -> None:
         """Highlight the open conversation (no signal)."""

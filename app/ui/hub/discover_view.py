@@ -29,6 +29,8 @@ from app.core.hub.files import FileGroup
 from app.core.hub.plan import FileFit
 from app.core.models.shape import ModelShape
 from app.core.system.machine import Machine
+from app.ui.common.accessible import set_description
+from app.ui.common.icons import decorate
 from app.ui.common.tasks import BackgroundTasks
 from app.ui.hub.repo_details import FileState, RepoDetailsView
 from app.ui.hub.results import RepoRole, ResultDelegate, SearchResultsModel
@@ -100,6 +102,7 @@ class DiscoverView(QWidget):
         self.search_input.returnPressed.connect(self.search_now)
         self.sort = QComboBox()
         self.sort.setObjectName("hubSort")
+        set_description(self.sort, "The order of the search results")
         self.sort.addItems(list(SORTS))
         self.sort.currentIndexChanged.connect(lambda _i: self.search_now())
         bar.addWidget(self.search_input, 1)
@@ -121,6 +124,7 @@ class DiscoverView(QWidget):
         self.results_model.moreWanted.connect(self._fetch_more)
         self.results = QListView()
         self.results.setObjectName("hubResults")
+        set_description(self.results, "GGUF repositories on Hugging Face; choose one to see its files")
         self.results.setAccessibleName("Models found")
         self.results.setModel(self.results_model)
         self.results.setItemDelegate(ResultDelegate(self.results))
@@ -137,6 +141,7 @@ class DiscoverView(QWidget):
         self.offline_label.setWordWrap(True)
         self.offline_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         retry = QPushButton("Retry")
+        decorate(retry, "retry")
         retry.setObjectName("hubRetryButton")
         retry.clicked.connect(self.search_now)
         offline_layout.addWidget(self.offline_label)

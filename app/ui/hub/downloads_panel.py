@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
 
 from app.core.hub.downloads import Job, State, format_eta
 from app.core.values.units import format_size
+from app.ui.common.accessible import set_description
+from app.ui.common.icons import decorate
 
 
 def detail_text(job: Job) -> str:
@@ -99,8 +101,10 @@ class DownloadRow(QWidget):
         if toggle is not None:
             self.toggle.setText(toggle[0])
             self.toggle.setProperty("verb", toggle[1])
+            decorate(self.toggle, "pause" if toggle[1] == "pause" else "resume")
         finished = job.state in (State.DONE, State.CANCELLED)
         self.cancel.setText("Clear" if finished else "Cancel")
+        decorate(self.cancel, "close")
         self.cancel.setProperty("verb", "remove" if finished else "cancel")
         self.setAccessibleName(f"{job.label}: {self.detail.text()}")
 
@@ -113,6 +117,7 @@ class DownloadList(QListWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("downloadList")
+        set_description(self, "Downloads in progress, queued and finished")
         self.setAccessibleName("Downloads")
         self.setSelectionMode(QListWidget.SelectionMode.NoSelection)
         self.setVerticalScrollMode(QListWidget.ScrollMode.ScrollPerPixel)

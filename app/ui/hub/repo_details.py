@@ -32,6 +32,8 @@ from app.core.models.estimate import describe
 from app.core.models.shape import ModelShape
 from app.core.system.machine import Machine
 from app.core.values.units import format_params
+from app.ui.common.accessible import set_description
+from app.ui.common.icons import decorate
 from app.ui.common.markdown_html import render_markdown
 from app.ui.common.tasks import BackgroundTasks
 from app.ui.common.theme import markdown_palette
@@ -103,6 +105,10 @@ class RepoDetailsView(QWidget):
         self.files_model = FilesModel(self)
         self.files = QTableView()
         self.files.setObjectName("hubFiles")
+        set_description(
+            self.files,
+            "The repository's GGUF files, best first, with their size and whether they fit this computer",
+        )
         self.files.setAccessibleName("Files of this model")
         self.files.setModel(self.files_model)
         self.files.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -127,7 +133,9 @@ class RepoDetailsView(QWidget):
         action_row = QHBoxLayout()
         action_row.addWidget(self.fit_note, 1)
         self.download_button = QPushButton("Download")
+        decorate(self.download_button, "download")
         self.download_button.setObjectName("downloadButton")
+        set_description(self.download_button, "Download the chosen file into the models folder")
         self.download_button.setEnabled(False)
         self.download_button.clicked.connect(self._on_download_clicked)
         action_row.addWidget(self.download_button, 0, Qt.AlignmentFlag.AlignTop)

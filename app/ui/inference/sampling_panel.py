@@ -15,6 +15,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.values.sampling import RANGES, SamplingParams
+from app.ui.common.accessible import set_description
+from app.ui.common.section import Section
+from app.ui.common.theme import HINT_SCALE, scaled_font
 
 #: (field, label, objectName, decimals, step) in display order.
 FIELDS: list[tuple[str, str, str, int, float]] = [
@@ -27,6 +30,16 @@ FIELDS: list[tuple[str, str, str, int, float]] = [
     ("seed", "Seed", "seedInput", 0, 1),
     ("context_length", "Context length", "contextLengthInput", 0, 256),
 ]
+#: The fields shown up front; the others fold under "More sampling settings".
+BASIC = ("temperature", "max_tokens", "context_length")
+
+
+def _form() -> QFormLayout:
+    form = QFormLayout()
+    form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+    form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
+    form.setVerticalSpacing(4)
+    return form
 
 
 class SamplingPanel(QWidget):
@@ -40,20 +53,18 @@ class SamplingPanel(QWidget):
         self._inputs: dict[str, QSpinBox | QDoubleSpinBox] = {}
         self._max_context = int(RANGES["context_length"].maximum)
         outer = QVBoxLayout(self)
-        outer.setContentsMargins(12, 12, 12, 12)
-        outer.setSpacing(8)
-        title = QLabel("Sampling")
-        title.setStyleSheet("font-weight: 600; font-size: 14px;")
-        outer.addWidget(title)
+        outer.setContentsMargins(4, 0, 4, 8)
+        outer.setSpacing(6)
         note = QLabel("Changes apply to the next reply.")
         note.setWordWrap(True)
         note.setProperty("muted", True)
         outer.addWidget(note)
-        form = QFormLayout()
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
-        form.setVerticalSpacing(4)
-        for name, label, object_name, decimals, step in FIELDS:
+        form, more_form = _form(), _form()
+        more = QWidget()
+        more.setLayout(more_form)
+        more_form.setContentsMargins(0, 0, 0, 0)
+        order = [f for f in FIELDS if f[0] in BASIC] + [f for f in FIELDS if f[0] not in BASIC]
+        for name, label, object_name, decimals, step in order:
             rng = RANGES[name]
             box: QSpinBox | QDoubleSpinBox
             if rng.integer:
@@ -78,18 +89,21 @@ class SamplingPanel(QWidget):
             hint.setObjectName(f"{object_name}Hint")
             hint.setWordWrap(True)
             hint.setProperty("muted", True)
-            hint.setStyleSheet("font-size: 11px;")
+            hint.setFont(scaled_font(hint.font(), HINT_SCALE))
             field_box = QWidget()
             field_layout = QVBoxLayout(field_box)
             field_layout.setContentsMargins(0, 0, 0, 6)
             field_layout.setSpacing(2)
             field_layout.addWidget(box)
             field_layout.addWidget(hint)
-            form.addRow(label, field_box)
+            (form if name in BASIC else more_form).addRow(label, field_box)
             self._inputs[name] = box
         outer.addLayout(form)
+        self.more = Section("More sampling settings", more, False, "moreSampling", inset=False)
+        outer.addWidget(self.more)
         reset = QPushButton("Reset to defaults")
         reset.setObjectName("resetSamplingButton")
+        set_description(reset, "Put every sampling setting back to its default")
         reset.clicked.connect(self.reset)
         outer.addWidget(reset)
         outer.addStretch(1)

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from app.core.system.hardware import GPU_INSTALL_COMMANDS, Hardware
 from app.core.values.units import format_size
+from app.ui.common.accessible import describe_buttons
 
 
 class HardwareDialog(QDialog):
@@ -59,6 +60,7 @@ class HardwareDialog(QDialog):
         cpu_layout.addLayout(row)
         layout.addWidget(self.cpu_only)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        describe_buttons(buttons)
         refresh = buttons.addButton("Refresh", QDialogButtonBox.ButtonRole.ActionRole)
         refresh.setObjectName("hardwareRefresh")
         refresh.clicked.connect(self.refreshRequested)

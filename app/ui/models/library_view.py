@@ -8,19 +8,32 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QButtonGroup,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QSplitter,
+    QStackedWidget,
+    QToolButton,
     QTreeView,
     QVBoxLayout,
     QWidget,
 )
 
+from app.core.models.estimate import fit_model
 from app.core.models.library import ModelEntry
 from app.core.models.other_apps import FoundModel
+from app.core.system.machine import Machine
 from app.core.values.units import format_params, format_size
+from app.ui.common.accessible import set_description
+from app.ui.common.elided_label import ElidedLabel
+from app.ui.common.icons import icon
+from app.ui.models.model_cards import CardFacts, LibraryEmpty, ModelCards
+
+#: The ways My models shows the installed models: (key, label, icon).
+LAYOUTS = (("cards", "Cards", "cards"), ("table", "Table", "table"))
 
 EntryRole = Qt.ItemDataRole.UserRole + 3
 _Index = QModelIndex | QPersistentModelIndex
@@ -113,6 +126,9 @@ class LibraryView(QWidget):
     revealRequested = Signal(str)
     folderChangeRequested = Signal()
     useInPlaceRequested = Signal(object)  # FoundModel
+    discoverRequested = Signal()
+    #: The user chose "cards" or "table".
+    layoutChosen = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -123,15 +139,30 @@ class LibraryView(QWidget):
         root.setContentsMargins(12, 10, 12, 6)
 
         folder_row = QHBoxLayout()
-        self.folder_label = QLabel()
+        self.folder_label = ElidedLabel("", Qt.TextElideMode.ElideMiddle, inset=0)
         self.folder_label.setObjectName("modelsFolderLabel")
-        self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.folder_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         change = QPushButton("Change…")
         change.setObjectName("modelsFolderButton")
         change.setToolTip("Choose the folder where Fireside keeps downloaded models")
         change.clicked.connect(self.folderChangeRequested)
         folder_row.addWidget(self.folder_label, 1)
         folder_row.addWidget(change)
+        folder_row.addSpacing(12)
+        self.layout_group = QButtonGroup(self)
+        self.layout_buttons: dict[str, QToolButton] = {}
+        for key, label, icon_name in LAYOUTS:
+            button = QToolButton()
+            button.setObjectName(f"library{label}Button")
+            button.setIcon(icon(icon_name, accent=True))
+            button.setCheckable(True)
+            button.setAutoRaise(True)
+            button.setToolTip(f"Show the models as {label.lower()}")
+            button.setAccessibleName(f"Show as {label.lower()}")
+            button.clicked.connect(lambda _c=False, k=key: self._choose_layout(k))
+            self.layout_group.addButton(button)
+            self.layout_buttons[key] = button
+            folder_row.addWidget(button)
         root.addLayout(folder_row)
 
         split = QSplitter(Qt.Orientation.Vertical)
@@ -142,6 +173,7 @@ class LibraryView(QWidget):
         self.model = LibraryModel(self)
         self.list = QTreeView()
         self.list.setObjectName("libraryList")
+        set_description(self.list, "The installed models, one row each")
         self.list.setAccessibleName("Installed models")
         self.list.setModel(self.model)
         self.list.setRootIsDecorated(False)
@@ -152,7 +184,20 @@ class LibraryView(QWidget):
         self.list.header().setStretchLastSection(True)
         self.list.selectionModel().selectionChanged.connect(lambda *_: self._on_selection())
         self.list.doubleClicked.connect(lambda _i: self._use())
-        top_layout.addWidget(self.list, 1)
+        self.facts = CardFacts()
+        self.cards = ModelCards(self.facts, EntryRole)
+        self.cards.setModel(self.model)
+        self.cards.setSelectionModel(self.list.selectionModel())  # one selection, whichever view shows
+        self.cards.doubleClicked.connect(lambda _i: self._use())
+        self.cards.activated.connect(lambda _i: self._use())
+        self.empty = LibraryEmpty()
+        self.empty.discoverRequested.connect(self.discoverRequested)
+        self.empty.importRequested.connect(self.importRequested)
+        self.views = QStackedWidget()
+        for view in (self.cards, self.list, self.empty):
+            self.views.addWidget(view)
+        self.layout_name = "cards"
+        top_layout.addWidget(self.views, 1)
         self.detail = QLabel("")
         self.detail.setObjectName("libraryDetail")
         self.detail.setWordWrap(True)
@@ -167,12 +212,23 @@ class LibraryView(QWidget):
         self.delete_button.setObjectName("libraryDeleteButton")
         import_button = QPushButton("Import GGUF…")
         import_button.setObjectName("libraryImportButton")
+        set_description(import_button, "Copy a .gguf file into the models folder, or use it where it is")
+        import_button.setIcon(icon("import"))
+        self.use_button.setIcon(icon("use"))
+        set_description(self.use_button, "Load the chosen model and chat with it")
+        set_description(self.reveal_button, "Open the folder that holds the chosen model's file")
+        set_description(
+            self.delete_button,
+            "Delete the chosen model (asks first; one outside the models folder only leaves the list)",
+        )
+        self.reveal_button.setIcon(icon("folder"))
+        self.delete_button.setIcon(icon("delete"))
         self.use_button.clicked.connect(self._use)
         self.reveal_button.clicked.connect(self._reveal)
         self.delete_button.clicked.connect(self._delete)
         import_button.clicked.connect(self.importRequested)
-        for button in (self.use_button, self.reveal_button, self.delete_button):
-            buttons.addWidget(button)
+        for action_button in (self.use_button, self.reveal_button, self.delete_button):
+            buttons.addWidget(action_button)
         buttons.addStretch(1)
         buttons.addWidget(import_button)
         top_layout.addLayout(buttons)
@@ -183,12 +239,14 @@ class LibraryView(QWidget):
         bottom_layout.setContentsMargins(0, 6, 0, 0)
         heading = QLabel("Found in other apps (use them in place: no second download)")
         heading.setObjectName("otherAppsHeading")
+        heading.setWordWrap(True)
         font = heading.font()
         font.setBold(True)
         heading.setFont(font)
         bottom_layout.addWidget(heading)
         self.others = QTreeView()
         self.others.setObjectName("otherAppsList")
+        set_description(self.others, "GGUF files that other apps downloaded, to use in place")
         self.others.setAccessibleName("Models in other apps' folders")
         self.others.setRootIsDecorated(False)
         self.others.setUniformRowHeights(True)
@@ -207,6 +265,10 @@ class LibraryView(QWidget):
         self.others_status.setObjectName("otherAppsStatus")
         self.use_in_place_button = QPushButton("Use in place")
         self.use_in_place_button.setObjectName("otherAppsUseButton")
+        set_description(
+            self.use_in_place_button,
+            "Add the chosen file to your models, used where it is: no copy, no download",
+        )
         self.use_in_place_button.clicked.connect(self._use_in_place)
         others_buttons.addWidget(self.others_status, 1)
         others_buttons.addWidget(self.use_in_place_button)
@@ -218,9 +280,47 @@ class LibraryView(QWidget):
 
     # ----- content ------------------------------------------------------------------------------
 
+    def set_layout(self, name: str) -> None:
+        """Show the models as "cards" or as a "table" (the empty state stays while none is installed)."""
+        self.layout_name = name if name in self.layout_buttons else "cards"
+        self.layout_buttons[self.layout_name].setChecked(True)
+        self._show_view()
+
+    def _choose_layout(self, name: str) -> None:
+        self.set_layout(name)
+        self.layoutChosen.emit(name)
+
+    def _show_view(self) -> None:
+        if not self.model.entries:
+            self.views.setCurrentWidget(self.empty)
+        else:
+            self.views.setCurrentWidget(self.cards if self.layout_name == "cards" else self.list)
+        for button in self.layout_buttons.values():
+            button.setEnabled(bool(self.model.entries))
+        for action_button in (self.use_button, self.reveal_button, self.delete_button):
+            action_button.setVisible(bool(self.model.entries))  # nothing to use, show or delete yet
+
+    def set_machine(self, machine: Machine, context_length: int, parallel: int) -> None:
+        """Judge each card's fit against `machine` at `context_length` tokens and `parallel` replies."""
+
+        def badge(entry: ModelEntry) -> object:
+            info = entry.info
+            if info is None:
+                return None
+            return fit_model(info.file_size, info.shape, context_length, machine, parallel)[0]
+
+        self.facts.fit = badge  # type: ignore[assignment]
+        self.cards.viewport().update()
+
+    def set_usage(self, last_used: dict[str, float], loaded: str) -> None:
+        """When each model was last used, and the one loaded now (its card says "In use now")."""
+        self.facts.last_used, self.facts.loaded = last_used, loaded
+        self.cards.viewport().update()
+
     def set_folder(self, folder: Path) -> None:
         """Show the models folder."""
         self.folder_label.setText(f"Models folder: {folder}")
+        self.folder_label.setToolTip(str(folder))
 
     def set_entries(
         self,
@@ -233,8 +333,10 @@ class LibraryView(QWidget):
         selected = self.selected_entry()
         self.notes = notes or {}
         self.model.set_entries(entries, names)
+        self.facts.names = names or {}
         if selected is not None:
             self.select_path(str(selected.path))
+        self._show_view()
         self._on_selection()
 
     def set_found(self, found: list[FoundModel], in_library: set[str]) -> None:
@@ -259,8 +361,9 @@ class LibraryView(QWidget):
 
     def selected_entry(self) -> ModelEntry | None:
         """The selected installed model."""
-        rows = self.list.selectionModel().selectedRows()
-        value = rows[0].data(EntryRole) if rows else None
+        # Any selected cell: the cards select column 0 only, the table whole rows.
+        indexes = self.list.selectionModel().selectedIndexes()
+        value = indexes[0].data(EntryRole) if indexes else None
         return value if isinstance(value, ModelEntry) else None
 
     def select_path(self, path: str) -> bool:

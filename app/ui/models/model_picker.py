@@ -14,6 +14,7 @@ from app.core.models.library import ModelEntry
 from app.core.remote.endpoints import EndpointModels, model_key
 from app.core.system.machine import Machine, total_ram
 from app.core.values.units import format_params, format_size
+from app.ui.common.accessible import set_description
 
 PathRole = Qt.ItemDataRole.UserRole + 1
 #: A remote model's key (app.core.endpoints.model_key) on its row.
@@ -61,6 +62,7 @@ class ModelPicker(QComboBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("modelPicker")
+        set_description(self, "The model chat goes to: installed models, then remote engines' models")
         self.setAccessibleName("Model")
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.setMinimumContentsLength(28)

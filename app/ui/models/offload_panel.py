@@ -31,6 +31,8 @@ from app.core.models.offload import (
 )
 from app.core.system.hardware import Hardware
 from app.core.values.units import format_size
+from app.ui.common.icons import decorate
+from app.ui.common.theme import HINT_SCALE, scaled_font
 
 FLASH_CHOICES = [("Auto", None), ("On", True), ("Off", False)]
 HINTS = {
@@ -45,7 +47,7 @@ def _hint(text: str, name: str) -> QLabel:
     label.setObjectName(name)
     label.setWordWrap(True)
     label.setProperty("muted", True)
-    label.setStyleSheet("font-size: 11px;")
+    label.setFont(scaled_font(label.font(), HINT_SCALE))
     return label
 
 
@@ -64,16 +66,14 @@ class OffloadPanel(QWidget):
         self.sequences = 1
         self.applied = OffloadSettings()
         outer = QVBoxLayout(self)
-        outer.setContentsMargins(12, 4, 12, 12)
+        outer.setContentsMargins(4, 0, 4, 8)
         outer.setSpacing(6)
-        title = QLabel("GPU and CPU")
-        title.setStyleSheet("font-weight: 600; font-size: 14px;")
-        outer.addWidget(title)
         summary_row = QHBoxLayout()
         self.summary = QLabel("Looking for GPUs…")
         self.summary.setObjectName("hardwareSummary")
         self.summary.setWordWrap(True)
         details = QPushButton("Hardware…")
+        decorate(details, "hardware")
         details.setObjectName("hardwareButton")
         details.setToolTip(
             "The backend llama.cpp was built with, each GPU and its memory, RAM and CPU threads"
@@ -136,6 +136,7 @@ class OffloadPanel(QWidget):
         outer.addLayout(form)
 
         self.apply_button = QPushButton("Apply (reloads the model)")
+        decorate(self.apply_button, "retry")
         self.apply_button.setObjectName("applyOffloadButton")
         self.apply_button.clicked.connect(lambda: self.applyRequested.emit(self.settings()))
         outer.addWidget(self.apply_button)

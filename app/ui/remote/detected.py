@@ -10,6 +10,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWi
 
 from app.core.remote.client import KNOWN_LOCAL_ENGINES, Endpoint
 from app.core.remote.endpoints import EndpointConfig
+from app.ui.common.accessible import set_description
+from app.ui.common.icons import decorate
 from app.ui.remote.controller import RemoteEngines
 from app.ui.remote.endpoint_form import list_of
 
@@ -34,7 +36,9 @@ class DetectedEngines(QWidget):
         self.status.setObjectName("detectedStatus")
         self.status.setWordWrap(True)
         self.detect_button = QPushButton("Look again")
+        decorate(self.detect_button, "search")
         self.detect_button.setObjectName("detectAgainButton")
+        set_description(self.detect_button, "Look for engines running on this computer again")
         self.detect_button.clicked.connect(self.detect)
         status_row.addWidget(self.status, 1)
         status_row.addWidget(self.detect_button)
@@ -71,6 +75,7 @@ class DetectedEngines(QWidget):
             )
             label.setToolTip(list_of(models, 20))
             button = QPushButton("Add")
+            decorate(button, "add")
             button.setObjectName("detectedAddButton")
             button.setProperty("base_url", endpoint.base_url)
             button.clicked.connect(lambda _c=False, e=endpoint: self._add(e))

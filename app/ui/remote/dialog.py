@@ -24,6 +24,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.remote.endpoints import EndpointModels
+from app.ui.common.accessible import describe_buttons, set_description
+from app.ui.common.icons import decorate
 from app.ui.models.model_picker import PROBLEMS
 from app.ui.remote.controller import RemoteEngines
 from app.ui.remote.detected import DetectedEngines
@@ -67,16 +69,21 @@ class RemoteEnginesDialog(QDialog):
         left = QVBoxLayout()
         self.list = QListWidget()
         self.list.setObjectName("endpointList")
+        set_description(self.list, "The remote engines you added; choose one to change it")
         self.list.setStyleSheet("QListWidget::item { padding: 4px 2px; }")
         self.list.setAccessibleName("Remote engines")
         self.list.currentItemChanged.connect(lambda item, _prev: self._on_selected(item))
         left.addWidget(self.list, 1)
         buttons = QHBoxLayout()
         self.new_button = QPushButton("New")
+        decorate(self.new_button, "add")
         self.new_button.setObjectName("endpointNewButton")
+        set_description(self.new_button, "Add another remote engine")
         self.new_button.clicked.connect(self.new_endpoint)
         self.remove_button = QPushButton("Remove…")
+        decorate(self.remove_button, "delete")
         self.remove_button.setObjectName("endpointRemoveButton")
+        set_description(self.remove_button, "Remove the chosen engine and forget its key")
         self.remove_button.clicked.connect(self.ask_remove)
         buttons.addWidget(self.new_button)
         buttons.addWidget(self.remove_button)
@@ -102,6 +109,7 @@ class RemoteEnginesDialog(QDialog):
         layout.addWidget(self.detected)
 
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        describe_buttons(close)
         close.rejected.connect(self.reject)
         layout.addWidget(close)
 

@@ -9,6 +9,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
 from app.core.remote.endpoints import EndpointConfig, EndpointModels, default_name, normalize_base_url
+from app.ui.common.accessible import set_description
+from app.ui.common.icons import decorate
 from app.ui.common.theme import is_dark
 
 #: Message colours: (light palette, dark palette), so each reads on its background.
@@ -46,7 +48,9 @@ class EndpointForm(QWidget):
         self.key_input.setAccessibleName("API key of this engine")
         self.key_input.setEchoMode(QLineEdit.EchoMode.Password)
         self.forget_key_button = QPushButton("Forget key")
+        decorate(self.forget_key_button, "delete")
         self.forget_key_button.setObjectName("endpointForgetKeyButton")
+        set_description(self.forget_key_button, "Delete this engine's API key from the keyring")
         key_row.addWidget(self.key_input, 1)
         key_row.addWidget(self.forget_key_button)
         form.addRow("Name", self.name_input)
@@ -59,9 +63,13 @@ class EndpointForm(QWidget):
         right.addWidget(self.store_label)
         actions = QHBoxLayout()
         self.test_button = QPushButton("Test connection")
+        decorate(self.test_button, "test")
         self.test_button.setObjectName("endpointTestButton")
+        set_description(self.test_button, "Connect to the engine and list its models")
         self.save_button = QPushButton("Add")
+        decorate(self.save_button, "save")
         self.save_button.setObjectName("endpointSaveButton")
+        set_description(self.save_button, "Save this engine")
         actions.addWidget(self.test_button)
         actions.addStretch(1)
         actions.addWidget(self.save_button)

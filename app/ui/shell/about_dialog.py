@@ -13,6 +13,8 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QV
 
 from app import __version__
 from app.core.platform import logs, paths
+from app.ui.common.accessible import describe_buttons
+from app.ui.common.theme import TITLE_SCALE, scaled_font
 
 
 def _version(distribution: str) -> str:
@@ -49,7 +51,8 @@ class AboutDialog(QDialog):
         self.setObjectName("aboutDialog")
         self.setWindowTitle("About Fireside")
         layout = QVBoxLayout(self)
-        title = QLabel(f"<b style='font-size:16px'>Fireside {__version__}</b>")
+        title = QLabel(f"Fireside {__version__}")
+        title.setFont(scaled_font(title.font(), TITLE_SCALE, bold=True))
         layout.addWidget(title)
         blurb = QLabel(
             "Run large language models on your own computer. Everything stays on this machine: Fireside "
@@ -73,6 +76,7 @@ class AboutDialog(QDialog):
             form.addRow(name, link)
         layout.addLayout(form)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        describe_buttons(buttons)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
         self.setMinimumWidth(520)

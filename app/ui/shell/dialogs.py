@@ -10,6 +10,7 @@ from app.core.inference.kv_disk import KvDiskCache
 from app.core.settings import Settings
 from app.ui.api.controller import ServerController
 from app.ui.api.dialog import ServerDialog
+from app.ui.common.dialog_fit import FitsItsText
 from app.ui.hub.controller import HubController
 from app.ui.models.controller import ModelsController
 from app.ui.remote.controller import RemoteEngines
@@ -17,6 +18,9 @@ from app.ui.remote.dialog import RemoteEnginesDialog
 from app.ui.shell.about_dialog import AboutDialog
 from app.ui.shell.preferences import PreferencesDialog
 from app.ui.shell.shortcuts import ShortcutsDialog
+
+#: The dialogs are at least this many characters wide, so their text wraps in few lines.
+DIALOG_CHARS = 72
 
 
 class Dialogs:
@@ -40,7 +44,10 @@ class Dialogs:
 
     def server_panel(self) -> ServerDialog:
         """The Local API server dialog (one per window)."""
-        dialog = self.window.findChild(ServerDialog, "serverDialog") or ServerDialog(self.server, self.window)
+        dialog = self.window.findChild(ServerDialog, "serverDialog")
+        if dialog is None:
+            dialog = ServerDialog(self.server, self.window)
+            FitsItsText(dialog, DIALOG_CHARS)
         dialog.open()
         return dialog
 
@@ -49,6 +56,7 @@ class Dialogs:
         dialog = self.window.findChild(RemoteEnginesDialog, "remoteEnginesDialog")
         if dialog is None:
             dialog = RemoteEnginesDialog(self.remote, self.window)
+            FitsItsText(dialog, DIALOG_CHARS)
         else:
             dialog.reopen()
         dialog.open()
@@ -57,6 +65,7 @@ class Dialogs:
     def preferences(self) -> PreferencesDialog:
         """The preferences (non-modal to the event loop; the token is read again when it closes)."""
         dialog = PreferencesDialog(self.hub.keyring_tasks, self.window, self.kv_cache)
+        FitsItsText(dialog, DIALOG_CHARS)
         dialog.cacheCapChanged.connect(self._set_cache_cap)
         dialog.changed.connect(self.hub.reload_token)
         dialog.finished.connect(lambda _r: self.hub.reload_token())
@@ -73,12 +82,16 @@ class Dialogs:
 
     def shortcuts(self) -> ShortcutsDialog:
         """Help → Keyboard shortcuts (one per window)."""
-        dialog = self.window.findChild(ShortcutsDialog, "shortcutsDialog") or ShortcutsDialog(self.window)
+        dialog = self.window.findChild(ShortcutsDialog, "shortcutsDialog")
+        if dialog is None:
+            dialog = ShortcutsDialog(self.window)
+            FitsItsText(dialog, DIALOG_CHARS)
         dialog.open()
         return dialog
 
     def about(self) -> AboutDialog:
         """The About dialog: versions and folders."""
         dialog = AboutDialog(str(self.models.models_folder()), self.window)
+        FitsItsText(dialog, DIALOG_CHARS)
         dialog.open()
         return dialog

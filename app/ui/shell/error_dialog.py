@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.platform import logs
+from app.ui.common.accessible import describe_buttons
 
 
 def shiboken_valid(widget: QWidget) -> bool:
@@ -44,6 +45,7 @@ class ErrorDialog(QDialog):
         self.details.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.details.setMinimumHeight(160)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        describe_buttons(buttons)
         self.copy_button = buttons.addButton("Copy details", QDialogButtonBox.ButtonRole.ActionRole)
         self.copy_button.setObjectName("errorCopyButton")
         self.copy_button.clicked.connect(self.copy)

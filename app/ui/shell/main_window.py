@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import time
 from pathlib import Path
 
-from PySide6.QtCore import QTimer, QUrl
+from PySide6.QtCore import Qt, QTimer, QUrl
 from PySide6.QtGui import QCloseEvent, QDesktopServices
-from PySide6.QtWidgets import QFileDialog, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QMainWindow,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.core.chat.session import ChatSession
 from app.core.inference.kv_disk import KvDiskCache
@@ -39,6 +49,7 @@ from app.ui.shell import shortcuts
 from app.ui.shell.dialogs import Dialogs
 from app.ui.shell.error_dialog import ErrorReporter
 from app.ui.shell.first_run import StarterFlow
+from app.ui.shell.nav_rail import NavRail
 from app.ui.shell.top_bar import TopBar
 from app.ui.shell.welcome import WelcomePage
 
@@ -77,7 +88,7 @@ class MainWindow(QMainWindow):
 
     def _build(self) -> None:
         settings, session, tasks, bridge = self.settings, self.session, self.tasks, self.bridge
-        self.top, self.banner, self.status = TopBar(), Banner(), StatusBar()
+        self.rail, self.top, self.banner, self.status = NavRail(), TopBar(), Banner(), StatusBar()
         self.picker = self.top.picker
         self.setStatusBar(self.status)
         banner, status = self.banner, self.status
@@ -134,27 +145,38 @@ class MainWindow(QMainWindow):
             "welcome": self.pages.addWidget(self.welcome),
         }
         central = QWidget()
-        root = QVBoxLayout(central)
-        root.setContentsMargins(0, 0, 0, 0)
-        root.setSpacing(0)
+        outer = QHBoxLayout(central)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+        outer.addWidget(self.rail)
+        column = QVBoxLayout()
+        column.setSpacing(0)
         for part, stretch in ((self.top, 0), (banner, 0), (self.pages, 1)):
-            root.addWidget(part, stretch)
+            column.addWidget(part, stretch)
+        outer.addLayout(column, 1)
         self.setCentralWidget(central)
+        self.page.drawerShown.connect(self.top.set_drawer_shown)
+        self.page.restore_drawer(settings.settings_drawer)
+        library = self.models.library
+        library.set_layout(settings.library_layout)
+        library.set_machine(self.picker.machine, settings.sampling.context_length, settings.parallel)
+        library.set_usage(settings.model_last_used, "")
         self.show_page("chat" if settings.welcomed else "welcome")  # the first launch: hello first
 
     def _connect(self) -> None:
         choice, models, hub, installed = self.choice, self.models, self.hub, self.installed
-        top, status, dialogs = self.top, self.status, self.dialogs
+        top, rail, status, dialogs = self.top, self.rail, self.status, self.dialogs
         self.bridge.happened.connect(self.chat.handle)
-        top.pageRequested.connect(self.show_page)
+        rail.pageRequested.connect(self.show_page)
         self.welcome.discoverRequested.connect(lambda: self._leave_welcome("discover"))
         self.welcome.dismissed.connect(lambda: self._leave_welcome("chat"))
         top.openModelRequested.connect(self._open_model_file)
         top.remoteEnginesRequested.connect(dialogs.remote_engines)
-        top.preferencesRequested.connect(dialogs.preferences)
-        top.aboutRequested.connect(dialogs.about)
-        top.serverRequested.connect(dialogs.server_panel)
-        top.logFolderRequested.connect(self._open_log_folder)
+        top.drawerToggled.connect(self._show_drawer)
+        rail.preferencesRequested.connect(dialogs.preferences)
+        rail.aboutRequested.connect(dialogs.about)
+        rail.serverRequested.connect(dialogs.server_panel)
+        rail.logFolderRequested.connect(self._open_log_folder)
         status.downloadsClicked.connect(lambda: self.show_page("discover"))
         status.serverClicked.connect(dialogs.server_panel)
         choice.loadedChanged.connect(self._on_loaded)
@@ -165,6 +187,8 @@ class MainWindow(QMainWindow):
         models.addInPlace.connect(installed.add_in_place)
         models.forgetModel.connect(installed.forget)
         models.useModel.connect(self._chat_with)
+        models.library.discoverRequested.connect(lambda: self.show_page("discover"))
+        models.library.layoutChosen.connect(self._remember_library_layout)
         models.namesChanged.connect(self.picker.set_names)
         models.hardwareChanged.connect(self._on_hardware)
         hub.downloaded.connect(installed.refresh)
@@ -176,28 +200,62 @@ class MainWindow(QMainWindow):
         self.conversations.settingsChanged.connect(self._save_settings)
         self.conversations.note.connect(lambda text: status.showMessage(text, 5000))
         self.view.codeCopied.connect(lambda _code: status.showMessage("Code copied", 2000))
+        self.view.messageCopied.connect(lambda: status.showMessage("Message copied", 2000))
         self.sampling.changed.connect(self._on_sampling_changed)
         self.offload.applyRequested.connect(choice.apply_offload)
         self.offload.hardwareRequested.connect(models.show_hardware)
-        top.shortcutsRequested.connect(dialogs.shortcuts)
+        rail.shortcutsRequested.connect(dialogs.shortcuts)
         shortcuts.bind(
             self,
             {
                 "stop": self.chat.stop,
                 "composer": self.composer.setFocus,
                 "new_conversation": self.conversations.new_conversation,
-                "search": self.conversations.sidebar.search.setFocus,
+                "search": self._focus_search,
                 "page_chat": lambda: self.show_page("chat"),
                 "page_discover": lambda: self.show_page("discover"),
                 "page_library": lambda: self.show_page("library"),
                 "open_model": self._open_model_file,
                 "preferences": dialogs.preferences,
+                "settings_drawer": self.top.drawer_button.click,
                 "shortcuts": dialogs.shortcuts,
             },
         )
+        self._set_tab_order()
         self.zoom = ChatZoom(
             (self.view, self.composer), self, self.settings.chat_zoom, self._remember_zoom, self
         )
+
+    def _set_tab_order(self) -> None:
+        """Tab goes the way the eye reads: the rail, the model bar, the conversations, the messages,
+        the message box and Send, then the settings drawer, and round again."""
+        sidebar = self.conversations.sidebar
+        order: list[QWidget] = [*self.rail.findChildren(QToolButton)]
+        order += [self.picker, self.top.open_button, self.top.remote_button, self.top.drawer_button]
+        order += [sidebar.new_button, sidebar.search, sidebar.list, sidebar.more_button]
+        order += [self.view, self.composer, self.send_button]
+        drawer = self.side.findChildren(QWidget)
+        # (Not a combo box's popup: a window of its own.)
+        order += [w for w in drawer if w.focusPolicy() & Qt.FocusPolicy.TabFocus and w.window() is self]
+        for first, second in itertools.pairwise(order):
+            QWidget.setTabOrder(first, second)
+
+    def _show_drawer(self, shown: bool) -> None:
+        """Show or hide the chat's settings drawer; remembered when the window is wide enough for it."""
+        narrow = self.page.narrow()
+        self.page.set_drawer_wanted(shown)
+        if not narrow and self.settings.settings_drawer != shown:
+            self.settings.settings_drawer = shown
+            self._save_settings()
+
+    def _focus_search(self) -> None:
+        self.show_page("chat")
+        self.page.show_conversations()
+        self.conversations.sidebar.search.setFocus()
+
+    def _remember_library_layout(self, name: str) -> None:
+        self.settings.library_layout = name
+        self._save_settings()
 
     def _remember_zoom(self, percent: int) -> None:
         self.settings.chat_zoom = percent
@@ -231,7 +289,8 @@ class MainWindow(QMainWindow):
     def show_page(self, name: str) -> None:
         """Switch between "chat", "discover", "library" and the first-run "welcome"."""
         self.pages.setCurrentIndex(self._page_index[name])
-        self.top.show_page(name)
+        self.rail.show_page(name)
+        self.top.set_drawer_available(name == "chat")
         if name == "discover":
             self.models.ensure_hardware()  # the fit badges need the GPUs
 
@@ -277,8 +336,11 @@ class MainWindow(QMainWindow):
             options = self.settings.options_for(str(model.info.path))
             self.offload.set_model(model.info, options, model.context_length, model.n_parallel)
             self.models.note_memory(model)
+            self.settings.note_model_used(str(model.info.path), time.time())
             self.models.ensure_hardware()  # llama_cpp is imported now: reading the GPUs costs little
             self._save_settings()
+        loaded_path = str(model.info.path) if model is not None else ""
+        self.models.library.set_usage(self.settings.model_last_used, loaded_path)
         self._on_target()
 
     def _on_target(self) -> None:
@@ -287,9 +349,9 @@ class MainWindow(QMainWindow):
 
     def _on_hardware(self, hardware: Hardware) -> None:
         self.offload.set_hardware(hardware)
-        self.picker.set_machine(
-            hardware.machine(), self.sampling.params().context_length, self.settings.parallel
-        )
+        context, parallel = self.sampling.params().context_length, self.settings.parallel
+        self.picker.set_machine(hardware.machine(), context, parallel)
+        self.models.library.set_machine(hardware.machine(), context, parallel)
 
     def _on_sampling_changed(self, params: SamplingParams) -> None:
         self.settings.sampling = params  # the session takes them too (ChatController)

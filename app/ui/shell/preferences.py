@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (
 from app.core.inference.kv_disk import KvDiskCache
 from app.core.platform import secrets
 from app.core.values.units import format_size
+from app.ui.common.accessible import describe_buttons, set_description
+from app.ui.common.icons import decorate
 from app.ui.common.tasks import BackgroundTasks
 
 
@@ -60,7 +62,9 @@ class PreferencesDialog(QDialog):
         self.token_input.setEchoMode(QLineEdit.EchoMode.Password)
         self.token_input.setPlaceholderText("hf_…")
         self.remove_button = QPushButton("Remove")
+        decorate(self.remove_button, "delete")
         self.remove_button.setObjectName("hfTokenRemoveButton")
+        set_description(self.remove_button, "Remove the Hugging Face token from the keyring")
         self.remove_button.clicked.connect(self.remove_token)
         row.addWidget(self.token_input, 1)
         row.addWidget(self.remove_button)
@@ -83,7 +87,9 @@ class PreferencesDialog(QDialog):
         )
         remote_text.setWordWrap(True)
         self.remote_button = QPushButton("Remote engines…")
+        decorate(self.remote_button, "remote")
         self.remote_button.setObjectName("preferencesRemoteButton")
+        set_description(self.remote_button, "Add or change the OpenAI-compatible servers chat can use")
         self.remote_button.clicked.connect(self._open_remote)
         remote_row.addWidget(remote_text, 1)
         remote_row.addWidget(self.remote_button, 0, Qt.AlignmentFlag.AlignVCenter)
@@ -95,6 +101,7 @@ class PreferencesDialog(QDialog):
         self.buttons = buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
         )
+        describe_buttons(buttons)
         buttons.accepted.connect(self.save)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
@@ -130,6 +137,7 @@ class PreferencesDialog(QDialog):
         self.cache_size = QLabel("Measuring…")
         self.cache_size.setObjectName("kvCacheSize")
         self.cache_clear = QPushButton("Clear")
+        decorate(self.cache_clear, "delete")
         self.cache_clear.setObjectName("kvCacheClearButton")
         self.cache_clear.setToolTip(
             "Delete every saved KV cache (conversations are kept: they are read again)"

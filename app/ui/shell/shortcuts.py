@@ -19,6 +19,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.ui.common.accessible import describe_buttons, set_description
+
 
 @dataclass(frozen=True, slots=True)
 class Shortcut:
@@ -67,6 +69,7 @@ SECTIONS: tuple[tuple[str, tuple[Shortcut, ...]], ...] = (
             Shortcut("Ctrl+2", "The Discover page", "page_discover"),
             Shortcut("Ctrl+3", "The My models page", "page_library"),
             Shortcut("Ctrl+O", "Open a GGUF file…", "open_model"),
+            Shortcut("Ctrl+Shift+S", "Show or hide the conversation's settings", "settings_drawer"),
             Shortcut("Ctrl+,", "Preferences…", "preferences"),
             Shortcut("F1", "This list of shortcuts", "shortcuts"),
             Shortcut("Tab, Shift+Tab", "Move between the controls of a page"),
@@ -101,6 +104,7 @@ class ShortcutsDialog(QDialog):
         self.setWindowTitle("Keyboard shortcuts")
         self.table = QTableWidget(0, 2)
         self.table.setObjectName("shortcutsTable")
+        set_description(self.table, "Every keyboard shortcut: the keys and what they do")
         self.table.setAccessibleName("Keyboard shortcuts")
         self.table.setHorizontalHeaderLabels(["Keys", "What they do"])
         self.table.verticalHeader().hide()
@@ -128,6 +132,7 @@ class ShortcutsDialog(QDialog):
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.table.resizeRowsToContents()
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        describe_buttons(buttons)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(self.table)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QShowEvent
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 from app.core.platform import logs, paths
+from app.ui.common.accessible import set_description
+from app.ui.common.icons import decorate
+from app.ui.common.theme import chars, scaled_font
 
 
 class WelcomePage(QWidget):
@@ -19,16 +22,25 @@ class WelcomePage(QWidget):
     def __init__(self, models_folder: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("welcomePage")
-        outer = QVBoxLayout(self)
+        # In a scroll area: with large text on a small screen the page scrolls instead of clipping.
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        body = QWidget()
+        scroll.setWidget(body)
+        page = QVBoxLayout(self)
+        page.setContentsMargins(0, 0, 0, 0)
+        page.addWidget(scroll)
+        outer = QVBoxLayout(body)
         outer.setContentsMargins(40, 30, 40, 30)
         outer.addStretch(1)
         card = QFrame()
         card.setObjectName("welcomeCard")
-        card.setMaximumWidth(640)
+        card.setMaximumWidth(max(640, chars(self.font(), 80)))
         layout = QVBoxLayout(card)
         layout.setSpacing(12)
         title = QLabel("Welcome to Fireside")
-        title.setStyleSheet("font-size: 24px; font-weight: 600;")
+        title.setFont(scaled_font(title.font(), 2.0, bold=True))
         intro = QLabel(
             "Fireside runs language models on this computer. What you type, the replies and your "
             "conversations stay here: nothing is sent anywhere. Fireside goes online only when you "
@@ -36,7 +48,9 @@ class WelcomePage(QWidget):
         )
         intro.setWordWrap(True)
         self.starter_button = QPushButton("Start with the starter model")
+        decorate(self.starter_button, "chat")
         self.starter_button.setObjectName("welcomeStarterButton")
+        set_description(self.starter_button, "Chat with SmolLM2 135M, the small model Fireside comes with")
         self.starter_button.setDefault(True)
         self.starter_button.setMinimumHeight(40)
         starter_note = QLabel(
@@ -46,7 +60,9 @@ class WelcomePage(QWidget):
         starter_note.setWordWrap(True)
         starter_note.setProperty("muted", True)
         self.discover_button = QPushButton("Find a model in Discover")
+        decorate(self.discover_button, "discover")
         self.discover_button.setObjectName("welcomeDiscoverButton")
+        set_description(self.discover_button, "Find and download a model on the Discover page")
         self.discover_button.setMinimumHeight(40)
         discover_note = QLabel(
             "Search the Hugging Face Hub for GGUF models; Fireside shows which ones fit this computer "
@@ -69,6 +85,7 @@ class WelcomePage(QWidget):
         self.status.hide()  # takes no room until there is something to say
         skip = QPushButton("Skip")
         skip.setObjectName("welcomeSkipButton")
+        set_description(skip, "Go straight to the chat")
         skip.setFlat(True)
         skip.clicked.connect(self.dismissed)
         self.starter_button.clicked.connect(self.starterRequested)
