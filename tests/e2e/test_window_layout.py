@@ -17,7 +17,7 @@ from app.core.settings import Settings
 from app.ui.api.dialog import ServerDialog
 from app.ui.chat.message_view import MessageView
 from app.ui.shell.main_window import MainWindow
-from tests.window_fixtures import shot
+from tests.window_fixtures import shot, type_and_send, wait_reply_done
 
 
 def _button(window: MainWindow, name: str) -> QToolButton:
@@ -61,8 +61,7 @@ def test_tab_reads_the_window_in_order(qtbot: QtBot, window: MainWindow) -> None
         "modelPicker",
         "settingsDrawerButton",
         "newConversationButton",
-        "conversationSearch",
-        "conversationList",
+        "conversationSearch",  # (the list is empty here: its place says so, see below)
         "messageList",
         "chatInput",
         "sendButton",
@@ -211,3 +210,17 @@ def test_my_models_with_nothing_installed_says_what_to_do(
     assert discover is not None
     qtbot.mouseClick(discover, Qt.MouseButton.LeftButton)  # type: ignore[arg-type]
     assert window.pages.currentIndex() == window._page_index["discover"]
+
+
+def test_an_empty_conversation_list_says_what_to_do(qtbot: QtBot, window: MainWindow) -> None:
+    sidebar = window.conversations.sidebar
+    qtbot.waitUntil(lambda: sidebar.empty.isVisible(), timeout=5_000)
+    assert "No conversations yet" in sidebar.empty.text() and sidebar.list.isHidden()
+    qtbot.keyClicks(sidebar.search, "zebra")
+    qtbot.waitUntil(lambda: "zebra" in sidebar.empty.text(), timeout=5_000)
+    assert sidebar.empty.text().startswith("No conversation has “zebra”")
+    sidebar.search.clear()
+    type_and_send(qtbot, window, "Say hi.")
+    qtbot.waitUntil(lambda: sidebar.model.rowCount() >= 1, timeout=30_000)
+    assert sidebar.list.isVisible() and sidebar.empty.isHidden()
+    wait_reply_done(qtbot, window)

@@ -188,13 +188,13 @@ def bench_saving(root: Path, repeats: int, tokens: int) -> tuple[float, float]:
         # Alternate which case goes first: the second run of a pair finds a warmer cache.
         for case in list(rates) if i % 2 == 0 else list(rates)[::-1]:
             window.conversations.new_conversation()  # type: ignore[attr-defined]
-            window.conversations.store = store if case == "saving" else None  # type: ignore[attr-defined]
+            window.session.attach_store(store if case == "saving" else None)  # type: ignore[attr-defined]
             window.composer.setPlainText("Write a long story about a lighthouse keeper and the sea.")  # type: ignore[attr-defined]
             window.chat.send()  # type: ignore[attr-defined]
             _until(lambda: not window.is_generating)  # type: ignore[attr-defined]
             stats = window.messages.peek(1).stats  # type: ignore[attr-defined]
             rates[case].append(stats.tokens_per_s)
-    window.conversations.store = store  # type: ignore[attr-defined]
+    window.session.attach_store(store)  # type: ignore[attr-defined]
     window.close()  # type: ignore[attr-defined]
     return statistics.median(rates["saving"]), statistics.median(rates["not saving"])
 

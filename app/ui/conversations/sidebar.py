@@ -8,6 +8,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QAction, QFont, QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QLabel,
     QLineEdit,
     QListView,
     QMenu,
@@ -142,12 +143,34 @@ class ConversationSidebar(QWidget):
             "Export all as fine-tuning data (JSONL)…", lambda: self.exportAllRequested.emit("jsonl")
         )
         self.more_button.setMenu(file_menu)
+        self.empty = QLabel()
+        self.empty.setObjectName("conversationsEmpty")
+        self.empty.setWordWrap(True)
+        self.empty.setProperty("role", "empty")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+        self.empty.setContentsMargins(8, 16, 8, 8)
+        self.model.modelReset.connect(self._show_empty)
+        self.model.rowsInserted.connect(self._show_empty)
+        self.model.rowsRemoved.connect(self._show_empty)
         layout.addWidget(self.new_button)
         layout.addWidget(self.search)
         layout.addWidget(self.list, 1)
+        layout.addWidget(self.empty, 1)
         layout.addWidget(self.more_button)
+        self._show_empty()
         self.setMinimumWidth(max(200, chars(self.font(), 26)))
         self.setMaximumWidth(max(320, chars(self.font(), 44)))
+
+    def _show_empty(self, *_: object) -> None:
+        """In place of an empty list, say why it is empty and what to do."""
+        empty = self.model.rowCount() == 0
+        query = self.search.text().strip()
+        if query:
+            self.empty.setText(f"No conversation has “{query}”. Try other words, or clear the search.")
+        else:
+            self.empty.setText("No conversations yet. Type a message to start one; it is kept here.")
+        self.empty.setVisible(empty)
+        self.list.setVisible(not empty)
 
     def select(self, conversation_id: int | None) -> None:
         """Highlight the open conversation (no signal)."""
