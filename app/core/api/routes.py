@@ -181,9 +181,9 @@ class Routes:
                 )
             params = body.sampling(self._defaults(), loaded.context_length)
             if isinstance(body, ChatRequest):
-                messages, raw, key = body.turns(), None, body.cache_key()
+                messages, raw, key, grammar = body.turns(), None, body.cache_key(), body.grammar()
             else:
-                messages, raw, key = [], body.prompt_text(), None
+                messages, raw, key, grammar = [], body.prompt_text(), None, None
         except ApiError as exc:
             entry.status, entry.error = exc.status, exc.message
             self._notify(entry)
@@ -202,6 +202,8 @@ class Routes:
                 sink=reply.sink,
                 coalesce_s=0.0,
                 cache_key=key if choice == 0 else None,  # one sequence keeps the conversation
+                grammar=grammar,
+                logit_bias=body.token_biases(),
             )
             self.active[request_id] = entry
             return request_id

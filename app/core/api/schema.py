@@ -1,7 +1,7 @@
 """The OpenAI request bodies the local API server accepts, validated with pydantic.
 
 Nothing a client sends is silently ignored. Only what Fireside honours is modelled; a field OpenAI
-defines that Fireside does not do yet (`tools`, `response_format`, `logprobs`, ...) is refused by
+defines that Fireside does not do yet (`tools`, `logprobs`, ...) is refused by
 name unless its value changes nothing (null, `[]`, `false`, `"none"`, ...), and a field nobody
 defines (a typo, another server's extension) is refused as OpenAI's own API does. Ranges follow
 OpenAI's API where it has them.
@@ -13,6 +13,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from app.core.api.errors import ApiError
+from app.core.api.structured import ResponseFormat
 from app.core.values.sampling import RANDOM_SEED, RANGES, SamplingParams
 from app.core.values.text import clean_text
 
@@ -22,31 +24,13 @@ MAX_TOKENS_LIMIT = int(RANGES["max_tokens"].maximum)
 MAX_STOP_STRINGS = 16
 #: The most choices (`n`) one request may ask for: they share the sequences with everyone else.
 MAX_CHOICES = 16
-
-
-class ApiError(Exception):
-    """An error answered in OpenAI's format: {"error": {"message", "type", "param", "code"}}."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        code: str | None = None,
-        param: str | None = None,
-        kind: str = "invalid_request_error",
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.code, self.param, self.kind = status, message, code, param, kind
-
-    def body(self) -> dict[str, object]:
-        """The JSON body OpenAI clients parse."""
-        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+#: The most tokens `logit_bias` may name (OpenAI's limit).
+MAX_LOGIT_BIAS = 300
 
 
 #: Fields of OpenAI's chat API that Fireside does not honour yet, each with the values that change
 #: nothing (null always does): those are accepted, anything else is refused by name.
 CHAT_NOT_YET: dict[str, tuple[object, ...]] = {
-    "response_format": ({"type": "text"},),
     "tools": ([],),
     "tool_choice": ("none", "auto"),  # with no tools, "auto" can only mean "none"
     "parallel_tool_calls": (True, False),  # says nothing without tools
@@ -54,7 +38,6 @@ CHAT_NOT_YET: dict[str, tuple[object, ...]] = {
     "function_call": ("none", "auto"),
     "logprobs": (False,),
     "top_logprobs": (0,),
-    "logit_bias": ({},),
     "audio": (),
     "modalities": (["text"],),
     "prediction": (),
@@ -68,7 +51,6 @@ CHAT_NOT_YET: dict[str, tuple[object, ...]] = {
 #: The same for the text completions API.
 COMPLETION_NOT_YET: dict[str, tuple[object, ...]] = {
     "logprobs": (0,),
-    "logit_bias": ({},),
     "echo": (False,),
     "best_of": (1,),
     "suffix": ("",),
@@ -84,7 +66,6 @@ MESSAGE_NOT_YET: dict[str, tuple[object, ...]] = {
 }
 #: What a refused field is for, so the error can say what is missing.
 _WHAT = {
-    "response_format": "structured output",
     "tools": "tool calling",
     "tool_choice": "tool calling",
     "parallel_tool_calls": "tool calling",
@@ -94,7 +75,6 @@ _WHAT = {
     "tool_call_id": "tool calling",
     "logprobs": "log probabilities",
     "top_logprobs": "log probabilities",
-    "logit_bias": "logit bias",
     "audio": "audio",
     "modalities": "output other than text",
     "name": "participant names",
@@ -235,6 +215,8 @@ class _Sampling(BaseModel):
     seed: int | None = None
     stop: str | list[str] | None = None
     n: int = Field(default=1, ge=1, le=MAX_CHOICES)
+    #: {token id: bias from -100 to 100} added to those tokens' logits; -100 bans a token.
+    logit_bias: dict[str, float] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -247,6 +229,24 @@ class _Sampling(BaseModel):
         if isinstance(value, list) and len(value) > MAX_STOP_STRINGS:
             raise ValueError(f"at most {MAX_STOP_STRINGS} stop sequences are allowed")
         return value
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _token_biases(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is None:
+            return value
+        if len(value) > MAX_LOGIT_BIAS:
+            raise ValueError(f"at most {MAX_LOGIT_BIAS} tokens may be biased")
+        for token, bias in value.items():
+            if not token.isascii() or not token.isdigit():
+                raise ValueError(f'“{token}” is not a token id: the keys are token ids, such as "1234"')
+            if not -100 <= bias <= 100:
+                raise ValueError(f"the bias of token {token} is {bias}; biases go from -100 to 100")
+        return value
+
+    def token_biases(self) -> tuple[tuple[int, float], ...]:
+        """`logit_bias` as (token, bias) pairs (the engine checks the tokens against the vocabulary)."""
+        return tuple((int(token), float(bias)) for token, bias in (self.logit_bias or {}).items())
 
     def stop_strings(self) -> tuple[str, ...]:
         """The stop sequences as a tuple (empty strings dropped)."""
@@ -300,6 +300,8 @@ class ChatRequest(_Sampling):
     #: Names the conversation (OpenAI: "used to cache responses for similar requests"): its KV cache
     #: is kept for it in a sequence of its own, and, in the window's server, on disk when it must go.
     prompt_cache_key: str | None = Field(default=None, min_length=1, max_length=256)
+    #: Structured output: JSON, or JSON of a schema, enforced token by token (see structured.py).
+    response_format: ResponseFormat | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -325,6 +327,10 @@ class ChatRequest(_Sampling):
         """Read max_completion_tokens where max_tokens is not given."""
         if self.max_tokens is None and self.max_completion_tokens is not None:
             self.max_tokens = self.max_completion_tokens
+
+    def grammar(self) -> str | None:
+        """The grammar `response_format` asks for (None: free text). Raises ApiError."""
+        return None if self.response_format is None else self.response_format.grammar()
 
     def cache_key(self) -> str | None:
         """The engine's cache key for `prompt_cache_key` (apart from the window's conversations)."""

@@ -24,13 +24,14 @@ from typing import Any
 
 from app.core.inference.abort_flag import AbortFlag
 from app.core.inference.batch import Batch, step
+from app.core.inference.constrained import GrammarSampling
 from app.core.inference.errors import ContextFullError, EngineError, LoadCancelled
 from app.core.inference.generation import Generation
 from app.core.inference.kv_disk import KvDiskCache
 from app.core.inference.llama_params import N_BATCH, context_params, last_error, open_model
 from app.core.inference.load_plan import gpu_layer_attempts, offload_note, parallel_for
 from app.core.inference.options import LoadedModel, LoadOptions, default_threads
-from app.core.inference.sampler import build_sampler
+from app.core.inference.sampler import build_grammar, build_sampler
 from app.core.inference.saved_sequences import SavedSequences
 from app.core.inference.slots import Slots, common_prefix
 from app.core.inference.stop_event import StopEvent
@@ -322,6 +323,8 @@ class Engine:
         stop_strings: Sequence[str] = (),
         raw_prompt: str | None = None,
         cache_key: str | None = None,
+        grammar: str | None = None,
+        logit_bias: Sequence[tuple[int, float]] = (),
     ) -> Generation:
         """Begin a reply in a free sequence (the caller makes sure there is one, see free_sequences);
         `step` advances it with the others, `finish` ends it. With `cache_key` (a conversation), the
@@ -359,12 +362,19 @@ class Engine:
             self._slots.copy_start(donor, slot, prompt)  # a long shared start: copied, not read again
             slot.key = cache_key
         reused = self._slots.reuse(slot, prompt)
-        self._slots.take(slot)
         seed = params.seed if params.seed != RANDOM_SEED else random.getrandbits(31)
-        sampler = build_sampler(self._llama, vocabulary.vocab, params, seed, prompt)
+        # Before the slot is taken: a bias or a grammar llama.cpp refuses (SamplingError) leaves it free.
+        sampler = build_sampler(self._llama, vocabulary.vocab, params, seed, prompt, logit_bias)
+        try:
+            rules = build_grammar(self._llama, vocabulary.vocab, grammar) if grammar is not None else None
+        except Exception:
+            self._llama.llama_sampler_free(sampler)
+            raise
+        constrained = GrammarSampling(self._llama, vocabulary.vocab, sampler, rules) if rules else None
+        self._slots.take(slot)
         generation = Generation(
             self._llama, vocabulary.vocab, vocabulary.piece, slot, prompt, reused, params, sampler, seed,
-            on_text, cancel, n_ctx, stop_strings,
+            on_text, cancel, n_ctx, stop_strings, constrained,
         )  # fmt: skip
         generation.started = started
         generation.from_cache = min(restored, reused)

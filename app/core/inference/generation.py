@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from app.core.inference.constrained import GrammarSampling
 from app.core.inference.slots import Slot
 from app.core.inference.stop import StopMatcher
 from app.core.values.replies import ReplyStats, StopReason
@@ -46,10 +47,13 @@ class Generation:
         cancel: threading.Event,
         n_ctx: int,
         stop_strings: Sequence[str] = (),
+        constrained: GrammarSampling | None = None,
     ) -> None:
         self._llama, self._vocab, self._piece = llama_cpp, vocab, piece
         self.slot, self.params, self.sampler, self.seed = slot, params, sampler, seed
         self.on_text, self.cancel, self.n_ctx = on_text, cancel, n_ctx
+        #: The grammar the reply follows (structured output), drawing tokens with `sampler`; or None.
+        self.constrained = constrained
         self.prompt_tokens = len(prompt)
         self.reused = reused
         #: Of the reused tokens, those whose KV cache came back from the disk cache.
@@ -124,7 +128,10 @@ class Generation:
         if self._row is None or self.stop is not None:
             return
         llama_cpp = self._llama
-        token = llama_cpp.llama_sampler_sample(self.sampler, ctx, self._row)
+        if self.constrained is not None:
+            token = self.constrained.sample(ctx, self._row)
+        else:
+            token = llama_cpp.llama_sampler_sample(self.sampler, ctx, self._row)
         self._row = None
         self._reading = False
         if self.completion == 0:
@@ -156,6 +163,8 @@ class Generation:
         """End the reply: the text held back goes out, the sampler is freed; its statistics."""
         self._llama.llama_sampler_free(self.sampler)
         self.sampler = None
+        if self.constrained is not None:
+            self.constrained.free()
         tail = self._decoder.decode(b"", final=True)
         if self._matcher is not None:
             # Text held back because it might have begun a stop string that never came.

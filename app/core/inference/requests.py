@@ -49,6 +49,10 @@ class GenerateRequest:
     queued_at: float = 0.0
     #: The conversation it continues: its KV cache is kept for it (in memory, then on disk).
     cache_key: str | None = None
+    #: A GBNF grammar the reply must follow (structured output), or None.
+    grammar: str | None = None
+    #: (token, bias) added to those tokens' logits (-100 bans one).
+    logit_bias: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass(slots=True)

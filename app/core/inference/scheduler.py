@@ -117,7 +117,7 @@ class Scheduler:
             messages = self._fit(request) if request.policy is not None else request.messages
             generation = engine.start(
                 messages, request.params, coalescer.add, request.cancel, request.continue_last,
-                request.stop, request.raw_prompt, request.cache_key,
+                request.stop, request.raw_prompt, request.cache_key, request.grammar, request.logit_bias,
             )  # fmt: skip
         except ContextFull as exc:
             self._fail(request, "", exc.message, FailureCode.CONTEXT_FULL)

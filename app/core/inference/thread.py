@@ -142,6 +142,8 @@ class InferenceThread:
         sink: EventSink | None = None,
         coalesce_s: float | None = None,
         cache_key: str | None = None,
+        grammar: str | None = None,
+        logit_bias: tuple[tuple[int, float], ...] = (),
     ) -> int:
         """Queue a chat reply to `messages`; returns its request id.
 
@@ -151,6 +153,8 @@ class InferenceThread:
         this request's events instead of the thread's sink; `coalesce_s` overrides the chunk interval
         (0: one chunk per token, as API clients expect). `cache_key` names the conversation the reply
         belongs to: its KV cache is kept for its next turn, on disk when it must leave memory.
+        `grammar` (GBNF) constrains the reply's tokens: structured output, e.g. JSON of a schema;
+        `logit_bias` shifts some tokens' odds (-100 bans a token).
         """
         request = GenerateRequest(
             next(self._ids),
@@ -166,6 +170,8 @@ class InferenceThread:
             coalesce_s,
             time.monotonic(),
             cache_key,
+            grammar,
+            tuple(logit_bias),
         )
         self._submit(request.request_id, request.cancel, request)
         return request.request_id

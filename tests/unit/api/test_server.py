@@ -395,8 +395,6 @@ def test_n_choices_on_completions(served: Served) -> None:
 TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
 SCHEMA = {"name": "answer", "schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
 CHAT_NOT_HONOURED = [
-    ("response_format", {"response_format": {"type": "json_object"}}),
-    ("response_format", {"response_format": {"type": "json_schema", "json_schema": SCHEMA}}),
     ("tools", {"tools": [TOOL]}),
     ("tools", {"tools": [TOOL], "tool_choice": "required", "parallel_tool_calls": False}),
     ("tool_choice", {"tool_choice": "required"}),
@@ -404,14 +402,12 @@ CHAT_NOT_HONOURED = [
     ("logprobs", {"logprobs": True}),
     ("logprobs", {"logprobs": True, "top_logprobs": 3}),
     ("top_logprobs", {"top_logprobs": 3}),
-    ("logit_bias", {"logit_bias": {"42": 10}}),
     ("frobnicate", {"extra_body": {"frobnicate": 1}}),
     ("messages[0].name", {"messages": [{"role": "user", "content": "Hi", "name": "ann"}]}),
     ("messages[1].role", {"messages": [*QUESTION, {"role": "tool", "content": "22", "tool_call_id": "a"}]}),
 ]
 COMPLETION_NOT_HONOURED = [
     ("logprobs", {"logprobs": 2}),
-    ("logit_bias", {"logit_bias": {"42": 10}}),
     ("echo", {"echo": True}),
     ("best_of", {"best_of": 2}),
     ("suffix", {"suffix": "and that is all."}),

@@ -1,0 +1,66 @@
+"""Sampling under a grammar in the engine: the reply follows it, greedy replies match llama.cpp's own
+grammar-first sampling, and a grammar or a bias llama.cpp refuses leaves the sequence free."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.core.inference.engine import Engine
+from app.core.inference.options import LoadOptions
+from app.core.values.replies import StopReason
+from app.core.values.sampling import SamplingError, SamplingParams
+
+GREEDY = SamplingParams(temperature=0.0, seed=7, max_tokens=80, context_length=2048)
+ASK = [{"role": "user", "content": "Is the sky blue? Answer yes or no, as JSON with a field answer."}]
+YES_NO = 'root ::= "{\\"answer\\": \\"" ("yes" | "no") "\\"}"'
+
+
+@pytest.fixture(scope="module")
+def engine(starter_model: Path) -> Iterator[Engine]:
+    eng = Engine()
+    eng.load(starter_model, LoadOptions(context_length=2048))
+    yield eng
+    eng.unload()
+
+
+def _run(engine: Engine, grammar: str | None, params: SamplingParams = GREEDY) -> tuple[str, StopReason]:
+    pieces: list[str] = []
+    generation = engine.start(ASK, params, pieces.append, threading.Event(), grammar=grammar)
+    while generation.stop is None:
+        engine.step([generation])
+    stats = engine.finish(generation)
+    return "".join(pieces), stats.stop_reason
+
+
+def test_a_reply_follows_its_grammar_and_ends_when_it_is_complete(engine: Engine) -> None:
+    for seed in range(4):
+        text, stop = _run(engine, YES_NO, GREEDY.with_changes(temperature=1.0, seed=seed))
+        assert json.loads(text)["answer"] in ("yes", "no") and stop is StopReason.END_OF_TURN, text
+
+
+def test_drawing_first_and_checking_gives_what_the_grammar_first_would(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Greedy: the token drawn freely and then checked is the one a grammar-first draw gives."""
+    from app.core.inference import constrained
+
+    fast, _ = _run(engine, YES_NO)
+    monkeypatch.setattr(constrained.GrammarSampling, "_allowed", lambda self, token: False)  # always redraw
+    slow, _ = _run(engine, YES_NO)
+    assert fast == slow
+
+
+def test_a_refused_grammar_or_bias_leaves_the_sequence_free(engine: Engine) -> None:
+    free = engine.free_sequences
+    with pytest.raises(SamplingError, match="grammar"):
+        engine.start(ASK, GREEDY, lambda _t: None, threading.Event(), grammar="root ::= ((")
+    with pytest.raises(SamplingError, match="vocabulary has tokens"):
+        engine.start(ASK, GREEDY, lambda _t: None, threading.Event(), logit_bias=((10**7, 1.0),))
+    assert engine.free_sequences == free
+    text, _ = _run(engine, None)
+    assert text  # the engine goes on
