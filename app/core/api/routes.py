@@ -49,6 +49,8 @@ class _Reply:
     #: How each choice ended, by choice index.
     ended: dict[int, Event] = field(default_factory=dict)
     choices: int = 1
+    #: The request asked for its tokens' log probabilities.
+    logprobs: bool = False
 
     def sink(self, event: Event) -> None:
         """Called on the inference thread: hand the event to the server's loop."""
@@ -204,6 +206,7 @@ class Routes:
                 cache_key=key if choice == 0 else None,  # one sequence keeps the conversation
                 grammar=grammar,
                 logit_bias=body.token_biases(),
+                top_logprobs=body.top_logprob_count(),
             )
             self.active[request_id] = entry
             return request_id
@@ -216,6 +219,7 @@ class Routes:
         entry.state = RequestState.QUEUED if self.worker.ahead(request_id) else RequestState.GENERATING
         self._notify(entry)
         chat = isinstance(body, ChatRequest)
+        reply.logprobs = body.top_logprob_count() is not None
         if body.stream:
             stream = self._stream(reply, entry, chat, body.include_usage())
             return StreamingResponse(
@@ -307,7 +311,11 @@ class Routes:
             return wire.error_response(cut)
         self._finish(reply, entry, reply.ended[0])
         ends = [reply.ended[i] for i in range(reply.choices)]
-        texts = [(e.text, e.stats.stop_reason) for e in ends if isinstance(e, ReplyDone)]
+        texts = [
+            (e.text, e.stats.stop_reason, e.logprobs if reply.logprobs else None)
+            for e in ends
+            if isinstance(e, ReplyDone)
+        ]
         return JSONResponse(wire.completion(chat, entry.model, int(entry.at), texts, reply.usage_stats()))
 
     async def _stream(
@@ -316,6 +324,8 @@ class Routes:
         """Server-sent events; a client that disconnects cancels this generator, which stops the replies."""
         chunks = wire.StreamChunks(chat, entry.model, int(entry.at))
         chunk, piece = chunks.event, chunks.piece  # bound once: they run for every token
+        offsets: dict[int, int] = {}  # by choice: the length of its text sent so far
+        sent: dict[int, int] = {}  # by choice: how many of its tokens' log probabilities went out
         ended = False
         try:
             if chat:  # OpenAI's first chunk of each choice names the role
@@ -324,7 +334,14 @@ class Routes:
             while True:
                 event = await self._next(reply, entry)
                 if isinstance(event, Chunk):
-                    yield chunk(piece(event.text, index=reply.index(event)))
+                    index = reply.index(event)
+                    if reply.logprobs:  # where this choice's tokens start: the text sent so far
+                        shown = wire.logprobs(chat, event.logprobs, offsets.get(index, 0))
+                        offsets[index] = offsets.get(index, 0) + len(event.text)
+                        sent[index] = sent.get(index, 0) + len(event.logprobs)
+                        yield chunk(piece(event.text, index=index, logprobs=shown))
+                    else:
+                        yield chunk(piece(event.text, index=index))
                 elif cut := self._cut_by_shutdown(event):
                     # No finish_reason and no [DONE]: OpenAI clients raise, so nobody mistakes the
                     # cut text for a whole answer.
@@ -335,7 +352,11 @@ class Routes:
                     yield wire.sse(cut.body())
                     return
                 elif isinstance(event, ReplyDone):
-                    last = chunk(piece("", wire.FINISH[event.stats.stop_reason], reply.index(event)))
+                    index = reply.index(event)
+                    # Tokens that brought no text of their own (half a character) go out with the end.
+                    rest = event.logprobs[sent.get(index, 0) :] if reply.logprobs else None
+                    shown = wire.logprobs(chat, rest, offsets.get(index, 0)) if rest else None
+                    last = chunk(piece("", wire.FINISH[event.stats.stop_reason], index, logprobs=shown))
                     if reply.done:  # logged before the last events go out: the client may leave now
                         ended = True
                         self._finish(reply, entry, event)

@@ -26,6 +26,8 @@ MAX_STOP_STRINGS = 16
 MAX_CHOICES = 16
 #: The most tokens `logit_bias` may name (OpenAI's limit).
 MAX_LOGIT_BIAS = 300
+#: The most alternatives `top_logprobs` may ask for per token (OpenAI's limit).
+MAX_TOP_LOGPROBS = 20
 
 
 #: Fields of OpenAI's chat API that Fireside does not honour yet, each with the values that change
@@ -36,8 +38,6 @@ CHAT_NOT_YET: dict[str, tuple[object, ...]] = {
     "parallel_tool_calls": (True, False),  # says nothing without tools
     "functions": ([],),
     "function_call": ("none", "auto"),
-    "logprobs": (False,),
-    "top_logprobs": (0,),
     "audio": (),
     "modalities": (["text"],),
     "prediction": (),
@@ -50,7 +50,6 @@ CHAT_NOT_YET: dict[str, tuple[object, ...]] = {
 }
 #: The same for the text completions API.
 COMPLETION_NOT_YET: dict[str, tuple[object, ...]] = {
-    "logprobs": (0,),
     "echo": (False,),
     "best_of": (1,),
     "suffix": ("",),
@@ -73,8 +72,6 @@ _WHAT = {
     "function_call": "function calling",
     "tool_calls": "tool calling",
     "tool_call_id": "tool calling",
-    "logprobs": "log probabilities",
-    "top_logprobs": "log probabilities",
     "audio": "audio",
     "modalities": "output other than text",
     "name": "participant names",
@@ -302,6 +299,22 @@ class ChatRequest(_Sampling):
     prompt_cache_key: str | None = Field(default=None, min_length=1, max_length=256)
     #: Structured output: JSON, or JSON of a schema, enforced token by token (see structured.py).
     response_format: ResponseFormat | None = None
+    #: Each token's log probability in the reply, with `top_logprobs` likeliest alternatives.
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
+
+    @model_validator(mode="after")
+    def _top_needs_logprobs(self) -> ChatRequest:
+        if self.top_logprobs and not self.logprobs:
+            raise ApiError(
+                400, "top_logprobs needs logprobs: true (it says how many alternatives to list).",
+                "invalid_value", "top_logprobs",
+            )  # fmt: skip
+        return self
+
+    def top_logprob_count(self) -> int | None:
+        """How many alternatives to report per token (None: no log probabilities)."""
+        return (self.top_logprobs or 0) if self.logprobs else None
 
     @model_validator(mode="before")
     @classmethod
@@ -350,6 +363,12 @@ class CompletionRequest(_Sampling):
 
     not_yet = COMPLETION_NOT_YET
     prompt: str | list[str]
+    #: Each token's log probability, with this many likeliest alternatives (OpenAI allows up to 5).
+    logprobs: int | None = Field(default=None, ge=0, le=5)
+
+    def top_logprob_count(self) -> int | None:
+        """How many alternatives to report per token (None: no log probabilities)."""
+        return self.logprobs
 
     def prompt_text(self) -> str:
         """The prompt; a list is accepted when it holds one string (one choice per request)."""

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.responses import JSONResponse
 
 from app.core.api.schema import ApiError
 from app.core.inference.events import FailureCode, ReplyFailed
+from app.core.values.logprobs import TokenChoice, TokenLogprob
 from app.core.values.replies import ReplyStats, StopReason
 
 #: OpenAI's finish_reason for each way a reply ends.
@@ -82,14 +84,54 @@ def model_list(model: str | None) -> dict[str, Any]:
     return {"object": "list", "data": data}
 
 
+def _choice(choice: TokenChoice) -> dict[str, Any]:
+    return {"token": choice.text, "logprob": choice.logprob, "bytes": list(choice.raw)}
+
+
+def chat_logprobs(entries: Sequence[TokenLogprob]) -> dict[str, Any]:
+    """A chat choice's `logprobs`: each token with its bytes, log probability and alternatives."""
+    content = [{**_choice(e.chosen), "top_logprobs": [_choice(t) for t in e.top]} for e in entries]
+    return {"content": content, "refusal": None}
+
+
+def completion_logprobs(entries: Sequence[TokenLogprob], offset: int = 0) -> dict[str, Any]:
+    """A text completion's `logprobs` (the older format): tokens, their log probabilities, the
+    alternatives as {token: logprob}, and where each token starts in the text (from `offset`)."""
+    offsets = []
+    for entry in entries:
+        offsets.append(offset)
+        offset += len(entry.chosen.text)
+    return {
+        "tokens": [e.chosen.text for e in entries],
+        "token_logprobs": [e.chosen.logprob for e in entries],
+        "top_logprobs": [{t.text: t.logprob for t in e.top} for e in entries],
+        "text_offset": offsets,
+    }
+
+
+def logprobs(chat: bool, entries: Sequence[TokenLogprob] | None, offset: int = 0) -> dict[str, Any] | None:
+    """A choice's `logprobs` in the endpoint's format (None when the request did not ask)."""
+    if entries is None:
+        return None
+    return chat_logprobs(entries) if chat else completion_logprobs(entries, offset)
+
+
 def completion(
-    chat: bool, model: str, created: int, choices: list[tuple[str, StopReason]], stats: ReplyStats
+    chat: bool,
+    model: str,
+    created: int,
+    choices: Sequence[tuple[str, StopReason, Sequence[TokenLogprob] | None]],
+    stats: ReplyStats,
 ) -> dict[str, Any]:
     """A whole (not streamed) reply: a chat.completion or a text_completion, one choice per
-    (text, how it ended)."""
+    (text, how it ended, its tokens' log probabilities or None)."""
     out = []
-    for index, (text, reason) in enumerate(choices):
-        choice: dict[str, Any] = {"index": index, "finish_reason": FINISH[reason], "logprobs": None}
+    for index, (text, reason, entries) in enumerate(choices):
+        choice: dict[str, Any] = {
+            "index": index,
+            "finish_reason": FINISH[reason],
+            "logprobs": logprobs(chat, entries),
+        }
         if chat:
             choice["message"] = {"role": "assistant", "content": text}
         else:
@@ -124,12 +166,15 @@ class StreamChunks:
         payload.update(extra)
         return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
-    def piece(self, text: str, finish: str | None = None, index: int = 0) -> dict[str, Any]:
-        """Choice `index` carrying `text`, or its last piece with its finish reason."""
+    def piece(
+        self, text: str, finish: str | None = None, index: int = 0, logprobs: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Choice `index` carrying `text` (and its tokens' `logprobs`), or its last piece with its
+        finish reason."""
         if self._chat:
             delta = {"content": text} if text or finish is None else {}
-            return {"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}
-        return {"index": index, "text": text, "finish_reason": finish, "logprobs": None}
+            return {"index": index, "delta": delta, "finish_reason": finish, "logprobs": logprobs}
+        return {"index": index, "text": text, "finish_reason": finish, "logprobs": logprobs}
 
     def role(self, index: int = 0) -> str:
         """The first event of a chat stream's choice, which names the role (as OpenAI's does)."""

@@ -325,6 +325,7 @@ class Engine:
         cache_key: str | None = None,
         grammar: str | None = None,
         logit_bias: Sequence[tuple[int, float]] = (),
+        top_logprobs: int | None = None,
     ) -> Generation:
         """Begin a reply in a free sequence (the caller makes sure there is one, see free_sequences);
         `step` advances it with the others, `finish` ends it. With `cache_key` (a conversation), the
@@ -374,7 +375,7 @@ class Engine:
         self._slots.take(slot)
         generation = Generation(
             self._llama, vocabulary.vocab, vocabulary.piece, slot, prompt, reused, params, sampler, seed,
-            on_text, cancel, n_ctx, stop_strings, constrained,
+            on_text, cancel, n_ctx, stop_strings, constrained, top_logprobs,
         )  # fmt: skip
         generation.started = started
         generation.from_cache = min(restored, reused)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from app.core.inference.options import LoadedModel
 from app.core.remote.client import RemoteErrorKind
+from app.core.values.logprobs import TokenLogprob
 from app.core.values.replies import ReplyStats
 
 
@@ -73,9 +74,11 @@ class Started(Event):
 
 @dataclass(frozen=True, slots=True)
 class Chunk(Event):
-    """New text of a streaming reply (several tokens' worth, coalesced)."""
+    """New text of a streaming reply (several tokens' worth, coalesced), with its tokens' log
+    probabilities when the request asked for them."""
 
     text: str
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,8 @@ class ReplyDone(Event):
 
     text: str
     stats: ReplyStats
+    #: Every token's log probability, when the request asked for them.
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,14 +10,18 @@ logits (`take`). A generation never waits for another to finish.
 from __future__ import annotations
 
 import codecs
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+import numpy as np
+
 from app.core.inference.constrained import GrammarSampling
 from app.core.inference.slots import Slot
 from app.core.inference.stop import StopMatcher
+from app.core.values.logprobs import TokenChoice, TokenLogprob
 from app.core.values.replies import ReplyStats, StopReason
 from app.core.values.sampling import SamplingParams
 
@@ -48,12 +52,16 @@ class Generation:
         n_ctx: int,
         stop_strings: Sequence[str] = (),
         constrained: GrammarSampling | None = None,
+        top_logprobs: int | None = None,
     ) -> None:
         self._llama, self._vocab, self._piece = llama_cpp, vocab, piece
         self.slot, self.params, self.sampler, self.seed = slot, params, sampler, seed
         self.on_text, self.cancel, self.n_ctx = on_text, cancel, n_ctx
         #: The grammar the reply follows (structured output), drawing tokens with `sampler`; or None.
         self.constrained = constrained
+        #: With a number, each token's log probability and that many likeliest alternatives are kept.
+        self.top_logprobs = top_logprobs
+        self.logprobs: list[TokenLogprob] = []
         self.prompt_tokens = len(prompt)
         self.reused = reused
         #: Of the reused tokens, those whose KV cache came back from the disk cache.
@@ -132,6 +140,8 @@ class Generation:
             token = self.constrained.sample(ctx, self._row)
         else:
             token = llama_cpp.llama_sampler_sample(self.sampler, ctx, self._row)
+        if self.top_logprobs is not None and not llama_cpp.llama_vocab_is_eog(self._vocab, token):
+            self.logprobs.append(self._logprob(ctx, self._row, token))
         self._row = None
         self._reading = False
         if self.completion == 0:
@@ -158,6 +168,25 @@ class Generation:
             self.stop = StopReason.USER
         else:
             self._pending = [token]
+
+    def _logprob(self, ctx: Any, row: int, token: int) -> TokenLogprob:
+        """The model's log probability of `token` at this step (before sampling reshapes it, as
+        OpenAI reports it), with the likeliest tokens."""
+        n_vocab = self._llama.llama_vocab_n_tokens(self._vocab)
+        logits = np.ctypeslib.as_array(self._llama.llama_get_logits_ith(ctx, row), shape=(n_vocab,))
+        peak = float(logits.max())
+        total = peak + math.log(float(np.exp(logits - peak).sum()))
+
+        def choice(index: int) -> TokenChoice:
+            raw = self._piece(index)
+            return TokenChoice(raw.decode("utf-8", errors="replace"), raw, float(logits[index]) - total)
+
+        top: tuple[TokenChoice, ...] = ()
+        if self.top_logprobs:
+            count = min(self.top_logprobs, n_vocab)
+            best = np.argpartition(-logits, count - 1)[:count]
+            top = tuple(choice(int(i)) for i in best[np.argsort(-logits[best], kind="stable")])
+        return TokenLogprob(choice(token), top)
 
     def finish(self) -> ReplyStats:
         """End the reply: the text held back goes out, the sampler is freed; its statistics."""

@@ -53,6 +53,8 @@ class GenerateRequest:
     grammar: str | None = None
     #: (token, bias) added to those tokens' logits (-100 bans one).
     logit_bias: tuple[tuple[int, float], ...] = ()
+    #: Report each token's log probability and this many likeliest alternatives (None: none).
+    top_logprobs: int | None = None
 
 
 @dataclass(slots=True)

@@ -32,6 +32,7 @@ from app.core.inference.events import (
 )
 from app.core.inference.generation import Generation
 from app.core.inference.requests import GenerateRequest
+from app.core.values.logprobs import TokenLogprob
 from app.core.values.replies import ReplyStats, StopReason
 from app.core.values.sampling import SamplingError
 
@@ -110,7 +111,17 @@ class Scheduler:
         self._started(rid)
         self._emit(Started(rid, time.monotonic() - request.queued_at), sink)
         interval = self._coalesce_s if request.coalesce_s is None else request.coalesce_s
-        coalescer = Coalescer(lambda text: self._emit(Chunk(rid, text), sink), interval)
+        started: list[Generation] = []  # the generation, once it exists: its chunks carry its logprobs
+        sent = [0]
+
+        def chunk(text: str) -> None:
+            logprobs: tuple[TokenLogprob, ...] = ()
+            if started and started[0].top_logprobs is not None:
+                logprobs = tuple(started[0].logprobs[sent[0] :])
+                sent[0] += len(logprobs)
+            self._emit(Chunk(rid, text, logprobs), sink)
+
+        coalescer = Coalescer(chunk, interval)
         engine = self._engine
         try:
             engine.ensure_context(request.params.validated().context_length)
@@ -118,6 +129,7 @@ class Scheduler:
             generation = engine.start(
                 messages, request.params, coalescer.add, request.cancel, request.continue_last,
                 request.stop, request.raw_prompt, request.cache_key, request.grammar, request.logit_bias,
+                request.top_logprobs,
             )  # fmt: skip
         except ContextFull as exc:
             self._fail(request, "", exc.message, FailureCode.CONTEXT_FULL)
@@ -132,6 +144,7 @@ class Scheduler:
             log.exception("unexpected failure starting a reply")
             self._fail(request, "", f"Generation failed: {exc}", FailureCode.ENGINE)
         else:
+            started.append(generation)
             self.running.append(Running(request, generation, coalescer))
 
     def _fit(self, request: GenerateRequest) -> list[dict[str, str]]:
@@ -172,7 +185,7 @@ class Scheduler:
                 continue
             stats = self._engine.finish(run.generation)
             run.coalescer.flush()
-            self._end(run.request, "".join(run.coalescer.parts_all), stats)
+            self._end(run.request, "".join(run.coalescer.parts_all), stats, tuple(run.generation.logprobs))
         self.running = still
 
     def cancel_all(self) -> None:
@@ -182,8 +195,10 @@ class Scheduler:
         for request in self.waiting:
             request.cancel.set()
 
-    def _end(self, request: GenerateRequest, text: str, stats: ReplyStats) -> None:
-        self._emit(ReplyDone(request.request_id, text, stats), request.sink)
+    def _end(
+        self, request: GenerateRequest, text: str, stats: ReplyStats, logprobs: tuple[TokenLogprob, ...] = ()
+    ) -> None:
+        self._emit(ReplyDone(request.request_id, text, stats, logprobs), request.sink)
         self._done(request.request_id)
 
     def _fail(self, request: GenerateRequest, text: str, message: str, code: FailureCode) -> None:

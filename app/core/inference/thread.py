@@ -144,6 +144,7 @@ class InferenceThread:
         cache_key: str | None = None,
         grammar: str | None = None,
         logit_bias: tuple[tuple[int, float], ...] = (),
+        top_logprobs: int | None = None,
     ) -> int:
         """Queue a chat reply to `messages`; returns its request id.
 
@@ -154,7 +155,8 @@ class InferenceThread:
         (0: one chunk per token, as API clients expect). `cache_key` names the conversation the reply
         belongs to: its KV cache is kept for its next turn, on disk when it must leave memory.
         `grammar` (GBNF) constrains the reply's tokens: structured output, e.g. JSON of a schema;
-        `logit_bias` shifts some tokens' odds (-100 bans a token).
+        `logit_bias` shifts some tokens' odds (-100 bans a token); with `top_logprobs` the events
+        carry each token's log probability and that many alternatives.
         """
         request = GenerateRequest(
             next(self._ids),
@@ -172,6 +174,7 @@ class InferenceThread:
             cache_key,
             grammar,
             tuple(logit_bias),
+            top_logprobs,
         )
         self._submit(request.request_id, request.cancel, request)
         return request.request_id

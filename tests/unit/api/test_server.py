@@ -399,15 +399,11 @@ CHAT_NOT_HONOURED = [
     ("tools", {"tools": [TOOL], "tool_choice": "required", "parallel_tool_calls": False}),
     ("tool_choice", {"tool_choice": "required"}),
     ("tool_choice", {"tool_choice": {"type": "function", "function": {"name": "get_weather"}}}),
-    ("logprobs", {"logprobs": True}),
-    ("logprobs", {"logprobs": True, "top_logprobs": 3}),
-    ("top_logprobs", {"top_logprobs": 3}),
     ("frobnicate", {"extra_body": {"frobnicate": 1}}),
     ("messages[0].name", {"messages": [{"role": "user", "content": "Hi", "name": "ann"}]}),
     ("messages[1].role", {"messages": [*QUESTION, {"role": "tool", "content": "22", "tool_call_id": "a"}]}),
 ]
 COMPLETION_NOT_HONOURED = [
-    ("logprobs", {"logprobs": 2}),
     ("echo", {"echo": True}),
     ("best_of", {"best_of": 2}),
     ("suffix", {"suffix": "and that is all."}),
