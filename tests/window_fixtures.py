@@ -65,6 +65,19 @@ def window(make_window: Callable[..., MainWindow], models_dir: Path) -> MainWind
     return make_window()
 
 
+@pytest.fixture
+def empty_window(
+    qtbot: QtBot, make_window: Callable[..., MainWindow], monkeypatch: pytest.MonkeyPatch
+) -> MainWindow:
+    """A started window with no model installed (not even the starter model from the cache), once it
+    has said so."""
+    monkeypatch.setattr(starter, "install_cached", lambda *a: None)
+    window = make_window(start=False)
+    window.start()
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10_000)
+    return window
+
+
 def shot(widget: object, name: str) -> None:
     """Save a screenshot under shots/ when FIRESIDE_SHOTS is set (for looking at, not asserting)."""
     folder = os.environ.get("FIRESIDE_SHOTS")

@@ -1,3 +1,9 @@
 """Whole-window and subprocess scenarios share the Qt fixtures (tests/window_fixtures.py)."""
 
-from tests.window_fixtures import make_window, models_dir, qapp_cls, window  # noqa: F401 - fixtures
+from tests.window_fixtures import (  # noqa: F401 - fixtures
+    empty_window,
+    make_window,
+    models_dir,
+    qapp_cls,
+    window,
+)

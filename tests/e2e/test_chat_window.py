@@ -201,15 +201,9 @@ def test_send_with_no_model_loaded(qtbot: QtBot, make_window: Callable[..., Main
     assert composer is not None and composer.toPlainText() == "Hello?"  # nothing the user wrote is lost
 
 
-def test_no_models_installed_says_what_to_do(
-    qtbot: QtBot, make_window: Callable[..., MainWindow], data_dir: Path, monkeypatch: object
-) -> None:
-    monkeypatch.setattr(starter, "install_cached", lambda *a: None)  # type: ignore[attr-defined]
-    window = make_window(start=False)
-    window.start()
-    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10_000)
-    assert "No models are installed" in window.banner.label.text()
-    shot(window, "no-models")
+def test_no_models_installed_says_what_to_do(empty_window: MainWindow) -> None:
+    assert "No models are installed" in empty_window.banner.label.text()
+    shot(empty_window, "no-models")
 
 
 def test_a_message_sent_while_the_model_loads_goes_out_once_it_is_ready(

@@ -12,7 +12,6 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QToolButton, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.core.chat.messages import Role
-from app.core.models import starter
 from app.core.settings import Settings
 from app.ui.api.dialog import ServerDialog
 from app.ui.chat.message_view import MessageView
@@ -107,6 +106,8 @@ def test_a_narrow_window_shows_one_side_column_at_a_time(qtbot: QtBot, window: M
     page, side, sidebar = window.page, window.side, window.conversations.sidebar
     window.setMinimumSize(0, 0)
     window.resize(700, 650)  # as small as 1400 px with the text at 200%
+    qtbot.waitUntil(lambda: window.width() == 700, timeout=5_000)
+    assert page.width() < 700, "the page shrinks with the window (it was clipped at three columns)"
     qtbot.waitUntil(lambda: side.isHidden(), timeout=5_000)
     assert page.narrow() and sidebar.isVisible() and not window.top.drawer_button.isChecked()
     shot(window, "narrow-chat")
@@ -194,13 +195,8 @@ def test_my_models_shows_cards_or_a_table_and_remembers(qtbot: QtBot, window: Ma
     assert library.views.currentWidget() is library.cards
 
 
-def test_my_models_with_nothing_installed_says_what_to_do(
-    qtbot: QtBot, make_window: Callable[..., MainWindow], data_dir: Path, monkeypatch: object
-) -> None:
-    monkeypatch.setattr(starter, "install_cached", lambda *a: None)  # type: ignore[attr-defined]
-    window = make_window(start=False)
-    window.start()
-    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10_000)
+def test_my_models_with_nothing_installed_says_what_to_do(qtbot: QtBot, empty_window: MainWindow) -> None:
+    window = empty_window
     library = window.models.library
     window.show_page("library")
     assert library.views.currentWidget() is library.empty

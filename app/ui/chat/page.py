@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QSplitter, QVBoxLayout, QWidget
 
@@ -61,6 +61,14 @@ class ChatPage(QSplitter):
         window, or large text)."""
         chat = chars(self.font(), CHAT_MIN_CHARS)
         return self.width() < self.sidebar.minimumWidth() + chat + self.side.minimumWidth()
+
+    def minimumSizeHint(self) -> QSize:
+        """Room for one side column and a narrow chat, not all three: a layout never gives a widget
+        less than this, so with the splitter's own hint (the three columns' sum) a small window
+        would clip the page instead of letting it drop to one side column."""
+        hint = super().minimumSizeHint()
+        side = max(self.sidebar.minimumWidth(), self.side.minimumWidth())
+        return QSize(side + chars(self.font(), CHAT_MIN_CHARS // 2) + 2 * self.handleWidth(), hint.height())
 
     def set_drawer_wanted(self, shown: bool) -> None:
         """Show or hide the settings drawer. On a narrow page it takes the conversations' place."""

@@ -1,5 +1,4 @@
-"""A server in front of a loaded starter model, for the API's feature tests (test_server.py keeps its
-own, with the request log it checks)."""
+"""The API tests' fixtures: one loaded model per module and a fresh server in front of it per test."""
 
 from __future__ import annotations
 
@@ -11,21 +10,22 @@ import pytest
 from app.core.api.config import ServerConfig
 from app.core.api.server import LocalServer
 from app.core.inference.thread import InferenceThread
-from tests.unit.api.test_server import KEY, Served, _loaded_worker
+from tests.unit.api.served import KEY, Served, loaded_worker
 
 
 @pytest.fixture(scope="module")
-def api_worker(starter_model: Path) -> Iterator[InferenceThread]:
-    """One loaded model for the module."""
-    loaded = _loaded_worker(starter_model)
-    yield loaded
-    loaded.shutdown()
+def shared_worker(starter_model: Path) -> Iterator[InferenceThread]:
+    """One loaded model for the module (as in the app: one model, one inference thread)."""
+    worker = loaded_worker(starter_model)
+    yield worker
+    worker.shutdown()
 
 
 @pytest.fixture
-def api(api_worker: InferenceThread) -> Iterator[Served]:
-    """A fresh server in front of the module's model."""
-    server = LocalServer(api_worker, ServerConfig(port=0, api_key=KEY))
+def served(shared_worker: InferenceThread) -> Iterator[Served]:
+    """A fresh server (port chosen by the system) in front of the shared worker."""
+    server = LocalServer(shared_worker, ServerConfig(port=0, api_key=KEY))
     server.start()
-    yield Served(api_worker, server)
+    yield Served(shared_worker, server)
     server.stop()
+    assert not server.running

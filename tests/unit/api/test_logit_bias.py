@@ -9,7 +9,7 @@ import gguf
 import openai
 import pytest
 
-from tests.unit.api.test_server import Served
+from tests.unit.api.served import Served
 
 
 def _token(model: Path, text: str) -> int:
@@ -19,8 +19,8 @@ def _token(model: Path, text: str) -> int:
     return tokens.index(text)
 
 
-def _next_word(api: Served, **kwargs: object) -> str:
-    reply = api.client.completions.create(
+def _next_word(served: Served, **kwargs: object) -> str:
+    reply = served.client.completions.create(
         model="any", prompt="The capital of France is", max_tokens=1, temperature=0, **kwargs
     )
     return reply.choices[0].text
@@ -28,14 +28,14 @@ def _next_word(api: Served, **kwargs: object) -> str:
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_a_banned_token_is_never_written_and_a_pushed_one_is(
-    api: Served, starter_model: Path, stream: bool
+    served: Served, starter_model: Path, stream: bool
 ) -> None:
     paris, london = _token(starter_model, "ĠParis"), _token(starter_model, "ĠLondon")
-    assert _next_word(api) == " Paris"
-    banned = _next_word(api, logit_bias={str(paris): -100})
+    assert _next_word(served) == " Paris"
+    banned = _next_word(served, logit_bias={str(paris): -100})
     assert banned != " Paris" and banned.strip()
-    assert _next_word(api, logit_bias={str(london): 100}) == " London"
-    chat = api.client.chat.completions.create(
+    assert _next_word(served, logit_bias={str(london): 100}) == " London"
+    chat = served.client.chat.completions.create(
         model="any",
         messages=[{"role": "user", "content": "What is the capital of France? Answer in one word."}],
         max_tokens=12,
@@ -63,8 +63,8 @@ def test_a_banned_token_is_never_written_and_a_pushed_one_is(
         ({str(n): 1 for n in range(301)}, "at most 300"),
     ],
 )
-def test_biases_the_model_cannot_take_are_refused(api: Served, bias: dict[str, float], said: str) -> None:
+def test_biases_the_model_cannot_take_are_refused(served: Served, bias: dict[str, float], said: str) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        _next_word(api, logit_bias=bias)
+        _next_word(served, logit_bias=bias)
     assert said in caught.value.message
-    assert api.worker.replies_running() == 0
+    assert served.worker.replies_running() == 0

@@ -9,20 +9,20 @@ from typing import Any
 import openai
 import pytest
 
-from tests.unit.api.test_server import QUESTION, Served
+from tests.unit.api.served import QUESTION, Served
 
 
-def _chat(api: Served, stream: bool, **kwargs: Any) -> tuple[str, list[Any]]:
+def _chat(served: Served, stream: bool, **kwargs: Any) -> tuple[str, list[Any]]:
     """The reply's text and its logprobs content, whole or gathered from the streamed chunks."""
     args: dict[str, Any] = {"model": "any", "messages": QUESTION, "max_tokens": 24, "temperature": 0}
     args.update(kwargs)
     if not stream:
-        reply = api.client.chat.completions.create(**args)
+        reply = served.client.chat.completions.create(**args)
         choice = reply.choices[0]
         assert choice.logprobs is not None and choice.logprobs.content is not None
         return choice.message.content or "", list(choice.logprobs.content)
     text, content = "", []
-    for chunk in api.client.chat.completions.create(stream=True, **args):
+    for chunk in served.client.chat.completions.create(stream=True, **args):
         if chunk.choices:
             text += chunk.choices[0].delta.content or ""
             if chunk.choices[0].logprobs is not None:
@@ -32,11 +32,11 @@ def _chat(api: Served, stream: bool, **kwargs: Any) -> tuple[str, list[Any]]:
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_each_token_comes_with_its_log_probability_and_the_likeliest_others(
-    api: Served, stream: bool
+    served: Served, stream: bool
 ) -> None:
     # No repeat penalty: greedy then writes the model's likeliest token (the numbers are the model's,
     # before any sampler reshapes them, as OpenAI reports them).
-    text, content = _chat(api, stream, logprobs=True, top_logprobs=3, extra_body={"repeat_penalty": 1.0})
+    text, content = _chat(served, stream, logprobs=True, top_logprobs=3, extra_body={"repeat_penalty": 1.0})
     assert content and "".join(t.token for t in content) == text
     for token in content:
         assert token.logprob <= 0 and bytes(token.bytes or []).decode("utf-8", "replace") == token.token
@@ -47,9 +47,9 @@ def test_each_token_comes_with_its_log_probability_and_the_likeliest_others(
         assert top[0].token == token.token and top[0].logprob == pytest.approx(token.logprob, abs=1e-5)
 
 
-def test_streamed_and_whole_replies_report_the_same_numbers(api: Served) -> None:
-    whole = _chat(api, False, logprobs=True, top_logprobs=2)
-    streamed = _chat(api, True, logprobs=True, top_logprobs=2)
+def test_streamed_and_whole_replies_report_the_same_numbers(served: Served) -> None:
+    whole = _chat(served, False, logprobs=True, top_logprobs=2)
+    streamed = _chat(served, True, logprobs=True, top_logprobs=2)
     assert whole[0] == streamed[0]
 
     def numbers(content: list[Any]) -> list[tuple[str, float]]:
@@ -58,36 +58,36 @@ def test_streamed_and_whole_replies_report_the_same_numbers(api: Served) -> None
     assert numbers(whole[1]) == numbers(streamed[1])
 
 
-def test_a_sampled_reply_is_likelier_the_cooler_it_is(api: Served) -> None:
+def test_a_sampled_reply_is_likelier_the_cooler_it_is(served: Served) -> None:
     """The log probabilities are the model's own (before sampling): a greedy reply's tokens are
     likelier, on average, than a hot one's."""
 
     def mean(content: list[Any]) -> float:
         return sum(t.logprob for t in content) / len(content)
 
-    cool = mean(_chat(api, False, logprobs=True, max_tokens=16)[1])
-    hot = mean(_chat(api, False, logprobs=True, max_tokens=16, temperature=2.0, seed=3)[1])
+    cool = mean(_chat(served, False, logprobs=True, max_tokens=16)[1])
+    hot = mean(_chat(served, False, logprobs=True, max_tokens=16, temperature=2.0, seed=3)[1])
     assert math.isfinite(cool) and math.isfinite(hot) and hot < cool <= 0
-    plain = api.client.chat.completions.create(model="any", messages=QUESTION, max_tokens=4, temperature=0)
+    plain = served.client.chat.completions.create(model="any", messages=QUESTION, max_tokens=4, temperature=0)
     assert plain.choices[0].logprobs is None  # not asked for: not computed
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-def test_text_completions_report_tokens_offsets_and_alternatives(api: Served, stream: bool) -> None:
+def test_text_completions_report_tokens_offsets_and_alternatives(served: Served, stream: bool) -> None:
     args: dict[str, Any] = {"model": "any", "prompt": "The capital of France is", "max_tokens": 8}
     args["temperature"] = 0
     tokens: list[str] = []
     offsets: list[int] = []
     text = ""
     if stream:
-        for chunk in api.client.completions.create(stream=True, logprobs=2, **args):
+        for chunk in served.client.completions.create(stream=True, logprobs=2, **args):
             choice = chunk.choices[0]
             text += choice.text
             if choice.logprobs is not None:
                 tokens += choice.logprobs.tokens or []
                 offsets += choice.logprobs.text_offset or []
     else:
-        choice = api.client.completions.create(logprobs=2, **args).choices[0]
+        choice = served.client.completions.create(logprobs=2, **args).choices[0]
         assert choice.logprobs is not None
         text, tokens, offsets = choice.text, choice.logprobs.tokens or [], choice.logprobs.text_offset or []
         assert all(len(alternatives) <= 2 for alternatives in choice.logprobs.top_logprobs or [])
@@ -101,9 +101,9 @@ def test_text_completions_report_tokens_offsets_and_alternatives(api: Served, st
     [({"top_logprobs": 3}, "top_logprobs"), ({"logprobs": True, "top_logprobs": 21}, "top_logprobs")],
 )
 def test_alternatives_without_logprobs_or_too_many_are_refused(
-    api: Served, args: dict[str, Any], param: str
+    served: Served, args: dict[str, Any], param: str
 ) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        _chat(api, False, **args)
+        _chat(served, False, **args)
     error = caught.value.body
     assert isinstance(error, dict) and error["param"] == param, error

@@ -11,7 +11,7 @@ import pydantic
 import pytest
 
 from app.core.api.structured import ResponseFormat, unenforceable
-from tests.unit.api.test_server import Served
+from tests.unit.api.served import Served
 
 PARIS = [{"role": "user", "content": "Describe Paris as JSON: its name, its country and its population."}]
 CITY = {
@@ -27,15 +27,15 @@ CITY = {
 }
 
 
-def _reply(api: Served, stream: bool, **kwargs: Any) -> tuple[str, str]:
+def _reply(served: Served, stream: bool, **kwargs: Any) -> tuple[str, str]:
     """The reply's text and finish reason, whole or put together from the streamed chunks."""
     args: dict[str, Any] = {"model": "any", "messages": PARIS, "max_tokens": 200, "temperature": 0}
     args.update(kwargs)
     if not stream:
-        reply = api.client.chat.completions.create(**args)
+        reply = served.client.chat.completions.create(**args)
         return reply.choices[0].message.content or "", str(reply.choices[0].finish_reason)
     text, finish = "", ""
-    for chunk in api.client.chat.completions.create(stream=True, **args):
+    for chunk in served.client.chat.completions.create(stream=True, **args):
         if chunk.choices:
             text += chunk.choices[0].delta.content or ""
             finish = chunk.choices[0].finish_reason or finish
@@ -55,11 +55,11 @@ def _valid_city(value: object) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-def test_json_object_replies_are_json_objects(api: Served, stream: bool) -> None:
-    free, _ = _reply(api, stream)
+def test_json_object_replies_are_json_objects(served: Served, stream: bool) -> None:
+    free, _ = _reply(served, stream)
     with pytest.raises(ValueError):
         json.loads(free)  # the model left to itself writes prose about Paris
-    text, finish = _reply(api, stream, response_format={"type": "json_object"})
+    text, finish = _reply(served, stream, response_format={"type": "json_object"})
     assert finish == "stop", text
     assert isinstance(json.loads(text), dict), text
 
@@ -67,10 +67,10 @@ def test_json_object_replies_are_json_objects(api: Served, stream: bool) -> None
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 @pytest.mark.parametrize("seed", [1, 2])
 def test_json_schema_replies_follow_the_schema_even_when_sampled(
-    api: Served, stream: bool, seed: int
+    served: Served, stream: bool, seed: int
 ) -> None:
     response_format = {"type": "json_schema", "json_schema": {"name": "city", "schema": CITY, "strict": True}}
-    text, finish = _reply(api, stream, response_format=response_format, temperature=0.9, seed=seed)
+    text, finish = _reply(served, stream, response_format=response_format, temperature=0.9, seed=seed)
     assert finish == "stop", text
     _valid_city(json.loads(text))
 
@@ -85,8 +85,8 @@ class City(pydantic.BaseModel):
     capital: bool | None = None
 
 
-def test_the_sdks_parse_fills_a_pydantic_model(api: Served) -> None:
-    reply = api.client.chat.completions.parse(
+def test_the_sdks_parse_fills_a_pydantic_model(served: Served) -> None:
+    reply = served.client.chat.completions.parse(
         model="any", messages=PARIS, max_tokens=300, temperature=0, response_format=City
     )
     parsed = reply.choices[0].message.parsed
@@ -94,7 +94,7 @@ def test_the_sdks_parse_fills_a_pydantic_model(api: Served) -> None:
     assert parsed.name
 
 
-def test_replies_with_different_formats_at_once_each_keep_their_own(api: Served) -> None:
+def test_replies_with_different_formats_at_once_each_keep_their_own(served: Served) -> None:
     """Each sequence of the batch has its own grammar (and one without any)."""
     import concurrent.futures
 
@@ -107,7 +107,7 @@ def test_replies_with_different_formats_at_once_each_keep_their_own(api: Served)
 
     def ask(response_format: dict[str, Any] | None) -> tuple[str, str]:
         extra = {"response_format": response_format} if response_format else {}
-        return _reply(api, False, temperature=0.7, seed=5, **extra)
+        return _reply(served, False, temperature=0.7, seed=5, **extra)
 
     with concurrent.futures.ThreadPoolExecutor(len(formats)) as pool:
         replies = list(pool.map(ask, formats))
@@ -155,14 +155,14 @@ BAD_FORMATS = [
 
 @pytest.mark.parametrize(("response_format", "param", "said"), BAD_FORMATS)
 def test_formats_that_cannot_be_enforced_are_refused_by_name(
-    api: Served, response_format: dict[str, Any], param: str, said: str
+    served: Served, response_format: dict[str, Any], param: str, said: str
 ) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        _reply(api, False, response_format=response_format)
+        _reply(served, False, response_format=response_format)
     error = caught.value.body
     assert isinstance(error, dict) and error["param"] == param, error
     assert said in error["message"], error["message"]
-    assert api.worker.replies_running() == 0
+    assert served.worker.replies_running() == 0
 
 
 def test_the_schema_walk_finds_every_unenforceable_keyword() -> None:

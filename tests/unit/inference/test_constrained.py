@@ -5,27 +5,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from app.core.inference.engine import Engine
-from app.core.inference.options import LoadOptions
 from app.core.values.replies import StopReason
 from app.core.values.sampling import SamplingError, SamplingParams
 
 GREEDY = SamplingParams(temperature=0.0, seed=7, max_tokens=80, context_length=2048)
 ASK = [{"role": "user", "content": "Is the sky blue? Answer yes or no, as JSON with a field answer."}]
 YES_NO = 'root ::= "{\\"answer\\": \\"" ("yes" | "no") "\\"}"'
-
-
-@pytest.fixture(scope="module")
-def engine(starter_model: Path) -> Iterator[Engine]:
-    eng = Engine()
-    eng.load(starter_model, LoadOptions(context_length=2048))
-    yield eng
-    eng.unload()
 
 
 def _run(engine: Engine, grammar: str | None, params: SamplingParams = GREEDY) -> tuple[str, StopReason]:

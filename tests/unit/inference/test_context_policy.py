@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from app.core.inference.context_policy import ContextFull, fit_messages
 from app.core.inference.engine import Engine
-from app.core.inference.options import LoadOptions
-
-
-@pytest.fixture(scope="module")
-def engine(starter_model: Path) -> Iterator[Engine]:
-    e = Engine()
-    e.load(starter_model, LoadOptions(context_length=2048))
-    yield e
-    e.unload()
 
 
 def conversation(exchanges: int) -> list[dict[str, str]]:

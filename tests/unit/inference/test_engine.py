@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,14 +17,6 @@ from app.core.values.replies import StopReason
 from app.core.values.sampling import SamplingError, SamplingParams
 
 GREEDY = SamplingParams(temperature=0.0, seed=7, max_tokens=48, context_length=2048)
-
-
-@pytest.fixture(scope="module")
-def engine(starter_model: Path) -> Iterator[Engine]:
-    eng = Engine()
-    eng.load(starter_model, LoadOptions(context_length=2048))
-    yield eng
-    eng.unload()
 
 
 def _chat(
