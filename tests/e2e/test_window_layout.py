@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QGuiApplication, QMouseEvent
-from PySide6.QtWidgets import QApplication, QMessageBox, QToolButton, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QToolButton, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.core.chat.messages import Role
@@ -39,6 +39,10 @@ def test_the_rail_opens_each_page_and_the_server_panel(qtbot: QtBot, window: Mai
     for button in window.rail.findChildren(QToolButton):
         assert not button.icon().isNull(), f"{button.objectName()} has no icon"
         assert button.text() and button.accessibleDescription(), button.objectName()
+    window.resize(1400, 800)
+    qtbot.waitUntil(lambda: window.width() == 1400, timeout=5_000)
+    for label in (window.status.state_label, window.status.context_label):  # room: nothing shortened
+        assert label.shown_text() == label.text()
 
 
 def test_tab_reads_the_window_in_order(qtbot: QtBot, window: MainWindow) -> None:
@@ -201,6 +205,8 @@ def test_my_models_with_nothing_installed_says_what_to_do(qtbot: QtBot, empty_wi
     window.show_page("library")
     assert library.views.currentWidget() is library.empty
     assert library.use_button.isHidden() and not _button(window, "libraryCardsButton").isEnabled()
+    text = library.empty.findChild(QLabel, "libraryEmptyText")
+    assert text is not None and text.height() >= text.heightForWidth(text.width()), "its lines are cut off"
     shot(window, "library-empty")
     discover = library.empty.findChild(QWidget, "libraryEmptyDiscover")
     assert discover is not None

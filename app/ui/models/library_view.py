@@ -58,7 +58,7 @@ class LibraryView(QWidget):
         root.setContentsMargins(12, 10, 12, 6)
 
         folder_row = QHBoxLayout()
-        self.folder_label = ElidedLabel("", Qt.TextElideMode.ElideMiddle, inset=0)
+        self.folder_label = ElidedLabel("", Qt.TextElideMode.ElideMiddle)
         self.folder_label.setObjectName("modelsFolderLabel")
         self.folder_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         change = QPushButton("Change…")

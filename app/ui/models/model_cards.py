@@ -206,7 +206,7 @@ class LibraryEmpty(QScrollArea):
         text.setAlignment(Qt.AlignmentFlag.AlignCenter)
         text.setProperty("role", "empty")
         # A fixed width: a word-wrapped label in a centring layout is otherwise given one line's height.
-        text.setFixedWidth(40 * text.fontMetrics().averageCharWidth())
+        text.setFixedWidth(56 * text.fontMetrics().averageCharWidth())
         buttons = QHBoxLayout()
         buttons.addStretch(1)
         discover = QPushButton("Discover models")
@@ -224,7 +224,13 @@ class LibraryEmpty(QScrollArea):
         buttons.addWidget(imports)
         buttons.addStretch(1)
         layout.addWidget(title)
-        layout.addWidget(text, 0, Qt.AlignmentFlag.AlignHCenter)
+        # Centred by stretches, not by an alignment: a layout item with an alignment is given its
+        # one-line size hint, and the wrapped lines would be cut off.
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(text)
+        row.addStretch(1)
+        layout.addLayout(row)
         layout.addSpacing(8)
         layout.addLayout(buttons)
         layout.addStretch(1)
