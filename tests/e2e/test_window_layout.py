@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, Qt
 from PySide6.QtGui import QGuiApplication, QMouseEvent
 from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QToolButton, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.core.chat.messages import Role
 from app.core.settings import Settings
+from app.core.values.replies import ReplyStats, StopReason
 from app.ui.api.dialog import ServerDialog
 from app.ui.chat.message_view import MessageView
 from app.ui.shell.main_window import MainWindow
@@ -141,6 +142,19 @@ def _hover(view: MessageView, pos: QPoint) -> None:
     QApplication.sendEvent(view.viewport(), event)
 
 
+class _Shows(QObject):
+    """Counts a widget's show events."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Count, and let the event through."""
+        self.count += event.type() == QEvent.Type.Show
+        return False
+
+
 def test_hovering_a_message_shows_its_actions(qtbot: QtBot, window: MainWindow) -> None:
     transcript = window.session.transcript
     transcript.add(Role.USER, "What is a fox?")
@@ -176,6 +190,23 @@ def test_hovering_a_message_shows_its_actions(qtbot: QtBot, window: MainWindow) 
     assert bar.isHidden(), "the buttons go when the mouse leaves the messages"
     for button in bar.buttons.values():
         assert button.focusPolicy() == Qt.FocusPolicy.NoFocus and button.accessibleName()
+
+    # A reply cut at its limit can be continued, but not on a remote engine: the button never shows
+    # (shown and hidden again on each paint, it repainted the view for ever).
+    stats = ReplyStats(0.1, 50.0, 10, 10, 40, StopReason.MAX_TOKENS, 1, 50, 4096)
+    row = transcript.add(Role.ASSISTANT, "Once upon a time")
+    transcript.finish(row, "Once upon a time", stats)
+    qtbot.waitUntil(lambda: view.row_count() == 3, timeout=5_000)
+    _hover(view, view.bubble_rect(2).center())
+    assert visible() == {"copy", "regenerate", "continue", "delete"}
+    shown = _Shows()
+    bar.buttons["continue"].installEventFilter(shown)
+    view.can_continue = False
+    _hover(view, view.bubble_rect(1).center())
+    _hover(view, view.bubble_rect(2).center())
+    for _ in range(3):
+        view.viewport().repaint()
+    assert "continue" not in visible() and shown.count == 0
 
 
 def test_my_models_shows_cards_or_a_table_and_remembers(qtbot: QtBot, window: MainWindow) -> None:

@@ -117,7 +117,9 @@ def unenforceable(schema: object, where: str, depth: int = 0) -> Iterator[tuple[
         if key not in ENFORCED and key not in ANNOTATIONS:
             yield path, f"“{key}” is not supported: the reply could not be held to it, so it is refused"
             continue
-        if key == "format" and value not in STRING_FORMAT_RULES:
+        if key == "format" and not isinstance(value, str):
+            yield path, f"format must be a string, not {type(value).__name__}"
+        elif key == "format" and value not in STRING_FORMAT_RULES:
             known = ", ".join(sorted(STRING_FORMAT_RULES))
             yield path, f"format “{value}” is not supported (supported: {known})"
         if key == "$ref" and not (isinstance(value, str) and value.startswith("#/")):

@@ -48,18 +48,25 @@ class GrammarSampling:
         self._llama.llama_sampler_apply(self.grammar, ctypes.byref(single))
         return not math.isinf(self._one[0].logit)
 
-    def sample(self, ctx: Any, row: int) -> int:
-        """The next token from row `row` of the logits; both samplers have taken it."""
+    def sample(self, ctx: Any, row: int) -> int | None:
+        """The next token from row `row` of the logits; both samplers have taken it. None when no
+        token is left: the grammar allows none that the chain has not ruled out (a logit_bias that
+        bans the end of the turn once the JSON is complete). Accepting a token the grammar refuses
+        would make llama.cpp abort the process, so it is never done."""
         llama = self._llama
         candidates = self._candidates(ctx, row)
         llama.llama_sampler_apply(self.chain, ctypes.byref(candidates))
-        token = int(candidates.data[candidates.selected].id)
-        if not self._allowed(token):
+        chosen = candidates.data[candidates.selected]
+        token = int(chosen.id)
+        if math.isinf(chosen.logit) or not self._allowed(token):
             self.redrawn += 1
             candidates = self._candidates(ctx, row)
             llama.llama_sampler_apply(self.grammar, ctypes.byref(candidates))
             llama.llama_sampler_apply(self.chain, ctypes.byref(candidates))
-            token = int(candidates.data[candidates.selected].id)
+            chosen = candidates.data[candidates.selected]
+            token = int(chosen.id)
+            if math.isinf(chosen.logit) or not self._allowed(token):
+                return None  # every candidate was ruled out
         llama.llama_sampler_accept(self.grammar, token)
         llama.llama_sampler_accept(self.chain, token)
         return token

@@ -137,7 +137,12 @@ class Generation:
             return
         llama_cpp = self._llama
         if self.constrained is not None:
-            token = self.constrained.sample(ctx, self._row)
+            drawn = self.constrained.sample(ctx, self._row)
+            if drawn is None:  # the grammar and the biases leave no token: the reply ends here
+                self._row = None
+                self.stop = StopReason.END_OF_TURN
+                return
+            token = drawn
         else:
             token = llama_cpp.llama_sampler_sample(self.sampler, ctx, self._row)
         if self.top_logprobs is not None and not llama_cpp.llama_vocab_is_eog(self._vocab, token):

@@ -68,9 +68,10 @@ class MessageActionBar(QWidget):
         self.hide_bar()
         self._act(row, name)
 
-    def show_for(self, row: int, message: Message, bubble: QRect, last: bool) -> None:
+    def show_for(self, row: int, message: Message, bubble: QRect, last: bool, can_continue: bool) -> None:
         """Lay the bar just above row `row`'s `bubble` (viewport coordinates); `last`: the newest
-        message (only it can be continued)."""
+        message (only it can be continued), `can_continue`: the model chat goes to can carry on a
+        reply (a remote engine's API cannot)."""
         if message.streaming:  # nothing to act on until the reply is written
             self.hide_bar()
             return
@@ -79,7 +80,7 @@ class MessageActionBar(QWidget):
             "copy": bool(message.content),
             "edit": user,
             "regenerate": not user,
-            "continue": last and can_continue_reply(message),
+            "continue": last and can_continue and can_continue_reply(message),
             "delete": True,
         }
         for name, button in self.buttons.items():

@@ -328,10 +328,9 @@ class MessageView(QAbstractScrollArea):
             return
         last = row == len(self._rows) - 1
         message = self._model.peek(row)
-        self._actions.show_for(row, message, self.bubble_rect(row), last)
-        self._actions.buttons["continue"].setVisible(
-            self._actions.buttons["continue"].isVisible() and self.can_continue
-        )
+        # Decided once, in show_for: a button shown then hidden again here would damage the bar,
+        # repaint the view and come back here, for ever.
+        self._actions.show_for(row, message, self.bubble_rect(row), last, self.can_continue)
 
     def viewportEvent(self, event: QEvent) -> bool:
         """The mouse left the messages: the hover bar goes (or back to the keyboard's message)."""

@@ -104,9 +104,7 @@ class ModelCardDelegate(QStyledItemDelegate):
             painter.drawRoundedRect(QRectF(rect).adjusted(1.5, 1.5, -1.5, -1.5), 9, 9)
         inner = rect.adjusted(PAD, PAD, -PAD, -PAD)
         font: QFont = QFont(option.font)
-        title_font = QFont(font)
-        title_font.setBold(True)
-        title_font.setPointSizeF(font.pointSizeF() * 1.1)
+        title_font = scaled_font(font, 1.1, bold=True)  # (a pixel-sized font has no point size)
         text = palette.color(QPalette.ColorRole.Text)
         muted = palette.color(QPalette.ColorRole.PlaceholderText)
         info = entry.info

@@ -148,6 +148,7 @@ BAD_FORMATS = [
         "response_format.json_schema.schema",
         "cannot be turned into a grammar",
     ),
+    (_schema({"format": ["date"]}), "response_format.json_schema.schema.format", "format must be a string"),
     (_schema({}, name="a b"), "response_format.json_schema.name", ""),
     (_schema("{}"), "response_format.json_schema.schema", ""),
 ]

@@ -39,7 +39,14 @@ def test_drawing_first_and_checking_gives_what_the_grammar_first_would(
     from app.core.inference import constrained
 
     fast, _ = _run(engine, YES_NO)
-    monkeypatch.setattr(constrained.GrammarSampling, "_allowed", lambda self, token: False)  # always redraw
+    real = constrained.GrammarSampling._allowed
+    calls = [0]
+
+    def refuse_the_free_draw(self: constrained.GrammarSampling, token: int) -> bool:
+        calls[0] += 1  # each token is checked twice when redrawn: the free draw, then the redraw
+        return False if calls[0] % 2 else real(self, token)
+
+    monkeypatch.setattr(constrained.GrammarSampling, "_allowed", refuse_the_free_draw)  # always redraw
     slow, _ = _run(engine, YES_NO)
     assert fast == slow
 
@@ -53,3 +60,24 @@ def test_a_refused_grammar_or_bias_leaves_the_sequence_free(engine: Engine) -> N
     assert engine.free_sequences == free
     text, _ = _run(engine, None)
     assert text  # the engine goes on
+
+
+def test_a_grammar_whose_only_way_out_is_banned_ends_the_reply_instead_of_aborting(engine: Engine) -> None:
+    """Once the JSON is complete the grammar allows only the end of the turn; a logit_bias of -100 on
+    those tokens leaves nothing to draw. Accepting a token the grammar refuses would make llama.cpp
+    abort the whole process (std::terminate), so the reply ends there."""
+    from app.core.system.binding import import_llama_cpp
+
+    llama_cpp = import_llama_cpp()
+    vocab = engine.vocabulary.vocab
+    ends = [t for t in range(llama_cpp.llama_vocab_n_tokens(vocab)) if llama_cpp.llama_vocab_is_eog(vocab, t)]
+    banned = tuple((token, -100.0) for token in ends)
+    for seed in range(3):
+        pieces: list[str] = []
+        params = GREEDY.with_changes(temperature=1.0, seed=seed)
+        cancel = threading.Event()
+        generation = engine.start(ASK, params, pieces.append, cancel, grammar=YES_NO, logit_bias=banned)
+        while generation.stop is None:
+            engine.step([generation])
+        engine.finish(generation)
+        assert json.loads("".join(pieces))["answer"] in ("yes", "no")
