@@ -30,6 +30,9 @@ class GrammarSampling:
         self._view = np.frombuffer(self._data, dtype=TOKEN_DATA)
         self._ids = np.arange(self.n_vocab, dtype=np.int32)
         self._one = (llama_cpp.llama_token_data * 1)()
+        # The buffers as llama_token_data pointers, cast once: sample() runs for every token.
+        self._data_ptr = ctypes.cast(self._data, ctypes.POINTER(llama_cpp.llama_token_data))
+        self._one_ptr = ctypes.cast(self._one, ctypes.POINTER(llama_cpp.llama_token_data))
         #: How often the grammar refused the freely drawn token (the draw was made again).
         self.redrawn = 0
 
@@ -38,13 +41,12 @@ class GrammarSampling:
         self._view["id"] = self._ids
         self._view["logit"] = np.ctypeslib.as_array(logits, shape=(self.n_vocab,))
         self._view["p"] = 0.0
-        pointer = ctypes.cast(self._data, ctypes.POINTER(self._llama.llama_token_data))
-        return self._llama.llama_token_data_array(pointer, self.n_vocab, -1, False)
+        # A fresh array header each time: the chain's samplers shrink, sort and select in it.
+        return self._llama.llama_token_data_array(self._data_ptr, self.n_vocab, -1, False)
 
     def _allowed(self, token: int) -> bool:
         self._one[0].id, self._one[0].logit, self._one[0].p = token, 1.0, 0.0
-        pointer = ctypes.cast(self._one, ctypes.POINTER(self._llama.llama_token_data))
-        single = self._llama.llama_token_data_array(pointer, 1, -1, False)
+        single = self._llama.llama_token_data_array(self._one_ptr, 1, -1, False)
         self._llama.llama_sampler_apply(self.grammar, ctypes.byref(single))
         return not math.isinf(self._one[0].logit)
 

@@ -40,6 +40,7 @@ class MessageActionBar(QWidget):
         self._act, self._copied = act, copied
         self.row = -1
         self._text = ""
+        self._shown: dict[str, bool] = {}  # which buttons show now
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -83,10 +84,14 @@ class MessageActionBar(QWidget):
             "continue": last and can_continue and can_continue_reply(message),
             "delete": True,
         }
-        for name, button in self.buttons.items():
-            button.setVisible(shown[name])
+        # The view calls this on every paint (scrolls, streaming): the buttons are laid out again
+        # only when which of them show changes.
+        if shown != self._shown:
+            for name, button in self.buttons.items():
+                button.setVisible(shown[name])
+            self.adjustSize()
+            self._shown = shown
         self.row, self._text = row, message.content
-        self.adjustSize()
         size = self.sizeHint()
         # Above the bubble's edge opposite the title: the right for a reply, the left for the user's.
         x = bubble.left() if user else bubble.right() - size.width() + 1

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.models.estimate import fit_model
+from app.core.models.estimate import Fit, fit_model
 from app.core.models.library import ModelEntry
 from app.core.models.other_apps import FoundModel
 from app.core.system.machine import Machine
@@ -222,13 +222,13 @@ class LibraryView(QWidget):
     def set_machine(self, machine: Machine, context_length: int, parallel: int) -> None:
         """Judge each card's fit against `machine` at `context_length` tokens and `parallel` replies."""
 
-        def badge(entry: ModelEntry) -> object:
+        def badge(entry: ModelEntry) -> Fit | None:
             info = entry.info
             if info is None:
                 return None
             return fit_model(info.file_size, info.shape, context_length, machine, parallel)[0]
 
-        self.facts.fit = badge  # type: ignore[assignment]
+        self.facts.fit = badge
         self.cards.viewport().update()
 
     def set_usage(self, last_used: dict[str, float], loaded: str) -> None:
