@@ -93,7 +93,11 @@ def test_a_stop_ends_one_reply_and_the_others_go_on(served: tuple[InferenceThrea
     others = [rec.wait_for(ReplyDone, rid) for rid in (ids[0], ids[2])]
     assert stopped.stats.stop_reason is StopReason.USER  # type: ignore[attr-defined]
     assert stopped.stats.completion_tokens < 120  # type: ignore[attr-defined]
-    assert all(r.stats.stop_reason is StopReason.MAX_TOKENS for r in others)  # type: ignore[attr-defined]
+    # The others ran to their own end (the length limit, or the model's end of turn: which one
+    # depends on the machine's arithmetic), well past where the stopped one was cut.
+    for other in others:
+        assert other.stats.stop_reason is not StopReason.USER  # type: ignore[attr-defined]
+        assert other.stats.completion_tokens > stopped.stats.completion_tokens  # type: ignore[attr-defined]
     assert _first(rec, ReplyDone, ids[1]) < min(_first(rec, ReplyDone, r) for r in (ids[0], ids[2]))
 
 
