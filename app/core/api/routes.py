@@ -21,18 +21,29 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from app.core.api import wire
+from app.core.api import embeddings, wire
 from app.core.api.config import ServerConfig
 from app.core.api.guard import read_body, refusal
 from app.core.api.mailbox import Mailbox
 from app.core.api.request_log import LogListener, RequestLog, RequestState
 from app.core.api.schema import ApiError, ChatRequest, CompletionRequest
-from app.core.inference.events import Chunk, Event, ReplyDone, ReplyFailed, Started
+from app.core.api.tool_schema import ToolPlan
+from app.core.inference.embedder import Embeddings
+from app.core.inference.events import Chunk, Embedded, EmbedFailed, Event, ReplyDone, ReplyFailed, Started
 from app.core.inference.thread import InferenceThread
+from app.core.tools.calls import ToolCall
+from app.core.tools.formats import template_tools
+from app.core.tools.parsing import CallReader, read_calls
 from app.core.values.replies import ReplyStats, StopReason
 from app.core.values.sampling import RANDOM_SEED, SamplingParams
 
 log = logging.getLogger(__name__)
+
+
+def _settle(future: asyncio.Future[Event], event: Event) -> None:
+    """Give `future` its event (on the server's loop), unless it was cancelled meanwhile."""
+    if not future.done():
+        future.set_result(event)
 
 
 @dataclass(slots=True)
@@ -51,6 +62,17 @@ class _Reply:
     choices: int = 1
     #: The request asked for its tokens' log probabilities.
     logprobs: bool = False
+    #: The tools the model was offered (its replies are read for calls), or None.
+    tools: ToolPlan | None = None
+    #: Each streamed choice's reader of calls, by choice index.
+    readers: dict[int, CallReader] = field(default_factory=dict)
+
+    def reader(self, index: int) -> CallReader:
+        """The call reader of choice `index` (needs `tools`)."""
+        assert self.tools is not None
+        if index not in self.readers:
+            self.readers[index] = CallReader(self.tools.names(), self.tools.parallel)
+        return self.readers[index]
 
     def sink(self, event: Event) -> None:
         """Called on the inference thread: hand the event to the server's loop."""
@@ -99,6 +121,7 @@ class Routes:
             Route("/v1/models", self._models, methods=["GET"]),
             Route("/v1/chat/completions", self._chat, methods=["POST"]),
             Route("/v1/completions", self._completions, methods=["POST"]),
+            Route("/v1/embeddings", self._embeddings, methods=["POST"]),
             # Anything else: an OpenAI-style 404 naming the path, logged like every request.
             Route("/{path:path}", self._unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]
@@ -155,7 +178,7 @@ class Routes:
         missing = ApiError(
             404,
             f"There is no {request.method} {request.url.path} here. Fireside serves GET /v1/models, "
-            "POST /v1/chat/completions and POST /v1/completions.",
+            "POST /v1/chat/completions, POST /v1/completions and POST /v1/embeddings.",
             "not_found",
         )
         return self._refuse(request, missing)
@@ -165,6 +188,54 @@ class Routes:
 
     async def _completions(self, request: Request) -> Response:
         return await self._serve(request, CompletionRequest)
+
+    async def _embeddings(self, request: Request) -> Response:
+        if (refused := refusal(request, self.config)) is not None:
+            return self._refuse(request, refused)
+        entry = self._entry(request)
+        try:
+            body = await read_body(request, embeddings.EmbeddingRequest)
+            if self.worker.loaded is None:
+                raise ApiError(
+                    404, "No model is loaded in Fireside. Load one in the window, or start "
+                    "`fireside serve --model PATH`.", "model_not_found", "model",
+                )  # fmt: skip
+            entry.model = self.worker.loaded.info.path.stem
+            inputs = body.inputs()
+            parts: list[Embeddings] = []
+            step = embeddings.INPUTS_PER_TURN
+            for start in range(0, len(inputs), step):
+                single = not isinstance(body.input, list) or not isinstance(body.input[0], list | str)
+                parts.append(await self._embed(inputs[start : start + step], start, single))
+        except ApiError as exc:
+            entry.status, entry.error = exc.status, exc.message
+            self._notify(entry)
+            return wire.error_response(exc)
+        entry.status, entry.state = 200, RequestState.DONE
+        entry.prompt_tokens = sum(part.tokens for part in parts)
+        entry.duration_s = time.time() - entry.at
+        self._notify(entry)
+        return JSONResponse(embeddings.reply(entry.model, parts, body.encoding_format))
+
+    async def _embed(self, inputs: list[str | list[int]], first: int, single: bool) -> Embeddings:
+        """Embed some of a request's inputs (the `first`-th is the first of them; `single`: the
+        request holds one, not in a list) on the inference thread. Raises ApiError."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Event] = loop.create_future()
+
+        def sink(event: Event) -> None:  # on the inference thread
+            loop.call_soon_threadsafe(_settle, answer, event)
+
+        self.worker.embed(inputs, sink)
+        event = await answer
+        if isinstance(event, Embedded):
+            return event.embeddings
+        assert isinstance(event, EmbedFailed)
+        if event.index is not None:
+            where = "input" if single else f"input[{first + event.index}]"
+            raise ApiError(400, f"{where}: {event.message}", "invalid_value", where)
+        status, code, _kind = wire.FAILURES.get(event.code, (500, "embedding_failed", "server_error"))
+        raise ApiError(status, event.message, code)
 
     async def _serve(self, request: Request, schema: type[ChatRequest] | type[CompletionRequest]) -> Response:
         if (refused := refusal(request, self.config)) is not None:
@@ -182,8 +253,13 @@ class Routes:
                     "model",
                 )
             params = body.sampling(self._defaults(), loaded.context_length)
+            plan: ToolPlan | None = None
+            triggers: tuple[str, ...] = ()
             if isinstance(body, ChatRequest):
                 messages, raw, key, grammar = body.turns(), None, body.cache_key(), body.grammar()
+                plan = body.tool_plan()
+                if plan is not None:
+                    grammar, triggers = plan.grammar(template_tools(loaded.info.chat_template).format)
             else:
                 messages, raw, key, grammar = [], body.prompt_text(), None, None
         except ApiError as exc:
@@ -191,7 +267,7 @@ class Routes:
             self._notify(entry)
             return wire.error_response(exc)
         entry.model, entry.stream = loaded.info.path.stem, body.stream
-        reply = _Reply(self._mailbox(), choices=body.n)
+        reply = _Reply(self._mailbox(), choices=body.n, tools=plan)
 
         def queue(choice: int) -> int:
             # Each choice its own seed, so the choices differ (and a given seed repeats them all).
@@ -207,6 +283,8 @@ class Routes:
                 grammar=grammar,
                 logit_bias=body.token_biases(),
                 top_logprobs=body.top_logprob_count(),
+                tools=plan.tools if plan is not None else None,
+                grammar_triggers=triggers,
             )
             self.active[request_id] = entry
             return request_id
@@ -310,13 +388,18 @@ class Routes:
             self._finish(reply, entry, failed)
             return wire.error_response(cut)
         self._finish(reply, entry, reply.ended[0])
-        ends = [reply.ended[i] for i in range(reply.choices)]
-        texts = [
-            (e.text, e.stats.stop_reason, e.logprobs if reply.logprobs else None)
-            for e in ends
-            if isinstance(e, ReplyDone)
-        ]
-        return JSONResponse(wire.completion(chat, entry.model, int(entry.at), texts, reply.usage_stats()))
+        answers = []
+        for index in range(reply.choices):
+            end = reply.ended[index]
+            if not isinstance(end, ReplyDone):
+                continue
+            text, calls = end.text, None
+            if reply.tools is not None:
+                text, calls = read_calls(text, reply.tools.names(), reply.tools.parallel)
+            logprobs = end.logprobs if reply.logprobs else None
+            answers.append(wire.Answer(text, end.stats.stop_reason, logprobs, calls))
+        body = wire.completion(chat, entry.model, int(entry.at), answers, reply.usage_stats())
+        return JSONResponse(body)
 
     async def _stream(
         self, reply: _Reply, entry: RequestLog, chat: bool, include_usage: bool
@@ -335,7 +418,10 @@ class Routes:
                 event = await self._next(reply, entry)
                 if isinstance(event, Chunk):
                     index = reply.index(event)
-                    if reply.logprobs:  # where this choice's tokens start: the text sent so far
+                    if reply.tools is not None:
+                        for line in self._tool_events(chunks, reply.reader(index), event.text, index):
+                            yield line
+                    elif reply.logprobs:  # where this choice's tokens start: the text sent so far
                         shown = wire.logprobs(chat, event.logprobs, offsets.get(index, 0))
                         offsets[index] = offsets.get(index, 0) + len(event.text)
                         sent[index] = sent.get(index, 0) + len(event.logprobs)
@@ -356,7 +442,14 @@ class Routes:
                     # Tokens that brought no text of their own (half a character) go out with the end.
                     rest = event.logprobs[sent.get(index, 0) :] if reply.logprobs else None
                     shown = wire.logprobs(chat, rest, offsets.get(index, 0)) if rest else None
-                    last = chunk(piece("", wire.FINISH[event.stats.stop_reason], index, logprobs=shown))
+                    finish = wire.FINISH[event.stats.stop_reason]
+                    if reply.tools is not None:
+                        reader = reply.reader(index)
+                        for line in self._tool_events(chunks, reader, None, index):
+                            yield line
+                        if reader.calls:
+                            finish = "tool_calls"
+                    last = chunk(piece("", finish, index, logprobs=shown))
                     if reply.done:  # logged before the last events go out: the client may leave now
                         ended = True
                         self._finish(reply, entry, event)
@@ -384,6 +477,23 @@ class Routes:
                     self._drains.add(asyncio.get_running_loop().create_task(self._drain(reply, entry)))
             elif not reply.done and not self.stopping:  # a choice failed: the others are cut
                 self._drains.add(asyncio.get_running_loop().create_task(self._drain(reply, entry)))
+
+    @staticmethod
+    def _tool_events(
+        chunks: wire.StreamChunks, reader: CallReader, text: str | None, index: int
+    ) -> list[str]:
+        """The events for a choice's next piece of `text` (None: its end) read for tool calls: its
+        text as content, each call as it is complete."""
+        before = len(reader.calls)
+        pieces = reader.feed(text) if text is not None else reader.finish()
+        out: list[str] = []
+        for piece in pieces:
+            if isinstance(piece, ToolCall):
+                out.extend(chunks.call(piece, before, index))
+                before += 1
+            elif piece:
+                out.append(chunks.event(chunks.piece(piece, index=index)))
+        return out
 
     async def _drain(self, reply: _Reply, entry: RequestLog) -> None:
         """Wait for the choices of a request whose client left to end (they were cancelled), and log

@@ -1,10 +1,10 @@
 """The OpenAI request bodies the local API server accepts, validated with pydantic.
 
 Nothing a client sends is silently ignored. Only what Fireside honours is modelled; a field OpenAI
-defines that Fireside does not do yet (`tools`, `logprobs`, ...) is refused by
-name unless its value changes nothing (null, `[]`, `false`, `"none"`, ...), and a field nobody
-defines (a typo, another server's extension) is refused as OpenAI's own API does. Ranges follow
-OpenAI's API where it has them.
+defines that Fireside does not do yet (`audio`, `prediction`, ...) is refused by name unless its
+value changes nothing (null, `[]`, `false`, `"none"`, ...), and a field nobody defines (a typo,
+another server's extension) is refused as OpenAI's own API does. Ranges follow OpenAI's API where
+it has them.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from app.core.api.errors import ApiError
 from app.core.api.structured import ResponseFormat
+from app.core.api.tool_schema import MessageToolCall, ToolChoice, ToolDef, ToolPlan, tool_plan
 from app.core.values.sampling import RANDOM_SEED, RANGES, SamplingParams
 from app.core.values.text import clean_text
 
@@ -33,9 +34,7 @@ MAX_TOP_LOGPROBS = 20
 #: Fields of OpenAI's chat API that Fireside does not honour yet, each with the values that change
 #: nothing (null always does): those are accepted, anything else is refused by name.
 CHAT_NOT_YET: dict[str, tuple[object, ...]] = {
-    "tools": ([],),
-    "tool_choice": ("none", "auto"),  # with no tools, "auto" can only mean "none"
-    "parallel_tool_calls": (True, False),  # says nothing without tools
+    # OpenAI's deprecated names for tools and tool_choice.
     "functions": ([],),
     "function_call": ("none", "auto"),
     "audio": (),
@@ -57,21 +56,14 @@ COMPLETION_NOT_YET: dict[str, tuple[object, ...]] = {
 #: Fields of a chat message Fireside does not honour yet (tool calling, names, audio).
 MESSAGE_NOT_YET: dict[str, tuple[object, ...]] = {
     "name": (),
-    "tool_calls": ([],),
-    "tool_call_id": (),
     "function_call": (),
     "audio": (),
     "refusal": (),
 }
 #: What a refused field is for, so the error can say what is missing.
 _WHAT = {
-    "tools": "tool calling",
-    "tool_choice": "tool calling",
-    "parallel_tool_calls": "tool calling",
-    "functions": "function calling",
-    "function_call": "function calling",
-    "tool_calls": "tool calling",
-    "tool_call_id": "tool calling",
+    "functions": "the deprecated function calling: use tools",
+    "function_call": "the deprecated function calling: use tools and tool_calls",
     "audio": "audio",
     "modalities": "output other than text",
     "name": "participant names",
@@ -159,11 +151,24 @@ class TextPart(BaseModel):
 
 
 class ChatMessage(BaseModel):
-    """One message of a chat request."""
+    """One message of a chat request: a turn, an assistant's tool calls, or a tool's result."""
 
     model_config = ConfigDict(extra="forbid")
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
+    #: The calls an assistant message made, and the call a tool message answers.
+    tool_calls: list[MessageToolCall] | None = None
+    tool_call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_its_role(self) -> ChatMessage:
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only assistant messages carry tool_calls")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs the tool_call_id of the call it answers")
+        if self.tool_call_id is not None and self.role != "tool":
+            raise ValueError("only tool messages carry a tool_call_id")
+        return self
 
     def text(self) -> str:
         """The content as plain text (a list of text parts is joined)."""
@@ -302,6 +307,44 @@ class ChatRequest(_Sampling):
     #: Each token's log probability in the reply, with `top_logprobs` likeliest alternatives.
     logprobs: bool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
+    #: Functions the model may call, whether (and which) it must, and whether more than one at once.
+    tools: list[ToolDef] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+
+    @model_validator(mode="after")
+    def _results_answer_calls(self) -> ChatRequest:
+        calls: set[str] = set()
+        for index, message in enumerate(self.messages):
+            calls.update(call.id for call in message.tool_calls or ())
+            if message.role == "tool" and message.tool_call_id not in calls:
+                where = f"messages[{index}].tool_call_id"
+                raise ApiError(
+                    400,
+                    f"{where}: “{message.tool_call_id}” answers no call: a tool message must follow "
+                    "an assistant message whose tool_calls hold that id.",
+                    "invalid_value",
+                    where,
+                )
+        return self
+
+    def tool_plan(self) -> ToolPlan | None:
+        """What the tool fields ask of the reply (None: no tools). Raises ApiError."""
+        plan = tool_plan(self.tools, self.tool_choice, self.parallel_tool_calls)
+        if plan is None:
+            return None
+        if self.response_format is not None and self.response_format.type != "text":
+            raise ApiError(
+                400, "response_format cannot be combined with tools yet: both would constrain the "
+                "reply. Leave one out (or set tool_choice to “none”).", "unsupported_parameter",
+                "response_format",
+            )  # fmt: skip
+        if self.logprobs:
+            raise ApiError(
+                400, "logprobs cannot be combined with tools yet: leave it out, or set tool_choice "
+                "to “none”.", "unsupported_parameter", "logprobs",
+            )  # fmt: skip
+        return plan
 
     @model_validator(mode="after")
     def _top_needs_logprobs(self) -> ChatRequest:
@@ -324,12 +367,11 @@ class ChatRequest(_Sampling):
             return data
         cleaned = []
         for index, message in enumerate(messages):
-            if isinstance(message, dict) and message.get("role") in ("tool", "function"):
+            if isinstance(message, dict) and message.get("role") == "function":
                 raise ApiError(
                     400,
-                    f"messages[{index}].role: “{message['role']}” messages are not supported yet "
-                    "(tool calling): Fireside does not honour tools, so it refuses the request rather "
-                    "than answer as if it had.",
+                    f"messages[{index}].role: “function” messages are OpenAI's deprecated function "
+                    "calling, which Fireside does not honour: send tool results as “tool” messages.",
                     "unsupported_parameter",
                     f"messages[{index}].role",
                 )
@@ -349,12 +391,18 @@ class ChatRequest(_Sampling):
         """The engine's cache key for `prompt_cache_key` (apart from the window's conversations)."""
         return None if self.prompt_cache_key is None else f"api:{self.prompt_cache_key}"
 
-    def turns(self) -> list[dict[str, str]]:
-        """The messages as the engine takes them (OpenAI's "developer" role is a system message)."""
-        out = []
+    def turns(self) -> list[dict[str, Any]]:
+        """The messages as the engine takes them (OpenAI's "developer" role is a system message;
+        calls and results kept in OpenAI's shape)."""
+        out: list[dict[str, Any]] = []
         for message in self.messages:
             role = "system" if message.role == "developer" else message.role
-            out.append({"role": role, "content": message.text()})
+            turn: dict[str, Any] = {"role": role, "content": message.text()}
+            if message.tool_calls:
+                turn["tool_calls"] = [call.model_dump() for call in message.tool_calls]
+            if message.tool_call_id is not None:
+                turn["tool_call_id"] = message.tool_call_id
+            out.append(turn)
         return out
 
 
@@ -404,8 +452,10 @@ def _path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("str", "list[TextPart]") or part.startswith(("function-", "union[")):
+        elif part in ("str", "list[TextPart]") or part.startswith(("function-", "union[", "literal[")):
             continue  # which branch of a union pydantic tried, not a place in the body
+        elif part[:1].isupper():
+            continue  # a union branch's model (NamedChoice): OpenAI's fields are all lower case
         else:
             out += f".{part}" if out else part
     return out

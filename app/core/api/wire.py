@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.responses import JSONResponse
 
 from app.core.api.schema import ApiError
 from app.core.inference.events import FailureCode, ReplyFailed
+from app.core.tools.calls import ToolCall
 from app.core.values.logprobs import TokenChoice, TokenLogprob
 from app.core.values.replies import ReplyStats, StopReason
 
@@ -116,26 +118,46 @@ def logprobs(chat: bool, entries: Sequence[TokenLogprob] | None, offset: int = 0
     return chat_logprobs(entries) if chat else completion_logprobs(entries, offset)
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One choice of a whole reply: its text, how it ended, its tokens' log probabilities (None:
+    not asked for) and the tool calls it made (None: no tools were offered)."""
+
+    text: str
+    reason: StopReason
+    logprobs: Sequence[TokenLogprob] | None = None
+    calls: Sequence[ToolCall] | None = None
+
+    def finish_reason(self) -> str:
+        """OpenAI's finish_reason ("tool_calls" when the reply is calls)."""
+        return "tool_calls" if self.calls else FINISH[self.reason]
+
+    def message(self) -> dict[str, Any]:
+        """The chat choice's assistant message (no text but calls: content null, as OpenAI's)."""
+        if self.calls is None:
+            return {"role": "assistant", "content": self.text}
+        content = self.text if self.text.strip() or not self.calls else None
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if self.calls:
+            message["tool_calls"] = [call.openai() for call in self.calls]
+        return message
+
+
 def completion(
-    chat: bool,
-    model: str,
-    created: int,
-    choices: Sequence[tuple[str, StopReason, Sequence[TokenLogprob] | None]],
-    stats: ReplyStats,
+    chat: bool, model: str, created: int, answers: Sequence[Answer], stats: ReplyStats
 ) -> dict[str, Any]:
-    """A whole (not streamed) reply: a chat.completion or a text_completion, one choice per
-    (text, how it ended, its tokens' log probabilities or None)."""
+    """A whole (not streamed) reply: a chat.completion or a text_completion, one choice per answer."""
     out = []
-    for index, (text, reason, entries) in enumerate(choices):
+    for index, answer in enumerate(answers):
         choice: dict[str, Any] = {
             "index": index,
-            "finish_reason": FINISH[reason],
-            "logprobs": logprobs(chat, entries),
+            "finish_reason": answer.finish_reason(),
+            "logprobs": logprobs(chat, answer.logprobs),
         }
         if chat:
-            choice["message"] = {"role": "assistant", "content": text}
+            choice["message"] = answer.message()
         else:
-            choice["text"] = text
+            choice["text"] = answer.text
         out.append(choice)
     return {
         "id": ident(chat),
@@ -175,6 +197,30 @@ class StreamChunks:
             delta = {"content": text} if text or finish is None else {}
             return {"index": index, "delta": delta, "finish_reason": finish, "logprobs": logprobs}
         return {"index": index, "text": text, "finish_reason": finish, "logprobs": logprobs}
+
+    def call(self, call: ToolCall, position: int, index: int = 0) -> list[str]:
+        """The events of a finished tool call, the `position`-th of choice `index`: its id and name,
+        then its arguments (OpenAI's clients join the pieces by position)."""
+        named = {
+            "index": position,
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": ""},
+        }
+        arguments = {"index": position, "function": {"arguments": call.arguments}}
+        return [
+            self.event(
+                {"index": index, "delta": {"tool_calls": [named]}, "finish_reason": None, "logprobs": None}
+            ),
+            self.event(
+                {
+                    "index": index,
+                    "delta": {"tool_calls": [arguments]},
+                    "finish_reason": None,
+                    "logprobs": None,
+                }
+            ),
+        ]
 
     def role(self, index: int = 0) -> str:
         """The first event of a chat stream's choice, which names the role (as OpenAI's does)."""

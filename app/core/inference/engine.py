@@ -25,6 +25,7 @@ from typing import Any
 from app.core.inference.abort_flag import AbortFlag
 from app.core.inference.batch import Batch, step
 from app.core.inference.constrained import GrammarSampling
+from app.core.inference.embedder import Embedder, Embeddings
 from app.core.inference.errors import ContextFullError, EngineError, LoadCancelled
 from app.core.inference.generation import Generation
 from app.core.inference.kv_disk import KvDiskCache
@@ -41,6 +42,7 @@ from app.core.models.offload import KV_TYPES, layer_count, split
 from app.core.system import binding, hardware
 from app.core.system.binding import import_llama_cpp
 from app.core.system.hardware import Hardware
+from app.core.tools.calls import ToolSpec
 from app.core.values.replies import ReplyStats
 from app.core.values.sampling import RANDOM_SEED, SamplingParams
 
@@ -79,6 +81,7 @@ class Engine:
         self._cancels: list[threading.Event] = []
         self._abort: AbortFlag | None = None
         self._abort_lock = threading.Lock()  # the batch's stop events and the flag change together
+        self._embedder: Embedder | None = None  # made on the first embeddings request
 
     # ----- loading -------------------------------------------------------------------------
 
@@ -193,6 +196,9 @@ class Engine:
         """Free the context and the model (safe to call when nothing is loaded); conversations'
         sequences are saved to the disk cache first."""
         self._free_context()
+        if self._embedder is not None:
+            self._embedder.close()
+            self._embedder = None
         if self._model is not None:
             self._llama.llama_model_free(self._model)
             self._model = None
@@ -311,11 +317,22 @@ class Engine:
         """How many tokens `messages` take in the context once formatted."""
         return len(self.tokenize(self.render_prompt(messages)))
 
+    def embed(self, texts: Sequence[str | Sequence[int]]) -> Embeddings:
+        """Embeddings of `texts` (strings or token ids), pooled as the model does, else averaged.
+        Raises EngineError (EmbeddingInputError naming a bad input)."""
+        if self._model is None or self._vocabulary is None:
+            raise EngineError("No model is loaded.")
+        if self._embedder is None:
+            self._embedder = Embedder(
+                self._llama, self._model, self._vocabulary, self._threads(self._options)
+            )
+        return self._embedder.embed(texts)
+
     # ----- generation ----------------------------------------------------------------------
 
     def start(
         self,
-        messages: list[dict[str, str]],
+        messages: Sequence[dict[str, Any]],
         params: SamplingParams,
         on_text: Callable[[str], None],
         cancel: threading.Event,
@@ -326,6 +343,8 @@ class Engine:
         grammar: str | None = None,
         logit_bias: Sequence[tuple[int, float]] = (),
         top_logprobs: int | None = None,
+        tools: Sequence[ToolSpec] | None = None,
+        grammar_triggers: Sequence[str] = (),
     ) -> Generation:
         """Begin a reply in a free sequence (the caller makes sure there is one, see free_sequences);
         `step` advances it with the others, `finish` ends it. With `cache_key` (a conversation), the
@@ -338,7 +357,7 @@ class Engine:
         started = time.perf_counter()
         n_ctx = self.context_length
         vocabulary = self.vocabulary
-        text = vocabulary.prompt_text(messages, continue_last, raw_prompt)
+        text = vocabulary.prompt_text(messages, continue_last, raw_prompt, tools)
         prompt = vocabulary.tokenize(text)
         if not prompt:
             raise EngineError("The prompt is empty.")
@@ -367,7 +386,11 @@ class Engine:
         # Before the slot is taken: a bias or a grammar llama.cpp refuses (SamplingError) leaves it free.
         sampler = build_sampler(self._llama, vocabulary.vocab, params, seed, prompt, logit_bias)
         try:
-            rules = build_grammar(self._llama, vocabulary.vocab, grammar) if grammar is not None else None
+            rules = (
+                build_grammar(self._llama, vocabulary.vocab, grammar, grammar_triggers)
+                if grammar is not None
+                else None
+            )
         except Exception:
             self._llama.llama_sampler_free(sampler)
             raise

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from app.core.inference.embedder import Embeddings
 from app.core.inference.options import LoadedModel
 from app.core.remote.client import RemoteErrorKind
 from app.core.values.logprobs import TokenLogprob
@@ -119,6 +120,22 @@ class Counted(Event):
 
     tokens: int
     context_length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Embedded(Event):
+    """The embeddings an EmbedRequest asked for."""
+
+    embeddings: Embeddings
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedFailed(Event):
+    """Embedding failed; `index` is the input at fault (None: none in particular)."""
+
+    message: str
+    code: FailureCode
+    index: int | None = None
 
 
 #: Receives the events of the requests it was given for (called on the inference thread).

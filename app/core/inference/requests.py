@@ -9,10 +9,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from app.core.inference.events import EventSink
 from app.core.inference.options import LoadOptions
 from app.core.remote.client import RemoteTarget
+from app.core.tools.calls import ToolSpec
 from app.core.values.sampling import SamplingParams
 
 
@@ -31,7 +33,7 @@ class GenerateRequest:
     """Generate a reply to `messages` (see InferenceThread.generate for the fields)."""
 
     request_id: int
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     params: SamplingParams
     cancel: threading.Event
     #: A context policy (see app.core.inference.context_policy), or None to send everything as it is.
@@ -49,12 +51,16 @@ class GenerateRequest:
     queued_at: float = 0.0
     #: The conversation it continues: its KV cache is kept for it (in memory, then on disk).
     cache_key: str | None = None
-    #: A GBNF grammar the reply must follow (structured output), or None.
+    #: A GBNF grammar the reply must follow (structured output), or None; with `grammar_triggers`
+    #: (regular expressions) it holds the reply only from where one matches.
     grammar: str | None = None
     #: (token, bias) added to those tokens' logits (-100 bans one).
     logit_bias: tuple[tuple[int, float], ...] = ()
     #: Report each token's log probability and this many likeliest alternatives (None: none).
     top_logprobs: int | None = None
+    #: The tools the model is offered (in its prompt), or None.
+    tools: tuple[ToolSpec, ...] | None = None
+    grammar_triggers: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -63,6 +69,15 @@ class CountRequest:
 
     request_id: int
     messages: list[dict[str, str]]
+
+
+@dataclass(slots=True)
+class EmbedRequest:
+    """Embed `inputs` (strings, or token ids) with the loaded model; events go to `sink`."""
+
+    request_id: int
+    inputs: list[str | list[int]]
+    sink: EventSink | None = None
 
 
 @dataclass(slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -74,10 +75,18 @@ def build_sampler(
     return chain
 
 
-def build_grammar(llama_cpp: Any, vocab: Any, grammar: str) -> Any:
+def build_grammar(llama_cpp: Any, vocab: Any, grammar: str, triggers: Sequence[str] = ()) -> Any:
     """llama.cpp's sampler for a GBNF grammar (rule "root"), kept apart from the chain: see
-    constrained.py. Raises SamplingError when llama.cpp cannot parse it."""
-    sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
+    constrained.py. With `triggers` (regular expressions) it is lazy: it holds the reply only from
+    where one first matches (the start of a tool call). Raises SamplingError when llama.cpp cannot
+    parse it."""
+    if triggers:
+        patterns = (ctypes.c_char_p * len(triggers))(*(t.encode("utf-8") for t in triggers))
+        sampler = llama_cpp.llama_sampler_init_grammar_lazy_patterns(
+            vocab, grammar.encode("utf-8"), b"root", patterns, len(triggers), None, 0
+        )
+    else:
+        sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
     if not sampler:
         raise SamplingError("The output format could not be turned into a grammar llama.cpp reads.")
     return sampler

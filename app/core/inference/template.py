@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from app.core.inference.errors import EngineError
+from app.core.tools.calls import ToolSpec
+from app.core.tools.formats import TemplateTools, template_tools
+from app.core.tools.prompting import template_messages
 
 #: Used when a GGUF carries no `tokenizer.chat_template`: ChatML, the format most instruct models
 #: on the Hub were trained with (Qwen, SmolLM, Hermes, ...). Documented in the README.
@@ -19,7 +23,7 @@ DEFAULT_CHAT_TEMPLATE = (
 class ChatTemplate:
     """Renders messages with the model's Jinja chat template, or the default when it has none."""
 
-    __slots__ = ("_formatter", "is_default")
+    __slots__ = ("_formatter", "is_default", "tools")
 
     def __init__(self, template: str | None, eos_token: str, bos_token: str) -> None:
         # Imported here, not at the top: llama_cpp loads a large shared library (see
@@ -28,13 +32,17 @@ class ChatTemplate:
 
         #: True when the model carries no template and DEFAULT_CHAT_TEMPLATE is used.
         self.is_default = template is None
+        #: Whether the template renders tools itself, and the syntax the model calls them in.
+        self.tools: TemplateTools = template_tools(template)
         self._formatter: Any = Jinja2ChatFormatter(
             template=template or DEFAULT_CHAT_TEMPLATE, eos_token=eos_token, bos_token=bos_token
         )
 
-    def render(self, messages: list[dict[str, str]]) -> str:
-        """The template applied to `messages`, ending with the assistant's turn."""
+    def render(self, messages: Sequence[dict[str, Any]], tools: Sequence[ToolSpec] | None = None) -> str:
+        """The template applied to `messages` (which may hold tool calls and results) and the `tools`
+        the model may call, ending with the assistant's turn."""
+        turns, listed = template_messages(messages, tools, self.tools.native)
         try:
-            return str(self._formatter(messages=messages).prompt)
+            return str(self._formatter(messages=turns, tools=listed).prompt)
         except Exception as exc:  # a template error is the model file's fault, not the user's
             raise EngineError(f"The model's chat template failed: {exc}") from exc

@@ -20,17 +20,22 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from app.core.inference.coalescer import Coalescer
+from app.core.inference.embedder import EmbeddingInputError
 from app.core.inference.engine import Engine
 from app.core.inference.errors import EngineError
 from app.core.inference.events import (
     Chunk,
     Counted,
+    Embedded,
+    EmbedFailed,
     Event,
     EventSink,
+    FailureCode,
     Loaded,
     LoadFailed,
     LoadProgress,
@@ -40,11 +45,19 @@ from app.core.inference.events import (
     Unloaded,
 )
 from app.core.inference.options import LoadedModel, LoadOptions
-from app.core.inference.requests import SHUTDOWN, CountRequest, GenerateRequest, LoadRequest, UnloadRequest
+from app.core.inference.requests import (
+    SHUTDOWN,
+    CountRequest,
+    EmbedRequest,
+    GenerateRequest,
+    LoadRequest,
+    UnloadRequest,
+)
 from app.core.inference.scheduler import Scheduler
 from app.core.inference.stop_event import StopEvent
 from app.core.models.gguf_file import ModelFileError
 from app.core.remote.client import RemoteError, RemoteTarget
+from app.core.tools.calls import ToolSpec
 from app.core.values.sampling import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -131,7 +144,7 @@ class InferenceThread:
 
     def generate(
         self,
-        messages: list[dict[str, str]],
+        messages: Sequence[dict[str, Any]],
         params: SamplingParams,
         policy: str | None = None,
         continue_last: bool = False,
@@ -145,6 +158,8 @@ class InferenceThread:
         grammar: str | None = None,
         logit_bias: tuple[tuple[int, float], ...] = (),
         top_logprobs: int | None = None,
+        tools: Sequence[ToolSpec] | None = None,
+        grammar_triggers: Sequence[str] = (),
     ) -> int:
         """Queue a chat reply to `messages`; returns its request id.
 
@@ -154,9 +169,11 @@ class InferenceThread:
         this request's events instead of the thread's sink; `coalesce_s` overrides the chunk interval
         (0: one chunk per token, as API clients expect). `cache_key` names the conversation the reply
         belongs to: its KV cache is kept for its next turn, on disk when it must leave memory.
-        `grammar` (GBNF) constrains the reply's tokens: structured output, e.g. JSON of a schema;
+        `grammar` (GBNF) constrains the reply's tokens: structured output, e.g. JSON of a schema
+        (from where one of `grammar_triggers` matches, if any: a tool call);
         `logit_bias` shifts some tokens' odds (-100 bans a token); with `top_logprobs` the events
-        carry each token's log probability and that many alternatives.
+        carry each token's log probability and that many alternatives. `tools` are offered to the
+        model in its prompt (see app.core.tools.prompting); `messages` may hold calls and results.
         """
         request = GenerateRequest(
             next(self._ids),
@@ -175,6 +192,8 @@ class InferenceThread:
             grammar,
             tuple(logit_bias),
             top_logprobs,
+            tuple(tools) if tools else None,
+            tuple(grammar_triggers),
         )
         self._submit(request.request_id, request.cancel, request)
         return request.request_id
@@ -214,6 +233,12 @@ class InferenceThread:
     def count(self, messages: list[dict[str, str]]) -> int:
         """Queue counting the tokens `messages` take (answered with Counted; nothing when no model)."""
         request = CountRequest(next(self._ids), list(messages))
+        self._queue.put(request)
+        return request.request_id
+
+    def embed(self, inputs: Sequence[str | Sequence[int]], sink: EventSink | None = None) -> int:
+        """Queue embedding `inputs` (answered with Embedded or EmbedFailed, to `sink` if given)."""
+        request = EmbedRequest(next(self._ids), [x if isinstance(x, str) else list(x) for x in inputs], sink)
         self._queue.put(request)
         return request.request_id
 
@@ -321,6 +346,8 @@ class InferenceThread:
                 for request in arrived:
                     if isinstance(request, CountRequest):
                         self._do_count(request)  # tokenizing only: between two steps
+                    elif isinstance(request, EmbedRequest):
+                        self._do_embed(request)  # one decode per input, between two steps
                     elif isinstance(request, GenerateRequest) and not behind:
                         scheduler.add(request)
                     else:
@@ -380,6 +407,21 @@ class InferenceThread:
             log.info("could not count tokens: %s", exc)
             return
         self._emit(Counted(request.request_id, tokens, self._engine.context_length))
+
+    def _do_embed(self, request: EmbedRequest) -> None:
+        rid = request.request_id
+        if self._engine.loaded is None:
+            self._emit(EmbedFailed(rid, "No model is loaded.", FailureCode.NO_MODEL), request.sink)
+            return
+        try:
+            embeddings = self._engine.embed(request.inputs)
+        except EmbeddingInputError as exc:
+            self._emit(EmbedFailed(rid, str(exc), FailureCode.INVALID, exc.index), request.sink)
+        except Exception as exc:
+            log.exception("embedding failed")
+            self._emit(EmbedFailed(rid, f"Embedding failed: {exc}", FailureCode.ENGINE), request.sink)
+        else:
+            self._emit(Embedded(rid, embeddings), request.sink)
 
     def _do_remote(self, request: GenerateRequest) -> None:
         rid, sink = request.request_id, request.sink

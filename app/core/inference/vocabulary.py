@@ -8,6 +8,7 @@ from typing import Any
 
 from app.core.inference.template import ChatTemplate
 from app.core.models.gguf_file import ModelInfo
+from app.core.tools.calls import ToolSpec
 from app.core.values.text import clean_text
 
 
@@ -39,9 +40,10 @@ class Vocabulary:
             n = llama_cpp.llama_token_to_piece(self.vocab, token, self._piece, len(self._piece), 0, special)
         return self._piece.raw[:n]
 
-    def render(self, messages: list[dict[str, str]]) -> str:
-        """The chat template applied to `messages`, ending with the assistant's turn."""
-        return self.template.render(messages)
+    def render(self, messages: Sequence[dict[str, Any]], tools: Sequence[ToolSpec] | None = None) -> str:
+        """The chat template applied to `messages` (and the `tools` offered), ending with the
+        assistant's turn."""
+        return self.template.render(messages, tools)
 
     def tokenize(self, text: str, *, special: bool = True, bos: bool = True) -> list[int]:
         """Token ids of `text`; BOS is added when the model wants one, the text lacks it and `bos`
@@ -59,19 +61,24 @@ class Vocabulary:
         return list(tokens[:n])
 
     def prompt_text(
-        self, messages: list[dict[str, str]], continue_last: bool = False, raw_prompt: str | None = None
+        self,
+        messages: Sequence[dict[str, Any]],
+        continue_last: bool = False,
+        raw_prompt: str | None = None,
+        tools: Sequence[ToolSpec] | None = None,
     ) -> str:
-        """The text a reply to `messages` starts from: the template's prompt, the last (assistant)
-        message carried on with `continue_last`, or `raw_prompt` as it is (a plain completion)."""
+        """The text a reply to `messages` starts from: the template's prompt (offering `tools`), the
+        last (assistant) message carried on with `continue_last`, or `raw_prompt` as it is (a plain
+        completion)."""
         if raw_prompt is not None:
             return raw_prompt
         if continue_last and messages and messages[-1]["role"] == "assistant":
             # The template up to the reply's header, then the reply so far: the model goes on from there.
-            return self.render(messages[:-1]) + messages[-1]["content"]
-        return self.render(messages)
+            return self.render(messages[:-1], tools) + messages[-1]["content"]
+        return self.render(messages, tools)
 
     def prompt(
-        self, messages: list[dict[str, str]], continue_last: bool = False, raw_prompt: str | None = None
+        self, messages: Sequence[dict[str, Any]], continue_last: bool = False, raw_prompt: str | None = None
     ) -> list[int]:
         """The tokens of prompt_text."""
         return self.tokenize(self.prompt_text(messages, continue_last, raw_prompt))

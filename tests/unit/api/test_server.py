@@ -310,13 +310,12 @@ def test_n_choices_on_completions(served: Served) -> None:
 TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
 SCHEMA = {"name": "answer", "schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
 CHAT_NOT_HONOURED = [
-    ("tools", {"tools": [TOOL]}),
-    ("tools", {"tools": [TOOL], "tool_choice": "required", "parallel_tool_calls": False}),
-    ("tool_choice", {"tool_choice": "required"}),
-    ("tool_choice", {"tool_choice": {"type": "function", "function": {"name": "get_weather"}}}),
+    ("functions", {"extra_body": {"functions": [TOOL["function"]]}}),
+    ("function_call", {"extra_body": {"function_call": {"name": "get_weather"}}}),
+    ("prediction", {"extra_body": {"prediction": {"type": "content", "content": "Paris"}}}),
     ("frobnicate", {"extra_body": {"frobnicate": 1}}),
     ("messages[0].name", {"messages": [{"role": "user", "content": "Hi", "name": "ann"}]}),
-    ("messages[1].role", {"messages": [*QUESTION, {"role": "tool", "content": "22", "tool_call_id": "a"}]}),
+    ("messages[1].role", {"messages": [*QUESTION, {"role": "function", "content": "22", "name": "a"}]}),
 ]
 COMPLETION_NOT_HONOURED = [
     ("echo", {"echo": True}),
@@ -360,8 +359,8 @@ def test_completion_fields_not_honoured_are_refused_by_name(
 
 def test_the_messages_say_what_is_missing_and_which_field_nobody_defines(served: Served) -> None:
     with pytest.raises(openai.BadRequestError) as unsupported:
-        _chat(served, tools=[TOOL])
-    assert "not supported yet (tool calling)" in unsupported.value.message
+        _chat(served, extra_body={"functions": [TOOL["function"]]})
+    assert "not supported yet (the deprecated function calling: use tools)" in unsupported.value.message
     with pytest.raises(openai.BadRequestError) as unknown:
         _chat(served, extra_body={"temprature": 0.5})
     assert "Unrecognized request argument supplied: temprature" in unknown.value.message

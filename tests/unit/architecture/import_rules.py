@@ -19,6 +19,7 @@ LAYERS: dict[str, Sequence[str | set[str] | tuple[str, ...]]] = {
         {"api", "chat"},
         "inference",
         {"hub", "remote"},
+        "tools",
         "models",
         "system",
         {"platform", "values"},

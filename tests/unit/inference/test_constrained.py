@@ -81,3 +81,28 @@ def test_a_grammar_whose_only_way_out_is_banned_ends_the_reply_instead_of_aborti
             engine.step([generation])
         engine.finish(generation)
         assert json.loads("".join(pieces))["answer"] in ("yes", "no")
+
+
+def test_a_lazy_grammar_holds_the_reply_only_from_where_its_trigger_matches(engine: Engine) -> None:
+    """tool_choice "auto": free text until a call begins, the call then held (here "Paris" plays
+    the call's opening marker)."""
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    free: list[str] = []
+    generation = engine.start(question, GREEDY, free.append, threading.Event())
+    while generation.stop is None:
+        engine.step([generation])
+    engine.finish(generation)
+    free_text = "".join(free)
+    assert "Paris" in free_text and not free_text.rstrip().endswith("Paris, whose grammar held it.")
+    held: list[str] = []
+    grammar = 'root ::= "Paris, whose grammar held it."'
+    generation = engine.start(
+        question, GREEDY, held.append, threading.Event(), grammar=grammar, grammar_triggers=("Paris",)
+    )
+    while generation.stop is None:
+        engine.step([generation])
+    stats = engine.finish(generation)
+    text = "".join(held)
+    before = free_text[: free_text.index("Paris")]
+    assert text == before + "Paris, whose grammar held it.", text  # the same words until the trigger
+    assert stats.stop_reason is StopReason.END_OF_TURN

@@ -1,0 +1,84 @@
+"""Tools and tool calls put into the messages a chat template renders: natively, or with
+Fireside's generic prompt for a template that knows nothing of tools."""
+
+from __future__ import annotations
+
+import json
+
+from app.core.tools.calls import ToolSpec
+from app.core.tools.formats import ToolFormat, template_tools
+from app.core.tools.prompting import GENERIC_INSTRUCTIONS, template_messages
+
+WEATHER = ToolSpec(
+    "get_weather",
+    "The weather in a city now.",
+    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+)
+HISTORY = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Weather in Paris and Rome?"},
+    {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+            },
+            {
+                "id": "call_2",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'},
+            },
+        ],
+    },
+    {"role": "tool", "tool_call_id": "call_1", "content": "18 °C, sunny"},
+    {"role": "tool", "tool_call_id": "call_2", "content": "24 °C, cloudy"},
+]
+
+
+def test_templates_are_told_apart_by_what_they_do_with_tools() -> None:
+    assert template_tools(None) == template_tools("{{ messages }}")
+    assert not template_tools(None).native and template_tools(None).format is ToolFormat.HERMES
+    hermes = "{% if tools %}<tools>{{ tools | tojson }}</tools>{% endif %}<tool_call>"
+    assert template_tools(hermes).native and template_tools(hermes).format is ToolFormat.HERMES
+    assert (
+        template_tools("{% if tools %}[AVAILABLE_TOOLS][TOOL_CALLS]{% endif %}").format is ToolFormat.MISTRAL
+    )
+    assert template_tools("{% if tools %}<|python_tag|>{% endif %}").format is ToolFormat.LLAMA3
+
+
+def test_the_generic_prompt_lists_the_tools_and_turns_results_into_one_user_turn() -> None:
+    turns, listed = template_messages(HISTORY, [WEATHER], native=False)
+    assert listed is None
+    assert [t["role"] for t in turns] == ["system", "user", "assistant", "user"]
+    system = turns[0]["content"]
+    assert system.startswith("Be brief.\n\n") and "<tools>" in system
+    assert json.dumps(WEATHER.openai(), ensure_ascii=False) in system
+    assert GENERIC_INSTRUCTIONS.splitlines()[0] in system
+    assert turns[2]["content"].count("<tool_call>") == 2 and '"city": "Rome"' in turns[2]["content"]
+    results = turns[3]["content"]
+    assert results.count("<tool_response>") == 2
+    assert json.loads(results.split("\n")[1]) == {"name": "get_weather", "content": "18 °C, sunny"}
+    assert all(set(t) == {"role", "content"} for t in turns)  # only what every template reads
+
+
+def test_without_a_system_message_the_generic_prompt_is_one() -> None:
+    turns, _ = template_messages([{"role": "user", "content": "hi"}], [WEATHER], native=False)
+    assert turns[0]["role"] == "system" and "get_weather" in turns[0]["content"]
+    turns, _ = template_messages([{"role": "user", "content": "hi"}], None, native=False)
+    assert turns == [{"role": "user", "content": "hi"}]
+
+
+def test_a_native_template_gets_the_tools_and_the_calls_arguments_as_objects() -> None:
+    turns, listed = template_messages(HISTORY, [WEATHER], native=True)
+    assert listed == [WEATHER.openai()]
+    assert turns[2]["tool_calls"][1]["function"]["arguments"] == {"city": "Rome"}
+    assert turns[3] == {
+        "role": "tool",
+        "content": "18 °C, sunny",
+        "tool_call_id": "call_1",
+        "name": "get_weather",
+    }
+    assert len(turns) == len(HISTORY)
