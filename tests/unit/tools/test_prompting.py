@@ -82,3 +82,33 @@ def test_a_native_template_gets_the_tools_and_the_calls_arguments_as_objects() -
         "name": "get_weather",
     }
     assert len(turns) == len(HISTORY)
+
+
+#: The tool part of Qwen 2.5's chat template (abridged): it renders `tools` and the calls itself.
+QWEN_LIKE = (
+    "{%- if tools %}<|im_start|>system\n# Tools\n<tools>"
+    "{%- for tool in tools %}\n{{ tool | tojson }}{%- endfor %}\n</tools><|im_end|>\n{%- endif %}"
+    "{%- for message in messages %}"
+    "{%- if message.role == 'assistant' and message.tool_calls %}<|im_start|>assistant"
+    "{%- for tool_call in message.tool_calls %}{%- set tool_call = tool_call.function %}"
+    '\n<tool_call>\n{"name": "{{ tool_call.name }}", '
+    '"arguments": {{ tool_call.arguments | tojson }}}\n</tool_call>'
+    "{%- endfor %}<|im_end|>\n"
+    "{%- elif message.role == 'tool' %}<|im_start|>user\n<tool_response>\n{{ message.content }}\n"
+    "</tool_response><|im_end|>\n"
+    "{%- else %}<|im_start|>{{ message.role }}\n{{ message.content }}<|im_end|>\n{%- endif %}"
+    "{%- endfor %}{%- if add_generation_prompt %}<|im_start|>assistant\n{%- endif %}"
+)
+
+
+def test_a_template_that_renders_tools_gets_them_and_the_calls_as_it_expects() -> None:
+    from app.core.inference.template import ChatTemplate
+
+    template = ChatTemplate(QWEN_LIKE, "<|im_end|>", "")
+    assert template.tools.native and template.tools.format is ToolFormat.HERMES
+    prompt = template.render(HISTORY, [WEATHER])
+    assert '"name": "get_weather"' in prompt.split("</tools>")[0]  # the definitions, by the template
+    assert GENERIC_INSTRUCTIONS.splitlines()[0] not in prompt  # not Fireside's generic prompt
+    assert '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Rome"}}\n</tool_call>' in prompt
+    assert "<tool_response>\n24 °C, cloudy\n</tool_response>" in prompt
+    assert prompt.rstrip().endswith("<|im_start|>assistant")
