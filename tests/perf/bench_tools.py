@@ -85,8 +85,9 @@ def valid(arguments: str) -> bool:
     )
 
 
-def call_round(client: openai.OpenAI, round_no: int) -> tuple[float, float, bool]:
-    """(s to the first tool-call chunk, s to the end, the arguments are valid) for one request."""
+def call_round(client: openai.OpenAI, round_no: int) -> tuple[float | None, float, bool]:
+    """(s to the first tool-call chunk or None when no call came, s to the end, the arguments are
+    valid) for one request."""
     started = time.perf_counter()
     first = 0.0
     arguments = ""
@@ -106,7 +107,7 @@ def call_round(client: openai.OpenAI, round_no: int) -> tuple[float, float, bool
             first = first or time.perf_counter()
             if piece.index == 0 and piece.function is not None:
                 arguments += piece.function.arguments or ""
-    return first - started, time.perf_counter() - started, valid(arguments)
+    return (first - started) if first else None, time.perf_counter() - started, valid(arguments)
 
 
 def text_round(client: openai.OpenAI, round_no: int) -> float:
@@ -147,7 +148,7 @@ def main() -> None:
         servers["llama-server"] = (start_llama_server(binary, model, port, args.n_ctx, threads), port)
     else:
         print("llama-server is not built (tests/perf/llama_tools.py llama-server): Fireside alone.")
-    calls: dict[str, list[tuple[float, float, bool]]] = {name: [] for name in servers}
+    calls: dict[str, list[tuple[float | None, float, bool]]] = {name: [] for name in servers}
     texts: list[float] = []
     try:
         clients = {}
@@ -167,21 +168,21 @@ def main() -> None:
             process.terminate()
             process.wait(30)
     print(f"\nTool calling, {model.name}, {threads} threads, {args.rounds} rounds (medians)\n")
-    print(f"{'server':<14}{'first call chunk s':>20}{'whole call s':>14}{'valid calls':>13}")
+    print(f"{'server':<14}{'first call chunk s':>20}{'reply s':>10}{'valid calls':>13}")
+    firsts: dict[str, float] = {}
     for name, rows in calls.items():
-        first = statistics.median(r[0] for r in rows)
+        seen = [r[0] for r in rows if r[0] is not None]
+        if seen:
+            firsts[name] = statistics.median(seen)
+        shown = f"{firsts[name]:.3f}" if name in firsts else "no call"
         whole = statistics.median(r[1] for r in rows)
-        print(f"{name:<14}{first:>20.3f}{whole:>14.3f}{sum(r[2] for r in rows):>9}/{len(rows)}")
-    print(f"{'fireside, first token without tools':<48}{statistics.median(texts):>8.3f} s")
-    if "llama-server" in calls:
-        ours = statistics.median(r[1] for r in calls["fireside"])
-        theirs = statistics.median(r[1] for r in calls["llama-server"])
-        first_ours = statistics.median(r[0] for r in calls["fireside"])
-        first_theirs = statistics.median(r[0] for r in calls["llama-server"])
-        print(
-            f"\nspeed ratio, fireside over llama-server: first chunk {first_theirs / first_ours:.2f}x, "
-            f"whole call {theirs / ours:.2f}x"
-        )
+        print(f"{name:<14}{shown:>20}{whole:>10.3f}{sum(r[2] for r in rows):>9}/{len(rows)}")
+    print(f"{'fireside, first token without tools':<44}{statistics.median(texts):>8.3f} s")
+    if "llama-server" in firsts and "fireside" in firsts:
+        ratio = firsts["llama-server"] / firsts["fireside"]
+        print(f"\nspeed ratio, fireside over llama-server (first call chunk): {ratio:.2f}x")
+    elif "llama-server" in calls:
+        print("\nllama-server answered without a tool call (tool_choice ignored): no ratio to give.")
 
 
 if __name__ == "__main__":
