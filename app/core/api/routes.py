@@ -234,8 +234,8 @@ class Routes:
         if event.index is not None:
             where = "input" if single else f"input[{first + event.index}]"
             raise ApiError(400, f"{where}: {event.message}", "invalid_value", where)
-        status, code, _kind = wire.FAILURES.get(event.code, (500, "embedding_failed", "server_error"))
-        raise ApiError(status, event.message, code)
+        status, code, kind = wire.FAILURES.get(event.code, (500, "embedding_failed", "server_error"))
+        raise ApiError(status, event.message, code, kind=kind)
 
     async def _serve(self, request: Request, schema: type[ChatRequest] | type[CompletionRequest]) -> Response:
         if (refused := refusal(request, self.config)) is not None:
@@ -447,7 +447,7 @@ class Routes:
                         reader = reply.reader(index)
                         for line in self._tool_events(chunks, reader, None, index):
                             yield line
-                        if reader.calls:
+                        if reader.calls and finish == "stop":
                             finish = "tool_calls"
                     last = chunk(piece("", finish, index, logprobs=shown))
                     if reply.done:  # logged before the last events go out: the client may leave now

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.core.api.errors import ApiError
+from app.core.tools.grammar import schema_limits
 
 #: The keywords the converter turns into grammar rules.
 ENFORCED = frozenset(
@@ -89,7 +90,7 @@ class ResponseFormat(BaseModel):
                 400, f"{where} is {len(text):,} characters long; at most {MAX_SCHEMA_CHARS:,} are accepted.",
                 "schema_too_large", where,
             )  # fmt: skip
-        for path, problem in unenforceable(schema, where):
+        for path, problem in [*unenforceable(schema, where), *schema_limits(schema, where)]:
             raise ApiError(400, f"{path}: {problem}", "unsupported_schema", path)
         try:
             return json_schema_to_gbnf(text)

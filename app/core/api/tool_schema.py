@@ -26,7 +26,8 @@ from app.core.tools.grammar import ToolGrammarError, call_grammar
 MAX_TOOLS = 128
 #: What begins a call in each format: the lazy grammar of tool_choice "auto" starts there.
 TRIGGERS = {
-    ToolFormat.HERMES: r"<tool_call>",
+    # The marker and the call's "{": only then is the grammar fed the text (from the marker on).
+    ToolFormat.HERMES: r"<tool_call>\s*\{",
     ToolFormat.LLAMA3: r'^\s*(\{)\s*"name"',
     ToolFormat.MISTRAL: r"\[TOOL_CALLS\]",
 }
@@ -115,11 +116,12 @@ class ToolPlan:
     def grammar(self, fmt: ToolFormat) -> tuple[str, tuple[str, ...]]:
         """The grammar calls are held to in `fmt`, and the patterns that start it (none: it holds the
         whole reply). Raises ApiError naming what cannot be turned into one."""
-        tools = self.tools
-        if self.choice == "named":
-            tools = tuple(tool for tool in tools if tool.name == self.named)
+        indexes = [
+            i for i, tool in enumerate(self.tools) if self.choice != "named" or tool.name == self.named
+        ]
+        tools = [self.tools[i] for i in indexes]
         try:
-            grammar = call_grammar(tools, fmt, self.parallel)
+            grammar = call_grammar(tools, fmt, self.parallel, indexes)
         except ToolGrammarError as exc:
             where = f"tools[{exc.index}].function.parameters{exc.path}"
             raise ApiError(400, f"{where}: {exc}", "unsupported_schema", where) from exc

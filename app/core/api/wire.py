@@ -130,7 +130,10 @@ class Answer:
 
     def finish_reason(self) -> str:
         """OpenAI's finish_reason ("tool_calls" when the reply is calls)."""
-        return "tool_calls" if self.calls else FINISH[self.reason]
+        # A reply cut by max_tokens stays "length", as OpenAI's, even if a call was read from it.
+        if self.calls and self.reason not in (StopReason.MAX_TOKENS, StopReason.CONTEXT_FULL):
+            return "tool_calls"
+        return FINISH[self.reason]
 
     def message(self) -> dict[str, Any]:
         """The chat choice's assistant message (no text but calls: content null, as OpenAI's)."""

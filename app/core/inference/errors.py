@@ -13,3 +13,8 @@ class ContextFullError(EngineError):
 
 class LoadCancelled(EngineError):
     """The user cancelled a load in progress."""
+
+
+class TemplateError(EngineError):
+    """The chat template refused the messages (a template's own `raise_exception`, or its error on
+    what it was given): answered as the request's fault, not the engine's."""

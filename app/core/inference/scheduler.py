@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from app.core.inference.coalescer import Coalescer
 from app.core.inference.context_policy import ContextFull, fit_messages
 from app.core.inference.engine import Engine
-from app.core.inference.errors import ContextFullError, EngineError
+from app.core.inference.errors import ContextFullError, EngineError, TemplateError
 from app.core.inference.events import (
     Chunk,
     ContextTrimmed,
@@ -137,6 +137,8 @@ class Scheduler:
             self._fail(request, "", str(exc), FailureCode.INVALID)
         except EngineError as exc:
             code = FailureCode.CONTEXT_FULL if isinstance(exc, ContextFullError) else FailureCode.ENGINE
+            if isinstance(exc, TemplateError):
+                code = FailureCode.INVALID
             self._fail(request, "", str(exc), code)
             if engine.loaded is None:  # e.g. no room for a bigger context
                 self._emit(Unloaded(rid), None)  # to the thread's sink: the window must know, whoever asked
@@ -171,6 +173,8 @@ class Scheduler:
             if not isinstance(exc, EngineError):
                 log.exception("unexpected failure generating")
             code = FailureCode.CONTEXT_FULL if isinstance(exc, ContextFullError) else FailureCode.ENGINE
+            if isinstance(exc, TemplateError):
+                code = FailureCode.INVALID
             message = str(exc) if isinstance(exc, EngineError) else f"Generation failed: {exc}"
             for run in self.running:
                 self._engine.finish(run.generation)

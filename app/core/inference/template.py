@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from app.core.inference.errors import EngineError
+from app.core.inference.errors import TemplateError
 from app.core.tools.calls import ToolSpec
 from app.core.tools.formats import TemplateTools, template_tools
 from app.core.tools.prompting import template_messages
@@ -41,8 +41,8 @@ class ChatTemplate:
     def render(self, messages: Sequence[dict[str, Any]], tools: Sequence[ToolSpec] | None = None) -> str:
         """The template applied to `messages` (which may hold tool calls and results) and the `tools`
         the model may call, ending with the assistant's turn."""
-        turns, listed = template_messages(messages, tools, self.tools.native)
+        turns, listed = template_messages(messages, tools, self.tools.native, self.tools.format)
         try:
             return str(self._formatter(messages=turns, tools=listed).prompt)
-        except Exception as exc:  # a template error is the model file's fault, not the user's
-            raise EngineError(f"The model's chat template failed: {exc}") from exc
+        except Exception as exc:  # the template refused these messages (or is broken)
+            raise TemplateError(f"The model's chat template failed on these messages: {exc}") from exc

@@ -7,11 +7,39 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from app.core.tools.calls import ToolSpec
 from app.core.tools.formats import SYNTAX, ToolFormat
+
+#: The largest bound of a length or a count a grammar spells out (the converter writes one nested
+#: rule per unit: a bound of 10 million is a grammar of hundreds of megabytes).
+MAX_BOUND = 1000
+#: The deepest schema and the largest grammar accepted.
+MAX_DEPTH = 32
+MAX_GRAMMAR_CHARS = 2_000_000
+_BOUNDS = ("minLength", "maxLength", "minItems", "maxItems")
+
+
+def schema_limits(schema: Any, where: str, depth: int = 0) -> Iterator[tuple[str, str]]:
+    """Every place in `schema` that is nested too deeply or bounds a length or count beyond what a
+    grammar can spell out, as (path, why)."""
+    if isinstance(schema, list):
+        for index, item in enumerate(schema):
+            yield from schema_limits(item, f"{where}[{index}]", depth + 1)
+        return
+    if not isinstance(schema, dict):
+        return
+    if depth > MAX_DEPTH:
+        yield where, f"the schema is nested more than {MAX_DEPTH} levels deep"
+        return
+    for key, value in schema.items():
+        path = f"{where}.{key}"
+        if key in _BOUNDS and isinstance(value, int | float) and value > MAX_BOUND:
+            yield path, f"{key} is {value:,}; a grammar can hold at most {MAX_BOUND:,}"
+        elif isinstance(value, dict | list):
+            yield from schema_limits(value, path, depth + 1)
 
 
 class ToolGrammarError(ValueError):
@@ -24,15 +52,24 @@ class ToolGrammarError(ValueError):
         self.path = path
 
 
-def call_grammar(tools: Sequence[ToolSpec], fmt: ToolFormat, parallel: bool) -> str:
-    """The grammar of a reply made of one call (several with `parallel`) to any of `tools`."""
+def call_grammar(
+    tools: Sequence[ToolSpec], fmt: ToolFormat, parallel: bool, indexes: Sequence[int] | None = None
+) -> str:
+    """The grammar of a reply made of one call (several with `parallel`) to any of `tools`
+    (`indexes`: where each stands in the request, for errors; by default their order)."""
     from llama_cpp.llama_grammar import SchemaConverter
 
     syntax = SYNTAX[fmt]
     key = syntax.arguments_key
     defs: dict[str, Any] = {}
     alternatives = []
-    for index, tool in enumerate(tools):
+    for position, tool in enumerate(tools):
+        index = indexes[position] if indexes is not None else position
+        kind = tool.parameters.get("type") if tool.parameters else None
+        if kind not in (None, "object"):
+            raise ToolGrammarError(index, ".type", f"a function's parameters are an object, not “{kind}”")
+        for path, problem in schema_limits(tool.parameters, ""):
+            raise ToolGrammarError(index, path, problem)
         parameters = _lifted(tool.parameters, f"t{index}-", defs, index)
         alternatives.append(
             {
@@ -48,18 +85,26 @@ def call_grammar(tools: Sequence[ToolSpec], fmt: ToolFormat, parallel: bool) -> 
     converter = SchemaConverter(
         prop_order={"name": 0, key: 1}, allow_fetch=False, dotall=False, raw_pattern=False
     )
+    first = indexes[0] if indexes else 0
     try:
         call = converter.visit(converter.resolve_refs(schema, "tools"), "call")
+        rules = converter.format_grammar()
     except (AssertionError, KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+        problem = str(exc) if len(str(exc)) < 200 else str(exc)[:200] + "…"
         raise ToolGrammarError(
-            0, "", f"the tools' parameters cannot be turned into a grammar ({exc})"
+            first, "", f"the parameters cannot be turned into a grammar ({problem})"
         ) from exc
-    parts = [_literal(syntax.opening), call]
+    # White space is free around the markers: a model that writes "<tool_call>{" or
+    # "<tool_call>\n\n{" is not refused (a lazy grammar is fed the text from the marker on).
+    parts = [_literal(syntax.opening.strip()), "tool-ws", call]
     if parallel:
-        parts.append(f"({_literal(syntax.between)} {call})*")
-    parts.append(_literal(syntax.closing))
+        parts.append(f"(tool-ws {_literal(syntax.between.strip())} tool-ws {call})*")
+    parts += ["tool-ws", _literal(syntax.closing.strip())]
     root = " ".join(part for part in parts if part)
-    return f"{converter.format_grammar()}\nroot ::= {root}\n"
+    grammar = f"{rules}\ntool-ws ::= [ \\t\\n]{{0,4}}\nroot ::= {root}\n"
+    if len(grammar) > MAX_GRAMMAR_CHARS:
+        raise ToolGrammarError(first, "", "the tools' schemas make a grammar too large to enforce")
+    return grammar
 
 
 def _literal(text: str) -> str:

@@ -104,6 +104,7 @@ class CallReader:
         if self._called and not text.strip():
             return  # the white space between calls
         out.append(text)
+        self._shown = self._shown or bool(text.strip())  # (a JSON call must open the reply)
 
     def _block(self, body: str, out: list[Piece], closed: bool) -> None:
         calls = _calls_in(body, self._names)

@@ -9,11 +9,13 @@ calls are written in the Hermes syntax they were asked in, and tool results beco
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any
 
 from app.core.tools.calls import ToolSpec
+from app.core.tools.formats import ToolFormat
 
 #: Fireside's generic tool prompt, for a model whose template does not render tools. {tools} is
 #: one JSON definition per line.
@@ -31,12 +33,15 @@ Turn = dict[str, Any]
 
 
 def template_messages(
-    messages: Sequence[Turn], tools: Sequence[ToolSpec] | None, native: bool
+    messages: Sequence[Turn],
+    tools: Sequence[ToolSpec] | None,
+    native: bool,
+    fmt: ToolFormat = ToolFormat.HERMES,
 ) -> tuple[list[Turn], list[dict[str, Any]] | None]:
     """The messages (and `tools` argument) to render with a chat template that renders tools
-    itself (`native`) or not."""
+    itself (`native`, in syntax `fmt`) or not."""
     if native:
-        return _native(messages), [tool.openai() for tool in tools] if tools else None
+        return _native(messages, fmt), [tool.openai() for tool in tools] if tools else None
     return _generic(messages, tools), None
 
 
@@ -45,6 +50,8 @@ def _arguments(text: Any) -> Any:
     parse stays text)."""
     if not isinstance(text, str):
         return text
+    if not text.strip():
+        return {}  # OpenAI's clients send "" for a call without arguments
     try:
         return json.loads(text)
     except ValueError:
@@ -60,15 +67,40 @@ def _names(messages: Sequence[Turn]) -> dict[str, str]:
     return names
 
 
-def _native(messages: Sequence[Turn]) -> list[Turn]:
+def _mistral_id(call_id: str) -> str:
+    """A call id as Mistral's templates demand it (9 letters and digits), the same for the same id."""
+    digest = hashlib.sha256(call_id.encode("utf-8")).hexdigest()
+    return call_id if len(call_id) == 9 and call_id.isalnum() else digest[:9]
+
+
+def _one_call_each(messages: Sequence[Turn]) -> list[Turn]:
+    """Assistant messages of several calls split into one message per call (Llama 3.1's template
+    renders one call at a time)."""
+    out: list[Turn] = []
+    for message in messages:
+        calls = message.get("tool_calls") or []
+        if len(calls) < 2:
+            out.append(dict(message))
+            continue
+        out.append({**message, "tool_calls": calls[:1]})
+        out.extend({"role": "assistant", "content": "", "tool_calls": [call]} for call in calls[1:])
+    return out
+
+
+def _native(messages: Sequence[Turn], fmt: ToolFormat = ToolFormat.HERMES) -> list[Turn]:
+    """The messages as templates that render tools read them (ids and one-call turns as `fmt`'s
+    templates require)."""
     names = _names(messages)
+    if fmt is ToolFormat.LLAMA3:
+        messages = _one_call_each(messages)
+    ident = _mistral_id if fmt is ToolFormat.MISTRAL else str
     out: list[Turn] = []
     for message in messages:
         turn: Turn = {"role": message["role"], "content": message.get("content") or ""}
         if calls := message.get("tool_calls"):
             turn["tool_calls"] = [
                 {
-                    "id": call["id"],
+                    "id": ident(call["id"]),
                     "type": "function",
                     "function": {
                         "name": call["function"]["name"],
@@ -78,7 +110,7 @@ def _native(messages: Sequence[Turn]) -> list[Turn]:
                 for call in calls
             ]
         if message["role"] == "tool":
-            turn["tool_call_id"] = message.get("tool_call_id", "")
+            turn["tool_call_id"] = ident(str(message.get("tool_call_id", "")))
             turn["name"] = names.get(str(message.get("tool_call_id")), "")
         out.append(turn)
     return out
@@ -91,6 +123,8 @@ def call_block(name: str, arguments: Any) -> str:
 
 
 def _generic(messages: Sequence[Turn], tools: Sequence[ToolSpec] | None) -> list[Turn]:
+    """The messages for a template that knows nothing of tools: calls as text, results as user
+    turns (a user message right after results joins their turn: templates want turns to alternate)."""
     names = _names(messages)
     out: list[Turn] = []
     for message in messages:
@@ -105,6 +139,10 @@ def _generic(messages: Sequence[Turn], tools: Sequence[ToolSpec] | None) -> list
                 out[-1]["content"] += "\n" + block
             else:
                 out.append({"role": "user", "content": block, "tool_results": True})
+            continue
+        if role == "user" and out and out[-1].get("tool_results"):
+            out[-1]["content"] += "\n\n" + content
+            out[-1]["tool_results"] = False
             continue
         if calls := message.get("tool_calls"):
             blocks = [call_block(c["function"]["name"], c["function"]["arguments"]) for c in calls]

@@ -150,6 +150,11 @@ BAD_FORMATS = [
     ),
     (_schema({"format": ["date"]}), "response_format.json_schema.schema.format", "format must be a string"),
     (_schema({}, name="a b"), "response_format.json_schema.name", ""),
+    (
+        _schema({"type": "string", "maxLength": 10**8}),
+        "response_format.json_schema.schema.maxLength",
+        "at most 1,000",
+    ),
     (_schema("{}"), "response_format.json_schema.schema", ""),
 ]
 

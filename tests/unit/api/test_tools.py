@@ -11,6 +11,7 @@ import openai
 import pydantic
 import pytest
 
+from app.core.tools.grammar import schema_limits
 from tests.unit.api.served import Served
 
 ASK = [{"role": "user", "content": "What is the weather like in Paris today?"}]
@@ -168,6 +169,12 @@ def test_the_sdks_parse_reads_a_pydantic_tools_arguments(served: Served) -> None
     assert isinstance(calls[0].function.parsed_arguments, Weather)
 
 
+DEEP: dict[str, Any] = {"type": "object"}
+_node = DEEP
+for _ in range(300):  # a 12 KB body nested 300 levels deep
+    _node["properties"] = {"x": {"type": "object"}}
+    _node = _node["properties"]["x"]
+
 BAD = [
     (
         {"tools": [{"type": "function", "function": {"description": "no name"}}]},
@@ -219,6 +226,40 @@ BAD = [
         },
         "tools[0].function.parameters.$ref",
         "only references",
+    ),
+    (
+        {
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "f",
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"s": {"type": "string", "maxLength": 10**7}},
+                        },
+                    },
+                }
+            ]
+        },
+        "tools[0].function.parameters.properties.s.maxLength",
+        "at most 1,000",
+    ),
+    (
+        {
+            "tools": [
+                WEATHER,
+                {"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}},
+            ],
+            "tool_choice": {"type": "function", "function": {"name": "f"}},
+        },
+        "tools[1].function.parameters.type",
+        "are an object",
+    ),
+    (
+        {"tools": [{"type": "function", "function": {"name": "deep", "parameters": DEEP}}]},
+        next(schema_limits(DEEP, "tools[0].function.parameters"))[0],
+        "nested more than",
     ),
     ({"response_format": {"type": "json_object"}}, "response_format", "cannot be combined"),
     ({"logprobs": True}, "logprobs", "cannot be combined"),

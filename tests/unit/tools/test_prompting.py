@@ -112,3 +112,31 @@ def test_a_template_that_renders_tools_gets_them_and_the_calls_as_it_expects() -
     assert '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Rome"}}\n</tool_call>' in prompt
     assert "<tool_response>\n24 °C, cloudy\n</tool_response>" in prompt
     assert prompt.rstrip().endswith("<|im_start|>assistant")
+
+
+def test_mistral_gets_nine_character_ids_and_llama_3_one_call_per_turn() -> None:
+    mistral, _ = template_messages(HISTORY, [WEATHER], native=True, fmt=ToolFormat.MISTRAL)
+    ids = [call["id"] for call in mistral[2]["tool_calls"]]
+    assert all(len(i) == 9 and i.isalnum() for i in ids) and len(set(ids)) == 2
+    assert [t["tool_call_id"] for t in mistral[3:]] == ids  # results still answer their calls
+    llama, _ = template_messages(HISTORY, [WEATHER], native=True, fmt=ToolFormat.LLAMA3)
+    assert [len(t.get("tool_calls") or []) for t in llama] == [0, 0, 1, 1, 0, 0]
+
+
+def test_a_template_that_refuses_the_messages_is_the_requests_fault() -> None:
+    import pytest
+
+    from app.core.inference.errors import TemplateError
+    from app.core.inference.template import ChatTemplate
+
+    strict = ChatTemplate("{{ raise_exception('Conversation roles must alternate') }}", "", "")
+    with pytest.raises(TemplateError, match="roles must alternate"):
+        strict.render([{"role": "user", "content": "hi"}])
+
+
+def test_a_user_message_after_tool_results_joins_their_turn() -> None:
+    turns, _ = template_messages(
+        [*HISTORY, {"role": "user", "content": "And Oslo?"}], [WEATHER], native=False
+    )
+    assert [t["role"] for t in turns] == ["system", "user", "assistant", "user"]
+    assert turns[-1]["content"].endswith("</tool_response>\n\nAnd Oslo?")
