@@ -204,8 +204,8 @@ class Routes:
             inputs = body.inputs()
             parts: list[Embeddings] = []
             step = embeddings.INPUTS_PER_TURN
+            single = not isinstance(body.input, list) or not isinstance(body.input[0], list | str)
             for start in range(0, len(inputs), step):
-                single = not isinstance(body.input, list) or not isinstance(body.input[0], list | str)
                 parts.append(await self._embed(inputs[start : start + step], start, single))
         except ApiError as exc:
             entry.status, entry.error = exc.status, exc.message

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.core.api.errors import ApiError
-from app.core.tools.grammar import schema_limits
+from app.core.tools.grammar import MAX_DEPTH, schema_limits
 
 #: The keywords the converter turns into grammar rules.
 ENFORCED = frozenset(
@@ -38,8 +38,6 @@ NESTED = {
     "prefixItems": "many", "oneOf": "many", "anyOf": "many", "allOf": "many",
     "properties": "map", "$defs": "map", "definitions": "map",
 }  # fmt: skip
-#: The deepest schema accepted (a deeper one is almost certainly an accident or an attack).
-MAX_DEPTH = 32
 #: The largest schema accepted, as JSON text.
 MAX_SCHEMA_CHARS = 100_000
 

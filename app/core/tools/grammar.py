@@ -16,7 +16,8 @@ from app.core.tools.formats import SYNTAX, ToolFormat
 #: The largest bound of a length or a count a grammar spells out (the converter writes one nested
 #: rule per unit: a bound of 10 million is a grammar of hundreds of megabytes).
 MAX_BOUND = 1000
-#: The deepest schema and the largest grammar accepted.
+#: The deepest schema (a deeper one is almost certainly an accident or an attack) and the largest
+#: grammar accepted, for tools and response_format alike.
 MAX_DEPTH = 32
 MAX_GRAMMAR_CHARS = 2_000_000
 _BOUNDS = ("minLength", "maxLength", "minItems", "maxItems")
