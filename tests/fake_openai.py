@@ -24,6 +24,9 @@ class FakeOpenAI:
     retry_after: str | None = None
     cut_after: int | None = None  # close the connection after this many chunks, without [DONE]
     refuse_fields: tuple[str, ...] = ()  # answer 400 to a request naming one of these (as OpenAI's API)
+    #: Answer a request that offers tools with these calls ((name, arguments) each), streamed in pieces
+    #: as OpenAI streams them, instead of words.
+    tool_calls: list[tuple[str, str]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
@@ -91,6 +94,9 @@ class FakeOpenAI:
                 self.send_header("Connection", "close")
                 self.end_headers()
                 limit = min(len(fake.words), int(body.get("max_tokens") or 10**9))
+                if fake.tool_calls and body.get("tools") and body["messages"][-1].get("role") != "tool":
+                    self._stream_calls()
+                    return
                 try:
                     for i, word in enumerate(fake.words[:limit]):
                         if fake.cut_after is not None and i >= fake.cut_after:
@@ -110,6 +116,22 @@ class FakeOpenAI:
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client went away (a stop)
+
+            def _stream_calls(self) -> None:
+                chunks = []
+                for index, (name, arguments) in enumerate(fake.tool_calls):
+                    head = {"index": index, "id": f"call_{index}", "type": "function",
+                            "function": {"name": name, "arguments": ""}}  # fmt: skip
+                    chunks.append([head])
+                    half = len(arguments) // 2  # the arguments in two pieces, as OpenAI sends them
+                    for piece in (arguments[:half], arguments[half:]):
+                        chunks.append([{"index": index, "function": {"arguments": piece}}])
+                for calls in chunks:
+                    chunk = {"choices": [{"index": 0, "delta": {"tool_calls": calls}, "finish_reason": None}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}
+                self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
+                self.wfile.flush()
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -17,20 +17,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.core.api.errors import ApiError
-from app.core.api.structured import MAX_SCHEMA_CHARS, unenforceable
 from app.core.tools.calls import ToolSpec
 from app.core.tools.formats import ToolFormat
-from app.core.tools.grammar import ToolGrammarError, call_grammar
+from app.core.tools.grammar import TRIGGERS, ToolGrammarError, call_grammar
+from app.core.tools.json_output import MAX_SCHEMA_CHARS, unenforceable
 
 #: The most tools one request may offer (OpenAI's limit).
 MAX_TOOLS = 128
-#: What begins a call in each format: the lazy grammar of tool_choice "auto" starts there.
-TRIGGERS = {
-    # The marker and the call's "{": only then is the grammar fed the text (from the marker on).
-    ToolFormat.HERMES: r"<tool_call>\s*\{",
-    ToolFormat.LLAMA3: r'^\s*(\{)\s*"name"',
-    ToolFormat.MISTRAL: r"\[TOOL_CALLS\]",
-}
 
 
 class FunctionDef(BaseModel):

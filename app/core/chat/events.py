@@ -68,4 +68,16 @@ class StoreFailed:
     message: str
 
 
-SessionEvent = Opened | Saved | ReplyStateChanged | Trimmed | ReplyEnded | StoreFailed
+@dataclass(frozen=True, slots=True)
+class ToolsChanged:
+    """A tool call of the shown conversation appeared, was decided, or got its result."""
+
+
+@dataclass(frozen=True, slots=True)
+class Warned:
+    """Something the user should know about the reply that started (it goes on): `message` says what."""
+
+    message: str
+
+
+SessionEvent = Opened | Saved | ReplyStateChanged | Trimmed | ReplyEnded | StoreFailed | ToolsChanged | Warned

@@ -9,6 +9,7 @@ from typing import Any
 
 from app.core.chat.events import SessionEvent, StoreFailed
 from app.core.chat.store import Store, StoreError
+from app.core.chat.tool_uses import ToolUse, uses_to_json
 from app.core.values.replies import ReplyStats
 
 
@@ -74,6 +75,11 @@ class Keeper:
             stats={**asdict(stats), "model": model_key} if stats is not None else None,
             error=error,
         )
+
+    def tool_calls(self, message_id: int, uses: list[ToolUse]) -> None:
+        """A reply's tool calls, with the user's decisions and the results so far."""
+        if self.store is not None:
+            self._safe(self.store.update_message, message_id, tool_calls=uses_to_json(uses))
 
     def settings(self, conversation_id: int, changes: dict[str, Any]) -> None:
         """A conversation's system prompt, sampling, context policy or model."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
+from app.core.chat.tool_uses import ToolUse
 from app.core.values.replies import ReplyStats
 
 
@@ -34,6 +36,8 @@ class Message:
     streaming: bool = False
     #: While streaming: how many other requests (API clients) go first; 0 once it is generated.
     waiting: int = 0
+    #: The tools a reply called, with the user's decisions and the results.
+    tool_uses: list[ToolUse] = field(default_factory=list)
 
     @property
     def cut_off(self) -> bool:
@@ -44,6 +48,17 @@ class Message:
     def as_chat(self) -> dict[str, str]:
         """The {"role", "content"} dict chat templates expect."""
         return {"role": self.role.value, "content": self.content}
+
+    def chat_turns(self) -> list[dict[str, Any]]:
+        """The message as the model gets it: one turn, or a reply's calls and a `tool` turn per result."""
+        if not self.tool_uses:
+            return [self.as_chat()]
+        calls = {
+            "role": self.role.value,
+            "content": self.content,
+            "tool_calls": [u.call_dict() for u in self.tool_uses],
+        }
+        return [calls, *(use.result_message() for use in self.tool_uses)]
 
 
 @dataclass(slots=True)
@@ -58,19 +73,28 @@ class Conversation:
         self.messages.append(message)
         return message
 
-    def prompt_messages(self) -> list[dict[str, str]]:
-        """The messages to send to the model.
+    def prompt_messages(self) -> list[dict[str, Any]]:
+        """The messages to send to the model (a reply that called tools is its call turn and a `tool`
+        turn per result).
 
         A reply that failed or stopped before its first token is left out together with the user
         turn it answered: many chat templates (Gemma, Mistral) refuse two user turns in a row.
         """
-        return [self.messages[row].as_chat() for row in self.prompt_rows()]
+        return [turn for row in self._rows() for turn in self.messages[row].chat_turns()]
 
     def prompt_rows(self) -> list[int]:
-        """The index in `messages` of each message `prompt_messages` sends, in the same order."""
+        """The index in `messages` of each message `prompt_messages` sends, in the same order (a row
+        of calls appears once per turn it gives)."""
+        return [row for row in self._rows() for _turn in self.messages[row].chat_turns()]
+
+    def _rows(self) -> list[int]:
         rows: list[int] = []
         for row, message in enumerate(self.messages):
-            if message.role is Role.ASSISTANT and (message.error or not message.content):
+            if (
+                message.role is Role.ASSISTANT
+                and not message.tool_uses
+                and (message.error or not message.content)
+            ):
                 if rows and self.messages[rows[-1]].role is Role.USER:
                     rows.pop()
                 continue

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from app.core.remote.client import RemoteTarget
+from app.core.tools.calls import ToolSpec
 from app.core.values.sampling import SamplingParams
 
 
@@ -16,13 +17,16 @@ class Generator(Protocol):
 
     def generate(
         self,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         params: SamplingParams,
         policy: str | None = None,
         continue_last: bool = False,
         *,
         remote: RemoteTarget | None = None,
         cache_key: str | None = None,
+        grammar: str | None = None,
+        tools: list[ToolSpec] | None = None,
+        grammar_triggers: tuple[str, ...] = (),
     ) -> int:
         """Queue a reply; its events carry the returned request id."""
 
@@ -52,10 +56,12 @@ def run_now(
 
 @dataclass(frozen=True, slots=True)
 class ReplyTarget:
-    """Where a reply is generated: the local model (remote None) or a remote engine's model."""
+    """Where a reply is generated: the local model (remote None) or a remote engine's model; a local
+    model's chat template tells how it calls tools."""
 
     model_key: str | None
     remote: RemoteTarget | None = None
+    chat_template: str | None = None
 
 
 @dataclass(slots=True)
@@ -75,3 +81,7 @@ class ActiveReply:
     prompt_rows: list[int] = field(default_factory=list)
     saved_length: int = 0
     saved_at: float = 0.0
+    #: Where it is generated (its tool calls' results go back there).
+    target: ReplyTarget | None = None
+    #: The tools it was offered, by name (its text is read for calls to them).
+    tool_names: frozenset[str] = frozenset()

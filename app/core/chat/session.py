@@ -14,6 +14,7 @@ through `run`, which the window points at its background tasks; by default they 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -26,13 +27,17 @@ from app.core.chat.events import (
     Saved,
     SessionEvent,
     StoreFailed,
+    ToolsChanged,
     Trimmed,
+    Warned,
 )
 from app.core.chat.keeper import Keeper
 from app.core.chat.messages import Role
 from app.core.chat.reply import ActiveReply, Generator, ReplyTarget, Runner, run_now
 from app.core.chat.store import Store, StoreError, StoreErrorKind
 from app.core.chat.stored import Snapshot, propose_title, to_message
+from app.core.chat.tool_turns import MAX_TOOL_ROUNDS, ToolRunner, call_rules, proposed, rounds_before
+from app.core.chat.tool_uses import ToolStatus, ToolUse
 from app.core.chat.transcript import Transcript
 from app.core.inference.context_policy import ContextPolicy
 from app.core.inference.events import (
@@ -43,6 +48,11 @@ from app.core.inference.events import (
     ReplyFailed,
     Started,
 )
+from app.core.tools.calls import ToolCall, ToolSpec
+from app.core.tools.grammar import ToolGrammarError
+from app.core.tools.json_output import SchemaError, json_grammar
+from app.core.tools.mcp_client import ToolResult
+from app.core.tools.parsing import read_calls
 from app.core.values.replies import ReplyStats
 from app.core.values.sampling import SamplingParams
 
@@ -70,8 +80,21 @@ class ChatSession:
         self.reply: ActiveReply | None = None
         #: The row being edited (Edit and resend): sending makes a new version of it.
         self.editing_row: int | None = None
+        #: The tools the conversation lets the model use (by the name it calls them); saved with it.
+        self.tool_names: tuple[str, ...] = ()
+        #: Those of them available now (their MCP server listed them): what a reply is offered.
+        self.tools: list[ToolSpec] = []
+        #: The reply to a message must call one of them ("Must use a tool"); the replies after the
+        #: results may answer in words.
+        self.require_tool = False
+        #: Who runs a call the user allowed (None: calls wait, and say no tool can run).
+        self.runner: ToolRunner | None = None
+        #: JSON mode: replies are JSON of this schema ({}: any JSON object); None for free text.
+        self.output_schema: dict[str, Any] | None = None
         self._listeners: list[Callable[[SessionEvent], None]] = []
         self.keep = Keeper(self._tell, store)
+        #: Where the reply goes on once the calls that wait have their results.
+        self._waiting_target: ReplyTarget | None = None
 
     # ----- listening ----------------------------------------------------------------------------
 
@@ -88,7 +111,7 @@ class ChatSession:
         """True while a reply is being generated (or waits to be)."""
         return self.reply is not None
 
-    def prompt(self, draft: str = "") -> list[dict[str, str]]:
+    def prompt(self, draft: str = "") -> list[dict[str, Any]]:
         """The conversation as the model gets it: the system prompt (if any), the messages, a draft."""
         system = self.system_prompt.strip()
         head = [{"role": "system", "content": system}] if system else []
@@ -114,6 +137,8 @@ class ChatSession:
             "system_prompt": self.system_prompt,
             "sampling": self.sampling.to_dict(),
             "context_policy": self.policy.value,
+            "tools": {"names": list(self.tool_names), "required": self.require_tool},
+            "output_schema": self.output_schema,
         }
         if self.model_key:
             changes["model"] = self.model_key
@@ -128,6 +153,7 @@ class ChatSession:
         self.ids = []
         self.editing_row = None
         self.system_prompt = ""
+        self.output_schema = None
         self.transcript.clear()
         self._tell(Opened(None))
 
@@ -170,6 +196,8 @@ class ChatSession:
         if info.sampling:
             self.sampling = SamplingParams.from_dict(info.sampling)
         self.policy = ContextPolicy.read(info.context_policy)
+        self.tool_names, self.require_tool = info.tools, info.require_tool
+        self.output_schema = info.output_schema
         if info.model:
             self.model_key = info.model
         self._tell(Opened(info.id, info.model))
@@ -194,6 +222,7 @@ class ChatSession:
         if self.editing_row is not None:  # an edited message is a new version beside the old one
             self.branch_at(self.editing_row)
             self.editing_row = None
+        self._deny_waiting()  # the user wrote on instead of answering the cards: that is a no
         self.transcript.add(Role.USER, text)
         self._store_user_message(text, target)
         self._generate(target)
@@ -287,6 +316,9 @@ class ChatSession:
         # and the server enforces its own window (its refusal is shown like any other error).
         # The conversation's KV cache is kept for it, in memory and then on disk, under this key.
         key = f"conversation:{self.conversation_id}" if self.conversation_id is not None else None
+        tools, grammar, triggers = self._offer(target, row)
+        if remote is not None and self.output_schema is not None:
+            remote = dataclasses.replace(remote, response_format=_response_format(self.output_schema))
         request_id = self.generator.generate(
             prompt,
             self.sampling,
@@ -294,6 +326,9 @@ class ChatSession:
             continue_last,
             remote=remote,
             cache_key=key,
+            grammar=grammar,
+            tools=tools or None,
+            grammar_triggers=triggers,
         )
         self.reply = ActiveReply(
             request_id,
@@ -304,6 +339,8 @@ class ChatSession:
             remote is not None,
             prompt_rows=prompt_rows,
             saved_at=time.monotonic(),
+            target=target,
+            tool_names=frozenset(tool.name for tool in tools),
         )
         ahead = 0
         if remote is None:
@@ -335,7 +372,10 @@ class ChatSession:
                 self.transcript.set_left_out(rows)
                 self._tell(Trimmed(len(event.dropped), event.tokens, self.policy))
         elif isinstance(event, ReplyDone):
-            self._finish(reply, reply.prefix + event.text, event.stats, None, "")
+            text, calls = reply.prefix + event.text, list(event.calls)
+            if reply.tool_names and not calls and not reply.remote:
+                text, calls = read_calls(text, reply.tool_names)
+            self._finish(reply, text, event.stats, None, "", calls=calls)
         elif isinstance(event, ReplyFailed):
             # A cut stream's text stays in the conversation; its note says it is incomplete.
             kept = (
@@ -365,15 +405,21 @@ class ChatSession:
         error: str | None,
         code: str,
         message: str = "",
+        calls: list[ToolCall] | None = None,
     ) -> None:
         self.reply = None
         row = reply.row
         if row < 0 and reply.message_id is not None and reply.message_id in self.ids:
             row = self.ids.index(reply.message_id)  # detached, but its conversation is shown again
+        uses = proposed(calls, reply.tool_names) if calls else []
         if row >= 0:
             self.transcript.finish(row, text, stats, error)
+            if uses:
+                self.transcript.set_tool_uses(row, uses)
         if reply.message_id is not None:
             self.keep.finished(reply.message_id, text, stats, reply.model_key, error)
+            if uses:
+                self.keep.tool_calls(reply.message_id, uses)
             if reply.row >= 0:
                 self.refresh_versions()
             if reply.conversation_id is not None:
@@ -384,6 +430,147 @@ class ChatSession:
                 reply.request_id, reply.conversation_id, reply.row, text, stats, reply.remote, message, code
             )
         )
+        if uses and reply.row >= 0 and reply.target is not None:
+            self._tell(ToolsChanged())
+            self._advance(reply.row, reply.target)
+
+    # ----- tool calls ---------------------------------------------------------------------------
+
+    def _offer(self, target: ReplyTarget, row: int) -> tuple[list[ToolSpec], str | None, tuple[str, ...]]:
+        """The tools the reply at `row` is offered, and its grammar with what starts it: JSON mode's,
+        or the calls' (a remote engine enforces its own). A schema no grammar can hold is said
+        (Warned) and left to the model."""
+        if self.output_schema is not None:  # JSON mode: the reply is the JSON, no calls
+            if target.remote is not None:
+                return [], None, ()
+            try:
+                return [], json_grammar(self.output_schema, "JSON mode's schema"), ()
+            except SchemaError as exc:
+                self._tell(Warned(f"JSON mode is not enforced for this reply: {exc}"))
+                return [], None, ()
+        rounds = rounds_before(self.transcript.messages()[:row])
+        tools = list(self.tools) if rounds < MAX_TOOL_ROUNDS else []
+        if not tools or target.remote is not None:
+            return tools, None, ()
+        try:
+            grammar, triggers = call_rules(tools, target.chat_template, self.require_tool and rounds == 0)
+        except ToolGrammarError as exc:
+            self._tell(Warned(f"The arguments of {tools[exc.index].name} are not held to its schema: {exc}"))
+            return tools, None, ()
+        return tools, grammar, triggers
+
+    def pending_call(self) -> tuple[int, int, ToolUse] | None:
+        """The first call of the shown conversation waiting for the user: (row, index, call)."""
+        for row in range(len(self.transcript)):
+            for index, use in enumerate(self.transcript.peek(row).tool_uses):
+                if use.status is ToolStatus.PENDING:
+                    return row, index, use
+        return None
+
+    def decide(self, row: int, index: int, decision: str, target: ReplyTarget) -> bool:
+        """The user's answer to a call: "once" (Allow once), "always" (Always allow this tool) or
+        "deny". The reply continues once every call of its row has its result."""
+        if not 0 <= row < len(self.transcript) or self.is_generating:
+            return False
+        uses = self.transcript.peek(row).tool_uses
+        if not 0 <= index < len(uses) or uses[index].status is not ToolStatus.PENDING:
+            return False
+        use = uses[index]
+        if decision == "deny":
+            use.status = ToolStatus.DENIED
+            self._tool_settled(row)
+        elif decision in ("once", "always"):
+            if decision == "always" and self.runner is not None:
+                self.runner.allow_always(use.name)
+            self._run_tool(row, use)
+        else:
+            return False
+        self._advance(row, target)
+        return True
+
+    def toggle_result(self, row: int, index: int) -> None:
+        """Fold or unfold a call's result under its card."""
+        if 0 <= row < len(self.transcript):
+            uses = self.transcript.peek(row).tool_uses
+            if 0 <= index < len(uses):
+                uses[index].unfolded = not uses[index].unfolded
+                self.transcript.tools_changed(row)
+
+    def _run_tool(self, row: int, use: ToolUse) -> None:
+        runner = self.runner
+        if runner is None:
+            use.status, use.result = ToolStatus.FAILED, "No tool can run: no MCP server is set up."
+            self._tool_settled(row)
+            return
+        use.status = ToolStatus.RUNNING
+        self._tool_settled(row)
+        message_id = self.ids[row] if 0 <= row < len(self.ids) else None
+        conversation = self.conversation_id
+
+        def answered(result: ToolResult) -> None:
+            use.status = (
+                ToolStatus.TIMED_OUT
+                if result.timed_out
+                else ToolStatus.FAILED
+                if result.is_error
+                else ToolStatus.DONE
+            )
+            use.result = result.text
+            shown = conversation == self.conversation_id and (
+                message_id is None or (row < len(self.ids) and self.ids[row] == message_id)
+            )
+            if not shown:  # another conversation is shown now: the result is kept in the store
+                if message_id is not None:
+                    self.keep.tool_calls(message_id, self._uses_of(message_id, row, use))
+                return
+            self._tool_settled(row)
+            if self._waiting_target is not None:
+                self._advance(row, self._waiting_target)
+
+        runner.run(use.name, _arguments(use), answered)
+
+    def _uses_of(self, message_id: int, row: int, use: ToolUse) -> list[ToolUse]:
+        # A result that arrives after its conversation left the view: its row's calls as they stand.
+        if row < len(self.transcript) and use in self.transcript.peek(row).tool_uses:
+            return self.transcript.peek(row).tool_uses
+        return [use]
+
+    def _tool_settled(self, row: int) -> None:
+        """A call changed: show it, store it, and tell listeners (the approval bar)."""
+        self.transcript.tools_changed(row)
+        if 0 <= row < len(self.ids):
+            self.keep.tool_calls(self.ids[row], self.transcript.peek(row).tool_uses)
+        self._tell(ToolsChanged())
+
+    def _advance(self, row: int, target: ReplyTarget) -> None:
+        """Run the calls the user always allows; once every call of `row` has its result and `row` is
+        the last, the model goes on with the results."""
+        self._waiting_target = target
+        uses = self.transcript.peek(row).tool_uses
+        for use in uses:
+            if (
+                use.status is ToolStatus.PENDING
+                and self.runner is not None
+                and self.runner.always_allowed(use.name)
+            ):
+                self._run_tool(row, use)
+        if (
+            all(use.status.settled for use in uses)
+            and row == len(self.transcript) - 1
+            and not self.is_generating
+        ):
+            self._waiting_target = None
+            self._generate(target)
+
+    def _deny_waiting(self) -> None:
+        for row in range(len(self.transcript)):
+            uses = self.transcript.peek(row).tool_uses
+            if any(use.status is ToolStatus.PENDING for use in uses):
+                for use in uses:
+                    if use.status is ToolStatus.PENDING:
+                        use.status = ToolStatus.DENIED
+                self._tool_settled(row)
+        self._waiting_target = None
 
     def close(self) -> None:
         """Save the reply in progress (the window is closing)."""
@@ -425,3 +612,15 @@ class ChatSession:
         self.transcript.set_versions(
             {row: versions[mid] for row, mid in enumerate(self.ids) if row >= first and mid in versions}
         )
+
+
+def _arguments(use: ToolUse) -> dict[str, Any]:
+    """A call's arguments as a dict (checked to be a JSON object when the call was read)."""
+    return ToolCall(use.id, use.name, use.arguments or "{}").argument_values()
+
+
+def _response_format(schema: dict[str, Any]) -> dict[str, Any]:
+    """JSON mode as OpenAI's `response_format` (for a remote engine)."""
+    if not schema:
+        return {"type": "json_object"}
+    return {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema, "strict": True}}

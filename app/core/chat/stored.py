@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 
 from app.core.chat.messages import Message, Role
 from app.core.chat.store import ConversationInfo, StoredMessage
+from app.core.chat.tool_uses import uses_from_json
 from app.core.values.replies import ReplyStats, StopReason
 
 TITLE_LENGTH = 60
@@ -44,5 +45,6 @@ def to_message(stored: StoredMessage) -> Message:
         except (KeyError, TypeError, ValueError):
             stats = None  # written by another version: shown without its stats line
     return Message(
-        Role(stored.role), stored.content, stats=stats, incomplete=stored.incomplete, error=stored.error
-    )
+        Role(stored.role), stored.content, stats=stats, incomplete=stored.incomplete, error=stored.error,
+        tool_uses=uses_from_json(stored.tool_calls),
+    )  # fmt: skip

@@ -9,9 +9,10 @@ someone reads it: appending costs O(new text), however long the reply grows.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.core.chat.messages import Conversation, Message, Role
+from app.core.chat.tool_uses import ToolUse
 from app.core.values.replies import ReplyStats
 
 
@@ -77,7 +78,7 @@ class Transcript:
             self.message(row)
         return list(self._conversation.messages)
 
-    def prompt_messages(self) -> list[dict[str, str]]:
+    def prompt_messages(self) -> list[dict[str, Any]]:
         """The messages as chat templates take them (failed replies and their questions left out)."""
         self.messages()
         return self._conversation.prompt_messages()
@@ -134,6 +135,15 @@ class Transcript:
         message = self._conversation.messages[row]
         message.incomplete, message.streaming, message.error = True, True, None
         self._parts[row] = [message.content]
+        self._changed(row, row)
+
+    def set_tool_uses(self, row: int, uses: list[ToolUse]) -> None:
+        """The reply at `row` called these tools."""
+        self._conversation.messages[row].tool_uses = uses
+        self._changed(row, row)
+
+    def tools_changed(self, row: int) -> None:
+        """A call of the reply at `row` was decided, ran, or was unfolded."""
         self._changed(row, row)
 
     def set_waiting(self, row: int, ahead: int) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from app.core.inference.embedder import Embeddings
 from app.core.inference.options import LoadedModel
 from app.core.remote.client import RemoteErrorKind
+from app.core.tools.calls import ToolCall
 from app.core.values.logprobs import TokenLogprob
 from app.core.values.replies import ReplyStats
 
@@ -90,6 +91,8 @@ class ReplyDone(Event):
     stats: ReplyStats
     #: Every token's log probability, when the request asked for them.
     logprobs: tuple[TokenLogprob, ...] = ()
+    #: The tool calls of a remote engine's reply (a local reply's are read from its text).
+    calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,7 @@ from app.core.inference.scheduler import Scheduler
 from app.core.inference.stop_event import StopEvent
 from app.core.models.gguf_file import ModelFileError
 from app.core.remote.client import RemoteError, RemoteTarget
-from app.core.tools.calls import ToolSpec
+from app.core.tools.calls import ToolCall, ToolSpec
 from app.core.values.sampling import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -435,9 +435,12 @@ class InferenceThread:
         assert target is not None
         try:
             emit(Started(rid, time.monotonic() - request.queued_at))
+            calls: list[ToolCall] = []
             stats = target.client.stream_chat(
-                target.model, request.messages, request.params, coalescer.add, request.cancel
-            )
+                target.model, request.messages, request.params, coalescer.add, request.cancel,
+                tools=[tool.openai() for tool in request.tools] if request.tools else None,
+                response_format=target.response_format, calls=calls,
+            )  # fmt: skip
         except RemoteError as exc:
             coalescer.flush()
             emit(ReplyFailed(rid, "".join(coalescer.parts_all), exc.message, exc.kind))
@@ -447,6 +450,6 @@ class InferenceThread:
             emit(ReplyFailed(rid, "".join(coalescer.parts_all), f"Generation failed: {exc}"))
         else:
             coalescer.flush()
-            emit(ReplyDone(rid, "".join(coalescer.parts_all), stats))
+            emit(ReplyDone(rid, "".join(coalescer.parts_all), stats, calls=tuple(calls)))
         finally:
             self._done(rid)

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from app.core.tools.calls import ToolCall, new_call_id
 from app.core.values.replies import ReplyStats, StopReason
 from app.core.values.sampling import RANDOM_SEED, SamplingParams
 
@@ -192,9 +193,15 @@ class RemoteClient:
         params: SamplingParams,
         on_text: Callable[[str], None],
         cancel: threading.Event,
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+        calls: list[ToolCall] | None = None,
     ) -> ReplyStats:
         """Stream a reply; `on_text` gets each piece. Raises RemoteError (with what arrived, if a
-        stream was cut). A set `cancel` ends the reply before the next piece (stop reason USER)."""
+        stream was cut). A set `cancel` ends the reply before the next piece (stop reason USER).
+        `tools` and `response_format` are sent as they are (OpenAI's fields); the tool calls of the
+        reply are appended to `calls`, their arguments as the server sent them (maybe not JSON)."""
         body: dict[str, Any] = {
             "model": model,
             "messages": messages,
@@ -206,6 +213,10 @@ class RemoteClient:
         }
         if params.seed != RANDOM_SEED:
             body["seed"] = params.seed
+        if tools:
+            body["tools"] = tools
+        if response_format is not None:
+            body["response_format"] = response_format
         if params.frequency_penalty:  # OpenAI's own penalties: sent when set (0 is every server's default)
             body["frequency_penalty"] = params.frequency_penalty
         if params.presence_penalty:
@@ -219,6 +230,7 @@ class RemoteClient:
         stop = StopReason.END_OF_TURN
         usage: dict[str, Any] = {}
         finished = False
+        pieces_of_calls: dict[int, dict[str, str]] = {}
         try:
             with contextlib.closing(self._open_stream(body, params, model)) as response:
                 for event in _sse_events(response.iter_lines()):
@@ -232,6 +244,7 @@ class RemoteClient:
                     if isinstance(event.get("usage"), dict):
                         usage = event["usage"]
                     for choice in event.get("choices") or []:
+                        _gather_calls((choice.get("delta") or {}).get("tool_calls"), pieces_of_calls)
                         text = (choice.get("delta") or {}).get("content")
                         if text:
                             last_at = time.perf_counter()
@@ -262,6 +275,12 @@ class RemoteClient:
                 f"The stream from {self.endpoint.label} ended before the reply did.",
                 partial="".join(parts),
             )
+        if calls is not None:
+            calls += [
+                ToolCall(piece["id"] or new_call_id(), piece["name"], piece["arguments"])
+                for _index, piece in sorted(pieces_of_calls.items())
+                if piece["name"]
+            ]
         completion = int(usage.get("completion_tokens") or pieces)
         prompt = int(usage.get("prompt_tokens") or 0)
         rate = (completion - 1) / (last_at - first_at) if completion > 1 and last_at > first_at else 0.0
@@ -276,6 +295,27 @@ class RemoteClient:
             context_used=prompt + completion,
             context_length=params.context_length,
         )
+
+
+def _gather_calls(deltas: Any, calls: dict[int, dict[str, str]]) -> None:
+    """Add a streamed `delta.tool_calls` list to the calls so far (OpenAI streams a call's id and
+    name first, then its arguments in pieces, each under the call's index)."""
+    if not isinstance(deltas, list):
+        return
+    for position, delta in enumerate(deltas):
+        if not isinstance(delta, dict):
+            continue
+        index = delta.get("index", position)
+        call = calls.setdefault(
+            index if isinstance(index, int) else position, {"id": "", "name": "", "arguments": ""}
+        )
+        if isinstance(delta.get("id"), str):
+            call["id"] = delta["id"]
+        function: dict[str, Any] = delta["function"] if isinstance(delta.get("function"), dict) else {}
+        if isinstance(function.get("name"), str):
+            call["name"] += function["name"]
+        if isinstance(function.get("arguments"), str):
+            call["arguments"] += function["arguments"]
 
 
 def _sampling_extras(params: SamplingParams) -> dict[str, Any]:
@@ -324,7 +364,9 @@ def detect_local_engines(
 
 @dataclass(frozen=True, slots=True)
 class RemoteTarget:
-    """A model on a remote engine, as the inference thread is asked to use it."""
+    """A model on a remote engine, as the inference thread is asked to use it (with OpenAI's
+    `response_format` for JSON mode, sent as it is)."""
 
     client: RemoteClient
     model: str
+    response_format: dict[str, Any] | None = None

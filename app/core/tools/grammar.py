@@ -21,6 +21,13 @@ MAX_BOUND = 1000
 MAX_DEPTH = 32
 MAX_GRAMMAR_CHARS = 2_000_000
 _BOUNDS = ("minLength", "maxLength", "minItems", "maxItems")
+#: What begins a call in each format: the lazy grammar of tool_choice "auto" starts there.
+TRIGGERS = {
+    # The marker and the call's "{": only then is the grammar fed the text (from the marker on).
+    ToolFormat.HERMES: r"<tool_call>\s*\{",
+    ToolFormat.LLAMA3: r'^\s*(\{)\s*"name"',
+    ToolFormat.MISTRAL: r"\[TOOL_CALLS\]",
+}
 
 
 def schema_limits(schema: Any, where: str, depth: int = 0) -> Iterator[tuple[str, str]]:

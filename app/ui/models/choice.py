@@ -85,7 +85,8 @@ class ModelChoice(QObject):
     def target(self) -> ReplyTarget:
         """Where the next reply is generated."""
         remote = self.remote.target() if self.remote.choice is not None else None
-        return ReplyTarget(self.model_key(), remote)
+        template = self.loaded.info.chat_template if self.loaded is not None and remote is None else None
+        return ReplyTarget(self.model_key(), remote, template)
 
     def loading_local(self) -> bool:
         """True while the local model that chat goes to is still loading."""

@@ -10,7 +10,8 @@ import openai
 import pydantic
 import pytest
 
-from app.core.api.structured import ResponseFormat, unenforceable
+from app.core.api.structured import ResponseFormat
+from app.core.tools.json_output import unenforceable
 from tests.unit.api.served import Served
 
 PARIS = [{"role": "user", "content": "Describe Paris as JSON: its name, its country and its population."}]

@@ -55,7 +55,7 @@ class Chat:
 
     def pump(self, until: Callable[[], bool], timeout: float = 90.0) -> None:
         """Hand the inference thread's events to the session (as the window's bridge does) until
-        `until()` holds."""
+        `until()` holds; a callable in the queue (a tool's result being delivered) is called."""
         deadline = time.monotonic() + timeout
         while not until():
             remaining = deadline - time.monotonic()
@@ -63,6 +63,9 @@ class Chat:
             try:
                 event = self.events.get(timeout=remaining)
             except queue.Empty:
+                continue
+            if callable(event):
+                event()
                 continue
             self.session.handle(event)
 

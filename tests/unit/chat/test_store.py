@@ -226,6 +226,8 @@ def test_migrations_from_every_earlier_version_keep_the_data(tmp_path: Path) -> 
         for version in range(1, start + 1):
             for statement in schema.statements(schema.MIGRATIONS[version]):
                 raw.execute(statement)
+            if version == 2:
+                schema._seed_presets(raw)  # as migrate() does
         raw.execute(f"PRAGMA user_version = {start}")
         if start >= 1:
             raw.execute(
@@ -243,7 +245,11 @@ def test_migrations_from_every_earlier_version_keep_the_data(tmp_path: Path) -> 
         if start >= 1:
             assert [m.content for m in db.branch(1)] == ["an old searchable message"]
             assert [h.conversation_id for h in db.search("searchable")] == [1]  # FTS built from old rows
-        assert db.presets()
+            # Schema 3: no tool calls, no tools chosen, no JSON mode for what was there before.
+            assert db.branch(1)[0].tool_calls is None
+            info = db.conversation(1)
+            assert (info.tools, info.require_tool, info.output_schema) == ((), False, None)
+        assert db.presets() and all(p.output_schema is None for p in db.presets())
         db.close()
 
 
@@ -365,3 +371,33 @@ def test_an_import_with_a_lone_surrogate_keeps_everything_else(db: Store) -> Non
     user, assistant = db.branch(new)
     assert user.content == "Smile \ufffd" and assistant.content == "Done"
     assert assistant.stats == {"note": "o\ufffdk"}
+
+
+def test_tool_calls_json_mode_and_tool_choice_are_kept_and_damaged_ones_read_as_none(db: Store) -> None:
+    from app.core.chat.tool_uses import ToolStatus, ToolUse, uses_from_json, uses_to_json
+
+    cid = db.create_conversation(title="tools")
+    db.update_conversation(
+        cid, tools={"names": ["test__add"], "required": True}, output_schema={"type": "object"}
+    )
+    info = db.conversation(cid)
+    assert (info.tools, info.require_tool, info.output_schema) == (("test__add",), True, {"type": "object"})
+    question = db.add_message(cid, "user", "2+3?", None)
+    reply = db.add_message(cid, "assistant", "", question)
+    uses = [ToolUse("call_1", "test__add", '{"a": 2, "b": 3}', ToolStatus.DONE, "5")]
+    db.update_message(reply, tool_calls=uses_to_json(uses))
+    assert uses_from_json(db.branch(cid)[-1].tool_calls) == uses
+    # A call that was running when Fireside stopped reads as failed, never as running forever.
+    running = uses_to_json([ToolUse("call_2", "test__add", "{}", ToolStatus.RUNNING)])
+    assert uses_from_json(running)[0].status is ToolStatus.FAILED
+    for damaged in ("not json", '{"a": 1}', '[{"id": 3}]', '[{"id": "x", "status": "exploded"}]'):
+        assert uses_from_json(damaged) == []
+    db._db.execute("UPDATE conversations SET tools = 'nonsense', output_schema = '[1]' WHERE id = ?", (cid,))
+    info = db.conversation(cid)
+    assert (info.tools, info.require_tool, info.output_schema) == ((), False, None)
+    pid = db.save_preset("JSON reporter", "Reply in JSON.", {}, {"type": "object"})
+    assert next(p for p in db.presets() if p.id == pid).output_schema == {"type": "object"}
+    bad = db.export_json(cid)
+    bad["messages"][1]["tool_calls"] = "not a list"
+    with pytest.raises(ValueError, match="tool calls that are not a list"):
+        db.import_any(bad)

@@ -57,8 +57,10 @@ class Conversations(Database):
         return [conversation_from_row(r) for r in rows]
 
     def update_conversation(self, conversation_id: int, **fields: Any) -> None:
-        """Change title, pinned, model, system_prompt, sampling (dict) or context_policy."""
+        """Change title, pinned, model, system_prompt, sampling (dict), context_policy, tools (names) or
+        output_schema (JSON mode's schema, or None); tools is {"names": [...], "required": bool}."""
         allowed = {"title", "pinned", "model", "system_prompt", "sampling", "context_policy"}
+        allowed |= {"tools", "output_schema"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"unknown conversation fields: {sorted(unknown)}")
@@ -67,6 +69,11 @@ class Conversations(Database):
                 fields[name] = clean_text(fields[name])
         if "sampling" in fields:
             fields["sampling"] = json.dumps(fields["sampling"])
+        if "output_schema" in fields:
+            schema = fields["output_schema"]
+            fields["output_schema"] = json.dumps(schema) if schema is not None else None
+        if "tools" in fields:  # {"names": [...], "required": bool}
+            fields["tools"] = json.dumps(fields["tools"])
         if "context_policy" in fields:
             fields["context_policy"] = checked_policy(fields["context_policy"])
         if "pinned" in fields:

@@ -11,6 +11,7 @@ from typing import Any
 from app.core.chat.messages import Role
 from app.core.chat.store.records import message_from_row
 from app.core.chat.store.tree import MessageTree
+from app.core.chat.tool_uses import uses_from_json, uses_to_json
 from app.core.values.text import clean_json
 
 
@@ -36,7 +37,7 @@ class Exports(MessageTree):
                 {
                     "id": m.id, "parent_id": m.parent_id, "role": m.role.value, "content": m.content,
                     "created_at": m.created_at, "incomplete": m.incomplete, "stats": m.stats,
-                    "error": m.error,
+                    "error": m.error, "tool_calls": [u.to_dict() for u in uses_from_json(m.tool_calls)],
                 }
                 for m in (message_from_row(r) for r in rows)
             ],
@@ -87,6 +88,8 @@ class Exports(MessageTree):
                 item.get("stats"), dict | None
             ):
                 raise ValueError(f"message {item['id']} has a malformed error or stats field")
+            if not isinstance(item.get("tool_calls") or [], list):
+                raise ValueError(f"message {item['id']} has tool calls that are not a list")
             parent = item.get("parent_id")
             if parent is not None and parent not in seen:
                 raise ValueError(f"message {item['id']} refers to a missing parent {parent}")
@@ -115,6 +118,9 @@ class Exports(MessageTree):
                 mapping[parent] if parent is not None else None,
                 incomplete=bool(item.get("incomplete")), stats=item.get("stats"), error=item.get("error"),
             )  # fmt: skip
+            uses = uses_from_json(json.dumps(item.get("tool_calls") or []))
+            if uses:
+                self.update_message(mapping[int(item["id"])], tool_calls=uses_to_json(uses))
         leaf = data.get("current_leaf")
         if leaf in mapping:
             self.switch_branch(mapping[leaf])
@@ -134,6 +140,9 @@ class Exports(MessageTree):
             heading = "User" if m.role is Role.USER else "Assistant"
             note = " (incomplete)" if m.incomplete else ""
             lines += [f"## {heading}{note}", "", m.content, ""]
+            for use in uses_from_json(m.tool_calls):
+                lines += [f"**Tool call:** `{use.name}` ({use.status.value})", "", "```json", use.arguments,
+                          "```", "", "```", use.result_text(), "```", ""]  # fmt: skip
         return "\n".join(lines).rstrip() + "\n"
 
     def export_markdown_many(self, conversation_ids: list[int]) -> str:
@@ -144,14 +153,24 @@ class Exports(MessageTree):
         """OpenAI chat fine-tuning format: one conversation per line, {"messages": [{role, content}...]}.
 
         Only the shown branch is used; unfinished or failed replies, and turns after them, are left out,
-        since a training example must end with a complete assistant reply."""
+        since a training example must end with a complete assistant reply. A reply that called tools is
+        an assistant message with `tool_calls` followed by a `tool` message per result (OpenAI's
+        format)."""
         out = []
         for conversation_id in conversation_ids:
             info = self.conversation(conversation_id)
-            messages: list[dict[str, str]] = []
+            messages: list[dict[str, Any]] = []
             if info.system_prompt:
                 messages.append({"role": "system", "content": info.system_prompt})
             for m in self.branch(conversation_id):
+                uses = uses_from_json(m.tool_calls)
+                if uses:
+                    if m.incomplete or m.error or not all(u.status.settled for u in uses):
+                        break
+                    messages.append({"role": "assistant", "content": m.content or None,
+                                     "tool_calls": [u.call_dict() for u in uses]})  # fmt: skip
+                    messages += [u.result_message() for u in uses]
+                    continue
                 if m.incomplete or m.error or not m.content.strip():
                     break
                 messages.append({"role": m.role.value, "content": m.content})

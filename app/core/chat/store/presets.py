@@ -7,7 +7,7 @@ from typing import Any
 
 from app.core.chat.store.database import Database
 from app.core.chat.store.errors import StoreError
-from app.core.chat.store.records import Preset
+from app.core.chat.store.records import Preset, output_schema
 from app.core.values.text import clean_text
 
 
@@ -18,21 +18,32 @@ class Presets(Database):
         """Built-in presets first, then the user's, by name."""
         rows = self._query("SELECT * FROM presets ORDER BY builtin DESC, name COLLATE NOCASE")
         return [
-            Preset(r["id"], r["name"], r["system_prompt"], json.loads(r["sampling"]), bool(r["builtin"]))
+            Preset(
+                r["id"],
+                r["name"],
+                r["system_prompt"],
+                json.loads(r["sampling"]),
+                bool(r["builtin"]),
+                output_schema(r["output_schema"]),
+            )
             for r in rows
         ]
 
-    def save_preset(self, name: str, system_prompt: str, sampling: dict[str, Any]) -> int:
-        """Create or replace the user's preset called `name`."""
+    def save_preset(
+        self, name: str, system_prompt: str, sampling: dict[str, Any], schema: dict[str, Any] | None = None
+    ) -> int:
+        """Create or replace the user's preset called `name` (with JSON mode when `schema` is given:
+        {} for any JSON object)."""
         name, system_prompt = clean_text(name).strip(), clean_text(system_prompt)
         if not name:
             raise ValueError("a preset needs a name")
+        stored = json.dumps(schema) if schema is not None else None
         with self._tx() as db:
             db.execute(
-                "INSERT INTO presets(name, system_prompt, sampling) VALUES (?, ?, ?) "
-                "ON CONFLICT(name) DO UPDATE "
-                "SET system_prompt = excluded.system_prompt, sampling = excluded.sampling",
-                (name, system_prompt, json.dumps(sampling)),
+                "INSERT INTO presets(name, system_prompt, sampling, output_schema) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET system_prompt = excluded.system_prompt, "
+                "sampling = excluded.sampling, output_schema = excluded.output_schema",
+                (name, system_prompt, json.dumps(sampling), stored),
             )
             return int(db.execute("SELECT id FROM presets WHERE name = ?", (name,)).fetchone()[0])
 

@@ -27,6 +27,8 @@ class StoredMessage:
     incomplete: bool = False
     stats: dict[str, Any] | None = None
     error: str | None = None
+    #: The tools a reply called, with decisions and results (JSON; see app.core.chat.tool_uses).
+    tool_calls: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,12 @@ class ConversationInfo:
     context_policy: str
     current_leaf: int | None
     deleted: bool = False
+    #: The tools (by the name the model calls them) the conversation lets the model use.
+    tools: tuple[str, ...] = ()
+    #: The reply to each message must call one of them.
+    require_tool: bool = False
+    #: JSON mode: replies are JSON of this schema ({}: any JSON object); None for free text.
+    output_schema: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +73,8 @@ class Preset:
     system_prompt: str
     sampling: dict[str, Any] = field(default_factory=dict)
     builtin: bool = False
+    #: JSON mode: replies are JSON of this schema ({}: any JSON object); None for free text.
+    output_schema: dict[str, Any] | None = None
 
 
 def checked_policy(value: str) -> str:
@@ -81,7 +91,40 @@ def conversation_from_row(row: sqlite3.Row) -> ConversationInfo:
         pinned=bool(row["pinned"]), model=row["model"], system_prompt=row["system_prompt"],
         sampling=json.loads(row["sampling"] or "{}"), context_policy=row["context_policy"],
         current_leaf=row["current_leaf"], deleted=row["deleted_at"] is not None,
+        tools=_names(row["tools"]), require_tool=_required(row["tools"]),
+        output_schema=output_schema(row["output_schema"]),
     )  # fmt: skip
+
+
+def output_schema(text: str | None) -> dict[str, Any] | None:
+    """A stored JSON mode: a schema object, or None (free text; also for a damaged column)."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _tools(text: str | None) -> dict[str, Any]:
+    """A conversation's stored tool choice: {"names": [...], "required": bool} ({} when damaged)."""
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    """The tools a conversation lets the model use (none when the column holds anything else)."""
+    names = _tools(text).get("names")
+    return tuple(str(v) for v in names if isinstance(v, str)) if isinstance(names, list) else ()
+
+
+def _required(text: str | None) -> bool:
+    """The conversation's replies must call a tool."""
+    return _tools(text).get("required") is True
 
 
 def message_from_row(row: sqlite3.Row) -> StoredMessage:
@@ -90,5 +133,5 @@ def message_from_row(row: sqlite3.Row) -> StoredMessage:
         id=row["id"], conversation_id=row["conversation_id"], parent_id=row["parent_id"],
         role=Role(row["role"]), content=row["content"], created_at=row["created_at"],
         incomplete=bool(row["incomplete"]), error=row["error"],
-        stats=json.loads(row["stats"]) if row["stats"] else None,
+        stats=json.loads(row["stats"]) if row["stats"] else None, tool_calls=row["tool_calls"],
     )  # fmt: skip

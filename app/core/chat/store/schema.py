@@ -13,7 +13,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Migration N brings a database from version N-1 to N. Never edit a released one: add a new one.
 MIGRATIONS: dict[int, str] = {
@@ -68,6 +68,12 @@ MIGRATIONS: dict[int, str] = {
             sampling TEXT NOT NULL DEFAULT '{}',
             builtin INTEGER NOT NULL DEFAULT 0
         );
+    """,
+    3: """
+        ALTER TABLE messages ADD COLUMN tool_calls TEXT;
+        ALTER TABLE conversations ADD COLUMN tools TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE conversations ADD COLUMN output_schema TEXT;
+        ALTER TABLE presets ADD COLUMN output_schema TEXT;
     """,
 }
 

@@ -61,8 +61,9 @@ class MessageTree(Conversations):
         incomplete: bool | None = None,
         stats: dict[str, Any] | None = None,
         error: str | None = None,
+        tool_calls: str | None = None,
     ) -> None:
-        """Save a streaming reply's text so far, or its final state."""
+        """Save a streaming reply's text so far, or its final state (with its tool calls, as JSON)."""
         sets: list[str] = []
         args: list[Any] = []
         if content is not None:
@@ -77,6 +78,9 @@ class MessageTree(Conversations):
         if error is not None:
             sets.append("error = ?")
             args.append(clean_text(error))
+        if tool_calls is not None:
+            sets.append("tool_calls = ?")
+            args.append(clean_text(tool_calls))
         if not sets:
             return
         with self._tx() as db:
