@@ -59,6 +59,8 @@ class Settings:
     library_layout: str = "cards"
     #: When each model (by path) was last loaded, in seconds since the epoch: My models shows it.
     model_last_used: dict[str, float] = field(default_factory=dict)
+    #: MCP servers (McpServerConfig.to_dict each; secret values are in the keyring, never here).
+    mcp_servers: list[dict[str, Any]] = field(default_factory=list)
 
     def note_model_used(self, model: str, when: float) -> None:
         """Remember that `model` was loaded at `when` (the newest MAX_LAST_USED models are kept)."""
@@ -114,6 +116,9 @@ class Settings:
             settings_drawer=data.get("settings_drawer") is not False,
             library_layout="table" if data.get("library_layout") == "table" else "cards",
             model_last_used=_times(data.get("model_last_used")),
+            mcp_servers=[dict(s) for s in data.get("mcp_servers") or () if isinstance(s, dict)]
+            if isinstance(data.get("mcp_servers"), list)
+            else [],
         )
 
     def save(self, path: Path | None = None) -> None:
@@ -138,6 +143,7 @@ class Settings:
             "settings_drawer": self.settings_drawer,
             "library_layout": self.library_layout,
             "model_last_used": self.model_last_used,
+            "mcp_servers": self.mcp_servers,
         }
         tmp.write_text(json.dumps(payload, indent=2), "utf-8")  # no secrets here: tokens live in the keyring
         os.replace(tmp, path)

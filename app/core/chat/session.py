@@ -285,6 +285,8 @@ class ChatSession:
             )
             if self.conversation_id is None:
                 return
+            if self.tool_names or self.require_tool or self.output_schema is not None:
+                self.save_settings()  # chosen before the conversation existed
         message_id = self.keep.add(self.conversation_id, "user", text, self.ids[-1] if self.ids else None)
         if message_id is not None:
             self.ids.append(message_id)

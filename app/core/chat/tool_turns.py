@@ -36,9 +36,10 @@ def call_rules(
 ) -> tuple[str, tuple[str, ...]]:
     """The grammar that holds a call's arguments to its tool's schema, in the model's own call
     syntax, and the patterns that start it: lazy (free text until the model begins a call), or
-    holding the whole reply to calls when one is `required`."""
+    holding the whole reply to one call when one is `required` (one is enough: the reply after its
+    result may call again, and a second call a small model starts may not fit in max tokens)."""
     fmt = template_tools(chat_template).format
-    grammar = call_grammar(tools, fmt, True, list(range(len(tools))))
+    grammar = call_grammar(tools, fmt, not required, list(range(len(tools))))
     return grammar, () if required else (TRIGGERS[fmt],)
 
 

@@ -16,8 +16,9 @@ from PySide6.QtCore import QRect
 from PySide6.QtGui import QFont, QFontMetrics, QPalette, QTextCursor, QTextDocument, QTextOption
 
 from app.core.chat.messages import Message, Role
+from app.ui.chat.tool_cards import cards_html
 from app.ui.common.markdown_html import render_markdown
-from app.ui.common.theme import markdown_palette
+from app.ui.common.theme import is_dark, markdown_palette
 
 MARGIN = 16  # left/right margin of the list
 MAX_COLUMN = 880  # widest text column: long lines are hard to read on a maximised window
@@ -121,8 +122,10 @@ def build_document(row: Row, message: Message, font: QFont, palette: QPalette, p
             row.streaming_plain = True  # shown as text until the throttled Markdown render
             return
     else:
-        rendered = render_markdown(message.content, markdown_palette(palette), font.pointSizeF())
-        doc.setHtml(rendered.html)
+        colours = markdown_palette(palette)
+        rendered = render_markdown(message.content, colours, font.pointSizeF())
+        cards = cards_html(message.tool_uses, colours, is_dark(palette)) if message.tool_uses else ""
+        doc.setHtml(rendered.html + cards)
         row.code_blocks = rendered.code_blocks
     row.doc = doc
     row.streaming_plain = False

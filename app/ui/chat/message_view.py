@@ -50,6 +50,7 @@ from app.ui.chat.message_layout import (
 )
 from app.ui.chat.message_model import LeftOutRole, MessageListModel
 from app.ui.chat.message_paint import RowPainter, paint_empty, version_arrow_rects
+from app.ui.chat.tool_cards import parse_anchor
 
 RENDER_INTERVAL_MS = 250
 #: Markdown rendering per event-loop turn stops after this long, so the GUI thread stays smooth.
@@ -67,6 +68,8 @@ class MessageView(QAbstractScrollArea):
     messageAction = Signal(int, str)
     #: A message's Copy button put its text on the clipboard.
     messageCopied = Signal()
+    #: A tool card's link was clicked: (row, call index, "once" / "always" / "deny" / "fold").
+    toolAction = Signal(int, int, str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -411,6 +414,10 @@ class MessageView(QAbstractScrollArea):
         self._overlay.press(event)
 
     def _on_anchor(self, row: int, anchor: str) -> None:
+        tool = parse_anchor(anchor)
+        if tool is not None:
+            self.toolAction.emit(row, tool[1], tool[0])
+            return
         code = copied_code(anchor, self._rows[row].code_blocks) if 0 <= row < len(self._rows) else None
         if code is not None:
             QGuiApplication.clipboard().setText(code)

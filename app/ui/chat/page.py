@@ -11,6 +11,7 @@ from app.ui.chat.composer import Composer
 from app.ui.chat.message_model import MessageListModel
 from app.ui.chat.message_view import MessageView
 from app.ui.chat.side_panel import SidePanel
+from app.ui.chat.tool_approval import ToolApprovalBar
 from app.ui.common.theme import chars
 
 #: The chat column is never squeezed below this many characters: the drawer gives way first.
@@ -41,12 +42,15 @@ class ChatPage(QSplitter):
         chat_layout.setContentsMargins(0, 0, 0, 0)
         chat_layout.setSpacing(0)
         chat_layout.addWidget(self.view, 1)
+        self.approval = ToolApprovalBar()
+        chat_layout.addWidget(self.approval)
         composer_row = QWidget()
         composer_row.setObjectName("composerRow")
         row_layout = QHBoxLayout(composer_row)
         row_layout.setContentsMargins(12, 8, 12, 12)
         row_layout.addWidget(self.composer, 1)
         row_layout.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
+        self._composer_row = row_layout
         chat_layout.addWidget(composer_row)
         for index, (part, stretch) in enumerate(((sidebar, 0), (chat, 1), (side, 0))):
             self.addWidget(part)
@@ -55,6 +59,10 @@ class ChatPage(QSplitter):
         self.sidebar, self.side = sidebar, side
         self._drawer_wanted = True  # the user's choice for a page wide enough for three columns
         self._narrow_drawer = False  # on a narrow page: the drawer instead of the conversations
+
+    def add_composer_button(self, button: QWidget) -> None:
+        """Put `button` beside the composer, before Send (the Tools button)."""
+        self._composer_row.insertWidget(1, button, 0, Qt.AlignmentFlag.AlignBottom)
 
     def narrow(self) -> bool:
         """Too narrow for the conversations, a readable chat and the drawer side by side (a small

@@ -7,6 +7,7 @@ from PySide6.QtWidgets import QComboBox, QLabel, QPlainTextEdit, QScrollArea, QV
 
 from app.core.inference.context_policy import ContextPolicy
 from app.core.values.sampling import SamplingParams
+from app.ui.chat.reply_format import ReplyFormatPanel
 from app.ui.common.section import Section
 from app.ui.common.theme import chars
 from app.ui.conversations.presets import PresetBar
@@ -67,11 +68,13 @@ class SidePanel(QScrollArea):
         policy_label.setBuddy(self.context_policy)
         prompt_layout.addWidget(self.context_policy)
         self.sampling = SamplingPanel(sampling)
+        self.reply_format = ReplyFormatPanel()
         self.offload = OffloadPanel()
         #: The drawer's sections: the basics open, the GPU's options folded until wanted.
         self.sections = {
             "prompt": Section("System prompt", prompt_box, True, "promptSection"),
             "sampling": Section("Sampling", self.sampling, True, "samplingSection"),
+            "format": Section("Reply format", self.reply_format, False, "replyFormatSection"),
             "gpu": Section("GPU and CPU", self.offload, False, "gpuSection"),
         }
         for section in self.sections.values():

@@ -59,6 +59,7 @@ ICONS = {
     "show": "eye",
     "retry": "rotate-ccw",
     "pause": "pause",
+    "tools": "wrench",
     "resume": "play",
 }
 

@@ -69,6 +69,7 @@ class ConversationController(QObject):
         self.sidebar.exportAllRequested.connect(lambda kind: self.files.ask_export(None, kind))
         self.sidebar.importRequested.connect(lambda: self.files.ask_import(self._imported))
         presets.applyRequested.connect(self.apply_preset)
+        panel.reply_format.changed.connect(self._on_reply_format)
         presets.saveRequested.connect(self.save_preset)
         presets.renameRequested.connect(self.rename_preset)
         presets.deleteRequested.connect(self.delete_preset)
@@ -195,6 +196,7 @@ class ConversationController(QObject):
             self._remember(event.conversation_id)
             self.sidebar.select(event.conversation_id)
             self.panel.show_conversation(self.session.system_prompt, self.session.policy)
+            self.panel.reply_format.show_value(self.session.output_schema)
             if event.conversation_id is None:
                 return
             if self.session.sampling != self.panel.sampling.params():
@@ -224,15 +226,26 @@ class ConversationController(QObject):
             self.panel.set_system_prompt(preset.system_prompt)
         merged = {**self.panel.sampling.params().to_dict(), **preset.sampling}
         self.panel.sampling.set_params(SamplingParams.from_dict(merged))
+        if preset.id != MODEL_DEFAULTS_ID:  # a preset's JSON mode (or its free text) comes with it
+            self.session.output_schema = preset.output_schema
+            self.panel.reply_format.show_value(preset.output_schema)
+        self.session.save_settings()
+
+    def _on_reply_format(self, schema: object) -> None:
+        self.session.output_schema = schema if isinstance(schema, dict) else None
         self.session.save_settings()
 
     def save_preset(self, name: str) -> None:
-        """Save the current system prompt and sampling settings as `name` (replacing one of that name)."""
+        """Save the current system prompt, sampling settings and JSON mode as `name` (replacing one of
+        that name)."""
         if self.store is None:
             return
         try:
             preset_id = self.store.save_preset(
-                name, self.panel.system_prompt.toPlainText(), self.panel.sampling.params().to_dict()
+                name,
+                self.panel.system_prompt.toPlainText(),
+                self.panel.sampling.params().to_dict(),
+                self.session.output_schema,
             )
         except (ValueError, StoreError) as exc:
             self.banner.show_message(f"Could not save the preset: {getattr(exc, 'message', exc)}")

@@ -18,6 +18,8 @@ from app.ui.remote.dialog import RemoteEnginesDialog
 from app.ui.shell.about_dialog import AboutDialog
 from app.ui.shell.preferences import PreferencesDialog
 from app.ui.shell.shortcuts import ShortcutsDialog
+from app.ui.tools.controller import ToolsController
+from app.ui.tools.servers_dialog import McpServersDialog
 
 #: The dialogs are at least this many characters wide, so their text wraps in few lines.
 DIALOG_CHARS = 72
@@ -36,8 +38,10 @@ class Dialogs:
         settings: Settings,
         save: Callable[[], None],
         kv_cache: KvDiskCache | None = None,
+        tools: ToolsController | None = None,
     ) -> None:
         self.window, self.server, self.remote, self.hub, self.models = window, server, remote, hub, models
+        self.tools = tools
         self.settings, self.save = settings, save
         #: The conversations' KV cache on disk (its cap is set in Preferences).
         self.kv_cache = kv_cache
@@ -70,6 +74,18 @@ class Dialogs:
         dialog.changed.connect(self.hub.reload_token)
         dialog.finished.connect(lambda _r: self.hub.reload_token())
         dialog.remoteEnginesRequested.connect(self.remote_engines)
+        dialog.toolsRequested.connect(self.mcp_servers)
+        dialog.open()
+        return dialog
+
+    def mcp_servers(self) -> McpServersDialog | None:
+        """Preferences → Tools (MCP servers) (one per window)."""
+        if self.tools is None:
+            return None
+        dialog = self.window.findChild(McpServersDialog, "mcpServersDialog")
+        if dialog is None:
+            dialog = McpServersDialog(self.tools, self.window)
+            FitsItsText(dialog, DIALOG_CHARS)
         dialog.open()
         return dialog
 

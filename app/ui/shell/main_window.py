@@ -33,6 +33,7 @@ from app.ui.chat.context_meter import ContextMeter
 from app.ui.chat.controller import ChatController
 from app.ui.chat.page import ChatPage
 from app.ui.chat.side_panel import SidePanel
+from app.ui.chat.tool_flow import ToolApprovals
 from app.ui.chat.zoom import ChatZoom
 from app.ui.common.banner import Banner
 from app.ui.common.status_bar import StatusBar
@@ -52,6 +53,8 @@ from app.ui.shell.first_run import StarterFlow
 from app.ui.shell.nav_rail import NavRail
 from app.ui.shell.top_bar import TopBar
 from app.ui.shell.welcome import WelcomePage
+from app.ui.tools.controller import ToolsController
+from app.ui.tools.picker import ToolsButton
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +121,10 @@ class MainWindow(QMainWindow):
         self.send_button = page.send_button
         self.meter = ContextMeter(session, bridge, choice, self.composer, status, self)
         self.chat = ChatController(session, choice, self.remote, page, side, self.meter, status, banner, self)
+        self.tools = ToolsController(settings, session, self)
+        self.tool_approvals = ToolApprovals(session, choice, page.view, page.approval, banner, self)
+        self.tools_button = ToolsButton(self.tools)
+        page.add_composer_button(self.tools_button)
         self.dialogs = Dialogs(
             self,
             self.server,
@@ -127,6 +134,7 @@ class MainWindow(QMainWindow):
             settings,
             self._save_settings,
             self.kv_cache,
+            self.tools,
         )
         self.server_indicator = ServerIndicator(
             self.server, settings, status, banner, self._save_settings, self.dialogs.server_panel, self
@@ -196,6 +204,7 @@ class MainWindow(QMainWindow):
         hub.preferencesWanted.connect(dialogs.preferences)
         self.server.parallelRequested.connect(choice.set_parallel)
         self.chat.remoteEnginesWanted.connect(dialogs.remote_engines)
+        self.tools_button.setupRequested.connect(dialogs.mcp_servers)
         self.conversations.modelWanted.connect(choice.use_model)
         self.conversations.settingsChanged.connect(self._save_settings)
         self.conversations.note.connect(lambda text: status.showMessage(text, 5000))
@@ -282,6 +291,7 @@ class MainWindow(QMainWindow):
             self.models.start()
             self.conversations.start()
             self.remote.start()
+            self.tools.refresh()
             # The key first: a server on the network must not start without it.
             self.server.load_key(self.server.start if self.settings.api_server.enabled else None)
         self.installed.start(model)
@@ -396,6 +406,7 @@ class MainWindow(QMainWindow):
         if not self.bridge.shutdown(timeout=1.0):
             log.warning("inference thread did not stop within a second")
         self.remote.shutdown()
+        self.tools.close()
         self.hub.shutdown()
         self.models.shutdown()
         self.tasks.shutdown()

@@ -1,5 +1,6 @@
 """Preferences: the Hugging Face access token, kept in the system keyring and nowhere else; the
-conversations' KV cache on disk (its size, its cap, Clear); and the way to the remote engines."""
+conversations' KV cache on disk (its size, its cap, Clear); and the way to the remote engines and to
+the MCP servers."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ class PreferencesDialog(QDialog):
     changed = Signal()
     #: "Remote engines…" was clicked (the window opens that dialog; this one closes).
     remoteEnginesRequested = Signal()
+    #: "Tools (MCP servers)…" was clicked (the window opens that dialog; this one closes).
+    toolsRequested = Signal()
     #: Saved with another cap for the KV cache on disk (in MB).
     cacheCapChanged = Signal(int)
 
@@ -95,6 +98,21 @@ class PreferencesDialog(QDialog):
         remote_row.addWidget(self.remote_button, 0, Qt.AlignmentFlag.AlignVCenter)
         layout.addSpacing(8)
         layout.addLayout(remote_row)
+        tools_row = QHBoxLayout()
+        tools_text = QLabel(
+            "Tools (MCP servers): give the model tools it may ask to use in a chat (files, search, your "
+            "own programs); every call waits for your yes. Secret values are kept in the keyring."
+        )
+        tools_text.setWordWrap(True)
+        self.tools_button = QPushButton("Tools (MCP servers)…")
+        decorate(self.tools_button, "tools")
+        self.tools_button.setObjectName("preferencesToolsButton")
+        set_description(self.tools_button, "Add, test or remove the MCP servers whose tools chat can use")
+        self.tools_button.clicked.connect(self._open_tools)
+        tools_row.addWidget(tools_text, 1)
+        tools_row.addWidget(self.tools_button, 0, Qt.AlignmentFlag.AlignVCenter)
+        layout.addSpacing(8)
+        layout.addLayout(tools_row)
         if kv_cache is not None:
             layout.addSpacing(8)
             layout.addLayout(self._cache_section(kv_cache))
@@ -171,6 +189,10 @@ class PreferencesDialog(QDialog):
     def _open_remote(self) -> None:
         self.reject()  # one dialog at a time; a typed but unsaved token is not kept
         self.remoteEnginesRequested.emit()
+
+    def _open_tools(self) -> None:
+        self.reject()
+        self.toolsRequested.emit()
 
     def _refresh(self) -> None:
         def read() -> tuple[bool, str, bool]:

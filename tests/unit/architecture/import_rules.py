@@ -26,7 +26,7 @@ LAYERS: dict[str, Sequence[str | set[str] | tuple[str, ...]]] = {
     ),
     "app.ui": (
         "shell",
-        ("chat", "conversations", "hub", "models", "remote", "api", "inference"),
+        ("chat", "conversations", "hub", "models", "remote", "api", "inference", "tools"),
         "common",
     ),
 }
