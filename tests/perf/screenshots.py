@@ -47,6 +47,27 @@ CONVERSATION = [
 ]
 
 
+def TOOL_USES() -> list[object]:
+    """Tool calls in every state, one with long arguments and one unfolded."""
+    from app.core.chat.tool_uses import ToolStatus, ToolUse
+
+    long = '{"path": "' + "/home/someone/Documents/a rather long folder name" * 3 + '/notes.md"}'
+    return [
+        ToolUse(
+            "call_1", "files__read_file", long, ToolStatus.DONE, "# Notes\n" + "A line of notes.\n" * 6, True
+        ),
+        ToolUse("call_2", "calc__add", '{"a": 2, "b": 3}', ToolStatus.DONE, "5"),
+        ToolUse(
+            "call_3",
+            "web__search",
+            '{"q": "fireside"}',
+            ToolStatus.TIMED_OUT,
+            "search gave no result within 60 s.",
+        ),
+        ToolUse("call_4", "calc__add", '{"a": 40, "b": 2}'),
+    ]
+
+
 def _wait(app: object, until: Callable[[], bool], timeout: float = 60.0) -> None:
     """Let Qt run until `until()` holds (or fail after `timeout` seconds)."""
     deadline = time.monotonic() + timeout
@@ -99,6 +120,9 @@ def one_theme(theme: str, out: Path) -> None:
             _wait(app, lambda w=window: w.loaded is not None)
             for role, text in CONVERSATION:
                 window.session.transcript.add(Role(role), text)
+            row = window.session.transcript.add(Role.ASSISTANT, "Let me look that up and add it up.")
+            window.session.transcript.set_tool_uses(row, TOOL_USES())
+            window.tool_approvals.refresh()  # the bar for the call that waits
             _wait(app, lambda: True)
             for page in ("chat", "discover", "library", "welcome"):
                 window.show_page(page)
@@ -111,7 +135,14 @@ def one_theme(theme: str, out: Path) -> None:
             window.side.verticalScrollBar().setValue(window.side.verticalScrollBar().maximum())
             _settle(app)
             window.grab().save(str(out / f"{tag}-page-chat-drawer-open.png"))
-            for name in ("preferences", "server_panel", "remote_engines", "shortcuts", "about"):
+            for name in (
+                "preferences",
+                "server_panel",
+                "remote_engines",
+                "mcp_servers",
+                "shortcuts",
+                "about",
+            ):
                 dialog = getattr(window.dialogs, name)()
                 _settle(app)
                 dialog.grab().save(str(out / f"{tag}-dialog-{name}.png"))

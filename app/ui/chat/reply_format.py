@@ -60,7 +60,7 @@ class ReplyFormatPanel(QWidget):
         self.schema.setObjectName("jsonSchemaInput")
         self.schema.setAccessibleName("JSON schema of the replies")
         self.schema.setPlaceholderText(EXAMPLE)
-        self.schema.setFixedHeight(120)
+        self.schema.setFixedHeight(self.schema.fontMetrics().lineSpacing() * 6 + 12)
         self.schema.setTabChangesFocus(True)
         self.message = QLabel("")
         self.message.setObjectName("jsonSchemaMessage")

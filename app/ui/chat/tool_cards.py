@@ -66,7 +66,7 @@ def card_html(use: ToolUse, index: int, palette: Palette, dark: bool) -> str:
         )
     elif use.status.settled and use.status is not ToolStatus.DENIED:
         label = "Result" if use.status is ToolStatus.DONE else "Error"
-        size = f"{len(use.result):,} characters"
+        size = f"{len(use.result):,} character{'' if len(use.result) == 1 else 's'}"
         if use.unfolded:
             cut = len(use.result) > SHOWN_RESULT_CHARS
             shown = use.result[:SHOWN_RESULT_CHARS] + ("\n[…]" if cut else "")

@@ -52,6 +52,13 @@ def _pairs(text: str, what: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def _lines_high(edit: QPlainTextEdit, lines: int) -> int:
+    """A text box's height for `lines` lines of its font (large text included) and its frame."""
+    margins = edit.contentsMargins()
+    document = round(edit.document().documentMargin() * 2)
+    return edit.fontMetrics().lineSpacing() * lines + document + margins.top() + margins.bottom() + 4
+
+
 class McpServersDialog(QDialog):
     """The servers on the left; the chosen one's settings, its tools and Test / Save on the right."""
 
@@ -115,7 +122,7 @@ class McpServersDialog(QDialog):
         form = QFormLayout()
         self.name_input = QLineEdit()
         self.name_input.setObjectName("mcpNameInput")
-        self.name_input.setPlaceholderText("files, search, …  (its tools are called name__tool)")
+        self.name_input.setPlaceholderText("e.g. files (its tools: files__…)")
         self.kind_picker = QComboBox()
         self.kind_picker.setObjectName("mcpKindPicker")
         self.kind_picker.addItem("Command (stdio)", "stdio")
@@ -134,13 +141,13 @@ class McpServersDialog(QDialog):
         self.env_input.setObjectName("mcpEnvInput")
         self.env_input.setAccessibleName("Environment variables")
         self.env_input.setPlaceholderText("NAME=value, one per line")
-        self.env_input.setFixedHeight(56)
+        self.env_input.setFixedHeight(_lines_high(self.env_input, 2))
         self.env_input.setTabChangesFocus(True)
         self.secrets_input = QPlainTextEdit()
         self.secrets_input.setObjectName("mcpSecretsInput")
         self.secrets_input.setAccessibleName("Secret environment variables, kept in the keyring")
         self.secrets_input.setPlaceholderText("API_KEY=value: the value goes to the keyring, never to a file")
-        self.secrets_input.setFixedHeight(56)
+        self.secrets_input.setFixedHeight(_lines_high(self.secrets_input, 2))
         self.secrets_input.setTabChangesFocus(True)
         self.timeout_input = QSpinBox()
         self.timeout_input.setObjectName("mcpTimeoutInput")
