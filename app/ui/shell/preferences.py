@@ -4,7 +4,7 @@ the MCP servers."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, Signal, SignalInstance
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -83,36 +83,22 @@ class PreferencesDialog(QDialog):
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message.hide()  # shown with a message only: empty, it would leave a gap
         layout.addWidget(self.message)
-        remote_row = QHBoxLayout()
-        remote_text = QLabel(
+        self.remote_button = self._other_dialog(
+            layout,
             "Remote engines: chat with models on OpenAI-compatible servers (vLLM, a llama.cpp server, "
-            "Ollama, LM Studio, a hosted API). Their API keys are kept in the keyring too."
+            "Ollama, LM Studio, a hosted API). Their API keys are kept in the keyring too.",
+            ("Remote engines…", "remote", "preferencesRemoteButton"),
+            "Add or change the OpenAI-compatible servers chat can use",
+            self.remoteEnginesRequested,
         )
-        remote_text.setWordWrap(True)
-        self.remote_button = QPushButton("Remote engines…")
-        decorate(self.remote_button, "remote")
-        self.remote_button.setObjectName("preferencesRemoteButton")
-        set_description(self.remote_button, "Add or change the OpenAI-compatible servers chat can use")
-        self.remote_button.clicked.connect(self._open_remote)
-        remote_row.addWidget(remote_text, 1)
-        remote_row.addWidget(self.remote_button, 0, Qt.AlignmentFlag.AlignVCenter)
-        layout.addSpacing(8)
-        layout.addLayout(remote_row)
-        tools_row = QHBoxLayout()
-        tools_text = QLabel(
+        self.tools_button = self._other_dialog(
+            layout,
             "Tools (MCP servers): give the model tools it may ask to use in a chat (files, search, your "
-            "own programs); every call waits for your yes. Secret values are kept in the keyring."
+            "own programs); every call waits for your yes. Secret values are kept in the keyring.",
+            ("Tools (MCP servers)…", "tools", "preferencesToolsButton"),
+            "Add, test or remove the MCP servers whose tools chat can use",
+            self.toolsRequested,
         )
-        tools_text.setWordWrap(True)
-        self.tools_button = QPushButton("Tools (MCP servers)…")
-        decorate(self.tools_button, "tools")
-        self.tools_button.setObjectName("preferencesToolsButton")
-        set_description(self.tools_button, "Add, test or remove the MCP servers whose tools chat can use")
-        self.tools_button.clicked.connect(self._open_tools)
-        tools_row.addWidget(tools_text, 1)
-        tools_row.addWidget(self.tools_button, 0, Qt.AlignmentFlag.AlignVCenter)
-        layout.addSpacing(8)
-        layout.addLayout(tools_row)
         if kv_cache is not None:
             layout.addSpacing(8)
             layout.addLayout(self._cache_section(kv_cache))
@@ -186,13 +172,34 @@ class PreferencesDialog(QDialog):
 
         self.tasks.run(kv_cache.clear, cleared)
 
-    def _open_remote(self) -> None:
-        self.reject()  # one dialog at a time; a typed but unsaved token is not kept
-        self.remoteEnginesRequested.emit()
+    def _other_dialog(
+        self,
+        layout: QVBoxLayout,
+        text: str,
+        button: tuple[str, str, str],
+        description: str,
+        requested: SignalInstance,
+    ) -> QPushButton:
+        """A line about another dialog and the button that opens it (this one closes first)."""
+        row = QHBoxLayout()
+        label = QLabel(text)
+        label.setWordWrap(True)
+        words, icon_name, name = button
+        opener = QPushButton(words)
+        decorate(opener, icon_name)
+        opener.setObjectName(name)
+        set_description(opener, description)
 
-    def _open_tools(self) -> None:
-        self.reject()
-        self.toolsRequested.emit()
+        def open_it() -> None:
+            self.reject()  # one dialog at a time; a typed but unsaved token is not kept
+            requested.emit()
+
+        opener.clicked.connect(open_it)
+        row.addWidget(label, 1)
+        row.addWidget(opener, 0, Qt.AlignmentFlag.AlignVCenter)
+        layout.addSpacing(8)
+        layout.addLayout(row)
+        return opener
 
     def _refresh(self) -> None:
         def read() -> tuple[bool, str, bool]:
