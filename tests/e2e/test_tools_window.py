@@ -59,6 +59,10 @@ def test_an_mcp_tool_called_in_the_chat_waits_for_yes_then_its_result_goes_back(
     assert secrets.get_secret("mcp:test:SECRET_WORD") == "open sesame"
     assert "open sesame" not in (data_dir / "settings.json").read_text()
     shot(dialog, "mcp-servers")
+    dialog.name_input.setText("renamed")  # its tools are named after it: refused, with the reason
+    qtbot.mouseClick(dialog.save_button, LEFT)
+    assert "name cannot change" in dialog.message.text()
+    assert [s["name"] for s in window.settings.mcp_servers] == ["test"]
     dialog.accept()
     qtbot.waitUntil(lambda: "test" in window.tools.listings, timeout=60_000)
 

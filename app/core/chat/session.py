@@ -53,7 +53,7 @@ from app.core.tools.grammar import ToolGrammarError
 from app.core.tools.json_output import SchemaError, json_grammar
 from app.core.tools.mcp_client import ToolResult
 from app.core.tools.parsing import read_calls
-from app.core.values.replies import ReplyStats
+from app.core.values.replies import ReplyStats, StopReason
 from app.core.values.sampling import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,12 @@ class ChatSession:
         self.keep = Keeper(self._tell, store)
         #: Where the reply goes on once the calls that wait have their results.
         self._waiting_target: ReplyTarget | None = None
+        #: Where replies go now (the window's model choice): a result that comes later goes there.
+        self.target_of: Callable[[], ReplyTarget] | None = None
+        #: The calls of each message (by stored id) with a call running: the one copy until it ends.
+        self._live: dict[int, list[ToolUse]] = {}
+        #: Counts the conversations shown (new, open): a result knows whether its view is still up.
+        self._view = 0
 
     # ----- listening ----------------------------------------------------------------------------
 
@@ -154,6 +160,8 @@ class ChatSession:
         self.editing_row = None
         self.system_prompt = ""
         self.output_schema = None
+        self.require_tool = False
+        self._view += 1
         self.transcript.clear()
         self._tell(Opened(None))
 
@@ -183,6 +191,7 @@ class ChatSession:
         self.conversation_id = info.id
         self.editing_row = None
         self.ids = [m.id for m in snapshot.branch]
+        self._view += 1
         active = self.reply.message_id if self.reply is not None else None
         messages = []
         for stored in snapshot.branch:
@@ -190,6 +199,8 @@ class ChatSession:
             message.version = snapshot.versions.get(stored.id)
             # The reply of another conversation, still finishing: not cut off, just not here yet.
             message.streaming = stored.id == active
+            if stored.id in self._live:  # a call of it runs: its calls as they stand, not as stored
+                message.tool_uses = self._live[stored.id]
             messages.append(message)
         self.transcript.load(messages)
         self.system_prompt = info.system_prompt
@@ -244,6 +255,9 @@ class ChatSession:
             or row != last
             or row < 1
             or self.transcript.peek(row).role is not Role.ASSISTANT
+            # A reply of calls ends in their results, and a grammar would start again mid-text.
+            or self.transcript.peek(row).tool_uses
+            or self.output_schema is not None
         ):
             return False
         prefix = self.transcript.message(row).content
@@ -318,7 +332,7 @@ class ChatSession:
         # and the server enforces its own window (its refusal is shown like any other error).
         # The conversation's KV cache is kept for it, in memory and then on disk, under this key.
         key = f"conversation:{self.conversation_id}" if self.conversation_id is not None else None
-        tools, grammar, triggers = self._offer(target, row)
+        tools, grammar, triggers = self._offer(target, row) if not continue_last else ([], None, ())
         if remote is not None and self.output_schema is not None:
             remote = dataclasses.replace(remote, response_format=_response_format(self.output_schema))
         request_id = self.generator.generate(
@@ -434,7 +448,9 @@ class ChatSession:
         )
         if uses and reply.row >= 0 and reply.target is not None:
             self._tell(ToolsChanged())
-            self._advance(reply.row, reply.target)
+            # A reply stopped or cut by max tokens shows its calls, and goes on only once answered.
+            if stats is not None and stats.stop_reason is StopReason.END_OF_TURN:
+                self._advance(reply.row, reply.target)
 
     # ----- tool calls ---------------------------------------------------------------------------
 
@@ -458,6 +474,10 @@ class ChatSession:
             grammar, triggers = call_rules(tools, target.chat_template, self.require_tool and rounds == 0)
         except ToolGrammarError as exc:
             self._tell(Warned(f"The arguments of {tools[exc.index].name} are not held to its schema: {exc}"))
+            return tools, None, ()
+        except Exception as exc:  # a server's schema no converter expected: offered, not enforced
+            log.warning("tool grammar failed: %s", exc)
+            self._tell(Warned(f"The tools' arguments are not held to their schemas: {exc}"))
             return tools, None, ()
         return tools, grammar, triggers
 
@@ -505,9 +525,15 @@ class ChatSession:
             self._tool_settled(row)
             return
         use.status = ToolStatus.RUNNING
-        self._tool_settled(row)
+        # The row's list of calls is the one copy while a call runs: a reload of the view (another
+        # conversation and back, ‹ ›) shows this list again, not the store's, so the result lands
+        # where it is seen and no call's state is lost.
+        uses = self.transcript.peek(row).tool_uses
         message_id = self.ids[row] if 0 <= row < len(self.ids) else None
-        conversation = self.conversation_id
+        if message_id is not None:
+            self._live[message_id] = uses
+        view = self._view
+        self._tool_settled(row)
 
         def answered(result: ToolResult) -> None:
             use.status = (
@@ -518,24 +544,27 @@ class ChatSession:
                 else ToolStatus.DONE
             )
             use.result = result.text
-            shown = conversation == self.conversation_id and (
-                message_id is None or (row < len(self.ids) and self.ids[row] == message_id)
-            )
-            if not shown:  # another conversation is shown now: the result is kept in the store
+            if message_id is not None and not any(u.status is ToolStatus.RUNNING for u in uses):
+                self._live.pop(message_id, None)
+            shown = self._shown_row(message_id, uses, row if view == self._view else -1)
+            if shown < 0:  # its conversation is not shown now: the result is kept in the store
                 if message_id is not None:
-                    self.keep.tool_calls(message_id, self._uses_of(message_id, row, use))
+                    self.keep.tool_calls(message_id, uses)
                 return
-            self._tool_settled(row)
-            if self._waiting_target is not None:
-                self._advance(row, self._waiting_target)
+            self._tool_settled(shown)
+            target = self.target_of() if self.target_of is not None else self._waiting_target
+            if target is not None:
+                self._advance(shown, target)
 
         runner.run(use.name, _arguments(use), answered)
 
-    def _uses_of(self, message_id: int, row: int, use: ToolUse) -> list[ToolUse]:
-        # A result that arrives after its conversation left the view: its row's calls as they stand.
-        if row < len(self.transcript) and use in self.transcript.peek(row).tool_uses:
-            return self.transcript.peek(row).tool_uses
-        return [use]
+    def _shown_row(self, message_id: int | None, uses: list[ToolUse], row: int) -> int:
+        """The row showing the calls `uses` now, or -1 (the view shows something else)."""
+        if message_id is not None:
+            row = self.ids.index(message_id) if message_id in self.ids else -1
+        if 0 <= row < len(self.transcript) and self.transcript.peek(row).tool_uses is uses:
+            return row
+        return -1
 
     def _tool_settled(self, row: int) -> None:
         """A call changed: show it, store it, and tell listeners (the approval bar)."""
@@ -625,4 +654,5 @@ def _response_format(schema: dict[str, Any]) -> dict[str, Any]:
     """JSON mode as OpenAI's `response_format` (for a remote engine)."""
     if not schema:
         return {"type": "json_object"}
-    return {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema, "strict": True}}
+    # Not strict: OpenAI's strict mode refuses schemas without additionalProperties false everywhere.
+    return {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema, "strict": False}}

@@ -302,20 +302,26 @@ def _gather_calls(deltas: Any, calls: dict[int, dict[str, str]]) -> None:
     name first, then its arguments in pieces, each under the call's index)."""
     if not isinstance(deltas, list):
         return
-    for position, delta in enumerate(deltas):
+    for delta in deltas:
         if not isinstance(delta, dict):
             continue
-        index = delta.get("index", position)
-        call = calls.setdefault(
-            index if isinstance(index, int) else position, {"id": "", "name": "", "arguments": ""}
-        )
+        index = delta.get("index")
+        if not isinstance(index, int):  # no index: a new id is a new call, else the latest goes on
+            fresh = isinstance(delta.get("id"), str) and all(c["id"] != delta["id"] for c in calls.values())
+            index = len(calls) if fresh or not calls else max(calls)
+        call = calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
         if isinstance(delta.get("id"), str):
             call["id"] = delta["id"]
         function: dict[str, Any] = delta["function"] if isinstance(delta.get("function"), dict) else {}
-        if isinstance(function.get("name"), str):
-            call["name"] += function["name"]
-        if isinstance(function.get("arguments"), str):
-            call["arguments"] += function["arguments"]
+        name = function.get("name")
+        if isinstance(name, str) and name != call["name"]:
+            # OpenAI sends the name once; some servers repeat it with every piece.
+            call["name"] += name
+        arguments = function.get("arguments")
+        if isinstance(arguments, str):
+            call["arguments"] += arguments
+        elif isinstance(arguments, dict):  # an object instead of JSON text (Ollama's style)
+            call["arguments"] += json.dumps(arguments)
 
 
 def _sampling_extras(params: SamplingParams) -> dict[str, Any]:

@@ -143,6 +143,13 @@ class Toolbox:
             await connection.close()
 
     async def _call(self, model_name: str, arguments: dict[str, Any]) -> ToolResult:
+        try:
+            return await self._call_tool(model_name, arguments)
+        except Exception as exc:  # a bug here must not leave the card "Running…" for ever
+            log.exception("calling %s failed", model_name)
+            return ToolResult(f"The call to {model_name} failed: {exc}", is_error=True)
+
+    async def _call_tool(self, model_name: str, arguments: dict[str, Any]) -> ToolResult:
         if model_name not in self._tools:  # asked before the servers were listed (just after a launch)
             await self._list_all()
         tool = self._tools.get(model_name)

@@ -33,18 +33,19 @@ class ToolApprovals(QObject):
         view.toolAction.connect(self.on_card)
         bar.decided.connect(self.answer_waiting)
         session.listen(self._on_session)
+        session.target_of = choice.target  # a result that comes later goes to the model chosen then
 
     def on_card(self, row: int, index: int, action: str) -> None:
         """A card's link: fold or unfold its result, or answer it."""
         if action == "fold":
             self.session.toggle_result(row, index)
-        else:
+        elif self.choice.ready():  # else the banner says why not (no model loaded yet, say)
             self.session.decide(row, index, action, self.choice.target())
 
     def answer_waiting(self, decision: str) -> None:
         """The bar's buttons answer the first call that waits."""
         waiting = self.session.pending_call()
-        if waiting is not None:
+        if waiting is not None and self.choice.ready():
             row, index, _use = waiting
             self.session.decide(row, index, decision, self.choice.target())
 

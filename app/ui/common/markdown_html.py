@@ -109,8 +109,15 @@ def _math(display: bool) -> Any:
     return rule
 
 
+#: Link schemes the window itself uses; links of a model's text with them are left as text.
+APP_SCHEMES = ("copy:", "tool:")
+
 # Raw HTML off (escaped), hard line breaks on (models rarely mean a newline as a space).
 _MD = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(["table", "strikethrough"])
+_safe_link = _MD.validateLink
+# The app's own links ("copy:N" on code blocks, "tool:allow:N" on tool cards) are never made from a
+# model's text: a reply (or a tool's result it repeats) must not be able to approve a tool call.
+_MD.validateLink = lambda url: _safe_link(url) and not url.strip().lower().startswith(APP_SCHEMES)  # type: ignore[method-assign]
 dollarmath_plugin(_MD, allow_space=False, allow_digits=False, double_inline=True)
 texmath_plugin(_MD, delimiters="brackets")  # \(...\) inline, \[...\] on lines of their own
 

@@ -56,6 +56,8 @@ class ToolsController(QObject):
         #: The last listing of each server.
         self.listings: dict[str, Listing] = {}
         self._closed = False
+        #: Counts the listings asked for: only the latest one's answer is shown.
+        self._listing = 0
         session.listen(self._on_session)
 
     def _on_session(self, event: SessionEvent) -> None:
@@ -67,13 +69,17 @@ class ToolsController(QObject):
 
     def refresh(self) -> None:
         """List every enabled server's tools again."""
+        self._listing += 1
+        ticket = self._listing
         if self.toolbox.configs:
-            self.toolbox.list_tools(lambda listings: self._gui.call.emit(lambda: self._on_listed(listings)))
+            self.toolbox.list_tools(
+                lambda listings: self._gui.call.emit(lambda: self._on_listed(listings, ticket))
+            )
         else:
-            self._on_listed([])
+            self._on_listed([], ticket)
 
-    def _on_listed(self, listings: list[Listing]) -> None:
-        if self._closed:
+    def _on_listed(self, listings: list[Listing], ticket: int) -> None:
+        if self._closed or ticket != self._listing:  # a newer listing (the servers changed) is coming
             return
         self.listings = {listing.server: listing for listing in listings}
         self.apply_choice()

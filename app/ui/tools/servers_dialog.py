@@ -332,6 +332,11 @@ class McpServersDialog(QDialog):
             enabled=self.enabled_check.isChecked(),
             always_allowed=frozenset(always),
         ).validated()
+        if self.editing is not None and self.editing != config.name:
+            raise McpConfigError(
+                "A server's name cannot change: its tools are named after it. Add it again under the new "
+                "name, then remove this one."
+            )
         if self.editing != config.name and any(c.name == config.name for c in self.tools.toolbox.configs):
             raise McpConfigError(f"There is a server called “{config.name}” already.")
         saved = {c.name: c for c in self.tools.toolbox.configs}.get(self.editing or "")

@@ -401,3 +401,11 @@ def test_tool_calls_json_mode_and_tool_choice_are_kept_and_damaged_ones_read_as_
     bad["messages"][1]["tool_calls"] = "not a list"
     with pytest.raises(ValueError, match="tool calls that are not a list"):
         db.import_any(bad)
+
+
+def test_an_exported_conversation_keeps_its_tools_and_json_mode(db: Store) -> None:
+    cid = db.create_conversation(title="with tools")
+    db.update_conversation(cid, tools={"names": ["a__b"], "required": True}, output_schema={})
+    db.add_message(cid, "user", "hi", None)
+    copy = db.conversation(db.import_any(db.export_json(cid))[0])
+    assert (copy.tools, copy.require_tool, copy.output_schema) == (("a__b",), True, {})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import queue
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -242,3 +243,48 @@ def test_the_toolbox_says_when_a_call_times_out_or_its_tool_is_gone(toolbox: Too
         assert gone.is_error and "no tool called quick__nothing" in gone.text  # type: ignore[attr-defined]
     finally:
         box.close()
+
+
+def test_a_call_running_while_the_view_reloads_keeps_its_place_and_its_result_lands(
+    chat: Chat, toolbox: Toolbox
+) -> None:
+    held: list[object] = []
+    runner = chat.session.runner
+    assert isinstance(runner, ToolboxRunner)
+    runner.deliver = held.append  # a slow tool: its result is held until the view has reloaded
+    _offer(chat, toolbox, "add")
+    chat.session.send("Add 3 and 4.", chat.target)
+    _until_waiting(chat)
+    row, index, _use = chat.session.pending_call() or (0, 0, None)
+    chat.session.decide(row, index, "once", chat.target)
+    deadline = time.monotonic() + 30
+    while not held:
+        assert time.monotonic() < deadline, "the tool never answered"
+        time.sleep(0.02)
+    conversation = chat.session.conversation_id or 0
+    chat.session.new()
+    chat.session.open(conversation)  # away and back while it runs
+    assert chat.session.transcript.message(1).tool_uses[0].status is ToolStatus.RUNNING
+    runner.deliver = chat.events.put
+    for deliver in held:
+        deliver()  # type: ignore[operator]
+    chat.pump(lambda: len(chat.session.transcript) == 3 and not chat.session.is_generating)
+    use = chat.session.transcript.message(1).tool_uses[0]
+    assert use.status is ToolStatus.DONE and use.result
+    stored = json.loads(chat.store.branch(conversation)[1].tool_calls or "[]")
+    assert stored[0]["status"] == "done"
+
+
+def test_remote_call_pieces_are_put_together_whatever_the_server_streams() -> None:
+    from app.core.remote.client import _gather_calls
+
+    calls: dict[int, dict[str, str]] = {}
+    _gather_calls([{"id": "a", "function": {"name": "lookup", "arguments": ""}}], calls)
+    _gather_calls([{"function": {"name": "lookup", "arguments": '{"q": '}}], calls)  # the name again
+    _gather_calls([{"function": {"arguments": '"x"}'}}], calls)
+    _gather_calls([{"id": "b", "function": {"name": "add", "arguments": {"a": 1}}}], calls)  # an object
+    _gather_calls(["nonsense", {"index": "x"}], calls)
+    assert [calls[0], calls[1]] == [
+        {"id": "a", "name": "lookup", "arguments": '{"q": "x"}'},
+        {"id": "b", "name": "add", "arguments": '{"a": 1}'},
+    ]

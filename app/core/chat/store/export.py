@@ -32,6 +32,8 @@ class Exports(MessageTree):
             "system_prompt": info.system_prompt,
             "sampling": info.sampling,
             "context_policy": info.context_policy,
+            "tools": {"names": list(info.tools), "required": info.require_tool},
+            "output_schema": info.output_schema,
             "current_leaf": info.current_leaf,
             "messages": [
                 {
@@ -110,6 +112,12 @@ class Exports(MessageTree):
             sampling=data.get("sampling") if isinstance(data.get("sampling"), dict) else {},
             context_policy=str(data.get("context_policy") or "stop"),
         )
+        tools, schema = data.get("tools"), data.get("output_schema")
+        chosen = {
+            "tools": tools if isinstance(tools, dict) else {},
+            "output_schema": schema if isinstance(schema, dict) else None,
+        }
+        self.update_conversation(new_id, **chosen)
         mapping: dict[int, int] = {}
         for item in sorted(messages, key=lambda m: int(m["id"])):
             parent = item.get("parent_id")
@@ -141,8 +149,9 @@ class Exports(MessageTree):
             note = " (incomplete)" if m.incomplete else ""
             lines += [f"## {heading}{note}", "", m.content, ""]
             for use in uses_from_json(m.tool_calls):
-                lines += [f"**Tool call:** `{use.name}` ({use.status.value})", "", "```json", use.arguments,
-                          "```", "", "```", use.result_text(), "```", ""]  # fmt: skip
+                fence = "`" * max(3, _longest_backticks(use.arguments + use.result_text()) + 1)
+                lines += [f"**Tool call:** `{use.name}` ({use.status.value})", ""]
+                lines += [f"{fence}json", use.arguments, fence, "", fence, use.result_text(), fence, ""]
         return "\n".join(lines).rstrip() + "\n"
 
     def export_markdown_many(self, conversation_ids: list[int]) -> str:
@@ -179,3 +188,12 @@ class Exports(MessageTree):
             if any(m["role"] == "assistant" for m in messages):
                 out.append(json.dumps({"messages": messages}, ensure_ascii=False))
         return "\n".join(out) + ("\n" if out else "")
+
+
+def _longest_backticks(text: str) -> int:
+    """The longest run of backticks in `text` (a fence around it must be longer)."""
+    longest = run = 0
+    for char in text:
+        run = run + 1 if char == "`" else 0
+        longest = max(longest, run)
+    return longest
