@@ -305,17 +305,17 @@ class Engine:
             raise EngineError("No model is loaded.")
         return self._vocabulary
 
-    def render_prompt(self, messages: list[dict[str, str]]) -> str:
-        """The chat template applied to `messages`, ending with the assistant's turn."""
-        return self.vocabulary.render(messages)
+    def render_prompt(self, messages: list[dict[str, str]], tools: Sequence[ToolSpec] | None = None) -> str:
+        """The chat template applied to `messages` (offering `tools`), ending with the assistant's turn."""
+        return self.vocabulary.render(messages, tools)
 
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
         """Token ids of `text` (see Vocabulary.tokenize)."""
         return self.vocabulary.tokenize(text, special=special)
 
-    def count_tokens(self, messages: list[dict[str, str]]) -> int:
-        """How many tokens `messages` take in the context once formatted."""
-        return len(self.tokenize(self.render_prompt(messages)))
+    def count_tokens(self, messages: list[dict[str, str]], tools: Sequence[ToolSpec] | None = None) -> int:
+        """How many tokens `messages` take in the context once formatted (with `tools` offered)."""
+        return len(self.tokenize(self.render_prompt(messages, tools)))
 
     def embed(self, texts: Sequence[str | Sequence[int]]) -> Embeddings:
         """Embeddings of `texts` (strings or token ids), pooled as the model does, else averaged.

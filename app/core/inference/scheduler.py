@@ -157,7 +157,12 @@ class Scheduler:
         messages = request.messages
         system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
         turns = messages[1:] if system else messages
-        fitted = fit_messages(system, turns, engine.count_tokens, budget, request.policy or "stop")
+        tools = request.tools
+
+        def count(messages: list[dict[str, str]]) -> int:  # the tools' definitions take room too
+            return engine.count_tokens(messages, tools)
+
+        fitted = fit_messages(system, turns, count, budget, request.policy or "stop")
         if fitted.dropped:
             self._emit(ContextTrimmed(request.request_id, tuple(fitted.dropped), fitted.tokens), request.sink)
         return fitted.messages

@@ -59,3 +59,15 @@ def test_nothing_fits_explains(engine: Engine) -> None:
     turns = [{"role": "user", "content": "word " * 600}]
     with pytest.raises(ContextFull, match="Shorten the message"):
         fit_messages("Be brief.", turns, engine.count_tokens, 100, "drop_oldest")
+
+
+def test_the_tools_offered_are_counted_in_what_fits(engine: Engine) -> None:
+    from app.core.tools.calls import ToolSpec
+
+    tools = [
+        ToolSpec(f"t{i}__lookup", "Look up a thing in a long list. " * 20, {"type": "object"})
+        for i in range(5)
+    ]
+    messages = [{"role": "user", "content": "Hello"}]
+    bare, offered = engine.count_tokens(messages), engine.count_tokens(messages, tools)
+    assert offered > bare + 5 * 100  # every definition takes room in the prompt
