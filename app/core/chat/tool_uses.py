@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from app.core.tools.calls import ToolCall
+
 
 class ToolStatus(StrEnum):
     """Where a call stands."""
@@ -57,11 +59,7 @@ class ToolUse:
 
     def call_dict(self) -> dict[str, Any]:
         """The call as an assistant message's `tool_calls` item (OpenAI's format)."""
-        return {
-            "id": self.id,
-            "type": "function",
-            "function": {"name": self.name, "arguments": self.arguments},
-        }
+        return ToolCall(self.id, self.name, self.arguments).openai()
 
     def result_message(self) -> dict[str, Any]:
         """The `tool` message that answers the call."""
