@@ -599,3 +599,37 @@ def test_models_folder_cannot_change_under_a_partial_download(
     window.models.change_folder()  # refused before any folder dialog opens
     assert "Finish or cancel the downloads" in window.banner.label.text()
     assert window.hub.manager.models_dir == before
+
+
+def test_a_vision_repository_says_so_and_its_projector_comes_with_the_model(
+    qtbot: QtBot, window: MainWindow, fake_hub: FakeHub, starter_model: Path
+) -> None:
+    from tests.fakehub import gguf_repo
+
+    repo_id = "someone/SmolVLM-GGUF"
+    projectors = {
+        "mmproj-SmolVLM-Q8_0.gguf": HubFile(data=b"GGUF" + b"q" * 3000),
+        "mmproj-SmolVLM-f16.gguf": HubFile(data=b"GGUF" + b"f" * 6000),
+    }
+    fake_hub.add(gguf_repo(repo_id, starter_model, downloads=5, files=projectors))
+    _discover(qtbot, window, "smolvlm")
+    _open_repo(qtbot, window, repo_id)
+    view = window.hub.discover
+    details = view.details
+    assert details is not None and details.vision
+    assert [p.filename for p in details.projectors] == ["mmproj-SmolVLM-f16.gguf", "mmproj-SmolVLM-Q8_0.gguf"]
+    assert [r.group.name for r in view.files_model.rows] == [FILE]  # a projector is not a model to chat with
+    assert "Vision" in view.repo_meta.text() and "mmproj-SmolVLM-f16.gguf" in view.repo_meta.text()
+    qtbot.mouseClick(view.download_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(
+        lambda: len(window.hub.jobs) == 2 and all(j.state is State.DONE for j in window.hub.jobs.values()),
+        timeout=30_000,
+    )
+    manager = window.hub.manager
+    model, projector = (
+        manager.final_path(repo_id, FILE),
+        manager.final_path(repo_id, "mmproj-SmolVLM-f16.gguf"),
+    )
+    assert model.is_file() and projector.is_file() and projector.parent == model.parent  # found beside it
+    assert projector.read_bytes() == b"GGUF" + b"f" * 6000  # verified like any file
+    assert not manager.final_path(repo_id, "mmproj-SmolVLM-Q8_0.gguf").exists()

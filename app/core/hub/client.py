@@ -18,7 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from app.core.hub.files import FileGroup, RemoteFile, UnsafeFileName, group_files
+from app.core.hub.files import FileGroup, RemoteFile, UnsafeFileName, group_files, projector_files
 from app.core.models.shape import ModelShape
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,13 @@ class RepoDetails:
     architecture: str | None = None
     context_length: int | None = None
     other_files: list[str] = field(default_factory=list)
+    #: Vision projectors (`mmproj*.gguf`), best first: the repository's models can see images.
+    projectors: list[RemoteFile] = field(default_factory=list)
+
+    @property
+    def vision(self) -> bool:
+        """The repository has a projector: its models read images too."""
+        return bool(self.projectors)
 
 
 class HubErrorKind(StrEnum):
@@ -257,6 +264,7 @@ class HubClient:
             license=str(license_) if license_ else None,
             gated=bool(info.gated),
             groups=group_files(files),
+            projectors=projector_files(files),
             card=card,
             n_params=int(gguf["total"]) if isinstance(gguf.get("total"), int) else None,
             architecture=gguf.get("architecture"),

@@ -123,6 +123,40 @@ class FileGroup:
         return not match or int(match["total"]) == len(self.files)
 
 
+#: Projector precisions, best first: f16 unless memory is short (a projector is small next to its
+#: model, and a quantized one costs image understanding more than a quantized model costs text).
+PROJECTOR_ORDER = ("F16", "BF16", "F32", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0")
+
+
+def is_projector(filename: str) -> bool:
+    """A vision projector (`mmproj*.gguf`): it turns images into tokens for the model beside it."""
+    name = filename.lower().rsplit("/", 1)[-1]
+    return name.endswith(".gguf") and "mmproj" in name
+
+
+def projector_files(files: list[RemoteFile]) -> list[RemoteFile]:
+    """The repository's vision projectors, best precision first."""
+    found = [f for f in files if is_projector(f.filename)]
+    return sorted(found, key=lambda f: (_projector_rank(f.filename), f.filename.lower()))
+
+
+def best_projector(files: list[RemoteFile], memory_short: bool = False) -> RemoteFile | None:
+    """The projector to download with a model: the best precision, or the smallest when memory is
+    short. None for a repository without one."""
+    found = projector_files(files)
+    if not found:
+        return None
+    return min(found, key=lambda f: f.size) if memory_short else found[0]
+
+
+def _projector_rank(filename: str) -> int:
+    upper = filename.upper().replace("-", "_")
+    for rank, precision in enumerate(PROJECTOR_ORDER):
+        if re.search(rf"(^|[_.]){precision}([_.]|$)", upper):
+            return rank
+    return len(PROJECTOR_ORDER)
+
+
 def group_files(files: list[RemoteFile]) -> list[FileGroup]:
     """GGUF files grouped into models (split parts together), best quantization first.
 
@@ -130,7 +164,7 @@ def group_files(files: list[RemoteFile]) -> list[FileGroup]:
     singles: list[FileGroup] = []
     splits: dict[tuple[str, str], list[RemoteFile]] = {}
     for f in files:
-        if not f.filename.lower().endswith(".gguf") or "mmproj" in f.filename.lower():
+        if not f.filename.lower().endswith(".gguf") or is_projector(f.filename):
             continue
         match = _SPLIT_RE.match(f.filename)
         if match:
@@ -141,3 +175,35 @@ def group_files(files: list[RemoteFile]) -> list[FileGroup]:
         parts.sort(key=lambda p: p.filename)
         singles.append(FileGroup(tuple(parts), quant_from_name(base)))
     return sorted(singles, key=lambda g: (quant_rank(g.quant), g.label.lower()))
+
+
+def companion_projector(projectors: list[RemoteFile], group: FileGroup, ram_bytes: int) -> FileGroup | None:
+    """The projector to download with model `group` of a repository with these `projectors`, as a
+    group of one file: f16, or the smallest one when the model and an f16 projector would not leave
+    1 GB of `ram_bytes`. None for a repository without one (or for a projector itself)."""
+    if not projectors or is_projector(group.name):
+        return None
+    best = best_projector(projectors)
+    assert best is not None
+    short = ram_bytes > 0 and group.size + best.size + (1 << 30) > ram_bytes
+    chosen = best_projector(projectors, memory_short=short) or best
+    return FileGroup((chosen,), _projector_quant(chosen.filename))
+
+
+def _projector_quant(filename: str) -> str | None:
+    rank = _projector_rank(filename)
+    return PROJECTOR_ORDER[rank] if rank < len(PROJECTOR_ORDER) else None
+
+
+def projector_note(projectors: list[RemoteFile]) -> str:
+    """What Discover says of a repository's projectors: which one comes with its models ("" for none)."""
+    best = best_projector(projectors)
+    if best is None:
+        return ""
+    others = len(projectors) - 1
+    more = f" ({others} other precision{'s' if others != 1 else ''} in the repository)" if others else ""
+    size = f"{best.size / 1e6:,.0f} MB"
+    return (
+        f"Vision: its models read images through the projector {best.filename} ({size}), "
+        f"downloaded and verified with the model you choose{more}."
+    )

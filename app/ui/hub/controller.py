@@ -15,9 +15,10 @@ from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
 from app.core.hub.client import HubClient, HubError, RepoDetails
 from app.core.hub.downloads import DownloadManager, Job, State
-from app.core.hub.files import FileGroup
+from app.core.hub.files import FileGroup, companion_projector
 from app.core.models.shape import ModelShape
 from app.core.platform import paths, secrets
+from app.core.system.machine import total_ram
 from app.core.values.units import format_size
 from app.ui.common.banner import Banner
 from app.ui.common.status_bar import StatusBar
@@ -213,6 +214,9 @@ class HubController(QObject):
             return None
         try:
             job = self.manager.enqueue(details.repo_id, details.revision, group)
+            projector = companion_projector(details.projectors, group, total_ram())
+            if projector is not None:  # a vision model: its projector comes with it, verified alike
+                self.manager.enqueue(details.repo_id, details.revision, projector)
         except HubError as exc:
             self.discover.show_problem(exc)
             self.banner.show_message(exc.message)

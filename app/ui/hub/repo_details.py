@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.hub.client import HubClient, HubError, RepoDetails, explain
-from app.core.hub.files import FileGroup
+from app.core.hub.files import FileGroup, projector_note
 from app.core.hub.plan import FileFit, plan
 from app.core.models.estimate import describe
 from app.core.models.shape import ModelShape
@@ -204,6 +204,8 @@ class RepoDetailsView(QWidget):
             meta.append(details.architecture)
         if details.context_length:
             meta.append(f"{details.context_length:,} tokens of context")
+        if details.vision:
+            meta.append(projector_note(details.projectors))
         if details.gated:
             meta.append(
                 "Gated: accept its license on the Hub, then add your access token in "

@@ -447,3 +447,29 @@ def test_bare_k_quants_and_quants_named_by_folder() -> None:
     assert quant_from_name("model.q5_k.gguf") == "Q5_K"
     assert quant_from_name("BF16/model-00001-of-00002.gguf") == "BF16"
     assert quant_from_name("Q8_0/model.gguf") == "Q8_0"
+
+
+def test_the_projector_that_comes_with_a_model_is_f16_unless_memory_is_short() -> None:
+    files = [
+        _rf("mmproj-M-Q8_0.gguf", 300),
+        _rf("M-Q4_K_M.gguf", 4000),
+        _rf("mmproj-M-f16.gguf", 600),
+        _rf("sub/mmproj-model-F32.gguf", 1200),
+        _rf("mmproj-odd.gguf", 100),
+    ]
+    found = hub_files.projector_files(files)
+    assert [f.filename for f in found] == [
+        "mmproj-M-f16.gguf", "sub/mmproj-model-F32.gguf", "mmproj-M-Q8_0.gguf", "mmproj-odd.gguf",
+    ]  # fmt: skip
+    model = hub_files.group_files(files)[0]
+    roomy = hub_files.companion_projector(found, model, 16 << 30)
+    assert roomy is not None and roomy.name == "mmproj-M-f16.gguf" and roomy.quant == "F16"
+    tight = hub_files.companion_projector(found, model, (1 << 30) + 4200)  # model + f16 leaves < 1 GB
+    assert tight is not None and tight.name == "mmproj-odd.gguf"
+    assert hub_files.companion_projector([], model, 16 << 30) is None
+    assert hub_files.companion_projector(found, hub_files.FileGroup((found[0],), "F16"), 16 << 30) is None
+    assert "mmproj-M-f16.gguf" in hub_files.projector_note(
+        found
+    ) and "3 other precisions" in hub_files.projector_note(found)
+    assert hub_files.projector_note([]) == ""
+    assert hub_files.is_projector("dir/MMPROJ-x.gguf") and not hub_files.is_projector("mmproj.bin")
