@@ -633,3 +633,10 @@ def test_a_vision_repository_says_so_and_its_projector_comes_with_the_model(
     assert model.is_file() and projector.is_file() and projector.parent == model.parent  # found beside it
     assert projector.read_bytes() == b"GGUF" + b"f" * 6000  # verified like any file
     assert not manager.final_path(repo_id, "mmproj-SmolVLM-Q8_0.gguf").exists()
+    # My models: the model, marked with its projector; the projector is not a model of its own.
+    qtbot.waitUntil(lambda: any(e.path == model.resolve() for e in window.models.entries), timeout=15_000)
+    entry = next(e for e in window.models.entries if e.path == model.resolve())
+    assert entry.projector is not None and entry.projector.name == "mmproj-SmolVLM-f16.gguf"
+    assert not any("mmproj" in e.path.name for e in window.models.entries)
+    window.show_page("library")
+    shot(window, "library-vision")

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from app.core.models.projector import PROJECTOR_ORDER, is_projector, projector_rank
+
 #: Quantization types from best to worst quality. Quality, not size, orders them: K-quants beat the
 #: legacy types of the same size (Q4_K_M over Q4_1), importance-matrix types sit between.
 QUANT_ORDER = [
@@ -123,21 +125,10 @@ class FileGroup:
         return not match or int(match["total"]) == len(self.files)
 
 
-#: Projector precisions, best first: f16 unless memory is short (a projector is small next to its
-#: model, and a quantized one costs image understanding more than a quantized model costs text).
-PROJECTOR_ORDER = ("F16", "BF16", "F32", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0")
-
-
-def is_projector(filename: str) -> bool:
-    """A vision projector (`mmproj*.gguf`): it turns images into tokens for the model beside it."""
-    name = filename.lower().rsplit("/", 1)[-1]
-    return name.endswith(".gguf") and "mmproj" in name
-
-
 def projector_files(files: list[RemoteFile]) -> list[RemoteFile]:
     """The repository's vision projectors, best precision first."""
     found = [f for f in files if is_projector(f.filename)]
-    return sorted(found, key=lambda f: (_projector_rank(f.filename), f.filename.lower()))
+    return sorted(found, key=lambda f: (projector_rank(f.filename), f.filename.lower()))
 
 
 def best_projector(files: list[RemoteFile], memory_short: bool = False) -> RemoteFile | None:
@@ -147,14 +138,6 @@ def best_projector(files: list[RemoteFile], memory_short: bool = False) -> Remot
     if not found:
         return None
     return min(found, key=lambda f: f.size) if memory_short else found[0]
-
-
-def _projector_rank(filename: str) -> int:
-    upper = filename.upper().replace("-", "_")
-    for rank, precision in enumerate(PROJECTOR_ORDER):
-        if re.search(rf"(^|[_.]){precision}([_.]|$)", upper):
-            return rank
-    return len(PROJECTOR_ORDER)
 
 
 def group_files(files: list[RemoteFile]) -> list[FileGroup]:
@@ -191,7 +174,7 @@ def companion_projector(projectors: list[RemoteFile], group: FileGroup, ram_byte
 
 
 def _projector_quant(filename: str) -> str | None:
-    rank = _projector_rank(filename)
+    rank = projector_rank(filename)
     return PROJECTOR_ORDER[rank] if rank < len(PROJECTOR_ORDER) else None
 
 

@@ -24,6 +24,7 @@ from app.core.models.gguf_file import (
     remember,
     split_parts,
 )
+from app.core.models.projector import is_projector, projector_beside
 from app.core.platform import paths
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class ModelEntry:
     path: Path
     info: ModelInfo | None
     error: str | None = None
+    #: The vision projector found beside it (an `mmproj*.gguf` in its folder): it reads images too.
+    projector: Path | None = None
 
 
 def _cache_file() -> Path:
@@ -92,7 +95,7 @@ def _walk(folder: Path, depth: int = 0) -> Iterator[Path]:
         try:
             if child.is_dir(follow_symlinks=False) and depth < MAX_DEPTH:
                 yield from _walk(Path(child.path), depth + 1)
-            elif child.is_file() and child.name.lower().endswith(".gguf"):
+            elif child.is_file() and child.name.lower().endswith(".gguf") and not is_projector(child.name):
                 yield Path(child.path)
         except OSError:
             continue
@@ -130,7 +133,7 @@ def scan(folder: Path | None = None, extra: list[str] | None = None) -> list[Mod
             else:
                 info = inspect_model(path)
             fresh[key] = {"stamp": stamp, "info": _info_to_dict(info)}
-            entries.append(ModelEntry(path, info))
+            entries.append(ModelEntry(path, info, projector=projector_beside(path)))
         except ModelFileError as exc:
             entries.append(ModelEntry(path, None, str(exc)))
         except OSError as exc:

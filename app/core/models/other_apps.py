@@ -20,6 +20,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from app.core.models.projector import is_projector
+
 log = logging.getLogger(__name__)
 
 # Defined here rather than imported from gguf_info: that module pulls in numpy and the gguf package,
@@ -163,7 +165,7 @@ def _gguf_file(path: Path) -> tuple[Path, int] | None:
 def _wanted_name(name: str) -> bool:
     """Whether a file name is a model to offer: a .gguf, not a projector, and not a later split part."""
     lowered = name.lower()
-    if not lowered.endswith(".gguf") or "mmproj" in lowered:
+    if not lowered.endswith(".gguf") or is_projector(lowered):
         return False
     split = SPLIT_PART.search(name)
     # llama.cpp opens a split model by its first part; listing the others would only confuse.

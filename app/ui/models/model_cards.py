@@ -126,6 +126,8 @@ class ModelCardDelegate(QStyledItemDelegate):
         context = f"{info.context_length:,} context" if info.context_length else "context unknown"
         facts = f"{info.quantization} · {format_size(info.file_size)} · {context}"
         y = _line(painter, font, text, inner, y, facts)
+        if entry.projector is not None:  # sees images too, through the projector beside it
+            y = _line(painter, font, muted, inner, y, f"Vision · {entry.projector.name}")
         badge = self.facts.fit(entry)
         if badge is not None:
             dot = QRect(inner.left(), y + QFontMetrics(font).ascent() // 2 - 2, 8, 8)

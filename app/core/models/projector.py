@@ -1,0 +1,36 @@
+"""Vision projectors (`mmproj*.gguf`): the files that turn images into tokens for the model beside them.
+They are not models one can chat with, so lists of models leave them out and show them with theirs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+#: Projector precisions, best first: f16 unless memory is short (a projector is small next to its
+#: model, and a quantized one costs image understanding more than a quantized model costs text).
+PROJECTOR_ORDER = ("F16", "BF16", "F32", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0")
+
+
+def is_projector(filename: str) -> bool:
+    """A vision projector (`mmproj*.gguf`), by its file name (a path's last part)."""
+    name = filename.lower().replace("\\", "/").rsplit("/", 1)[-1]
+    return name.endswith(".gguf") and "mmproj" in name
+
+
+def projector_rank(filename: str) -> int:
+    """Where a projector's precision stands in PROJECTOR_ORDER (unknown ones last)."""
+    upper = filename.upper().replace("-", "_")
+    for rank, precision in enumerate(PROJECTOR_ORDER):
+        if re.search(rf"(^|[_./]){precision}([_.]|$)", upper):
+            return rank
+    return len(PROJECTOR_ORDER)
+
+
+def projector_beside(model: Path) -> Path | None:
+    """The projector in a model's folder (the best precision when there are several), or None. The
+    Hub's vision repositories ship model and projector side by side, and so do LM Studio's folders."""
+    try:
+        found = [p for p in model.parent.iterdir() if p.is_file() and is_projector(p.name)]
+    except OSError:
+        return None
+    return min(found, key=lambda p: (projector_rank(p.name), p.name.lower())) if found else None
