@@ -26,7 +26,7 @@ from app.core.inference.abort_flag import AbortFlag
 from app.core.inference.batch import Batch, step
 from app.core.inference.constrained import GrammarSampling
 from app.core.inference.embedder import Embedder, Embeddings
-from app.core.inference.errors import ContextFullError, EngineError, LoadCancelled
+from app.core.inference.errors import ContextFullError, EngineError, InvalidInput, LoadCancelled
 from app.core.inference.generation import Generation
 from app.core.inference.kv_disk import KvDiskCache
 from app.core.inference.llama_params import N_BATCH, context_params, last_error, open_model
@@ -36,7 +36,9 @@ from app.core.inference.sampler import build_grammar, build_sampler
 from app.core.inference.saved_sequences import SavedSequences
 from app.core.inference.slots import Slots, common_prefix
 from app.core.inference.stop_event import StopEvent
+from app.core.inference.vision import MediaPrompt, Vision, is_placeholder
 from app.core.inference.vocabulary import Vocabulary
+from app.core.media.images import DecodedCache, ImageError, content_text, message_images
 from app.core.models.gguf_file import ModelInfo, inspect_model
 from app.core.models.offload import KV_TYPES, layer_count, split
 from app.core.system import binding, hardware
@@ -82,6 +84,8 @@ class Engine:
         self._abort: AbortFlag | None = None
         self._abort_lock = threading.Lock()  # the batch's stop events and the flag change together
         self._embedder: Embedder | None = None  # made on the first embeddings request
+        self._vision: Vision | None = None  # the model's projector, when it reads images
+        self._decoded = DecodedCache()  # a conversation's images are decoded once, not every turn
 
     # ----- loading -------------------------------------------------------------------------
 
@@ -157,6 +161,15 @@ class Engine:
         except Exception:
             self.unload()
             raise
+        if options.projector is not None:
+            try:
+                self._vision = Vision.open(
+                    llama_cpp, self._model, options.projector, self._threads(options),
+                    use_gpu=layers > 0 and bool(llama_cpp.llama_supports_gpu_offload()),
+                )  # fmt: skip
+            except Exception:
+                self.unload()
+                raise
         template_is_default = self._vocabulary.template.is_default
         total, on_gpu = binding.buffer_totals()
         estimated = split(
@@ -179,6 +192,7 @@ class Engine:
             offload_note=offload_note(failed, layers, max_layers),
             buffers=tuple((name, what, int(size * 1024 * 1024)) for name, what, size in binding.buffers),
             n_parallel=self._parallel,
+            projector=options.projector,
         )
         return self._loaded
 
@@ -196,6 +210,9 @@ class Engine:
         """Free the context and the model (safe to call when nothing is loaded); conversations'
         sequences are saved to the disk cache first."""
         self._free_context()
+        if self._vision is not None:
+            self._vision.close()
+            self._vision = None
         if self._embedder is not None:
             self._embedder.close()
             self._embedder = None
@@ -313,9 +330,58 @@ class Engine:
         """Token ids of `text` (see Vocabulary.tokenize)."""
         return self.vocabulary.tokenize(text, special=special)
 
-    def count_tokens(self, messages: list[dict[str, str]], tools: Sequence[ToolSpec] | None = None) -> int:
-        """How many tokens `messages` take in the context once formatted (with `tools` offered)."""
-        return len(self.tokenize(self.render_prompt(messages, tools)))
+    def count_tokens(
+        self, messages: Sequence[dict[str, Any]], tools: Sequence[ToolSpec] | None = None
+    ) -> int:
+        """How many tokens `messages` take in the context once formatted (with `tools` offered);
+        an image counts the positions it takes (nothing for a model that reads no images)."""
+        if self._vision is None or not any(message_images(m.get("content")) for m in messages):
+            return len(self.tokenize(self.render_prompt(_as_text(messages), tools)))
+        _text, tokens, media = self._prompt(messages, False, None, tools)
+        if media is not None:
+            media.close()
+        return len(tokens)
+
+    @property
+    def vision(self) -> bool:
+        """True when the loaded model reads images (its projector is loaded)."""
+        return self._vision is not None
+
+    def _prompt(
+        self,
+        messages: Sequence[dict[str, Any]],
+        continue_last: bool,
+        raw_prompt: str | None,
+        tools: Sequence[ToolSpec] | None,
+    ) -> tuple[str, list[int], MediaPrompt | None]:
+        """The prompt's text, its tokens (placeholders where images go) and, when it holds images,
+        the MediaPrompt their chunks are in. Raises InvalidInput for an image that cannot be read or
+        a model that reads none."""
+        vocabulary = self.vocabulary
+        images = [image for m in messages for image in message_images(m.get("content"))]
+        if not images or raw_prompt is not None:
+            text = vocabulary.prompt_text(_as_text(messages), continue_last, raw_prompt, tools)
+            return text, vocabulary.tokenize(text), None
+        vision = self._vision
+        if vision is None:
+            name = self._info.path.name if self._info is not None else "This model"
+            raise InvalidInput(
+                f"{name} reads text only, so the image{'s' if len(images) > 1 else ''} cannot be sent. "
+                "Load a vision model (one with a projector, shown as “Vision” in My models), "
+                "or remove the images."
+            )
+        text = vocabulary.prompt_text(_as_text(messages, vision.marker), continue_last, raw_prompt, tools)
+        decoded = []
+        for image in images:
+            try:
+                decoded.append(self._decoded.get(image))
+            except ImageError as exc:
+                raise InvalidInput(str(exc)) from exc
+        media = vision.tokenize(text, decoded, add_special=vocabulary.wants_bos(text))
+        if media.tokens and is_placeholder(media.tokens[-1]):
+            media.close()
+            raise InvalidInput("A prompt cannot end with an image: there must be text after it.")
+        return text, media.tokens, media
 
     def embed(self, texts: Sequence[str | Sequence[int]]) -> Embeddings:
         """Embeddings of `texts` (strings or token ids), pooled as the model does, else averaged.
@@ -355,10 +421,37 @@ class Engine:
             raise EngineError("No model is loaded.")
         params = params.validated()
         started = time.perf_counter()
-        n_ctx = self.context_length
+        text, prompt, media = self._prompt(messages, continue_last, raw_prompt, tools)
+        try:
+            return self._begin(
+                text, prompt, media, params, on_text, cancel, stop_strings, cache_key, grammar,
+                logit_bias, top_logprobs, grammar_triggers, started,
+            )  # fmt: skip
+        except BaseException:
+            if media is not None:
+                media.close()
+            raise
+
+    def _begin(
+        self,
+        text: str,
+        prompt: list[int],
+        media: MediaPrompt | None,
+        params: SamplingParams,
+        on_text: Callable[[str], None],
+        cancel: threading.Event,
+        stop_strings: Sequence[str],
+        cache_key: str | None,
+        grammar: str | None,
+        logit_bias: Sequence[tuple[int, float]],
+        top_logprobs: int | None,
+        grammar_triggers: Sequence[str],
+        started: float,
+    ) -> Generation:
+        """start, once the prompt is tokenized: its sequence chosen, filled from memory or disk."""
+        assert self._slots is not None
         vocabulary = self.vocabulary
-        text = vocabulary.prompt_text(messages, continue_last, raw_prompt, tools)
-        prompt = vocabulary.tokenize(text)
+        n_ctx = self.context_length
         if not prompt:
             raise EngineError("The prompt is empty.")
         if len(prompt) >= n_ctx:
@@ -376,7 +469,8 @@ class Engine:
             self._slots.forget(slot)
         restored = saved.restore(slot, cache_key, prompt) if saved is not None and cache_key else 0
         slot.key = cache_key
-        prompt = self._spliced(slot.tokens, prompt, text)
+        if media is None:
+            prompt = self._spliced(slot.tokens, prompt, text)
         donor = None if restored else self._slots.donor(slot, prompt)
         if donor is not None:
             self._slots.copy_start(donor, slot, prompt)  # a long shared start: copied, not read again
@@ -384,7 +478,8 @@ class Engine:
         reused = self._slots.reuse(slot, prompt)
         seed = params.seed if params.seed != RANDOM_SEED else random.getrandbits(31)
         # Before the slot is taken: a bias or a grammar llama.cpp refuses (SamplingError) leaves it free.
-        sampler = build_sampler(self._llama, vocabulary.vocab, params, seed, prompt, logit_bias)
+        history = [token for token in prompt if not is_placeholder(token)] if media is not None else prompt
+        sampler = build_sampler(self._llama, vocabulary.vocab, params, seed, history, logit_bias)
         try:
             rules = (
                 build_grammar(self._llama, vocabulary.vocab, grammar, grammar_triggers)
@@ -398,7 +493,7 @@ class Engine:
         self._slots.take(slot)
         generation = Generation(
             self._llama, vocabulary.vocab, vocabulary.piece, slot, prompt, reused, params, sampler, seed,
-            on_text, cancel, n_ctx, stop_strings, constrained, top_logprobs,
+            on_text, cancel, n_ctx, stop_strings, constrained, top_logprobs, media,
         )  # fmt: skip
         generation.started = started
         generation.from_cache = min(restored, reused)
@@ -410,7 +505,7 @@ class Engine:
         """`prompt`, or the same text spelled with the tokens `held` has where they part from the
         fresh tokenization (see Vocabulary.splice), when that keeps markedly more of them."""
         shared = common_prefix(held, prompt)
-        if not held or shared == len(held) or shared >= len(prompt) - 1:
+        if not held or shared == len(held) or shared >= len(prompt) - 1 or any(map(is_placeholder, held)):
             return prompt  # all it holds is used, or all the prompt is found
         spliced = self.vocabulary.splice(held, text, at_least=shared + SPLICE_GAIN)
         return prompt if spliced is None or len(spliced) >= self.context_length else spliced
@@ -422,6 +517,8 @@ class Engine:
         with self._abort_lock:
             self._cancels = [g.cancel for g in generations if g.stop is None]
             self._update_abort()
+        for generation in generations:
+            self.read_media(generation)
         try:
             step(self._ctx, self._batch, self._slots, generations)
         finally:
@@ -429,6 +526,35 @@ class Engine:
                 self._cancels = []
                 self._update_abort()
             binding.stopping.clear()
+
+    def read_media(self, generation: Generation) -> None:
+        """Evaluate the image `generation`'s prompt reaches next, if it does, into its sequence (its
+        own decode: images never share a batch). Raises EngineError when llama.cpp fails; the
+        generation's sequence is emptied then. A stop cuts it short (the generation ends)."""
+        chunk = generation.media_next
+        if chunk is None or self._vision is None or self._ctx is None or self._slots is None:
+            return
+        slot = generation.slot
+        start = len(slot.tokens)
+        with self._abort_lock:
+            self._cancels = [generation.cancel]
+            self._update_abort()
+        try:
+            end = self._vision.evaluate(self._ctx, chunk, start, slot.seq_id, N_BATCH)
+        except EngineError:
+            stopped = generation.cancel.is_set()
+            generation.aborted()
+            if stopped:
+                self._slots.trim(slot)  # part of the image may be in the KV cache
+                return
+            self._slots.forget(slot)
+            raise
+        finally:
+            with self._abort_lock:
+                self._cancels = []
+                self._update_abort()
+            binding.stopping.clear()
+        generation.media_read(end - start)
 
     def finish(self, generation: Generation) -> ReplyStats:
         """End a generation (stopped, or done): its statistics; its sequence keeps what it holds."""
@@ -468,6 +594,13 @@ class Engine:
         finally:
             stats = self.finish(generation)
         return stats
+
+
+def _as_text(messages: Sequence[dict[str, Any]], marker: str = "") -> list[dict[str, Any]]:
+    """`messages` with each content a string (parts joined, each image written as `marker`)."""
+    if all(isinstance(m.get("content"), str) for m in messages):
+        return list(messages)
+    return [{**m, "content": content_text(m.get("content"), marker)} for m in messages]
 
 
 def _fingerprint(llama_cpp: Any, info: ModelInfo, options: LoadOptions) -> dict[str, object]:

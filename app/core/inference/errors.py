@@ -15,6 +15,11 @@ class LoadCancelled(EngineError):
     """The user cancelled a load in progress."""
 
 
-class TemplateError(EngineError):
+class InvalidInput(EngineError):
+    """The request itself cannot be used (an image the model cannot read, a template's refusal):
+    answered as the request's fault, not the engine's."""
+
+
+class TemplateError(InvalidInput):
     """The chat template refused the messages (a template's own `raise_exception`, or its error on
     what it was given): answered as the request's fault, not the engine's."""

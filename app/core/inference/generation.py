@@ -21,6 +21,7 @@ import numpy as np
 from app.core.inference.constrained import GrammarSampling
 from app.core.inference.slots import Slot
 from app.core.inference.stop import StopMatcher
+from app.core.inference.vision import MediaPrompt, is_placeholder
 from app.core.values.logprobs import TokenChoice, TokenLogprob
 from app.core.values.replies import ReplyStats, StopReason
 from app.core.values.sampling import SamplingParams
@@ -53,6 +54,7 @@ class Generation:
         stop_strings: Sequence[str] = (),
         constrained: GrammarSampling | None = None,
         top_logprobs: int | None = None,
+        media: MediaPrompt | None = None,
     ) -> None:
         self._llama, self._vocab, self._piece = llama_cpp, vocab, piece
         self.slot, self.params, self.sampler, self.seed = slot, params, sampler, seed
@@ -62,6 +64,8 @@ class Generation:
         #: With a number, each token's log probability and that many likeliest alternatives are kept.
         self.top_logprobs = top_logprobs
         self.logprobs: list[TokenLogprob] = []
+        #: The prompt's images, while some are still to be read (None: a prompt of text only).
+        self._media = media
         self.prompt_tokens = len(prompt)
         self.reused = reused
         #: Of the reused tokens, those whose KV cache came back from the disk cache.
@@ -95,8 +99,31 @@ class Generation:
         """How many tokens this generation would put into the next batch (0 once it has ended)."""
         return len(self._pending) if self.stop is None else 0
 
+    @property
+    def media_next(self) -> Any | None:
+        """The image chunk the prompt reaches next, before any more text (None: text comes next)."""
+        if self._media is None or self.stop is not None or not self._pending:
+            return None
+        return self._media.chunks.get(self._pending[0]) if is_placeholder(self._pending[0]) else None
+
+    def media_read(self, positions: int) -> None:
+        """The image at the head of the prompt is in the KV cache now, taking `positions`."""
+        mark = self._pending[0]
+        run = 0
+        while run < len(self._pending) and self._pending[run] == mark:
+            run += 1
+        if positions != run:
+            raise RuntimeError(f"an image took {positions} positions, not the {run} its chunk said")
+        self.slot.tokens.extend(self._pending[:run])
+        del self._pending[:run]
+        self._read += run
+        if not any(map(is_placeholder, self._pending)) and self._media is not None:
+            self._media.close()  # every image is read: its pixels are no longer needed
+            self._media = None
+
     def put(self, batch: TokenBatch, budget: int) -> int:
-        """Add this step's tokens (at most `budget`) to `batch`; how many were added."""
+        """Add this step's tokens (at most `budget`) to `batch`; how many were added (text only:
+        an image is read on its own, see media_next)."""
         self._row = None
         if self.stop is not None or budget <= 0 or not self._pending:
             return 0
@@ -104,6 +131,12 @@ class Generation:
             self.stop = StopReason.USER
             return 0
         take = self._pending[:budget]
+        if self._media is not None:
+            image_at = next((i for i, token in enumerate(take) if is_placeholder(token)), None)
+            if image_at is not None:
+                take = take[:image_at]  # the text up to the next image
+                if not take:
+                    return 0
         base = len(self.slot.tokens)
         last = len(take) == len(self._pending)  # the whole prompt (or the sampled token): logits wanted
         seq = self.slot.seq_id
@@ -197,6 +230,9 @@ class Generation:
         """End the reply: the text held back goes out, the sampler is freed; its statistics."""
         self._llama.llama_sampler_free(self.sampler)
         self.sampler = None
+        if self._media is not None:
+            self._media.close()
+            self._media = None
         if self.constrained is not None:
             self.constrained.free()
         tail = self._decoder.decode(b"", final=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from app.core.models.gguf_file import ModelInfo
 
@@ -32,6 +33,8 @@ class LoadOptions:
     kv_type: str = "f16"  # "f16" | "q8_0" | "q4_0"
     #: Replies generated at once, each in a sequence of its own context_length (0 = Auto).
     n_parallel: int = 0
+    #: The vision projector (mmproj file) that lets the model read images, or None (text only).
+    projector: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,3 +65,10 @@ class LoadedModel:
     buffers: tuple[tuple[str, str, int], ...] = ()
     #: Replies the context generates at once (its sequences, each of context_length tokens).
     n_parallel: int = 1
+    #: The vision projector loaded with it (None: the model reads text only).
+    projector: Path | None = None
+
+    @property
+    def vision(self) -> bool:
+        """True when the model can read images (a projector is loaded with it)."""
+        return self.projector is not None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from app.core.inference.coalescer import Coalescer
 from app.core.inference.context_policy import ContextFull, fit_messages
 from app.core.inference.engine import Engine
-from app.core.inference.errors import ContextFullError, EngineError, TemplateError
+from app.core.inference.errors import ContextFullError, EngineError, InvalidInput
 from app.core.inference.events import (
     Chunk,
     ContextTrimmed,
@@ -137,7 +137,7 @@ class Scheduler:
             self._fail(request, "", str(exc), FailureCode.INVALID)
         except EngineError as exc:
             code = FailureCode.CONTEXT_FULL if isinstance(exc, ContextFullError) else FailureCode.ENGINE
-            if isinstance(exc, TemplateError):
+            if isinstance(exc, InvalidInput):
                 code = FailureCode.INVALID
             self._fail(request, "", str(exc), code)
             if engine.loaded is None:  # e.g. no room for a bigger context
@@ -171,6 +171,9 @@ class Scheduler:
         """One batch for every running reply; the ones that ended are answered and leave."""
         if not self.running:
             return
+        self._read_images()
+        if not self.running:
+            return
         try:
             self._engine.step([run.generation for run in self.running])
         except Exception as exc:
@@ -178,7 +181,7 @@ class Scheduler:
             if not isinstance(exc, EngineError):
                 log.exception("unexpected failure generating")
             code = FailureCode.CONTEXT_FULL if isinstance(exc, ContextFullError) else FailureCode.ENGINE
-            if isinstance(exc, TemplateError):
+            if isinstance(exc, InvalidInput):
                 code = FailureCode.INVALID
             message = str(exc) if isinstance(exc, EngineError) else f"Generation failed: {exc}"
             for run in self.running:
@@ -196,6 +199,23 @@ class Scheduler:
             run.coalescer.flush()
             self._end(run.request, "".join(run.coalescer.parts_all), stats, tuple(run.generation.logprobs))
         self.running = still
+
+    def _read_images(self) -> None:
+        """Each reply whose prompt reaches an image reads it (its own decode); one that fails ends
+        alone, with the others going on."""
+        for run in list(self.running):
+            if run.generation.media_next is None:
+                continue
+            try:
+                self._engine.read_media(run.generation)
+            except Exception as exc:
+                if not isinstance(exc, EngineError):
+                    log.exception("unexpected failure reading an image")
+                message = str(exc) if isinstance(exc, EngineError) else f"Generation failed: {exc}"
+                self._engine.finish(run.generation)
+                run.coalescer.flush()
+                self._fail(run.request, "", message, FailureCode.ENGINE)
+                self.running.remove(run)
 
     def cancel_all(self) -> None:
         """Every reply stops at the next step (shutdown)."""

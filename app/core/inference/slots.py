@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.core.inference.vision import is_placeholder
+
 #: The shortest shared start worth copying from another sequence (a copy costs a state round trip).
 MIN_COPY = 64
 
@@ -150,6 +152,8 @@ class Slots:
         keep = common_prefix(slot.tokens, prompt)
         if keep == len(prompt) and keep > 0:
             keep -= 1
+        while 0 < keep < len(prompt) and is_placeholder(prompt[keep]) and prompt[keep - 1] == prompt[keep]:
+            keep -= 1  # an image is read whole or not at all
         if keep < len(slot.tokens):
             if not self._llama.llama_memory_seq_rm(self._memory, slot.seq_id, keep, -1):
                 self.forget(slot)

@@ -60,6 +60,10 @@ class Vocabulary:
             n = llama_cpp.llama_tokenize(self.vocab, data, len(data), tokens, capacity, add_bos, special)
         return list(tokens[:n])
 
+    def wants_bos(self, text: str) -> bool:
+        """True when tokenizing `text` should add BOS (the model wants one and the text lacks it)."""
+        return self._add_bos and not self._bos_in(text)
+
     def prompt_text(
         self,
         messages: Sequence[dict[str, Any]],

@@ -67,6 +67,25 @@ def import_llama_cpp() -> Any:
     return llama_cpp
 
 
+_mtmd_lock = threading.Lock()
+_mtmd_logged = False
+
+
+def import_mtmd() -> Any:
+    """Import llama.cpp's multimodal library (vision projectors) lazily, its log routed like
+    llama.cpp's own; raises OSError or ImportError when this build has none."""
+    global _mtmd_logged
+    llama_cpp = import_llama_cpp()
+    from llama_cpp import mtmd_cpp
+
+    with _mtmd_lock:
+        if not _mtmd_logged:
+            mtmd_cpp.mtmd_helper_log_set(_log_callback, ctypes.c_void_p(0))
+            _mtmd_logged = True
+    del llama_cpp
+    return mtmd_cpp
+
+
 def llama_cpp_version() -> str:
     """Version of the installed llama-cpp-python."""
     return str(import_llama_cpp().__version__)

@@ -19,7 +19,7 @@ LAYERS: dict[str, Sequence[str | set[str] | tuple[str, ...]]] = {
         {"api", "chat"},
         "inference",
         {"hub", "remote"},
-        "tools",
+        {"tools", "media"},
         "models",
         "system",
         {"platform", "values"},

@@ -1,0 +1,1 @@
+"""Media a user attaches to a conversation: images for vision models (documents come next)."""
