@@ -13,6 +13,7 @@ from typing import Any
 
 from app.core.api.config import ServerSettings
 from app.core.models.offload import OffloadSettings
+from app.core.models.projector import projector_beside
 from app.core.platform import paths
 from app.core.values.sampling import SamplingParams
 
@@ -61,6 +62,16 @@ class Settings:
     model_last_used: dict[str, float] = field(default_factory=dict)
     #: MCP servers (McpServerConfig.to_dict each; secret values are in the keyring, never here).
     mcp_servers: list[dict[str, Any]] = field(default_factory=list)
+    #: The vision projector chosen by hand for a model (by path; "" = none: it reads text only).
+    #: A model absent here uses the projector found beside it, if any.
+    projectors: dict[str, str] = field(default_factory=dict)
+
+    def projector_for(self, model: str) -> Path | None:
+        """The projector `model` loads with: the one chosen for it, else the one beside it."""
+        chosen = self.projectors.get(model)
+        if chosen is not None:
+            return Path(chosen) if chosen else None
+        return projector_beside(Path(model))
 
     def note_model_used(self, model: str, when: float) -> None:
         """Remember that `model` was loaded at `when` (the newest MAX_LAST_USED models are kept)."""
@@ -119,6 +130,13 @@ class Settings:
             mcp_servers=[dict(s) for s in data.get("mcp_servers") or () if isinstance(s, dict)]
             if isinstance(data.get("mcp_servers"), list)
             else [],
+            projectors={
+                model: chosen
+                for model, chosen in (data.get("projectors") or {}).items()
+                if isinstance(model, str) and isinstance(chosen, str)
+            }
+            if isinstance(data.get("projectors"), dict)
+            else {},
         )
 
     def save(self, path: Path | None = None) -> None:
@@ -138,6 +156,7 @@ class Settings:
             "last_remote_model": self.last_remote_model,
             "api_server": self.api_server.to_dict(),
             "parallel": self.parallel,
+            "projectors": self.projectors,
             "kv_cache_mb": self.kv_cache_mb,
             "chat_zoom": self.chat_zoom,
             "settings_drawer": self.settings_drawer,

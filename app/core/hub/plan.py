@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from app.core.hub.files import UNQUANTIZED, FileGroup
+from app.core.hub.files import UNQUANTIZED, FileGroup, RemoteFile, companion_projector
 from app.core.models.estimate import (
     Estimate,
     Fit,
@@ -29,17 +29,25 @@ class FileFit:
 
 
 def plan(
-    groups: Sequence[FileGroup], shape: ModelShape, machine: Machine, context_length: int, parallel: int = 1
+    groups: Sequence[FileGroup],
+    shape: ModelShape,
+    machine: Machine,
+    context_length: int,
+    parallel: int = 1,
+    projectors: Sequence[RemoteFile] = (),
 ) -> list[FileFit]:
     """Badges for every file of a repository, and the recommendation: the best quantization that fits
     with headroom ("Parallel replies" at `parallel`, 0: Auto). `groups` come best quality first;
     full-precision files are recommended only when a repository has nothing quantized that fits (Q8_0
-    is as good at half the memory and twice the speed)."""
+    is as good at half the memory and twice the speed). In a vision repository each model's estimate
+    counts the projector that would come with it (`projectors`)."""
     fits = []
     gpu_needs = []
     for group in groups:
         sequences = replies_at_once(parallel, group.size, shape, context_length, machine)
-        est, gpu_need = estimate_with_gpu(group.size, shape, context_length, sequences)
+        companion = companion_projector(list(projectors), group, machine.ram_total)
+        projector = companion.size if companion is not None else 0
+        est, gpu_need = estimate_with_gpu(group.size, shape, context_length, sequences, projector)
         gpu_needs.append(gpu_need)
         fits.append(FileFit(group, est, fit(est.total, machine, gpu_need)))
     candidates = [

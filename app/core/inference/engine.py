@@ -36,7 +36,7 @@ from app.core.inference.sampler import build_grammar, build_sampler
 from app.core.inference.saved_sequences import SavedSequences
 from app.core.inference.slots import Slots, common_prefix
 from app.core.inference.stop_event import StopEvent
-from app.core.inference.vision import MediaPrompt, Vision, is_placeholder
+from app.core.inference.vision import MediaPrompt, ProjectorError, Vision, is_placeholder
 from app.core.inference.vocabulary import Vocabulary
 from app.core.media.images import DecodedCache, ImageError, content_text, message_images
 from app.core.models.gguf_file import ModelInfo, inspect_model
@@ -161,12 +161,16 @@ class Engine:
         except Exception:
             self.unload()
             raise
+        vision_note = None
         if options.projector is not None:
             try:
                 self._vision = Vision.open(
                     llama_cpp, self._model, options.projector, self._threads(options),
                     use_gpu=layers > 0 and bool(llama_cpp.llama_supports_gpu_offload()),
                 )  # fmt: skip
+            except ProjectorError as exc:
+                # The model itself is fine: it is used for text, and the user is told why not images.
+                vision_note = f"{exc} {info.path.name} reads text only until then."
             except Exception:
                 self.unload()
                 raise
@@ -192,7 +196,8 @@ class Engine:
             offload_note=offload_note(failed, layers, max_layers),
             buffers=tuple((name, what, int(size * 1024 * 1024)) for name, what, size in binding.buffers),
             n_parallel=self._parallel,
-            projector=options.projector,
+            projector=options.projector if self._vision is not None else None,
+            vision_note=vision_note,
         )
         return self._loaded
 

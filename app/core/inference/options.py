@@ -67,6 +67,8 @@ class LoadedModel:
     n_parallel: int = 1
     #: The vision projector loaded with it (None: the model reads text only).
     projector: Path | None = None
+    #: Why the projector asked for was not loaded (the model then reads text only), or None.
+    vision_note: str | None = None
 
     @property
     def vision(self) -> bool:

@@ -23,6 +23,7 @@ from enum import Enum, StrEnum
 
 from app.core.models.offload import compute_bytes, layer_count, split, usable_gpu_bytes
 from app.core.models.parallel import auto_parallel
+from app.core.models.projector import projector_bytes
 from app.core.models.shape import ModelShape, kv_width
 from app.core.system.machine import Machine
 from app.core.values.units import format_size
@@ -53,11 +54,13 @@ class Estimate:
     compute: int
     context_length: int
     basis: Basis
+    #: The vision projector loaded with the model (its weights and working memory; 0: none).
+    projector: int = 0
 
     @property
     def total(self) -> int:
         """Everything together."""
-        return self.weights + self.kv_cache + self.compute
+        return self.weights + self.kv_cache + self.compute + self.projector
 
 
 def kv_bytes_per_token(shape: ModelShape, weights: int) -> tuple[int, Basis]:
@@ -71,16 +74,23 @@ def kv_bytes_per_token(shape: ModelShape, weights: int) -> tuple[int, Basis]:
 
 
 def estimate(
-    weights: int, shape: ModelShape, context_length: int, flash_attn: bool = True, sequences: int = 1
+    weights: int,
+    shape: ModelShape,
+    context_length: int,
+    flash_attn: bool = True,
+    sequences: int = 1,
+    projector: int = 0,
 ) -> Estimate:
     """Memory for a model of `weights` bytes at `context_length` tokens (capped at its training length)
-    for each of `sequences` replies at once (each has a KV cache of its own)."""
+    for each of `sequences` replies at once (each has a KV cache of its own), with a vision projector
+    of `projector` bytes (its file size; 0: none)."""
     n_ctx = context_length
     if shape.context_length:
         n_ctx = min(n_ctx, shape.context_length)
     per_token, basis = kv_bytes_per_token(shape, weights)
     compute = compute_bytes(shape, n_ctx, flash_attn, with_output=True)
-    return Estimate(weights, n_ctx * per_token * max(1, sequences), compute, n_ctx, basis)
+    kv = n_ctx * per_token * max(1, sequences)
+    return Estimate(weights, kv, compute, n_ctx, basis, projector_bytes(projector))
 
 
 class Fit(Enum):
@@ -121,23 +131,25 @@ def fits_with_headroom(need: int, machine: Machine, gpu_need: int | None = None)
 
 def describe(est: Estimate) -> str:
     """One line for a tooltip or details pane."""
+    vision = f", vision projector {format_size(est.projector)}" if est.projector else ""
     return (
         f"about {format_size(est.total)} at {est.context_length:,} tokens of context: "
         f"weights {format_size(est.weights)}, KV cache {format_size(est.kv_cache)}, "
-        f"compute {format_size(est.compute)} (from the {est.basis})"
+        f"compute {format_size(est.compute)}{vision} (from the {est.basis})"
     )
 
 
 def estimate_with_gpu(
-    weights: int, shape: ModelShape, context_length: int, sequences: int = 1
+    weights: int, shape: ModelShape, context_length: int, sequences: int = 1, projector: int = 0
 ) -> tuple[Estimate, int | None]:
     """The estimate, and what the GPU needs with every layer there by the rule "Auto" offload uses
-    (offload.split; None when the layer count is unknown)."""
-    est = estimate(weights, shape, context_length, sequences=sequences)
+    (offload.split, and the projector, which goes where the layers go; None when the layer count is
+    unknown)."""
+    est = estimate(weights, shape, context_length, sequences=sequences, projector=projector)
     if not shape.n_layers:
         return est, None
     gpu = split(shape, weights, est.context_length, layer_count(shape), sequences=sequences).gpu_bytes
-    return est, gpu
+    return est, gpu + est.projector
 
 
 def replies_at_once(
@@ -153,10 +165,16 @@ def replies_at_once(
 
 
 def fit_model(
-    weights: int, shape: ModelShape, context_length: int, machine: Machine, parallel: int = 1
+    weights: int,
+    shape: ModelShape,
+    context_length: int,
+    machine: Machine,
+    parallel: int = 1,
+    projector: int = 0,
 ) -> tuple[Fit, Estimate]:
-    """The badge for one model at a context length with "Parallel replies" at `parallel` (0: Auto):
-    the same rule for the picker, the library and the browser."""
+    """The badge for one model at a context length with "Parallel replies" at `parallel` (0: Auto),
+    with its vision projector of `projector` bytes: the same rule for the picker, the library and
+    the browser."""
     sequences = replies_at_once(parallel, weights, shape, context_length, machine)
-    est, gpu_need = estimate_with_gpu(weights, shape, context_length, sequences)
+    est, gpu_need = estimate_with_gpu(weights, shape, context_length, sequences, projector)
     return fit(est.total, machine, gpu_need), est

@@ -42,6 +42,8 @@ class ModelEntry:
     error: str | None = None
     #: The vision projector found beside it (an `mmproj*.gguf` in its folder): it reads images too.
     projector: Path | None = None
+    #: The projector's file size (0: none), for the memory estimate.
+    projector_size: int = 0
 
 
 def _cache_file() -> Path:
@@ -133,7 +135,8 @@ def scan(folder: Path | None = None, extra: list[str] | None = None) -> list[Mod
             else:
                 info = inspect_model(path)
             fresh[key] = {"stamp": stamp, "info": _info_to_dict(info)}
-            entries.append(ModelEntry(path, info, projector=projector_beside(path)))
+            projector = projector_beside(path)
+            entries.append(ModelEntry(path, info, projector=projector, projector_size=_size(projector)))
         except ModelFileError as exc:
             entries.append(ModelEntry(path, None, str(exc)))
         except OSError as exc:
@@ -202,3 +205,13 @@ def import_copy(source: Path, folder: Path, cancelled: Callable[[], bool] = lamb
         finally:
             tmp.unlink(missing_ok=True)
     return target_dir / source.name
+
+
+def _size(path: Path | None) -> int:
+    """A file's size (0 for none, or one that vanished)."""
+    if path is None:
+        return 0
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -26,6 +26,15 @@ def projector_rank(filename: str) -> int:
     return len(PROJECTOR_ORDER)
 
 
+def projector_bytes(file_size: int) -> int:
+    """Memory a projector takes once loaded: its weights, and the encoder's working memory for one
+    image (about a quarter of the weights, at least 32 MiB: measured by llama.cpp's buffer report on
+    CLIP-L/336 f16, 600 MB of weights and a 110 MB compute buffer, rounded up)."""
+    if file_size <= 0:
+        return 0
+    return file_size + max(32 << 20, file_size // 4)
+
+
 def projector_beside(model: Path) -> Path | None:
     """The projector in a model's folder (the best precision when there are several), or None. The
     Hub's vision repositories ship model and projector side by side, and so do LM Studio's folders."""

@@ -231,7 +231,9 @@ class RepoDetailsView(QWidget):
             or ModelShape(n_params=details.n_params, context_length=details.context_length)
         )
         # Every reply at once has a KV cache of its own: counted as the file would load.
-        rows = plan(details.groups, shape, self.machine, self.context_length(), self.parallel())
+        rows = plan(
+            details.groups, shape, self.machine, self.context_length(), self.parallel(), details.projectors
+        )
         status = {row.group.name: self.file_state(details, row.group)[0] or "" for row in rows}
         selected = self.selected_fit()
         self.files_model.set_rows(rows, {k: v for k, v in status.items() if v})

@@ -148,6 +148,7 @@ class ModelChoice(QObject):
             flash_attn=chosen.flash_attn,
             kv_type=chosen.kv_type,
             n_parallel=self.settings.parallel,
+            projector=self.settings.projector_for(path),
         )
         self._load_request = self.bridge.load(path, options)
 
@@ -204,9 +205,12 @@ class ModelChoice(QObject):
         self.progress.hide()
         self.settings.last_model = str(model.info.path)
         self.status.show_model(f"{model.info.path.stem} · {model.info.quantization}")
-        self.status.show_state(f"Ready · loaded in {model.load_s:.2f} s · {describe_loaded(model)}")
+        sees = " · reads images" if model.vision else ""
+        self.status.show_state(f"Ready · loaded in {model.load_s:.2f} s · {describe_loaded(model)}{sees}")
         if model.offload_note:
             self.banner.show_message(model.offload_note, error=False)
+        if model.vision_note:
+            self.banner.show_message(model.vision_note, error=False)
         self.status.show_context(0, model.context_length)
         if model.template_is_default:
             self.banner.show_message(

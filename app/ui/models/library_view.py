@@ -226,7 +226,9 @@ class LibraryView(QWidget):
             info = entry.info
             if info is None:
                 return None
-            return fit_model(info.file_size, info.shape, context_length, machine, parallel)[0]
+            return fit_model(
+                info.file_size, info.shape, context_length, machine, parallel, entry.projector_size
+            )[0]
 
         self.facts.fit = badge
         self.cards.viewport().update()

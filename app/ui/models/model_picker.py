@@ -164,7 +164,9 @@ class ModelPicker(QComboBox):
         info = entry.info
         assert info is not None
         template = "its own chat template" if info.has_chat_template else "no chat template (ChatML is used)"
-        badge, est = fit_model(info.file_size, info.shape, self.context_length, self.machine, self.parallel)
+        badge, est = fit_model(
+            info.file_size, info.shape, self.context_length, self.machine, self.parallel, entry.projector_size
+        )
         return (
             f"{info.name}\n{info.path}\n{info.block_count or '?'} layers · {template}\n"
             f"{badge.label}: {describe_estimate(est)}"

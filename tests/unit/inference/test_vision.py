@@ -7,6 +7,7 @@ input is a clear message."""
 from __future__ import annotations
 
 import io
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from PIL import Image
 from app.core.inference.engine import Engine
 from app.core.inference.errors import InvalidInput
 from app.core.inference.options import LoadOptions
-from app.core.inference.vision import ProjectorError
+from app.core.inference.vision import ProjectorError, Vision
 from app.core.media.images import ImageSource, image_part
 from app.core.values.sampling import SamplingParams
 from tests.projector_writer import write_projector
@@ -153,22 +154,29 @@ def test_an_image_that_cannot_be_read_is_a_clear_message_and_the_chat_goes_on(
     assert text
 
 
-def test_a_projector_for_another_width_is_refused_saying_both_widths(
+def test_a_projector_that_cannot_be_used_leaves_the_model_for_text_saying_why(
     starter_model: Path, tmp_path: Path
 ) -> None:
     wrong = tmp_path / "mmproj-other.gguf"
     write_projector(wrong, width=512)
-    engine = Engine()
-    with pytest.raises(ProjectorError, match=r"512.*576"):
-        engine.load(starter_model, LoadOptions(context_length=512, projector=wrong))
-    assert engine.loaded is None
     missing = tmp_path / "mmproj-gone.gguf"
-    with pytest.raises(ProjectorError, match="missing"):
-        engine.load(starter_model, LoadOptions(context_length=512, projector=missing))
     damaged = tmp_path / "mmproj-damaged.gguf"
     damaged.write_bytes(wrong.read_bytes()[:5000])
-    with pytest.raises(ProjectorError, match="could not be loaded"):
-        engine.load(starter_model, LoadOptions(context_length=512, projector=damaged))
-    engine.load(starter_model, LoadOptions(context_length=512))  # the model itself still loads
-    assert engine.loaded is not None and not engine.loaded.vision
+    engine = Engine()
+    for projector, why in [
+        (wrong, r"does not fit this model: it gives each image token 512 numbers and the model reads 576"),
+        (missing, "is missing"),
+        (damaged, "could not be loaded"),
+    ]:
+        loaded = engine.load(starter_model, LoadOptions(context_length=512, projector=projector))
+        assert not loaded.vision and loaded.projector is None and not engine.vision
+        assert loaded.vision_note is not None
+        assert re.search(why, loaded.vision_note) and "reads text only" in loaded.vision_note
+        assert projector.name in loaded.vision_note
+        with pytest.raises(InvalidInput, match="reads text only"):
+            reply(engine, ask("What is this?", png((1, 2, 3))))
+        text, _ = reply(engine, [{"role": "user", "content": "Hello"}])
+        assert text  # the chat goes on
+    with pytest.raises(ProjectorError, match="not a vision projector|could not be loaded"):
+        Vision.open(engine._llama, engine._model, starter_model, 1, use_gpu=False)  # a model is no projector
     engine.unload()

@@ -248,3 +248,34 @@ def test_kv_cache_uses_the_models_own_head_width() -> None:
         kv_bytes_per_token(ModelShape(n_layers=28, n_embd=1024, n_head=16, n_head_kv=8), 0)[0]
         == per_token // 2
     )
+
+
+def test_a_vision_projector_counts_in_the_estimate_and_on_the_gpu() -> None:
+    from app.core.models.projector import projector_bytes
+
+    plain = memory.estimate(4_920_000_000, LLAMA_8B, 8192)
+    seeing = memory.estimate(4_920_000_000, LLAMA_8B, 8192, projector=600_000_000)
+    # Its weights and the encoder's working memory (a quarter of them, at least 32 MiB).
+    assert seeing.projector == projector_bytes(600_000_000) == 600_000_000 + 150_000_000
+    assert seeing.total == plain.total + 750_000_000
+    assert "vision projector 750.0 MB" in memory.describe(seeing)
+    assert "vision projector" not in memory.describe(plain)
+    assert projector_bytes(1_000_000) == 1_000_000 + 32 * MIB and projector_bytes(0) == 0
+    _, gpu_plain = memory.estimate_with_gpu(4_920_000_000, LLAMA_8B, 8192)
+    _, gpu_seeing = memory.estimate_with_gpu(4_920_000_000, LLAMA_8B, 8192, projector=600_000_000)
+    assert gpu_plain is not None and gpu_seeing == gpu_plain + 750_000_000
+    # A model that just fits a GPU without its projector does not with it.
+    gpu = Machine(ram_total=64 * GIB, gpus=(Gpu("GPU", gpu_plain + 600_000_000, gpu_plain + 600_000_000),))
+    tight = replace(gpu, gpus=(Gpu("GPU", int(gpu_plain * 1.12), int(gpu_plain * 1.12)),))
+    assert memory.fit_model(4_920_000_000, LLAMA_8B, 8192, tight, 1)[0] is Fit.GPU
+    assert memory.fit_model(4_920_000_000, LLAMA_8B, 8192, tight, 1, projector=600_000_000)[0] is not Fit.GPU
+    assert memory.fit_model(4_920_000_000, LLAMA_8B, 8192, gpu, 1, projector=600_000_000)[0] is not None
+
+
+def test_discover_counts_the_projector_that_comes_with_each_model() -> None:
+    groups = _groups(Q4_K_M=4.9, Q8_0=8.5)
+    projectors = [RemoteFile("mmproj-model-f16.gguf", 600_000_000, None)]
+    plain = plan(groups, LLAMA_8B, Machine(ram_total=32 * GIB), 8192)
+    seeing = plan(groups, LLAMA_8B, Machine(ram_total=32 * GIB), 8192, projectors=projectors)
+    for without, with_projector in zip(plain, seeing, strict=True):
+        assert with_projector.estimate.total == without.estimate.total + 750_000_000

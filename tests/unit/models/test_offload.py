@@ -398,3 +398,27 @@ def test_a_split_model_is_sized_by_all_its_parts(tmp_path: Path, monkeypatch: py
     assert info.shape.tensors is None  # part 1's tensors are not the model's: spread the total evenly
     s = split(info.shape, info.file_size, 512, layer_count(info.shape))
     assert s.gpu_weights >= info.file_size * 4 // 6
+
+
+def test_auto_gpu_layers_leave_room_for_the_vision_projector(starter_model: Path, tmp_path: Path) -> None:
+    from app.core.inference.load_plan import gpu_layer_attempts
+    from app.core.inference.options import LoadOptions
+    from app.core.models.projector import projector_bytes
+
+    info = inspect_model(starter_model)
+    everything = split(info.shape, info.file_size, 1024, layer_count(info.shape)).gpu_bytes
+    projector = tmp_path / "mmproj-f16.gguf"
+    with projector.open("wb") as handle:
+        handle.truncate(40 * MIB)  # a sparse file: only its size matters here
+    # A GPU where the whole model just fits, but not with the projector too.
+    free = everything
+    while usable_gpu_bytes(free) < everything + 4 * MIB:
+        free += MIB
+    assert usable_gpu_bytes(free - projector_bytes(40 * MIB)) < everything
+    box = gpu_box(free)
+    text_only = gpu_layer_attempts(info, LoadOptions(context_length=1024, n_parallel=1), 1024, box)
+    seeing = gpu_layer_attempts(
+        info, LoadOptions(context_length=1024, n_parallel=1, projector=projector), 1024, box
+    )
+    assert text_only[0] == layer_count(info.shape)
+    assert 0 < seeing[0] < text_only[0]
