@@ -7,6 +7,8 @@ with the next count here, and `offload_note` tells the user it had to.
 
 from __future__ import annotations
 
+import contextlib
+
 from app.core.inference.options import AUTO_LAYERS, LoadOptions
 from app.core.models.gguf_file import ModelInfo
 from app.core.models.offload import choose_gpu_layers, kv_bytes_per_token_layer, layer_count
@@ -24,10 +26,8 @@ def gpu_layer_attempts(info: ModelInfo, options: LoadOptions, n_ctx: int, found:
     free = found.gpu_free if found.gpu_offload else 0
     if options.projector is not None and free:
         # The projector goes to the GPU with the layers: the layers get what it leaves.
-        try:
+        with contextlib.suppress(OSError):  # missing: the engine says so, and loads the model for text
             free = max(0, free - projector_bytes(options.projector.stat().st_size))
-        except OSError:
-            pass  # missing: the engine says so, and loads the model for text
     sequences = max(1, options.n_parallel)
     plan = choose_gpu_layers(info.shape, info.file_size, n_ctx, free, options.kv_type, flash, sequences)
     fits = plan.n_gpu_layers

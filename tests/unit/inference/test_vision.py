@@ -177,6 +177,6 @@ def test_a_projector_that_cannot_be_used_leaves_the_model_for_text_saying_why(
             reply(engine, ask("What is this?", png((1, 2, 3))))
         text, _ = reply(engine, [{"role": "user", "content": "Hello"}])
         assert text  # the chat goes on
-    with pytest.raises(ProjectorError, match="not a vision projector|could not be loaded"):
+    with pytest.raises(ProjectorError, match=r"not a vision projector|could not be loaded"):
         Vision.open(engine._llama, engine._model, starter_model, 1, use_gpu=False)  # a model is no projector
     engine.unload()
