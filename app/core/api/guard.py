@@ -18,8 +18,9 @@ from starlette.requests import Request
 from app.core.api.config import ServerConfig, is_loopback
 from app.core.api.schema import ApiError, find_lone_surrogate, validation_error
 
-#: Request bodies larger than this are refused (a 128k-token conversation is about 0.5 MB of text).
-MAX_BODY_BYTES = 4 * 1024 * 1024
+#: Request bodies larger than this are refused (a 128k-token conversation is about 0.5 MB of text;
+#: images come as base64 data: URLs, a 20 MB photo as 27 MB).
+MAX_BODY_BYTES = 32 * 1024 * 1024
 
 
 def refusal(request: Request, config: ServerConfig) -> ApiError | None:

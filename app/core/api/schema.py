@@ -9,6 +9,7 @@ it has them.
 
 from __future__ import annotations
 
+import base64
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from app.core.api.errors import ApiError
 from app.core.api.structured import ResponseFormat
 from app.core.api.tool_schema import MessageToolCall, ToolChoice, ToolDef, ToolPlan, tool_plan
+from app.core.media.images import ImageSource, image_part
 from app.core.values.sampling import RANDOM_SEED, RANGES, SamplingParams
 from app.core.values.text import clean_text
 
@@ -128,26 +130,58 @@ def _lone_surrogate(text: str) -> int | None:
         return exc.start
 
 
-class TextPart(BaseModel):
-    """One part of a message's content given as a list (only text parts are supported)."""
+class ImageUrl(BaseModel):
+    """An image_url part's image: a data: URL (http(s) addresses are refused: fetching is traffic)."""
 
     model_config = ConfigDict(extra="forbid")
-    type: str
-    text: str = ""
+    url: str
+    #: OpenAI's resolution hint; Fireside gives the projector the image as it is (scaled to fit).
+    detail: Literal["auto"] = "auto"
 
     @model_validator(mode="before")
     @classmethod
-    def _text_only(cls, data: Any) -> Any:
-        # Checked before the fields, so an image part is refused for its type, not for its image_url.
-        if isinstance(data, dict) and data.get("type") != "text":
+    def _detail_honoured(cls, data: Any) -> Any:
+        # Refused by name, before the union of content types turns it into a vaguer error.
+        if isinstance(data, dict) and data.get("detail", "auto") != "auto":
             raise ApiError(
                 400,
-                f"Message content of type “{data.get('type')}” is not supported: "
-                "the loaded model reads text only.",
+                f"image_url.detail “{data.get('detail')}” is not honoured: the projector reads each "
+                "image at its own resolution. Leave detail out, or send “auto”.",
+                "unsupported_parameter",
+                "messages",
+            )
+        return data
+
+
+class TextPart(BaseModel):
+    """One part of a message's content given as a list: text, or an image (image_url)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["text", "image_url"]
+    text: str = ""
+    image_url: ImageUrl | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_kind(cls, data: Any) -> Any:
+        # Checked before the fields, so an audio or file part is refused for its type.
+        if isinstance(data, dict) and data.get("type") not in ("text", "image_url"):
+            raise ApiError(
+                400,
+                f"Message content of type “{data.get('type')}” is not supported: Fireside reads text "
+                "and images (image_url parts).",
                 "unsupported_content",
                 "messages",
             )
         return data
+
+    @model_validator(mode="after")
+    def _its_field(self) -> TextPart:
+        if self.type == "image_url" and self.image_url is None:
+            raise ValueError("an image_url part needs its image_url")
+        if self.type == "text" and self.image_url is not None:
+            raise ValueError("a text part carries no image_url")
+        return self
 
 
 class ChatMessage(BaseModel):
@@ -171,12 +205,26 @@ class ChatMessage(BaseModel):
         return self
 
     def text(self) -> str:
-        """The content as plain text (a list of text parts is joined)."""
+        """The content as plain text (a list of text parts is joined; images left out)."""
         if self.content is None:
             return ""
         if isinstance(self.content, str):
             return self.content
-        return "".join(part.text for part in self.content)
+        return "".join(part.text for part in self.content if part.type == "text")
+
+    def engine_content(self, index: int) -> Any:
+        """The content as the engine takes it: a string, or text and image parts (ApiError naming
+        a part whose image is not a data: URL the engine can read)."""
+        if not isinstance(self.content, list) or all(part.type == "text" for part in self.content):
+            return self.text()
+        parts: list[dict[str, Any]] = []
+        for number, part in enumerate(self.content):
+            if part.image_url is None:
+                parts.append({"type": "text", "text": part.text})
+                continue
+            where = f"messages[{index}].content[{number}].image_url.url"
+            parts.append(image_part(ImageSource(_data_url_bytes(part.image_url.url, where), f"{where}")))
+        return parts
 
 
 class StreamOptions(BaseModel):
@@ -397,7 +445,7 @@ class ChatRequest(_Sampling):
         out: list[dict[str, Any]] = []
         for message in self.messages:
             role = "system" if message.role == "developer" else message.role
-            turn: dict[str, Any] = {"role": role, "content": message.text()}
+            turn: dict[str, Any] = {"role": role, "content": message.engine_content(len(out))}
             if message.tool_calls:
                 turn["tool_calls"] = [call.model_dump() for call in message.tool_calls]
             if message.tool_call_id is not None:
@@ -459,3 +507,27 @@ def _path(loc: tuple[int | str, ...]) -> str:
         else:
             out += f".{part}" if out else part
     return out
+
+
+def _data_url_bytes(url: str, where: str) -> bytes:
+    """The bytes of a base64 data: URL (ApiError naming `where` for anything else)."""
+    if url.startswith(("http://", "https://")):
+        raise ApiError(
+            400,
+            f"{where}: Fireside does not fetch images from the network (that would be traffic the user "
+            "did not see). Send the image itself, as a data: URL (data:image/png;base64,...).",
+            "unsupported_image_url",
+            where,
+        )
+    head, comma, body = url.partition(",")
+    if not url.startswith("data:") or not comma or not head.endswith(";base64"):
+        raise ApiError(400, f"{where}: an image must be a base64 data: URL.", "invalid_image_url", where)
+    try:
+        data = base64.b64decode(body, validate=True)
+    except ValueError as exc:
+        raise ApiError(
+            400, f"{where}: the data: URL is not valid base64.", "invalid_image_url", where
+        ) from exc
+    if not data:
+        raise ApiError(400, f"{where}: the image is empty.", "invalid_image_url", where)
+    return data

@@ -3,13 +3,14 @@ place, and a failed write is told to the session's listeners (StoreFailed), neve
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
 from app.core.chat.events import SessionEvent, StoreFailed
 from app.core.chat.store import Store, StoreError
 from app.core.chat.tool_uses import ToolUse, uses_to_json
+from app.core.media.attachments import Attachment, attachments_to_json
 from app.core.values.replies import ReplyStats
 
 
@@ -43,12 +44,22 @@ class Keeper:
         )
 
     def add(
-        self, conversation_id: int, role: str, text: str, parent: int | None, *, incomplete: bool = False
+        self,
+        conversation_id: int,
+        role: str,
+        text: str,
+        parent: int | None,
+        *,
+        incomplete: bool = False,
+        attachments: Sequence[Attachment] = (),
     ) -> int | None:
-        """A new message under `parent`; its id, or None."""
+        """A new message under `parent` (with the files attached to it); its id, or None."""
         if self.store is None:
             return None
-        return self._safe(self.store.add_message, conversation_id, role, text, parent, incomplete=incomplete)
+        return self._safe(
+            self.store.add_message, conversation_id, role, text, parent, incomplete=incomplete,
+            attachments=attachments_to_json(attachments),
+        )  # fmt: skip
 
     def text(self, message_id: int, text: str) -> None:
         """A streaming reply's text so far."""

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from app.core.chat.tool_uses import ToolUse
+from app.core.media.attachments import Attachment, with_images
 from app.core.values.replies import ReplyStats
 
 
@@ -38,6 +39,8 @@ class Message:
     waiting: int = 0
     #: The tools a reply called, with the user's decisions and the results.
     tool_uses: list[ToolUse] = field(default_factory=list)
+    #: Files the user attached (images), kept in the attachments folder.
+    attachments: list[Attachment] = field(default_factory=list)
 
     @property
     def cut_off(self) -> bool:
@@ -45,9 +48,9 @@ class Message:
         crash, a power cut) while it was being written."""
         return self.incomplete and not self.streaming and self.error is None
 
-    def as_chat(self) -> dict[str, str]:
-        """The {"role", "content"} dict chat templates expect."""
-        return {"role": self.role.value, "content": self.content}
+    def as_chat(self) -> dict[str, Any]:
+        """The {"role", "content"} dict chat templates expect (content parts when it has images)."""
+        return {"role": self.role.value, "content": with_images(self.content, self.attachments)}
 
     def chat_turns(self) -> list[dict[str, Any]]:
         """The message as the model gets it: one turn, or a reply's calls and a `tool` turn per result."""

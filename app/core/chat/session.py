@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.core.chat.events import (
@@ -48,6 +48,7 @@ from app.core.inference.events import (
     ReplyFailed,
     Started,
 )
+from app.core.media.attachments import Attachment
 from app.core.tools.calls import ToolCall, ToolSpec
 from app.core.tools.grammar import ToolGrammarError
 from app.core.tools.json_output import SchemaError, json_grammar
@@ -225,17 +226,18 @@ class ChatSession:
 
     # ----- sending ------------------------------------------------------------------------------
 
-    def send(self, text: str, target: ReplyTarget) -> bool:
-        """Send a message and ask for the reply; False (nothing done) when empty or while replying."""
+    def send(self, text: str, target: ReplyTarget, attachments: Sequence[Attachment] = ()) -> bool:
+        """Send a message (with the files attached to it) and ask for the reply; False (nothing
+        done) when empty or while replying."""
         text = text.strip()
-        if not text or self.is_generating:
+        if (not text and not attachments) or self.is_generating:
             return False
         if self.editing_row is not None:  # an edited message is a new version beside the old one
             self.branch_at(self.editing_row)
             self.editing_row = None
         self._deny_waiting()  # the user wrote on instead of answering the cards: that is a no
-        self.transcript.add(Role.USER, text)
-        self._store_user_message(text, target)
+        self.transcript.add(Role.USER, text, attachments=attachments)
+        self._store_user_message(text, target, attachments)
         self._generate(target)
         return True
 
@@ -286,12 +288,14 @@ class ChatSession:
         if self.reply is not None:
             self.generator.cancel(self.reply.request_id)
 
-    def _store_user_message(self, text: str, target: ReplyTarget) -> None:
+    def _store_user_message(
+        self, text: str, target: ReplyTarget, attachments: Sequence[Attachment] = ()
+    ) -> None:
         if self.store is None:
             return
         if self.conversation_id is None:
             self.conversation_id = self.keep.create(
-                propose_title(text),
+                propose_title(text or ", ".join(a.name for a in attachments)),
                 target.model_key,
                 self.system_prompt,
                 self.sampling.to_dict(),
@@ -301,7 +305,8 @@ class ChatSession:
                 return
             if self.tool_names or self.require_tool or self.output_schema is not None:
                 self.save_settings()  # chosen before the conversation existed
-        message_id = self.keep.add(self.conversation_id, "user", text, self.ids[-1] if self.ids else None)
+        parent = self.ids[-1] if self.ids else None
+        message_id = self.keep.add(self.conversation_id, "user", text, parent, attachments=attachments)
         if message_id is not None:
             self.ids.append(message_id)
         self._tell(Saved(self.conversation_id))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from app.core.chat.messages import Message, Role
 from app.core.chat.store import ConversationInfo, StoredMessage
 from app.core.chat.tool_uses import uses_from_json
+from app.core.media.attachments import attachments_from_json
 from app.core.values.replies import ReplyStats, StopReason
 
 TITLE_LENGTH = 60
@@ -46,5 +47,5 @@ def to_message(stored: StoredMessage) -> Message:
             stats = None  # written by another version: shown without its stats line
     return Message(
         Role(stored.role), stored.content, stats=stats, incomplete=stored.incomplete, error=stored.error,
-        tool_uses=uses_from_json(stored.tool_calls),
+        tool_uses=uses_from_json(stored.tool_calls), attachments=attachments_from_json(stored.attachments),
     )  # fmt: skip

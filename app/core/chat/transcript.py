@@ -8,11 +8,12 @@ someone reads it: appending costs O(new text), however long the reply grows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from app.core.chat.messages import Conversation, Message, Role
 from app.core.chat.tool_uses import ToolUse
+from app.core.media.attachments import Attachment
 from app.core.values.replies import ReplyStats
 
 
@@ -100,12 +101,16 @@ class Transcript:
 
     # ----- changing -------------------------------------------------------------------------
 
-    def add(self, role: Role, content: str, *, streaming: bool = False) -> int:
+    def add(
+        self, role: Role, content: str, *, streaming: bool = False, attachments: Sequence[Attachment] = ()
+    ) -> int:
         """Append a message (a reply that will stream when `streaming`); returns its row."""
         row = len(self._conversation.messages)
         for listener in self._listeners:
             listener.inserting(row, row)
-        message = Message(role, content, incomplete=streaming, streaming=streaming)
+        message = Message(
+            role, content, incomplete=streaming, streaming=streaming, attachments=list(attachments)
+        )
         self._conversation.messages.append(message)
         if streaming:
             self._parts[row] = [content] if content else []

@@ -10,12 +10,14 @@ see a few hundred pixels a side). Each failure is an ImageError with a message f
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import re
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
@@ -44,15 +46,30 @@ class ImageError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ImageSource:
-    """An image as it was given: the file's bytes and a name to call it by (not decoded yet)."""
+    """An image as it was given, not decoded yet: the file's bytes, or the file they are read from
+    when a model needs them (a conversation's images are not all read for every turn)."""
 
-    data: bytes = field(repr=False)
+    data: bytes = field(default=b"", repr=False)
     name: str = "image"
+    path: Path | None = None
+    #: The sha256 of the bytes when known already (a kept attachment is named by it).
+    sha256: str | None = None
+
+    def read(self) -> bytes:
+        """The file's bytes (ImageError when the file is gone)."""
+        if self.path is None:
+            return self.data
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError as exc:
+            raise ImageError(f"The image “{self.name}” is no longer in the data folder.") from exc
+        except OSError as exc:
+            raise ImageError(f"The image “{self.name}” could not be read: {exc.strerror or exc}.") from exc
 
     @property
     def digest(self) -> str:
         """The sha256 of the bytes (hex): the same image always has the same one."""
-        return hashlib.sha256(self.data).hexdigest()
+        return self.sha256 or hashlib.sha256(self.read()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +107,7 @@ def probe(data: bytes, name: str = "image") -> tuple[str, int, int]:
 def decode(source: ImageSource, max_side: int = MAX_SIDE) -> DecodedImage:
     """The image's pixels, scaled down to `max_side` on its longer side (ImageError if unusable)."""
     name = source.name
-    with _opened(source.data, name) as image:
+    with _opened(source.read(), name) as image:
         original = (image.width, image.height)
         kind = str(image.format)
         if kind == "JPEG":
@@ -233,3 +250,23 @@ class DecodedCache:
                 break
             self._held.popitem(last=False)
         return image
+
+
+def data_url(source: ImageSource) -> str:
+    """The image as a data: URL ("data:image/png;base64,..."), as OpenAI's image_url parts carry it."""
+    data = source.read()
+    return f"data:{media_type(data)};base64,{base64.b64encode(data).decode()}"
+
+
+def openai_content(content: Any) -> Any:
+    """A message's content as OpenAI's API takes it: a string as it is, image parts as image_url
+    parts with data: URLs (ImageError when an image cannot be read)."""
+    if not isinstance(content, list):
+        return content
+    converted = []
+    for part in content:
+        if isinstance(part, dict) and part.get("type") == "image":
+            converted.append({"type": "image_url", "image_url": {"url": data_url(part["image"])}})
+        else:
+            converted.append(part)
+    return converted

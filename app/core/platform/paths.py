@@ -68,6 +68,11 @@ def kv_cache_dir() -> Path:
     return data_dir() / "cache" / "kv"
 
 
+def attachments_dir() -> Path:
+    """Where files attached to messages are kept (images, by their sha256)."""
+    return data_dir() / "attachments"
+
+
 def log_dir() -> Path:
     """Where the rotating log files go: the user log folder, or `logs` inside a chosen data folder."""
     if _override is not None or os.environ.get(DATA_DIR_ENV):

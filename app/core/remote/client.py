@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from app.core.media.images import ImageError, openai_content
 from app.core.tools.calls import ToolCall, new_call_id
 from app.core.values.replies import ReplyStats, StopReason
 from app.core.values.sampling import RANDOM_SEED, SamplingParams
@@ -189,7 +190,7 @@ class RemoteClient:
     def stream_chat(
         self,
         model: str,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         params: SamplingParams,
         on_text: Callable[[str], None],
         cancel: threading.Event,
@@ -204,7 +205,7 @@ class RemoteClient:
         reply are appended to `calls`, their arguments as the server sent them (maybe not JSON)."""
         body: dict[str, Any] = {
             "model": model,
-            "messages": messages,
+            "messages": _wire_messages(messages, self.endpoint.label),
             "stream": True,
             "stream_options": {"include_usage": True},
             "temperature": params.temperature,
@@ -376,3 +377,15 @@ class RemoteTarget:
     client: RemoteClient
     model: str
     response_format: dict[str, Any] | None = None
+
+
+def _wire_messages(messages: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
+    """The messages as OpenAI's API takes them: images as image_url parts (data: URLs). The images
+    go to this engine only: the user chose it for the conversation."""
+    try:
+        return [
+            {**m, "content": openai_content(m["content"])} if isinstance(m.get("content"), list) else m
+            for m in messages
+        ]
+    except ImageError as exc:
+        raise RemoteError(RemoteErrorKind.BAD_RESPONSE, f"{exc} Nothing was sent to {label}.") from exc

@@ -66,7 +66,8 @@ class Served:
         return httpx.post(self.server.address + path, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
 
 
-def loaded_worker(model: Path) -> InferenceThread:
+def loaded_worker(model: Path, projector: Path | None = None) -> InferenceThread:
+    """An inference thread with `model` loaded (and its vision projector, if given)."""
     ready = threading.Event()
     outcome: list[Event] = []
 
@@ -77,6 +78,6 @@ def loaded_worker(model: Path) -> InferenceThread:
 
     worker = InferenceThread(sink)
     worker.start()
-    worker.load(model, LoadOptions(context_length=2048))
+    worker.load(model, LoadOptions(context_length=2048, projector=projector))
     assert ready.wait(60) and isinstance(outcome[0], Loaded)
     return worker

@@ -168,14 +168,14 @@ def test_a_wrong_or_missing_key_is_refused(served: Served) -> None:
             json.dumps(
                 {
                     "messages": [
-                        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}
+                        {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "x"}}]}
                     ]
                 }
             ).encode(),
             400,
-            "image_url",
+            "input_audio",
         ),
-        (b"{" + b" " * (5 * 1024 * 1024) + b"}", 413, "larger than"),
+        (b"{" + b" " * (33 * 1024 * 1024) + b"}", 413, "larger than"),
         (b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "nested too deeply"),
     ],
 )

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
 from app.core.chat.store.database import Database
 from app.core.chat.store.records import ConversationInfo, checked_policy, conversation_from_row
+from app.core.media.attachments import KEEP_UNSENT_S, AttachmentFolder, attachments_from_json
 from app.core.values.text import clean_text
+
+log = logging.getLogger(__name__)
 
 
 class Conversations(Database):
@@ -97,10 +101,28 @@ class Conversations(Database):
             db.execute("UPDATE conversations SET deleted_at = NULL WHERE id = ?", (conversation_id,))
 
     def purge_deleted(self, older_than_s: float = 0.0) -> int:
-        """Remove binned conversations (and their messages) deleted more than `older_than_s` ago."""
+        """Remove binned conversations (and their messages) deleted more than `older_than_s` ago,
+        and the attached files no message refers to any more."""
         with self._tx() as db:
             cursor = db.execute(
                 "DELETE FROM conversations WHERE deleted_at IS NOT NULL AND deleted_at <= ?",
                 (time.time() - older_than_s,),
             )
-            return cursor.rowcount
+            purged = cursor.rowcount
+        self.collect_attachments()
+        return purged
+
+    @property
+    def attachment_folder(self) -> AttachmentFolder:
+        """Where the files attached to this database's messages are kept (beside it)."""
+        return AttachmentFolder(self.path.parent / "attachments")
+
+    def collect_attachments(self, keep_unsent_s: float = KEEP_UNSENT_S) -> int:
+        """Remove attached files no message refers to (see AttachmentFolder.collect)."""
+        rows = self._query("SELECT attachments FROM messages WHERE attachments IS NOT NULL")
+        referenced = {a.sha256 for row in rows for a in attachments_from_json(row[0])}
+        try:
+            return self.attachment_folder.collect(referenced, keep_unsent_s)
+        except OSError as exc:
+            log.warning("attached files could not be tidied: %s", exc)
+            return 0

@@ -4,7 +4,9 @@ written, and written in one transaction."""
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,10 @@ from app.core.chat.messages import Role
 from app.core.chat.store.records import message_from_row
 from app.core.chat.store.tree import MessageTree
 from app.core.chat.tool_uses import uses_from_json, uses_to_json
+from app.core.media.attachments import Attachment, AttachmentError, attachments_from_json, attachments_to_json
 from app.core.values.text import clean_json
+
+log = logging.getLogger(__name__)
 
 
 class Exports(MessageTree):
@@ -40,6 +45,7 @@ class Exports(MessageTree):
                     "id": m.id, "parent_id": m.parent_id, "role": m.role.value, "content": m.content,
                     "created_at": m.created_at, "incomplete": m.incomplete, "stats": m.stats,
                     "error": m.error, "tool_calls": [u.to_dict() for u in uses_from_json(m.tool_calls)],
+                    "attachments": self._exported_files(m.attachments),
                 }
                 for m in (message_from_row(r) for r in rows)
             ],
@@ -129,12 +135,47 @@ class Exports(MessageTree):
             uses = uses_from_json(json.dumps(item.get("tool_calls") or []))
             if uses:
                 self.update_message(mapping[int(item["id"])], tool_calls=uses_to_json(uses))
+            kept = self._imported_files(item.get("attachments"))
+            if kept:
+                with self._tx() as db:
+                    db.execute(
+                        "UPDATE messages SET attachments = ? WHERE id = ?",
+                        (attachments_to_json(kept), mapping[int(item["id"])]),
+                    )
         leaf = data.get("current_leaf")
         if leaf in mapping:
             self.switch_branch(mapping[leaf])
             with self._tx() as db:  # switch_branch follows the latest child; keep the exported leaf exactly
                 db.execute("UPDATE conversations SET current_leaf = ? WHERE id = ?", (mapping[leaf], new_id))
         return new_id
+
+    def _exported_files(self, stored: str | None) -> list[dict[str, Any]]:
+        """A message's attachments with each file's bytes (base64; None when the file is gone)."""
+        items = []
+        for attachment in attachments_from_json(stored):
+            try:
+                data: str | None = base64.b64encode(
+                    self.attachment_folder.path(attachment).read_bytes()
+                ).decode()
+            except OSError:
+                data = None
+            items.append({**attachment.to_dict(), "data": data})
+        return items
+
+    def _imported_files(self, items: Any) -> list[Attachment]:
+        """The attachments of an imported message, their files kept in the attachments folder (one
+        that is not a readable image is left out: the message's text still comes in)."""
+        kept = []
+        for item in items if isinstance(items, list) else ():
+            if not isinstance(item, dict) or not isinstance(item.get("data"), str):
+                continue
+            try:
+                data = base64.b64decode(item["data"], validate=True)
+                name = item.get("name") if isinstance(item.get("name"), str) else "image"
+                kept.append(self.attachment_folder.add_bytes(data, name or "image"))
+            except (ValueError, AttachmentError) as exc:  # binascii.Error is a ValueError
+                log.warning("an imported attachment was left out: %s", exc)
+        return kept
 
     def export_markdown(self, conversation_id: int) -> str:
         """The shown branch as Markdown: a title, the system prompt, then each turn."""

@@ -29,6 +29,8 @@ class StoredMessage:
     error: str | None = None
     #: The tools a reply called, with decisions and results (JSON; see app.core.chat.tool_uses).
     tool_calls: str | None = None
+    #: Files the user attached (JSON; see app.core.media.attachments).
+    attachments: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,4 +136,5 @@ def message_from_row(row: sqlite3.Row) -> StoredMessage:
         role=Role(row["role"]), content=row["content"], created_at=row["created_at"],
         incomplete=bool(row["incomplete"]), error=row["error"],
         stats=json.loads(row["stats"]) if row["stats"] else None, tool_calls=row["tool_calls"],
+        attachments=row["attachments"],
     )  # fmt: skip

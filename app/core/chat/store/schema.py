@@ -13,7 +13,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Migration N brings a database from version N-1 to N. Never edit a released one: add a new one.
 MIGRATIONS: dict[int, str] = {
@@ -74,6 +74,9 @@ MIGRATIONS: dict[int, str] = {
         ALTER TABLE conversations ADD COLUMN tools TEXT NOT NULL DEFAULT '{}';
         ALTER TABLE conversations ADD COLUMN output_schema TEXT;
         ALTER TABLE presets ADD COLUMN output_schema TEXT;
+    """,
+    4: """
+        ALTER TABLE messages ADD COLUMN attachments TEXT;
     """,
 }
 

@@ -27,8 +27,10 @@ class MessageTree(Conversations):
         incomplete: bool = False,
         stats: dict[str, Any] | None = None,
         error: str | None = None,
+        attachments: str | None = None,
     ) -> int:
-        """Append a message under `parent_id` (None: a first message) and make it the current leaf.
+        """Append a message under `parent_id` (None: a first message) and make it the current leaf
+        (with its attachments as JSON, see app.core.media.attachments).
         Text that is not Unicode (a lone surrogate) is stored with U+FFFD in its place, never refused."""
         now = time.time()
         content = clean_text(content)
@@ -42,9 +44,9 @@ class MessageTree(Conversations):
                     raise ValueError(f"message {parent_id} is not in conversation {conversation_id}")
             cursor = db.execute(
                 "INSERT INTO messages(conversation_id, parent_id, role, content, created_at, incomplete, "
-                "stats, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "stats, error, attachments) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (conversation_id, parent_id, role, content, now, int(incomplete),
-                 json.dumps(stats) if stats is not None else None, error),
+                 json.dumps(stats) if stats is not None else None, error, attachments),
             )  # fmt: skip
             message_id = int(cursor.lastrowid or 0)
             db.execute(
