@@ -48,7 +48,7 @@ from app.core.inference.events import (
     ReplyFailed,
     Started,
 )
-from app.core.media.attachments import Attachment
+from app.core.media.attachments import Attachment, with_images
 from app.core.tools.calls import ToolCall, ToolSpec
 from app.core.tools.grammar import ToolGrammarError
 from app.core.tools.json_output import SchemaError, json_grammar
@@ -118,11 +118,14 @@ class ChatSession:
         """True while a reply is being generated (or waits to be)."""
         return self.reply is not None
 
-    def prompt(self, draft: str = "") -> list[dict[str, Any]]:
-        """The conversation as the model gets it: the system prompt (if any), the messages, a draft."""
+    def prompt(self, draft: str = "", draft_images: Sequence[Attachment] = ()) -> list[dict[str, Any]]:
+        """The conversation as the model gets it: the system prompt (if any), the messages, a draft
+        (with the images attached to it)."""
         system = self.system_prompt.strip()
         head = [{"role": "system", "content": system}] if system else []
-        tail = [{"role": "user", "content": draft}] if draft else []
+        tail = (
+            [{"role": "user", "content": with_images(draft, draft_images)}] if draft or draft_images else []
+        )
         return head + self.transcript.prompt_messages() + tail
 
     # ----- the store ----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ refers to any more is removed when conversations are purged.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -21,13 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.core.media.images import MEDIA_TYPES, ImageError, ImageSource, decode, image_part
+from PIL import Image
+
+from app.core.media.images import MEDIA_TYPES, DecodedImage, ImageError, ImageSource, decode, image_part
 from app.core.platform import paths
 
 log = logging.getLogger(__name__)
 
 #: The largest image file accepted (the pixels are capped anyway: see images.MAX_PIXELS).
 MAX_IMAGE_BYTES = 64 << 20
+#: The longer side of the small picture the chat shows of an attached image (2x a 128-pixel tile).
+THUMBNAIL_SIDE = 256
 #: A file nothing refers to is kept this long (it may be attached to a message not sent yet).
 KEEP_UNSENT_S = 24 * 3600
 _HASH = re.compile(r"[0-9a-f]{64}")
@@ -93,6 +98,10 @@ class AttachmentFolder:
         """Where `attachment`'s file is."""
         return self.root / attachment.sha256[:2] / attachment.file_name
 
+    def thumbnail_path(self, attachment: Attachment) -> Path:
+        """Where `attachment`'s small picture is (what the chat shows; made when it was attached)."""
+        return self.root / attachment.sha256[:2] / f"{attachment.sha256}.thumb.jpg"
+
     def source(self, attachment: Attachment) -> ImageSource:
         """The image, read from the folder when a model needs it (not now)."""
         return ImageSource(name=attachment.name, path=self.path(attachment), sha256=attachment.sha256)
@@ -133,6 +142,9 @@ class AttachmentFolder:
         target = self.path(attachment)
         if not target.exists():
             self._write(target, data)
+        thumbnail = self.thumbnail_path(attachment)
+        if not thumbnail.exists():
+            self._write(thumbnail, _thumbnail(image))
         else:
             with contextlib.suppress(OSError):
                 os.utime(target)  # attached again: not an orphan to collect
@@ -158,9 +170,10 @@ class AttachmentFolder:
 
     def collect(self, referenced: Iterable[str], keep_unsent_s: float = KEEP_UNSENT_S) -> int:
         """Remove the files whose hash is not in `referenced` (older than `keep_unsent_s`: a file
-        attached a moment ago may belong to a message not sent yet); how many were removed."""
+        attached a moment ago may belong to a message not sent yet); how many attachments (a file
+        and its thumbnail) were removed."""
         wanted = set(referenced)
-        removed = 0
+        removed: set[str] = set()
         if not self.root.is_dir():
             return 0
         cutoff = time.time() - keep_unsent_s
@@ -176,8 +189,17 @@ class AttachmentFolder:
                 if old and (sha not in wanted or file.name.startswith(".part-")):
                     with contextlib.suppress(OSError):
                         file.unlink()
-                        removed += 1
-        return removed
+                        removed.add(sha)
+        return len(removed)
+
+
+def _thumbnail(image: DecodedImage) -> bytes:
+    """A small JPEG of `image` (THUMBNAIL_SIDE on its longer side) for the chat to show."""
+    picture = Image.frombytes("RGB", (image.width, image.height), image.pixels)
+    picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=85)
+    return out.getvalue()
 
 
 def default_folder() -> AttachmentFolder:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QSize, Qt, Signal
-from PySide6.QtGui import QFontMetrics, QKeyEvent, QResizeEvent
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QMimeData, QSize, Qt, Signal
+from PySide6.QtGui import QFontMetrics, QImage, QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import QFrame, QPlainTextEdit, QWidget
 
 MAX_VISIBLE_LINES = 8
@@ -11,10 +13,22 @@ PLACEHOLDER = "Message the model…  (Enter to send, Shift+Enter for a new line)
 SHORT_PLACEHOLDER = "Message the model…"
 
 
+def dropped_files(mime: QMimeData) -> list[Path]:
+    """The local files a drop or a paste carries (none for text or remote addresses)."""
+    if not mime.hasUrls():
+        return []
+    return [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
+
+
 class Composer(QPlainTextEdit):
-    """Grows with its text up to MAX_VISIBLE_LINES; emits `submitted` on Enter."""
+    """Grows with its text up to MAX_VISIBLE_LINES; emits `submitted` on Enter. Files and pictures
+    pasted or dropped on it are attached (`filesGiven`, `imageGiven`), not written in as text."""
 
     submitted = Signal()
+    #: Local files were dropped or pasted (paths).
+    filesGiven = Signal(list)
+    #: A picture that is not a file was pasted (a QImage).
+    imageGiven = Signal(QImage)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -26,6 +40,21 @@ class Composer(QPlainTextEdit):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.document().contentsChanged.connect(self.updateGeometry)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+
+    def canInsertFromMimeData(self, source: QMimeData) -> bool:
+        """Files and pictures are welcome, besides text."""
+        return bool(dropped_files(source)) or source.hasImage() or super().canInsertFromMimeData(source)
+
+    def insertFromMimeData(self, source: QMimeData) -> None:
+        """A paste or a drop: files and pictures are attached; text goes in as plain text."""
+        files = dropped_files(source)
+        if files:
+            self.filesGiven.emit(files)
+        elif source.hasImage():
+            image = source.imageData()
+            self.imageGiven.emit(image if isinstance(image, QImage) else QImage())
+        else:
+            super().insertFromMimeData(source)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         """Enter sends; Shift+Enter (or Ctrl+Enter) inserts a newline."""

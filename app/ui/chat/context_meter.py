@@ -6,6 +6,8 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, QTimer
 
 from app.core.chat.session import ChatSession
+from app.core.media.images import content_text
+from app.ui.chat.attachments import Attachments
 from app.ui.chat.composer import Composer
 from app.ui.common.status_bar import StatusBar
 from app.ui.inference.bridge import InferenceBridge
@@ -31,6 +33,8 @@ class ContextMeter(QObject):
         self.session, self.bridge, self.choice = session, bridge, choice
         self.composer, self.status = composer, status
         self._request: int | None = None
+        #: The images attached to the draft: they take tokens too (set by the window).
+        self.attachments: Attachments | None = None
         self.timer = QTimer(self)
         self.timer.setSingleShot(True)
         self.timer.setInterval(COUNT_DELAY_MS)
@@ -46,9 +50,10 @@ class ContextMeter(QObject):
         loaded = self.choice.loaded
         if loaded is None or self.session.is_generating:
             return
-        messages = self.session.prompt(self.composer.toPlainText().strip())
+        images = self.attachments.pending if self.attachments is not None else []
+        messages = self.session.prompt(self.composer.toPlainText().strip(), images)
         n_ctx = loaded.context_length
-        if sum(len(m["content"]) for m in messages) > 8 * n_ctx:
+        if sum(len(content_text(m["content"])) for m in messages) > 8 * n_ctx:
             # Far more text than the context holds (a token is rarely over 8 characters): no need to
             # render the template over thousands of messages to know the meter is full.
             self.status.show_context_overflow(n_ctx)

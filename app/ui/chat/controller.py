@@ -12,6 +12,7 @@ from app.core.inference.context_policy import ContextPolicy
 from app.core.inference.events import Event
 from app.core.values.sampling import SamplingParams
 from app.ui.chat import message_accessibility
+from app.ui.chat.attachments import Attachments
 from app.ui.chat.composer import Composer
 from app.ui.chat.context_meter import ContextMeter
 from app.ui.chat.message_view import MessageView
@@ -67,6 +68,8 @@ class ChatController(QObject):
         choice.loadedChanged.connect(self._on_loaded_changed)
         #: Send was pressed while the model loaded: the composer's text goes out once it is ready.
         self.send_when_loaded = False
+        #: The images attached to the message being written (set by the window).
+        self.attachments: Attachments | None = None
         self._update_send_button()
 
     def _on_prompt(self, text: str) -> None:
@@ -99,10 +102,16 @@ class ChatController(QObject):
             self.send()
 
     def send(self) -> None:
-        """Send the composer's text; ignored when empty or while a reply streams. While the model
-        loads it waits in the composer (still editable) and goes out as soon as the model is ready."""
+        """Send the composer's text and attached images; ignored when empty or while a reply
+        streams. While the model loads it waits in the composer (still editable) and goes out as
+        soon as the model is ready. Images for a local model that reads none stay in the composer,
+        and the banner says why."""
         text = self.composer.toPlainText().strip()
-        if not text or self.is_generating:
+        images = self.attachments.pending if self.attachments is not None else []
+        if (not text and not images) or self.is_generating:
+            return
+        if self.attachments is not None and self.attachments.busy:
+            self.banner.show_message("An image is still being attached: send again in a moment.", error=False)
             return
         if self.choice.loading_local():
             self.send_when_loaded = True
@@ -115,9 +124,21 @@ class ChatController(QObject):
         if not self.choice.ready():
             return
         self.send_when_loaded = False
+        loaded = self.choice.loaded
+        if images and self.choice.remote.choice is None and loaded is not None and not loaded.vision:
+            count = "the image" if len(images) == 1 else f"the {len(images)} images"
+            self.banner.show_message(
+                f"{loaded.info.path.name} reads text only, so {count} cannot be sent. Load a vision "
+                "model (one shown with “Vision” in My models, which has a projector), or remove the "
+                "images to send the text alone.",
+                error=True,
+            )
+            return
         self.banner.hide()
         self.composer.clear()
-        self.session.send(text, self.choice.target())
+        if self.attachments is not None:
+            self.attachments.strip.clear()
+        self.session.send(text, self.choice.target(), images)
 
     def _cancel_waiting_send(self) -> None:
         self.send_when_loaded = False

@@ -63,6 +63,11 @@ def _factory(_key: str, obj: QObject) -> QAccessibleInterface | None:
 def spoken(message: Message) -> str:
     """A message's text as read out: its content, and whether it is unfinished."""
     text = message.content or ""
+    if message.attachments:
+        names = ", ".join(a.name for a in message.attachments)
+        count = len(message.attachments)
+        images = f"(with {count} image{'s' if count > 1 else ''}: {names})"
+        text = f"{images} {text}" if text else images
     if message.streaming:
         return f"{text} (still being written)" if text else "(being written)"
     if message.error:

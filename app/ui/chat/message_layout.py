@@ -9,13 +9,15 @@ total height): growing the last row changes one entry, and the row at a y is a b
 from __future__ import annotations
 
 import bisect
+import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QRect
+from PySide6.QtCore import QRect, QUrl
 from PySide6.QtGui import QFont, QFontMetrics, QPalette, QTextCursor, QTextDocument, QTextOption
 
 from app.core.chat.messages import Message, Role
+from app.core.media.attachments import default_folder
 from app.ui.chat.tool_cards import cards_html
 from app.ui.common.markdown_html import render_markdown
 from app.ui.common.theme import is_dark, markdown_palette
@@ -25,6 +27,10 @@ MAX_COLUMN = 880  # widest text column: long lines are hard to read on a maximis
 GAP = 14  # vertical space between messages
 PAD = 10  # padding inside a bubble
 USER_MAX_FRACTION = 0.78  # a user bubble takes at most this share of the width
+#: A sent image's thumbnail is this many text lines high (it grows with the text size).
+THUMB_LINES = 4.5
+#: Links of a message's images ("image:0" opens its first attachment).
+IMAGE_SCHEME = "image:"
 
 
 @dataclass(slots=True)
@@ -114,7 +120,10 @@ def build_document(row: Row, message: Message, font: QFont, palette: QPalette, p
     option = QTextOption()
     option.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
     doc.setDefaultTextOption(option)
-    if message.role is Role.USER or plain:
+    if message.role is Role.USER and message.attachments and not plain:
+        doc.setHtml(attachments_html(message, font))
+        row.code_blocks = ()
+    elif message.role is Role.USER or plain:
         doc.setPlainText(message.content)
         row.code_blocks = ()
         if plain and message.role is not Role.USER:
@@ -129,6 +138,43 @@ def build_document(row: Row, message: Message, font: QFont, palette: QPalette, p
         row.code_blocks = rendered.code_blocks
     row.doc = doc
     row.streaming_plain = False
+
+
+def attachments_html(message: Message, font: QFont) -> str:
+    """A user message with images: their thumbnails (each a link that opens the picture), then its
+    text as typed."""
+    side = round(THUMB_LINES * QFontMetrics(font).height())
+    folder = default_folder()
+    tiles = []
+    for index, attachment in enumerate(message.attachments):
+        path = folder.thumbnail_path(attachment)
+        width, height = _fitted(attachment.width, attachment.height, side)
+        label = html.escape(f"{attachment.name} ({attachment.width:,} × {attachment.height:,})", quote=True)
+        if path.exists():
+            picture = (
+                f'<img src="{QUrl.fromLocalFile(str(path)).toString()}" width="{width}" height="{height}" '
+                f'alt="{label}" title="{label}">'
+            )
+        else:  # gone from the data folder: its name stands in
+            picture = f"[{html.escape(attachment.name)}: not in the data folder]"
+        tiles.append(f'<a href="{IMAGE_SCHEME}{index}">{picture}</a>')
+    text = html.escape(message.content).replace("\n", "<br>")
+    return f"<p>{'&nbsp;'.join(tiles)}</p>" + (f"<p>{text}</p>" if text else "")
+
+
+def image_index(anchor: str) -> int | None:
+    """The attachment a message's image link opens (None for any other link)."""
+    if not anchor.startswith(IMAGE_SCHEME):
+        return None
+    rest = anchor[len(IMAGE_SCHEME) :]
+    return int(rest) if rest.isdigit() else None
+
+
+def _fitted(width: int, height: int, side: int) -> tuple[int, int]:
+    if width <= 0 or height <= 0:
+        return side, side
+    scale = side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def measure(row: Row, message: Message, width: int, header_font: QFont, small_font: QFont) -> None:
@@ -173,10 +219,13 @@ def height_estimator(
         Role.SYSTEM: max(1, (width - 2 * PAD) // char_w),
     }
     fixed = header_h + 2 * PAD + GAP
+    thumbs = round(THUMB_LINES * metrics.height()) + line_h
 
     def estimate(message: Message) -> int:
         n = per_line[message.role]
         lines = sum(len(part) // n + 1 for part in message.content.split("\n"))
+        if message.attachments:
+            lines += thumbs // max(1, line_h)
         footer = (
             footer_line if (message.stats or message.error or message.incomplete or message.version) else 0
         )

@@ -19,6 +19,9 @@ from collections.abc import Sequence
 from PySide6.QtCore import QEvent, QModelIndex, QPoint, QPointF, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QContextMenuEvent,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
     QFocusEvent,
     QGuiApplication,
     QKeyEvent,
@@ -32,6 +35,7 @@ from PySide6.QtWidgets import QAbstractScrollArea, QFrame, QWidget
 
 from app.core.chat.messages import Message
 from app.ui.chat import message_accessibility, message_focus
+from app.ui.chat.composer import dropped_files
 from app.ui.chat.message_actions import MessageActionBar
 from app.ui.chat.message_interaction import SelectableText, copied_code, message_menu, text_point
 from app.ui.chat.message_layout import (
@@ -43,6 +47,7 @@ from app.ui.chat.message_layout import (
     has_versions,
     header_and_footer_fonts,
     height_estimator,
+    image_index,
     measure,
     restack,
     row_at_y,
@@ -70,6 +75,10 @@ class MessageView(QAbstractScrollArea):
     messageCopied = Signal()
     #: A tool card's link was clicked: (row, call index, "once" / "always" / "deny" / "fold").
     toolAction = Signal(int, int, str)
+    #: A sent image was clicked: (row, attachment index): show it larger.
+    imageOpened = Signal(int, int)
+    #: Local files were dropped on the messages (paths): they are attached to the next message.
+    filesDropped = Signal(list)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -82,6 +91,8 @@ class MessageView(QAbstractScrollArea):
         self.verticalScrollBar().setSingleStep(24)
         self.viewport().setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setAcceptDrops(True)  # files dropped on the messages are attached
+        self.viewport().setAcceptDrops(True)
         self._model: MessageListModel | None = None
         #: False while chat goes to a remote model: its API cannot carry on a reply (no "Continue").
         self.can_continue = True
@@ -414,6 +425,10 @@ class MessageView(QAbstractScrollArea):
         self._overlay.press(event)
 
     def _on_anchor(self, row: int, anchor: str) -> None:
+        image = image_index(anchor)
+        if image is not None:
+            self.imageOpened.emit(row, image)
+            return
         tool = parse_anchor(anchor)
         if tool is not None:
             self.toolAction.emit(row, tool[1], tool[0])
@@ -422,6 +437,23 @@ class MessageView(QAbstractScrollArea):
         if code is not None:
             QGuiApplication.clipboard().setText(code)
             self.codeCopied.emit(code)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        """Files may be dropped here (they are attached to the next message)."""
+        if dropped_files(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        """Keep accepting the files while they move over the list."""
+        if dropped_files(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        """Attach the dropped files."""
+        files = dropped_files(event.mimeData())
+        if files:
+            event.acceptProposedAction()
+            self.filesDropped.emit(files)
 
     def selected_text(self) -> str:
         """Text selected in the overlay, if any."""

@@ -44,6 +44,7 @@ class ChatPage(QSplitter):
         chat_layout.addWidget(self.view, 1)
         self.approval = ToolApprovalBar()
         chat_layout.addWidget(self.approval)
+        self._chat_layout = chat_layout
         composer_row = QWidget()
         composer_row.setObjectName("composerRow")
         row_layout = QHBoxLayout(composer_row)
@@ -61,8 +62,16 @@ class ChatPage(QSplitter):
         self._narrow_drawer = False  # on a narrow page: the drawer instead of the conversations
 
     def add_composer_button(self, button: QWidget) -> None:
-        """Put `button` beside the composer, before Send (the Tools button)."""
+        """Put `button` beside the composer, before Send and the buttons added before it."""
         self._composer_row.insertWidget(1, button, 0, Qt.AlignmentFlag.AlignBottom)
+
+    def add_before_composer(self, button: QWidget) -> None:
+        """Put `button` at the left of the composer (the paperclip, where chat apps keep it)."""
+        self._composer_row.insertWidget(0, button, 0, Qt.AlignmentFlag.AlignBottom)
+
+    def add_above_composer(self, widget: QWidget) -> None:
+        """Put `widget` between the messages and the composer (the attached images)."""
+        self._chat_layout.insertWidget(self._chat_layout.count() - 1, widget)
 
     def narrow(self) -> bool:
         """Too narrow for the conversations, a readable chat and the drawer side by side (a small

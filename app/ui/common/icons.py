@@ -60,6 +60,7 @@ ICONS = {
     "retry": "rotate-ccw",
     "pause": "pause",
     "tools": "wrench",
+    "attach": "paperclip",
     "resume": "play",
 }
 

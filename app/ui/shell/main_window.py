@@ -29,6 +29,7 @@ from app.core.system.hardware import Hardware
 from app.core.values.sampling import SamplingParams
 from app.ui.api.controller import ServerController
 from app.ui.api.indicator import ServerIndicator
+from app.ui.chat.attaching import attach_images
 from app.ui.chat.context_meter import ContextMeter
 from app.ui.chat.controller import ChatController
 from app.ui.chat.page import ChatPage
@@ -125,6 +126,7 @@ class MainWindow(QMainWindow):
         self.tool_approvals = ToolApprovals(session, choice, page.view, page.approval, banner, self)
         self.tools_button = ToolsButton(self.tools)
         page.add_composer_button(self.tools_button)
+        self.attachments = attach_images(page, tasks, self.chat, self.meter, banner)
         self.dialogs = Dialogs(
             self,
             self.server,
@@ -219,6 +221,7 @@ class MainWindow(QMainWindow):
             {
                 "stop": self.chat.stop,
                 "composer": self.composer.setFocus,
+                "attach": lambda: self.attachments.choose(self),
                 "new_conversation": self.conversations.new_conversation,
                 "search": self._focus_search,
                 "page_chat": lambda: self.show_page("chat"),

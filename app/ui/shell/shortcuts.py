@@ -41,6 +41,7 @@ SECTIONS: tuple[tuple[str, tuple[Shortcut, ...]], ...] = (
             Shortcut("Shift+Enter", "A new line in the message"),
             Shortcut("Esc", "Stop the reply", "stop"),
             Shortcut("Ctrl+L", "Go to the message box", "composer"),
+            Shortcut("Ctrl+Shift+A", "Attach images to the message (or paste or drop them)", "attach"),
             Shortcut("Ctrl+N", "New conversation", "new_conversation"),
             Shortcut("Ctrl+F", "Search the conversations", "search"),
             Shortcut("Enter", "In the conversation list: open the conversation"),

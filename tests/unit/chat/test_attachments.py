@@ -9,11 +9,13 @@ import os
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from app.core.chat.store import Store
 from app.core.chat.stored import to_message
 from app.core.media.attachments import (
     MAX_IMAGE_BYTES,
+    THUMBNAIL_SIDE,
     Attachment,
     AttachmentError,
     AttachmentFolder,
@@ -49,7 +51,11 @@ def test_an_attached_file_is_copied_under_its_hash_so_the_original_may_vanish(tm
     source = folder.source(attachment)
     assert source.read() == kept.read_bytes() and source.digest == attachment.sha256
     again = folder.add_bytes(kept.read_bytes(), "same picture.png")
-    assert again.sha256 == attachment.sha256 and len(list(kept.parent.iterdir())) == 1
+    assert again.sha256 == attachment.sha256
+    names = {p.name for p in kept.parent.iterdir()}
+    assert names == {kept.name, folder.thumbnail_path(attachment).name}  # kept once, with its thumbnail
+    thumbnail = Image.open(folder.thumbnail_path(attachment))
+    assert max(thumbnail.size) <= THUMBNAIL_SIDE and thumbnail.size[0] > thumbnail.size[1]
 
 
 @pytest.mark.parametrize(
@@ -161,9 +167,10 @@ def test_purging_a_conversation_removes_the_images_only_it_used(store: Store) ->
     store.add_message(gone, "user", "b", None, attachments=attachments_to_json([shared, own]))
     for attachment in (shared, own):  # attached long ago; `unsent` a moment ago
         os.utime(folder.path(attachment), (1, 1))
+        os.utime(folder.thumbnail_path(attachment), (1, 1))
     store.delete_conversation(gone)
     store.purge_deleted()
     assert folder.path(shared).exists()
-    assert not folder.path(own).exists()
+    assert not folder.path(own).exists() and not folder.thumbnail_path(own).exists()
     assert folder.path(unsent).exists()  # may belong to a message not sent yet
     assert store.collect_attachments(keep_unsent_s=0) == 1 and not folder.path(unsent).exists()
