@@ -371,6 +371,8 @@ class _Handler(BaseHTTPRequestHandler):
                 item = {k: v for k, v in item.items() if k in expand or k in ("_id", "id")}
                 if "gguf" in expand and repo.gguf is not None:
                     item["gguf"] = repo.gguf
+                if "siblings" in expand:
+                    item["siblings"] = [{"rfilename": name} for name in sorted(repo.files)]
             items.append(item)
         self._json(request, items, headers=headers)
 

@@ -22,6 +22,7 @@ from app.core.models import starter
 from app.core.platform import secrets
 from app.core.settings import Settings
 from app.ui.hub.downloads_panel import DownloadList
+from app.ui.hub.results import subtitle
 from app.ui.shell.main_window import MainWindow
 from tests.conftest import STARTER_REPO
 from tests.fakehub import FakeHub, Fault, HubFile, HubRepo
@@ -612,7 +613,12 @@ def test_a_vision_repository_says_so_and_its_projector_comes_with_the_model(
         "mmproj-SmolVLM-f16.gguf": HubFile(data=b"GGUF" + b"f" * 6000),
     }
     fake_hub.add(gguf_repo(repo_id, starter_model, downloads=5, files=projectors))
-    _discover(qtbot, window, "smolvlm")
+    fake_hub.add(gguf_repo("someone/SmolLM-text-GGUF", starter_model, downloads=3))
+    _discover(qtbot, window, "smol")
+    # The search results mark the repository with a projector, and only it, as "vision".
+    rows = {repo.repo_id: repo for repo in window.hub.discover.results_model.repos}
+    assert rows[repo_id].vision and not rows["someone/SmolLM-text-GGUF"].vision
+    assert "vision" in subtitle(rows[repo_id]) and "vision" not in subtitle(rows["someone/SmolLM-text-GGUF"])
     _open_repo(qtbot, window, repo_id)
     view = window.hub.discover
     details = view.details

@@ -176,3 +176,56 @@ def test_a_file_that_cannot_be_attached_says_why_and_nothing_else_changes(
     qtbot.waitUntil(lambda: not window.attachments.busy, timeout=10_000)
     assert said in window.banner.label.text() and "holiday.png" in window.banner.label.text()
     assert not window.attachments.strip.chips and window.composer.toPlainText() == "kept"
+
+
+def test_a_projector_chosen_by_hand_in_my_models_loads_with_the_model(
+    qtbot: QtBot, window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtGui import QAction
+    from PySide6.QtWidgets import QFileDialog
+
+    assert window.loaded is not None and not window.loaded.vision
+    model = str(window.loaded.info.path)
+    projector = tmp_path / "elsewhere" / "mmproj-chosen.gguf"
+    projector.parent.mkdir()
+    write_projector(projector)
+    window.show_page("library")
+    library = window.models.library
+    assert library.select_path(model)
+    monkeypatch.setattr(
+        QFileDialog, "getOpenFileName", lambda *a, **k: (str(projector), "Projectors (*.gguf)")
+    )
+    menu = library.projector_button.menu()
+    choose = menu.findChild(QAction, "projectorChooseAction")
+    assert choose is not None and library.projector_button.isEnabled()
+    choose.trigger()
+    qtbot.waitUntil(lambda: window.loaded is not None and window.loaded.vision, timeout=60_000)
+    assert window.loaded is not None and window.loaded.projector == projector
+    assert window.settings.projectors[model] == str(projector)
+    entry = next(e for e in window.models.entries if str(e.path) == model)
+    assert entry.projector == projector and entry.projector_size == projector.stat().st_size
+    assert Settings.load().projectors[model] == str(projector)  # kept for the next launch
+    none = menu.findChild(QAction, "projectorNoneAction")
+    assert none is not None
+    none.trigger()
+    qtbot.waitUntil(lambda: window.loaded is not None and not window.loaded.vision, timeout=60_000)
+    assert window.settings.projectors[model] == ""
+    assert next(e for e in window.models.entries if str(e.path) == model).projector is None
+
+
+def test_a_projector_of_another_width_leaves_the_model_for_text_and_says_why(
+    qtbot: QtBot, make_window: object, models_dir: Path, tmp_path: Path
+) -> None:
+    model = next(models_dir.glob("*.gguf"))
+    wrong = tmp_path / "mmproj-wrong.gguf"
+    write_projector(wrong, width=512)
+    settings = Settings()
+    settings.projectors[str(model)] = str(wrong)
+    window: MainWindow = make_window(settings=settings)  # type: ignore[operator]
+    assert window.loaded is not None and not window.loaded.vision
+    qtbot.waitUntil(window.banner.isVisible, timeout=5_000)
+    text = window.banner.label.text()
+    assert "mmproj-wrong.gguf" in text and "512" in text and "576" in text and "reads text only" in text
+    type_and_send(qtbot, window, "Hello")  # the chat goes on
+    wait_reply_done(qtbot, window)
+    assert window.session.transcript.messages()[1].content

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from app.core.hub.files import FileGroup, RemoteFile, UnsafeFileName, group_files, projector_files
+from app.core.models.projector import is_projector
 from app.core.models.shape import ModelShape
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class RepoSummary:
     last_modified: datetime | None
     gated: bool
     private: bool
+    #: Its files include a vision projector (mmproj): its models read images too.
+    vision: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +193,7 @@ def _summary(m: Any) -> RepoSummary:
         last_modified=m.last_modified,
         gated=bool(m.gated),
         private=bool(m.private),
+        vision=any(is_projector(s.rfilename) for s in (getattr(m, "siblings", None) or ())),
     )
 
 
@@ -233,7 +237,8 @@ class HubClient:
             search=query.strip() or None,
             filter="gguf",
             sort=sort,
-            expand=["author", "downloads", "likes", "lastModified", "gated", "private"],
+            # The file names come too: a repository with a projector is marked "vision".
+            expand=["author", "downloads", "likes", "lastModified", "gated", "private", "siblings"],
         )
         return SearchResults(iter(items))
 

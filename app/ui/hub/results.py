@@ -38,6 +38,8 @@ def ago(when: datetime | None, now: datetime | None = None) -> str:
 def subtitle(repo: RepoSummary) -> str:
     """The second line of a result row."""
     parts = [repo.author, f"↓ {compact(repo.downloads)}", f"♥ {compact(repo.likes)}", ago(repo.last_modified)]
+    if repo.vision:
+        parts.append("vision")
     if repo.gated:
         parts.append("gated")
     return "  ·  ".join(parts)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, QUrl, Signal
@@ -23,6 +24,7 @@ from app.core.models import library
 from app.core.models.estimate import estimate
 from app.core.models.library import ModelEntry
 from app.core.models.other_apps import FoundModel, find_other_apps_models, sha256_index
+from app.core.models.projector import projector_beside
 from app.core.platform import paths
 from app.core.settings import Settings
 from app.core.system import hardware as hardware_module
@@ -58,6 +60,10 @@ class ModelsController(QObject):
     foundChanged = Signal()
     #: Downloads go to this folder from now on (a Path).
     folderChanged = Signal(object)
+    #: The projector a model (by path) loads with changed: a loaded model is loaded again with it.
+    projectorChanged = Signal(str)
+    #: The settings changed and want saving.
+    settingsChanged = Signal()
 
     def __init__(
         self,
@@ -95,6 +101,7 @@ class ModelsController(QObject):
         self.library.revealRequested.connect(self.reveal)
         self.library.folderChangeRequested.connect(self.change_folder)
         self.library.useInPlaceRequested.connect(self.use_in_place)
+        self.library.projectorRequested.connect(self.choose_projector)
 
     # ----- start and stop -----------------------------------------------------------------------
 
@@ -190,10 +197,45 @@ class ModelsController(QObject):
     # ----- the library --------------------------------------------------------------------------
 
     def set_entries(self, entries: list[ModelEntry]) -> None:
-        """The latest scan of installed models."""
-        self.entries = entries
-        self.library.set_entries(entries, self.memory_notes, self.display_names())
+        """The latest scan of installed models (each with the projector it loads with)."""
+        self.entries = [self._with_projector(entry) for entry in entries]
+        self.library.set_entries(self.entries, self.memory_notes, self.display_names())
         self._refresh_found()
+
+    def _with_projector(self, entry: ModelEntry) -> ModelEntry:
+        """`entry` with the projector chosen for it by hand, when one was."""
+        if str(entry.path) not in self.settings.projectors:
+            return entry
+        chosen = self.settings.projector_for(str(entry.path))
+        size = chosen.stat().st_size if chosen is not None and chosen.is_file() else 0
+        return replace(entry, projector=chosen, projector_size=size)
+
+    def choose_projector(self, entry: ModelEntry, mode: str) -> None:
+        """Set the projector `entry` loads with: a file chosen now, the one beside it, or none."""
+        key = str(entry.path)
+        if mode == "choose":
+            name, _ = QFileDialog.getOpenFileName(
+                self._parent, "Choose a vision projector", str(entry.path.parent), "Projectors (*.gguf)"
+            )
+            if not name:
+                return
+            self.settings.projectors[key] = name
+        elif mode == "none":
+            self.settings.projectors[key] = ""
+        else:
+            self.settings.projectors.pop(key, None)
+            beside = projector_beside(entry.path)  # one folder listing: the choice is undone
+            size = beside.stat().st_size if beside is not None else 0
+            self.entries = [
+                replace(e, projector=beside, projector_size=size) if str(e.path) == key else e
+                for e in self.entries
+            ]
+        self.settingsChanged.emit()
+        self.set_entries(self.entries)
+        chosen = self.settings.projector_for(key)
+        what = f"reads images through {chosen.name}" if chosen is not None else "reads text only"
+        self.status.showMessage(f"{entry.path.name} {what}.", 5000)
+        self.projectorChanged.emit(key)
 
     def scan_other_apps(self) -> None:
         """Look for GGUFs that LM Studio, Ollama, GPT4All, Jan or the Hugging Face cache downloaded."""

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
     QPushButton,
     QSizePolicy,
     QSplitter,
@@ -42,6 +43,8 @@ class LibraryView(QWidget):
     useRequested = Signal(str)
     importRequested = Signal()
     deleteRequested = Signal(object)  # ModelEntry
+    #: (ModelEntry, "choose" | "beside" | "none"): the vision projector a model loads with.
+    projectorRequested = Signal(object, str)
     revealRequested = Signal(str)
     folderChangeRequested = Signal()
     useInPlaceRequested = Signal(object)  # FoundModel
@@ -129,6 +132,24 @@ class LibraryView(QWidget):
         self.reveal_button.setObjectName("libraryRevealButton")
         self.delete_button = QPushButton("Delete…")
         self.delete_button.setObjectName("libraryDeleteButton")
+        self.projector_button = QToolButton()
+        self.projector_button.setObjectName("libraryProjectorButton")
+        self.projector_button.setText("Vision projector")
+        self.projector_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        set_description(
+            self.projector_button, "Choose the projector (mmproj file) that lets the model read images"
+        )
+        projector_menu = QMenu(self.projector_button)
+        projector_menu.setObjectName("libraryProjectorMenu")
+        for label, mode, name in (
+            ("Choose a projector file…", "choose", "projectorChooseAction"),
+            ("Use the projector beside it", "beside", "projectorBesideAction"),
+            ("None: text only", "none", "projectorNoneAction"),
+        ):
+            action = projector_menu.addAction(label)
+            action.setObjectName(name)
+            action.triggered.connect(lambda _checked=False, mode=mode: self._projector(mode))
+        self.projector_button.setMenu(projector_menu)
         import_button = QPushButton("Import GGUF…")
         import_button.setObjectName("libraryImportButton")
         set_description(import_button, "Copy a .gguf file into the models folder, or use it where it is")
@@ -146,7 +167,7 @@ class LibraryView(QWidget):
         self.reveal_button.clicked.connect(self._reveal)
         self.delete_button.clicked.connect(self._delete)
         import_button.clicked.connect(self.importRequested)
-        for action_button in (self.use_button, self.reveal_button, self.delete_button):
+        for action_button in (self.use_button, self.reveal_button, self.delete_button, self.projector_button):
             buttons.addWidget(action_button)
         buttons.addStretch(1)
         buttons.addWidget(import_button)
@@ -216,7 +237,7 @@ class LibraryView(QWidget):
             self.views.setCurrentWidget(self.cards if self.layout_name == "cards" else self.list)
         for button in self.layout_buttons.values():
             button.setEnabled(bool(self.model.entries))
-        for action_button in (self.use_button, self.reveal_button, self.delete_button):
+        for action_button in (self.use_button, self.reveal_button, self.delete_button, self.projector_button):
             action_button.setVisible(bool(self.model.entries))  # nothing to use, show or delete yet
 
     def set_machine(self, machine: Machine, context_length: int, parallel: int) -> None:
@@ -298,7 +319,7 @@ class LibraryView(QWidget):
 
     def _on_selection(self) -> None:
         entry = self.selected_entry()
-        for button in (self.use_button, self.reveal_button, self.delete_button):
+        for button in (self.use_button, self.reveal_button, self.delete_button, self.projector_button):
             button.setEnabled(entry is not None)
         if entry is not None and entry.info is None:
             self.use_button.setEnabled(False)
@@ -324,6 +345,11 @@ class LibraryView(QWidget):
         entry = self.selected_entry()
         if entry is not None and entry.info is not None:
             self.useRequested.emit(str(entry.path))
+
+    def _projector(self, mode: str) -> None:
+        entry = self.selected_entry()
+        if entry is not None:
+            self.projectorRequested.emit(entry, mode)
 
     def _reveal(self) -> None:
         entry = self.selected_entry()

@@ -197,6 +197,8 @@ class MainWindow(QMainWindow):
         models.addInPlace.connect(installed.add_in_place)
         models.forgetModel.connect(installed.forget)
         models.useModel.connect(self._chat_with)
+        models.settingsChanged.connect(self._save_settings)
+        models.projectorChanged.connect(self._on_projector_changed)
         models.library.discoverRequested.connect(lambda: self.show_page("discover"))
         models.library.layoutChosen.connect(self._remember_library_layout)
         models.namesChanged.connect(self.picker.set_names)
@@ -237,6 +239,11 @@ class MainWindow(QMainWindow):
         self.zoom = ChatZoom(
             (self.view, self.composer), self, self.settings.chat_zoom, self._remember_zoom, self
         )
+
+    def _on_projector_changed(self, path: str) -> None:
+        """A loaded model is loaded again with the projector chosen for it."""
+        if self.choice.current_path() == path and not self.chat.is_generating:
+            self.choice.load_model(path, choose=False)
 
     def _set_tab_order(self) -> None:
         """Tab goes the way the eye reads: the rail, the model bar, the conversations, the messages,
