@@ -10,6 +10,7 @@ refers to any more is removed when conversations are purged.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -17,13 +18,14 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from app.core.media.documents import DocumentError, is_document, read_document
 from app.core.media.images import MEDIA_TYPES, DecodedImage, ImageError, ImageSource, decode, image_part
 from app.core.platform import paths
 
@@ -42,7 +44,12 @@ _SUFFIX = {
     "image/webp": ".webp",
     "image/gif": ".gif",
     "image/bmp": ".bmp",
+    "application/pdf": ".pdf",
+    "text/html": ".html",
+    "text/plain": ".txt",
 }
+#: What kind of attachment each media type is.
+_KIND = {media: ("image" if media.startswith("image/") else "document") for media in _SUFFIX}
 
 
 class AttachmentError(ValueError):
@@ -53,11 +60,12 @@ class AttachmentError(ValueError):
 class Attachment:
     """A file attached to a message, kept in the attachments folder under its sha256."""
 
-    kind: str  # "image"
+    kind: str  # "image" | "document"
     name: str
     media_type: str
     sha256: str
     size: int
+    #: An image's size in pixels; a document's pages (width) and characters of text (height).
     width: int = 0
     height: int = 0
 
@@ -79,11 +87,16 @@ class Attachment:
         if not isinstance(data, dict):
             return None
         sha, kind, media = data.get("sha256"), data.get("kind"), data.get("media_type")
-        if not isinstance(sha, str) or not _HASH.fullmatch(sha) or kind != "image" or media not in _SUFFIX:
+        if (
+            not isinstance(sha, str)
+            or not _HASH.fullmatch(sha)
+            or media not in _SUFFIX
+            or kind != _KIND[media]
+        ):
             return None
         name = data.get("name")
         return cls(
-            "image", name if isinstance(name, str) and name else "image", media, sha,
+            kind, name if isinstance(name, str) and name else kind, media, sha,
             _int(data.get("size")), _int(data.get("width")), _int(data.get("height")),
         )  # fmt: skip
 
@@ -106,8 +119,53 @@ class AttachmentFolder:
         """The image, read from the folder when a model needs it (not now)."""
         return ImageSource(name=attachment.name, path=self.path(attachment), sha256=attachment.sha256)
 
+    def add_document(self, path: Path, progress: Callable[[int, int], bool] | None = None) -> Attachment:
+        """Attach the document at `path` once its text has been read (AttachmentError saying why
+        it cannot be): the file is copied in, hashed as it is copied."""
+        name = path.name
+        try:
+            text = read_document(path, progress, name)
+        except DocumentError as exc:
+            raise AttachmentError(str(exc)) from exc
+        media = {"pdf": "application/pdf", "html": "text/html"}.get(text.kind, "text/plain")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".part-", dir=self.root)
+            digest = hashlib.sha256()
+            size = 0
+            try:
+                with open(path, "rb") as source, os.fdopen(fd, "wb") as copy:
+                    while block := source.read(1 << 20):
+                        digest.update(block)
+                        copy.write(block)
+                        size += len(block)
+                    copy.flush()
+                    os.fsync(copy.fileno())
+                attachment = Attachment(
+                    "document", name, media, digest.hexdigest(), size, len(text.pages), text.chars
+                )
+                target = self.path(attachment)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.exists():
+                    os.utime(target)
+                else:
+                    os.replace(tmp, target)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+        except FileNotFoundError as exc:
+            raise AttachmentError(f"“{name}” is no longer there (it was moved or deleted).") from exc
+        except OSError as exc:
+            raise AttachmentError(
+                f"“{name}” could not be kept in the data folder ({exc.strerror or exc}). "
+                "Free some disk space, or check that the data folder can be written."
+            ) from exc
+        return attachment
+
     def add_file(self, path: Path) -> Attachment:
-        """Attach the image file at `path` (AttachmentError saying why it cannot be)."""
+        """Attach the file at `path`: an image, or a document (AttachmentError saying why it
+        cannot be)."""
+        if is_document(path.name):
+            return self.add_document(path)
         name = path.name
         try:
             size = path.stat().st_size

@@ -250,6 +250,7 @@ def test_migrations_from_every_earlier_version_keep_the_data(tmp_path: Path) -> 
             info = db.conversation(1)
             assert (info.tools, info.require_tool, info.output_schema) == ((), False, None)
             assert db.branch(1)[0].attachments is None  # schema 4: no attachments before
+            assert db.documents(1) == []  # schema 5: no documents before
         assert db.presets() and all(p.output_schema is None for p in db.presets())
         db.close()
 

@@ -9,7 +9,8 @@ builds on the ones it needs:
 - tree: messages as a tree (branches, versions, siblings, switching branch);
 - search: full-text search with snippets;
 - presets: named system prompts and sampling settings;
-- export: JSON with every branch, Markdown, fine-tuning JSONL, and import of those JSON files.
+- export: JSON with every branch, Markdown, fine-tuning JSONL, and import of those JSON files;
+- documents: attached documents as passages, with FTS5 over their words and their vectors.
 
 Why classes stacked by inheritance rather than a Store holding one object per job: every job shares one
 connection, one lock and one transaction depth (a nested transaction is a savepoint of the outer one),
@@ -20,6 +21,7 @@ each of its thirty-odd public methods.
 
 from __future__ import annotations
 
+from app.core.chat.store.documents import DocumentIndex, StoredDocument, StoredPassage
 from app.core.chat.store.errors import StoreError, StoreErrorKind
 from app.core.chat.store.export import Exports
 from app.core.chat.store.presets import Presets
@@ -36,11 +38,13 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreErrorKind",
+    "StoredDocument",
     "StoredMessage",
+    "StoredPassage",
 ]
 
 
-class Store(Exports, Search, Presets):
+class Store(Exports, Search, Presets, DocumentIndex):
     """The conversation database. Thread-safe: one connection behind a lock, so short calls can run
     on the GUI thread and long ones (search, export, migrations) on a worker without conflict.
 

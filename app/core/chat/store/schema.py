@@ -13,7 +13,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: Migration N brings a database from version N-1 to N. Never edit a released one: add a new one.
 MIGRATIONS: dict[int, str] = {
@@ -77,6 +77,39 @@ MIGRATIONS: dict[int, str] = {
     """,
     4: """
         ALTER TABLE messages ADD COLUMN attachments TEXT;
+    """,
+    5: """
+        CREATE TABLE documents (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            sha256 TEXT NOT NULL,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            pages INTEGER NOT NULL,
+            chars INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            UNIQUE (conversation_id, sha256)
+        );
+        CREATE TABLE chunks (
+            id INTEGER PRIMARY KEY,
+            document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            page INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            vector BLOB,
+            embedder TEXT
+        );
+        CREATE INDEX chunks_by_document ON chunks(document_id, position);
+        CREATE VIRTUAL TABLE chunks_fts USING fts5(
+            text, content='chunks', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+            INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+        END;
+        CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        END;
+        ALTER TABLE messages ADD COLUMN sources TEXT;
     """,
 }
 

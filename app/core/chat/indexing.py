@@ -1,0 +1,88 @@
+"""A document attached to a conversation, made searchable: its text read and cut into passages
+(kept in the conversation database, searchable by their words at once), then embedded a few
+passages at a time (searchable by meaning as the vectors arrive). Runs off the GUI thread; each step
+reports its progress and can be stopped."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.core.chat.store import Store
+from app.core.media.attachments import Attachment, AttachmentFolder
+from app.core.media.chunking import chunk_pages
+from app.core.media.documents import DocumentError, read_document
+
+#: Passages embedded per request to the inference thread (a chat reply waits at most for one).
+EMBED_BATCH = 8
+
+#: Embeds texts: one vector (length 1) per text, in order.
+Embed = Callable[[Sequence[str]], np.ndarray]
+#: Told (what is being done, done, total) as indexing goes.
+Progress = Callable[[str, int, int], None]
+
+
+class IndexingStopped(Exception):
+    """Indexing was stopped (the window closes, or the conversation went)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Indexed:
+    """A document made searchable: its id in the store, and how many passages it has."""
+
+    document_id: int
+    passages: int
+    embedded: int
+
+
+def index_document(
+    store: Store,
+    folder: AttachmentFolder,
+    conversation_id: int,
+    attachment: Attachment,
+    embed: Embed | None,
+    embedder: str,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> Indexed:
+    """Read, cut, keep and embed one attached document (DocumentError when it cannot be read;
+    IndexingStopped when `stop` is set). A document indexed before is only embedded where its
+    passages lack a vector from `embedder`."""
+    stop = stop or threading.Event()
+    existing = next((d for d in store.documents(conversation_id) if d.sha256 == attachment.sha256), None)
+    if existing is not None:
+        document_id = existing.id
+    else:
+
+        def read(done: int, total: int) -> bool:
+            if progress is not None:
+                progress("Reading", done, total)
+            return not stop.is_set()
+
+        try:
+            text = read_document(folder.path(attachment), read, attachment.name)
+        except DocumentError:
+            if stop.is_set():
+                raise IndexingStopped from None
+            raise
+        passages = chunk_pages(text.pages)
+        document_id = store.add_document(
+            conversation_id, attachment.sha256, attachment.name, text.kind, len(text.pages), passages
+        )
+    embedded = 0
+    pending = store.passages(document_id, missing_vectors=True, embedder=embedder)
+    total = len(store.passages(document_id))
+    if embed is not None:
+        for start in range(0, len(pending), EMBED_BATCH):
+            if stop.is_set():
+                raise IndexingStopped
+            batch = pending[start : start + EMBED_BATCH]
+            vectors = embed([p.text for p in batch])
+            store.set_vectors([(p.id, v) for p, v in zip(batch, vectors, strict=True)], embedder)
+            embedded += len(batch)
+            if progress is not None:
+                progress("Indexing", total - len(pending) + embedded, total)
+    return Indexed(document_id, total, embedded)
