@@ -8,10 +8,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from app.core.chat.store import Store
+from app.core.inference.events import Embedded, Event, EventSink
 from app.core.media.attachments import Attachment, AttachmentFolder
 from app.core.media.chunking import chunk_pages
 from app.core.media.documents import DocumentError, read_document
@@ -86,3 +88,45 @@ def index_document(
             if progress is not None:
                 progress("Indexing", total - len(pending) + embedded, total)
     return Indexed(document_id, total, embedded)
+
+
+class EmbeddingUnavailable(RuntimeError):
+    """The inference thread could not embed (no model, or it failed): the message says why."""
+
+
+def thread_embedder(
+    worker: EmbedWorker, timeout: float = 120.0, going: Callable[[], bool] = lambda: True
+) -> Embed:
+    """An Embed that asks the inference thread and waits for its answer (call it from a worker
+    thread, never the GUI thread: the reply in progress goes on between the requests). It gives up
+    as soon as `going()` is False (the window closes: the inference thread may answer no more)."""
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        answered = threading.Event()
+        box: list[Event] = []
+
+        def sink(event: Event) -> None:
+            box.append(event)
+            answered.set()
+
+        worker.embed(list(texts), sink)
+        waited = 0.0
+        while not answered.wait(0.25):
+            waited += 0.25
+            if not going():
+                raise IndexingStopped
+            if waited >= timeout:
+                raise EmbeddingUnavailable("The model took too long to embed the passages.")
+        event = box[0]
+        if isinstance(event, Embedded):
+            return event.embeddings.vectors
+        raise EmbeddingUnavailable(getattr(event, "message", "The passages could not be embedded."))
+
+    return embed
+
+
+class EmbedWorker(Protocol):
+    """What thread_embedder needs of the inference thread (InferenceThread has it)."""
+
+    def embed(self, inputs: Sequence[str | Sequence[int]], sink: EventSink | None = None) -> int:
+        """Queue embedding `inputs`; the answer goes to `sink`."""

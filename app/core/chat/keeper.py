@@ -12,6 +12,7 @@ from app.core.chat.store import Store, StoreError
 from app.core.chat.tool_uses import ToolUse, uses_to_json
 from app.core.media.attachments import Attachment, attachments_to_json
 from app.core.values.replies import ReplyStats
+from app.core.values.sources import Source, sources_to_json
 
 
 class Keeper:
@@ -91,6 +92,11 @@ class Keeper:
         """A reply's tool calls, with the user's decisions and the results so far."""
         if self.store is not None:
             self._safe(self.store.update_message, message_id, tool_calls=uses_to_json(uses))
+
+    def sources(self, message_id: int, sources: Sequence[Source]) -> None:
+        """The passages of documents a question was given."""
+        if self.store is not None:
+            self._safe(self.store.update_message, message_id, sources=sources_to_json(sources) or "[]")
 
     def settings(self, conversation_id: int, changes: dict[str, Any]) -> None:
         """A conversation's system prompt, sampling, context policy or model."""

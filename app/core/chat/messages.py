@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -9,6 +10,10 @@ from typing import Any
 from app.core.chat.tool_uses import ToolUse
 from app.core.media.attachments import Attachment, with_images
 from app.core.values.replies import ReplyStats
+from app.core.values.sources import Source
+
+#: Gives a message's content as the model gets it instead of its own (None: its own).
+Expand = Callable[["Message"], Any]
 
 
 class Role(StrEnum):
@@ -39,8 +44,11 @@ class Message:
     waiting: int = 0
     #: The tools a reply called, with the user's decisions and the results.
     tool_uses: list[ToolUse] = field(default_factory=list)
-    #: Files the user attached (images), kept in the attachments folder.
+    #: Files the user attached (images, documents), kept in the attachments folder.
     attachments: list[Attachment] = field(default_factory=list)
+    #: The passages of the conversation's documents this question was given (a reply: those its
+    #: question was given, shown under it as its sources).
+    sources: list[Source] = field(default_factory=list)
 
     @property
     def cut_off(self) -> bool:
@@ -48,14 +56,18 @@ class Message:
         crash, a power cut) while it was being written."""
         return self.incomplete and not self.streaming and self.error is None
 
-    def as_chat(self) -> dict[str, Any]:
-        """The {"role", "content"} dict chat templates expect (content parts when it has images)."""
-        return {"role": self.role.value, "content": with_images(self.content, self.attachments)}
+    def as_chat(self, expand: Expand | None = None) -> dict[str, Any]:
+        """The {"role", "content"} dict chat templates expect (content parts when it has images;
+        `expand` may give the content instead: a user turn with its documents)."""
+        content = expand(self) if expand is not None else None
+        if content is None:
+            content = with_images(self.content, self.attachments)
+        return {"role": self.role.value, "content": content}
 
-    def chat_turns(self) -> list[dict[str, Any]]:
+    def chat_turns(self, expand: Expand | None = None) -> list[dict[str, Any]]:
         """The message as the model gets it: one turn, or a reply's calls and a `tool` turn per result."""
         if not self.tool_uses:
-            return [self.as_chat()]
+            return [self.as_chat(expand)]
         calls = {
             "role": self.role.value,
             "content": self.content,
@@ -76,14 +88,14 @@ class Conversation:
         self.messages.append(message)
         return message
 
-    def prompt_messages(self) -> list[dict[str, Any]]:
+    def prompt_messages(self, expand: Expand | None = None) -> list[dict[str, Any]]:
         """The messages to send to the model (a reply that called tools is its call turn and a `tool`
         turn per result).
 
         A reply that failed or stopped before its first token is left out together with the user
         turn it answered: many chat templates (Gemma, Mistral) refuse two user turns in a row.
         """
-        return [turn for row in self._rows() for turn in self.messages[row].chat_turns()]
+        return [turn for row in self._rows() for turn in self.messages[row].chat_turns(expand)]
 
     def prompt_rows(self) -> list[int]:
         """The index in `messages` of each message `prompt_messages` sends, in the same order (a row

@@ -13,63 +13,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from app.core.chat.store.documents import DocumentIndex, StoredPassage
+from app.core.values.sources import Source
 
 #: How many passages each search contributes, and reciprocal rank fusion's constant (the usual 60).
 RANK_DEPTH = 20
 RRF_K = 60
 #: The passages a reply gets (about 1,100 characters each).
 TOP_PASSAGES = 4
-#: A source's snippet under a reply, in characters.
-SNIPPET_CHARS = 160
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """A passage a reply was given, as shown under it: its number, file, page and text."""
-
-    number: int
-    passage_id: int
-    name: str
-    page: int
-    text: str
-
-    @property
-    def snippet(self) -> str:
-        """The passage's start, on one line."""
-        flat = " ".join(self.text.split())
-        return flat if len(flat) <= SNIPPET_CHARS else flat[: SNIPPET_CHARS - 1].rsplit(" ", 1)[0] + "…"
-
-    def to_dict(self) -> dict[str, Any]:
-        """As stored with the reply (JSON)."""
-        return {
-            "number": self.number,
-            "passage_id": self.passage_id,
-            "name": self.name,
-            "page": self.page,
-            "text": self.text,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Any) -> Source | None:
-        """One stored by to_dict (None for anything else)."""
-        if not isinstance(data, dict):
-            return None
-        try:
-            return cls(
-                int(data["number"]),
-                int(data["passage_id"]),
-                str(data["name"]),
-                int(data["page"]),
-                str(data["text"]),
-            )
-        except (KeyError, TypeError, ValueError):
-            return None
 
 
 class Retriever:

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from app.core.chat.document_context import DocumentContext, Prepared, document_attachments
 from app.core.chat.events import (
     Opened,
     ReplyEnded,
@@ -32,7 +34,7 @@ from app.core.chat.events import (
     Warned,
 )
 from app.core.chat.keeper import Keeper
-from app.core.chat.messages import Role
+from app.core.chat.messages import Message, Role
 from app.core.chat.reply import ActiveReply, Generator, ReplyTarget, Runner, run_now
 from app.core.chat.store import Store, StoreError, StoreErrorKind
 from app.core.chat.stored import Snapshot, propose_title, to_message
@@ -93,6 +95,10 @@ class ChatSession:
         #: JSON mode: replies are JSON of this schema ({}: any JSON object); None for free text.
         self.output_schema: dict[str, Any] | None = None
         self._listeners: list[Callable[[SessionEvent], None]] = []
+        #: The conversations' documents (None: documents are not read, the window sets it).
+        self.documents: DocumentContext | None = None
+        #: Set to stop the documents' work while it runs before a reply (None: none runs).
+        self._preparing: threading.Event | None = None
         self.keep = Keeper(self._tell, store)
         #: Where the reply goes on once the calls that wait have their results.
         self._waiting_target: ReplyTarget | None = None
@@ -115,8 +121,8 @@ class ChatSession:
 
     @property
     def is_generating(self) -> bool:
-        """True while a reply is being generated (or waits to be)."""
-        return self.reply is not None
+        """True while a reply is being generated (or waits to be, or its documents are read)."""
+        return self.reply is not None or self._preparing is not None
 
     def prompt(self, draft: str = "", draft_images: Sequence[Attachment] = ()) -> list[dict[str, Any]]:
         """The conversation as the model gets it: the system prompt (if any), the messages, a draft
@@ -126,7 +132,8 @@ class ChatSession:
         tail = (
             [{"role": "user", "content": with_images(draft, draft_images)}] if draft or draft_images else []
         )
-        return head + self.transcript.prompt_messages() + tail
+        expand = self.documents.content if self.documents is not None else None
+        return head + self.transcript.prompt_messages(expand) + tail
 
     # ----- the store ----------------------------------------------------------------------------
 
@@ -197,7 +204,7 @@ class ChatSession:
         self.ids = [m.id for m in snapshot.branch]
         self._view += 1
         active = self.reply.message_id if self.reply is not None else None
-        messages = []
+        messages: list[Message] = []
         for stored in snapshot.branch:
             message = to_message(stored)
             message.version = snapshot.versions.get(stored.id)
@@ -205,6 +212,8 @@ class ChatSession:
             message.streaming = stored.id == active
             if stored.id in self._live:  # a call of it runs: its calls as they stand, not as stored
                 message.tool_uses = self._live[stored.id]
+            if message.role is Role.ASSISTANT and messages and messages[-1].sources:
+                message.sources = messages[-1].sources  # the passages its question was given
             messages.append(message)
         self.transcript.load(messages)
         self.system_prompt = info.system_prompt
@@ -239,10 +248,49 @@ class ChatSession:
             self.branch_at(self.editing_row)
             self.editing_row = None
         self._deny_waiting()  # the user wrote on instead of answering the cards: that is a no
-        self.transcript.add(Role.USER, text, attachments=attachments)
+        row = self.transcript.add(Role.USER, text, attachments=attachments)
         self._store_user_message(text, target, attachments)
-        self._generate(target)
+        documents = self.documents
+        if (
+            documents is not None
+            and self.conversation_id is not None
+            and documents.involved(self.conversation_id, attachments)
+        ):
+            self._read_documents(row, text, target, documents)
+        else:
+            self._generate(target)
         return True
+
+    def _read_documents(
+        self, row: int, question: str, target: ReplyTarget, documents: DocumentContext
+    ) -> None:
+        """Index the conversation's documents and find the passages for `question` on a worker,
+        then ask for the reply (Stop meanwhile: no reply). A document that cannot be read is
+        told, and the reply goes on without it."""
+        conversation_id, view, stop = self.conversation_id, self._view, threading.Event()
+        assert conversation_id is not None
+        message_id = self.ids[-1] if self.ids else None
+        self._preparing = stop
+        self._tell(ReplyStateChanged(True, 0, target.remote is not None))
+        attached = document_attachments(self.transcript.messages())
+        length = self.sampling.context_length
+
+        def done(prepared: Prepared) -> None:
+            self._preparing = None
+            if stop.is_set() or view != self._view:
+                self._tell(ReplyStateChanged(False, 0, False))
+                return
+            if prepared.sources:
+                self.transcript.message(row).sources = prepared.sources
+                if message_id is not None:
+                    self.keep.sources(message_id, prepared.sources)
+            self._generate(target)
+
+        def failed(error: BaseException) -> None:
+            self._tell(Warned(f"{error} The reply goes on without the documents."))
+            done(Prepared())
+
+        self.run(lambda: documents.prepare(conversation_id, question, attached, length, stop), done, failed)
 
     def regenerate(self, row: int, target: ReplyTarget) -> bool:
         """A new version of the reply at `row`; the old one stays reachable with "< >"."""
@@ -288,6 +336,8 @@ class ChatSession:
 
     def stop(self) -> None:
         """Stop the reply before its next token; what was generated is kept."""
+        if self._preparing is not None:  # still reading the documents: no reply at all
+            self._preparing.set()
         if self.reply is not None:
             self.generator.cancel(self.reply.request_id)
 
@@ -317,7 +367,10 @@ class ChatSession:
     def _generate(self, target: ReplyTarget) -> None:
         # Before the empty reply row is added: the prompt would leave out the turn it answers.
         prompt, prompt_rows = self.prompt(), self.transcript.prompt_rows()
+        question = self.transcript.peek(len(self.transcript) - 1) if len(self.transcript) else None
         row = self.transcript.add(Role.ASSISTANT, "", streaming=True)
+        if question is not None and question.role is Role.USER and question.sources:
+            self.transcript.message(row).sources = question.sources  # shown under the reply
         reply = self._start(prompt, prompt_rows, target, row)
         if self.conversation_id is not None and self.ids:
             reply.message_id = self.keep.add(

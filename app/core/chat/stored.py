@@ -10,6 +10,7 @@ from app.core.chat.store import ConversationInfo, StoredMessage
 from app.core.chat.tool_uses import uses_from_json
 from app.core.media.attachments import attachments_from_json
 from app.core.values.replies import ReplyStats, StopReason
+from app.core.values.sources import sources_from_json
 
 TITLE_LENGTH = 60
 
@@ -48,4 +49,5 @@ def to_message(stored: StoredMessage) -> Message:
     return Message(
         Role(stored.role), stored.content, stats=stats, incomplete=stored.incomplete, error=stored.error,
         tool_uses=uses_from_json(stored.tool_calls), attachments=attachments_from_json(stored.attachments),
+        sources=sources_from_json(stored.sources),
     )  # fmt: skip

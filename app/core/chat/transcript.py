@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
-from app.core.chat.messages import Conversation, Message, Role
+from app.core.chat.messages import Conversation, Expand, Message, Role
 from app.core.chat.tool_uses import ToolUse
 from app.core.media.attachments import Attachment
 from app.core.values.replies import ReplyStats
@@ -79,10 +79,11 @@ class Transcript:
             self.message(row)
         return list(self._conversation.messages)
 
-    def prompt_messages(self) -> list[dict[str, Any]]:
-        """The messages as chat templates take them (failed replies and their questions left out)."""
+    def prompt_messages(self, expand: Expand | None = None) -> list[dict[str, Any]]:
+        """The messages as chat templates take them (failed replies and their questions left out;
+        `expand` gives a message's content, see Message.as_chat)."""
         self.messages()
-        return self._conversation.prompt_messages()
+        return self._conversation.prompt_messages(expand)
 
     def prompt_rows(self) -> list[int]:
         """The row of each message `prompt_messages` returns."""

@@ -1,18 +1,27 @@
 """The chat page's attachments put together: the strip above the message box, the paperclip beside
-it, pasting and dropping on the message box and the messages, and sent images opening larger."""
+it, pasting and dropping on the message box and the messages, sent images opening larger; and the
+conversation's documents: read and searched by the session, embedded in the background, a reply's
+sources opening in full."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
+from app.core.chat.document_context import DocumentContext, Embedder
+from app.core.chat.events import ReplyEnded, SessionEvent
+from app.core.chat.indexing import EmbedWorker, thread_embedder
+from app.core.inference.options import LoadedModel
 from app.core.media.attachments import default_folder
 from app.ui.chat.attachments import AttachButton, Attachments, AttachmentStrip
 from app.ui.chat.context_meter import ContextMeter
 from app.ui.chat.controller import ChatController
+from app.ui.chat.documents import DocumentIndexer, SourcesDialog
 from app.ui.chat.image_viewer import ImageViewer
 from app.ui.chat.page import ChatPage
 from app.ui.common.banner import Banner
+from app.ui.common.status_bar import StatusBar
 from app.ui.common.tasks import BackgroundTasks
+from app.ui.models.choice import ModelChoice
 
 
 def attach_images(
@@ -43,3 +52,49 @@ def attach_images(
 
     page.view.imageOpened.connect(open_sent)
     return attachments
+
+
+def attach_documents(
+    page: ChatPage, chat: ChatController, choice: ModelChoice, worker: EmbedWorker, status: StatusBar
+) -> DocumentIndexer:
+    """Give the chat its documents: the session reads and searches them, the loaded model embeds
+    their passages in the background (the status bar says how far), and a reply's sources open."""
+    session = chat.session
+    documents = DocumentContext(lambda: session.store, default_folder())
+    session.documents = documents
+    indexer = DocumentIndexer(documents, page)
+
+    def on_loaded(model: object) -> None:
+        loaded = model if isinstance(model, LoadedModel) else None
+        embed = thread_embedder(worker, going=lambda: not indexer.stopped)
+        documents.embedder = Embedder(loaded.info.path.name, embed) if loaded else None
+
+    choice.loadedChanged.connect(on_loaded)
+
+    def on_session(event: SessionEvent) -> None:
+        if isinstance(event, ReplyEnded) and event.conversation_id is not None:
+            indexer.index(event.conversation_id)  # what the question did not need now: later ones will
+
+    session.listen(on_session)
+    indexer.progress.connect(
+        lambda what, done, total: status.showMessage(f"{what} the documents: {done:,} of {total:,} passages")
+    )
+
+    def indexed(count: int) -> None:
+        if count:
+            status.showMessage("The documents are indexed.", 4000)
+
+    indexer.finished.connect(indexed)
+    indexer.failed.connect(
+        lambda text: status.showMessage(f"The documents could not be indexed: {text}", 8000)
+    )
+
+    def open_sources(row: int, number: int) -> None:
+        message = session.transcript.peek(row)
+        if message.sources:
+            dialog = SourcesDialog(list(message.sources), number, page.window())
+            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            dialog.open()
+
+    page.view.sourceOpened.connect(open_sources)
+    return indexer

@@ -15,6 +15,7 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QToolButton, QWidget
 
 from app.core.media.attachments import Attachment, AttachmentFolder
+from app.core.media.documents import SUFFIXES as DOCUMENT_SUFFIXES
 from app.core.media.images import SUFFIXES
 from app.ui.common.accessible import set_description
 from app.ui.common.icons import decorate, icon
@@ -22,8 +23,10 @@ from app.ui.common.tasks import BackgroundTasks
 
 #: A thumbnail in the strip is this many text lines high (it grows with the text size).
 THUMB_LINES = 3.2
-#: The file dialog's filter.
+#: The file dialog's filters.
 IMAGE_FILTER = "Images (" + " ".join(f"*{suffix}" for suffix in SUFFIXES) + ")"
+DOCUMENT_FILTER = "Documents (" + " ".join(f"*{suffix}" for suffix in DOCUMENT_SUFFIXES) + ")"
+BOTH_FILTER = "Images and documents (" + " ".join(f"*{s}" for s in (*SUFFIXES, *DOCUMENT_SUFFIXES)) + ")"
 
 
 def thumbnail(folder: AttachmentFolder, attachment: Attachment, side: int) -> QPixmap:
@@ -38,6 +41,9 @@ def thumbnail(folder: AttachmentFolder, attachment: Attachment, side: int) -> QP
 
 def describe(attachment: Attachment) -> str:
     """What a screen reader and a tooltip say of an attachment."""
+    if attachment.kind == "document":
+        pages = f"{attachment.width:,} page{'s' if attachment.width != 1 else ''}"
+        return f"{attachment.name}, {pages}, {attachment.height:,} characters of text"
     size = f"{attachment.width:,} × {attachment.height:,} pixels" if attachment.width else "an image"
     return f"{attachment.name}, {size}"
 
@@ -61,14 +67,24 @@ class AttachmentChip(QWidget):
         self.picture.setObjectName("attachmentThumbnail")
         self.picture.setFixedSize(QSize(side, side))
         self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        what = "image" if attachment.kind == "image" else "document"
         pixmap = thumbnail(folder, attachment, side * max(1, round(self.devicePixelRatioF())))
-        if pixmap.isNull():
+        if attachment.kind == "document":
+            self.picture.setFixedSize(QSize(side * 2, side))  # an icon and the name, not a picture
+            self.picture.setWordWrap(True)
+            self.picture.setText(f"{attachment.name}\n{attachment.width:,} p.")
+            self.picture.setObjectName("attachmentDocument")
+            size = round(side * 0.4)
+            self.icon = QLabel()
+            self.icon.setPixmap(icon("document").pixmap(QSize(size, size)))
+            layout.addWidget(self.icon)
+        elif pixmap.isNull():
             self.picture.setText(attachment.name)
         else:
             pixmap.setDevicePixelRatio(max(1.0, self.devicePixelRatioF()))
             self.picture.setPixmap(pixmap)
         self.picture.setToolTip(describe(attachment))
-        self.picture.setAccessibleName(f"Attached image: {describe(attachment)}")
+        self.picture.setAccessibleName(f"Attached {what}: {describe(attachment)}")
         self.remove_button = QToolButton()
         self.remove_button.setObjectName("removeAttachment")
         self.remove_button.setIcon(icon("close"))
@@ -140,9 +156,11 @@ class AttachButton(QToolButton):
         self.setObjectName("attachButton")
         decorate(self, "attach")
         self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
-        self.setAccessibleName("Attach images")
-        self.setToolTip("Attach images (Ctrl+Shift+A), or paste or drop them on the message box")
-        set_description(self, "Choose images to send with the message")
+        self.setAccessibleName("Attach images or documents")
+        self.setToolTip("Attach images or documents (Ctrl+Shift+A), or paste or drop them on the message box")
+        set_description(
+            self, "Choose images or documents (PDF, text, Markdown, HTML, code) to send with the message"
+        )
 
 
 class Attachments(QObject):
@@ -171,7 +189,8 @@ class Attachments(QObject):
 
     def choose(self, parent: QWidget | None) -> None:
         """Ask for image files, and attach them."""
-        names, _ = QFileDialog.getOpenFileNames(parent, "Attach images", "", f"{IMAGE_FILTER};;All files (*)")
+        filters = f"{BOTH_FILTER};;{IMAGE_FILTER};;{DOCUMENT_FILTER};;All files (*)"
+        names, _ = QFileDialog.getOpenFileNames(parent, "Attach images or documents", "", filters)
         self.attach_paths([Path(name) for name in names])
 
     def attach_paths(self, paths: list[Path]) -> None:

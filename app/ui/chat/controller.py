@@ -125,8 +125,9 @@ class ChatController(QObject):
             return
         self.send_when_loaded = False
         loaded = self.choice.loaded
-        if images and self.choice.remote.choice is None and loaded is not None and not loaded.vision:
-            count = "the image" if len(images) == 1 else f"the {len(images)} images"
+        pictures = [a for a in images if a.kind == "image"]
+        if pictures and self.choice.remote.choice is None and loaded is not None and not loaded.vision:
+            count = "the image" if len(pictures) == 1 else f"the {len(pictures)} images"
             self.banner.show_message(
                 f"{loaded.info.path.name} reads text only, so {count} cannot be sent. Load a vision "
                 "model (one shown with “Vision” in My models, which has a projector), or remove the "

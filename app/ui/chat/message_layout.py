@@ -31,6 +31,8 @@ USER_MAX_FRACTION = 0.78  # a user bubble takes at most this share of the width
 THUMB_LINES = 4.5
 #: Links of a message's images ("image:0" opens its first attachment).
 IMAGE_SCHEME = "image:"
+#: Links of a reply's sources ("source:1" opens its first).
+SOURCE_SCHEME = "source:"
 
 
 @dataclass(slots=True)
@@ -134,19 +136,23 @@ def build_document(row: Row, message: Message, font: QFont, palette: QPalette, p
         colours = markdown_palette(palette)
         rendered = render_markdown(message.content, colours, font.pointSizeF())
         cards = cards_html(message.tool_uses, colours, is_dark(palette)) if message.tool_uses else ""
-        doc.setHtml(rendered.html + cards)
+        doc.setHtml(rendered.html + cards + sources_html(message, font))
         row.code_blocks = rendered.code_blocks
     row.doc = doc
     row.streaming_plain = False
 
 
 def attachments_html(message: Message, font: QFont) -> str:
-    """A user message with images: their thumbnails (each a link that opens the picture), then its
-    text as typed."""
+    """A user message with attachments: its images' thumbnails (each a link that opens the
+    picture), its documents' names and pages, then its text as typed."""
     side = round(THUMB_LINES * QFontMetrics(font).height())
     folder = default_folder()
-    tiles = []
+    tiles, documents = [], []
     for index, attachment in enumerate(message.attachments):
+        if attachment.kind == "document":
+            pages = f"{attachment.width:,} page{'s' if attachment.width != 1 else ''}"
+            documents.append(f"<b>{html.escape(attachment.name)}</b> · {pages}")
+            continue
         path = folder.thumbnail_path(attachment)
         width, height = _fitted(attachment.width, attachment.height, side)
         label = html.escape(f"{attachment.name} ({attachment.width:,} × {attachment.height:,})", quote=True)
@@ -159,7 +165,38 @@ def attachments_html(message: Message, font: QFont) -> str:
             picture = f"[{html.escape(attachment.name)}: not in the data folder]"
         tiles.append(f'<a href="{IMAGE_SCHEME}{index}">{picture}</a>')
     text = html.escape(message.content).replace("\n", "<br>")
-    return f"<p>{'&nbsp;'.join(tiles)}</p>" + (f"<p>{text}</p>" if text else "")
+    parts = [f"<p>{'&nbsp;'.join(tiles)}</p>"] if tiles else []
+    parts += [f"<p>{'<br>'.join(documents)}</p>"] if documents else []
+    return "".join(parts) + (f"<p>{text}</p>" if text else "")
+
+
+def sources_html(message: Message, font: QFont) -> str:
+    """A reply's sources under its text: each numbered, with its file, page and first words, a
+    link that opens the passage ("" for a reply without sources)."""
+    if not message.sources:
+        return ""
+    rows = []
+    for source in message.sources:
+        where = html.escape(f"{source.name} · page {source.page}")
+        link = f'<a href="{SOURCE_SCHEME}{source.number}">'
+        snippet = html.escape(source.snippet)
+        rows.append(
+            f'<tr><td valign="top">{link}[{source.number}]</a>&nbsp;</td>'
+            f"<td>{link}{where}</a><br>{snippet}</td></tr>"
+        )
+    size = max(7.0, font.pointSizeF() * 0.9)
+    return (
+        f'<p style="font-size:{size:.1f}pt"><b>Sources</b></p>'
+        f'<table cellspacing="2" style="font-size:{size:.1f}pt">{"".join(rows)}</table>'
+    )
+
+
+def source_number(anchor: str) -> int | None:
+    """The source a reply's source link opens (None for any other link)."""
+    if not anchor.startswith(SOURCE_SCHEME):
+        return None
+    rest = anchor[len(SOURCE_SCHEME) :]
+    return int(rest) if rest.isdigit() else None
 
 
 def image_index(anchor: str) -> int | None:

@@ -52,6 +52,7 @@ from app.ui.chat.message_layout import (
     restack,
     row_at_y,
     rows_between,
+    source_number,
 )
 from app.ui.chat.message_model import LeftOutRole, MessageListModel
 from app.ui.chat.message_paint import RowPainter, paint_empty, version_arrow_rects
@@ -77,6 +78,8 @@ class MessageView(QAbstractScrollArea):
     toolAction = Signal(int, int, str)
     #: A sent image was clicked: (row, attachment index): show it larger.
     imageOpened = Signal(int, int)
+    #: A reply's source was clicked: (row, source number): show its passage.
+    sourceOpened = Signal(int, int)
     #: Local files were dropped on the messages (paths): they are attached to the next message.
     filesDropped = Signal(list)
 
@@ -428,6 +431,10 @@ class MessageView(QAbstractScrollArea):
         image = image_index(anchor)
         if image is not None:
             self.imageOpened.emit(row, image)
+            return
+        source = source_number(anchor)
+        if source is not None:
+            self.sourceOpened.emit(row, source)
             return
         tool = parse_anchor(anchor)
         if tool is not None:

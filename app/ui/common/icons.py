@@ -61,6 +61,7 @@ ICONS = {
     "pause": "pause",
     "tools": "wrench",
     "attach": "paperclip",
+    "document": "file-text",
     "resume": "play",
 }
 

@@ -110,7 +110,7 @@ def _math(display: bool) -> Any:
 
 
 #: Link schemes the window itself uses; links of a model's text with them are left as text.
-APP_SCHEMES = ("copy:", "tool:", "image:")
+APP_SCHEMES = ("copy:", "tool:", "image:", "source:")
 
 # Raw HTML off (escaped), hard line breaks on (models rarely mean a newline as a space).
 _MD = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(["table", "strikethrough"])

@@ -29,7 +29,7 @@ from app.core.system.hardware import Hardware
 from app.core.values.sampling import SamplingParams
 from app.ui.api.controller import ServerController
 from app.ui.api.indicator import ServerIndicator
-from app.ui.chat.attaching import attach_images
+from app.ui.chat.attaching import attach_documents, attach_images
 from app.ui.chat.context_meter import ContextMeter
 from app.ui.chat.controller import ChatController
 from app.ui.chat.page import ChatPage
@@ -127,6 +127,7 @@ class MainWindow(QMainWindow):
         self.tools_button = ToolsButton(self.tools)
         page.add_composer_button(self.tools_button)
         self.attachments = attach_images(page, tasks, self.chat, self.meter, banner)
+        self.documents = attach_documents(page, self.chat, choice, bridge.worker, status)
         self.dialogs = Dialogs(
             self,
             self.server,
@@ -412,6 +413,7 @@ class MainWindow(QMainWindow):
         self.errors.close()
         self.conversations.close()
         self._save_settings()
+        self.documents.stop()  # its wait for an embedding gives up: the inference thread goes next
         self.server.shutdown()  # before the inference thread: API streams end with a clear error
         if not self.bridge.shutdown(timeout=1.0):
             log.warning("inference thread did not stop within a second")

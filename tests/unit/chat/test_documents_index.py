@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 from app.core.chat.indexing import IndexingStopped, index_document
-from app.core.chat.retrieval import Retriever, Source, numbered_sources, passages_prompt
+from app.core.chat.retrieval import Retriever, numbered_sources, passages_prompt
 from app.core.chat.store import Store
 from app.core.inference.engine import Engine
 from app.core.inference.options import LoadOptions
 from app.core.media.attachments import AttachmentError
+from app.core.values.sources import Source
 from tests.documents_text import PAGES, QUESTIONS
 from tests.pdf_writer import write_pdf
 

@@ -15,6 +15,7 @@ from app.core.chat.store.records import message_from_row
 from app.core.chat.store.tree import MessageTree
 from app.core.chat.tool_uses import uses_from_json, uses_to_json
 from app.core.media.attachments import Attachment, AttachmentError, attachments_from_json, attachments_to_json
+from app.core.values.sources import Source, sources_from_json, sources_to_json
 from app.core.values.text import clean_json
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class Exports(MessageTree):
                     "created_at": m.created_at, "incomplete": m.incomplete, "stats": m.stats,
                     "error": m.error, "tool_calls": [u.to_dict() for u in uses_from_json(m.tool_calls)],
                     "attachments": self._exported_files(m.attachments),
+                    "sources": [s.to_dict() for s in sources_from_json(m.sources)],
                 }
                 for m in (message_from_row(r) for r in rows)
             ],
@@ -135,6 +137,10 @@ class Exports(MessageTree):
             uses = uses_from_json(json.dumps(item.get("tool_calls") or []))
             if uses:
                 self.update_message(mapping[int(item["id"])], tool_calls=uses_to_json(uses))
+            given = item.get("sources") if isinstance(item.get("sources"), list) else []
+            sources = sources_to_json(s for s in map(Source.from_dict, given) if s)
+            if sources:
+                self.update_message(mapping[int(item["id"])], sources=sources)
             kept = self._imported_files(item.get("attachments"))
             if kept:
                 with self._tx() as db:

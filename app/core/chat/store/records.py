@@ -31,6 +31,8 @@ class StoredMessage:
     tool_calls: str | None = None
     #: Files the user attached (JSON; see app.core.media.attachments).
     attachments: str | None = None
+    #: The passages of documents a question was given (JSON; see app.core.values.sources).
+    sources: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,5 +138,5 @@ def message_from_row(row: sqlite3.Row) -> StoredMessage:
         role=Role(row["role"]), content=row["content"], created_at=row["created_at"],
         incomplete=bool(row["incomplete"]), error=row["error"],
         stats=json.loads(row["stats"]) if row["stats"] else None, tool_calls=row["tool_calls"],
-        attachments=row["attachments"],
+        attachments=row["attachments"], sources=row["sources"],
     )  # fmt: skip

@@ -64,8 +64,10 @@ class MessageTree(Conversations):
         stats: dict[str, Any] | None = None,
         error: str | None = None,
         tool_calls: str | None = None,
+        sources: str | None = None,
     ) -> None:
-        """Save a streaming reply's text so far, or its final state (with its tool calls, as JSON)."""
+        """Save a streaming reply's text so far, or its final state (with its tool calls, as JSON);
+        or the passages a question was given (`sources`, JSON)."""
         sets: list[str] = []
         args: list[Any] = []
         if content is not None:
@@ -83,6 +85,9 @@ class MessageTree(Conversations):
         if tool_calls is not None:
             sets.append("tool_calls = ?")
             args.append(clean_text(tool_calls))
+        if sources is not None:
+            sets.append("sources = ?")
+            args.append(clean_text(sources))
         if not sets:
             return
         with self._tx() as db:
