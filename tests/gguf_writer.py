@@ -135,3 +135,69 @@ def damage_string(path: Path, key: str, at: int = 0, bad: bytes = b"\x80\xff") -
     with open(path, "r+b") as handle:
         handle.seek(value + 8 + at)
         handle.write(bad)
+
+
+def write_bert(
+    path: Path, *, dim: int = 64, layers: int = 2, heads: int = 4, ffn: int = 128, ctx: int = 512
+) -> int:
+    """A tiny random-weight BERT embedding model (llama.cpp's `bert` architecture, mean pooling, a
+    WordPiece vocabulary of letters, digits and a few words); returns its embedding width."""
+    from gguf import PoolingType
+
+    rng = np.random.default_rng(7)
+    w = GGUFWriter(path, "bert")
+    w.add_name("test-bert-embed")
+    w.add_context_length(ctx)
+    w.add_embedding_length(dim)
+    w.add_block_count(layers)
+    w.add_feed_forward_length(ffn)
+    w.add_head_count(heads)
+    w.add_layer_norm_eps(1e-12)
+    w.add_causal_attention(False)
+    w.add_pooling_type(PoolingType.MEAN)
+    w.add_file_type(0)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words = ["the", "and", "of", "to", "in", "is", "bakery", "bread", "glacier", "lens", "violin"]
+    chars = [*"abcdefghijklmnopqrstuvwxyz0123456789", *".,;:!?'\"()-"]
+    tokens = specials + words + chars + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
+    types = [TokenType.CONTROL] * len(specials) + [TokenType.NORMAL] * (len(tokens) - len(specials))
+    w.add_tokenizer_model("bert")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_type_count(2)
+    w.add_pad_token_id(0)
+    w.add_unk_token_id(1)
+    w.add_bos_token_id(2)  # [CLS]
+    w.add_sep_token_id(3)
+    w.add_mask_token_id(4)
+
+    def tensor(name: str, *shape: int, value: float | None = None) -> None:
+        data = (
+            np.full(shape, value, np.float32)
+            if value is not None
+            else rng.standard_normal(shape, dtype=np.float32) * 0.05
+        )
+        w.add_tensor(name, data.astype(np.float32))
+
+    tensor("token_embd.weight", len(tokens), dim)
+    tensor("token_types.weight", 2, dim)
+    tensor("position_embd.weight", ctx, dim)
+    tensor("token_embd_norm.weight", dim, value=1.0)
+    tensor("token_embd_norm.bias", dim, value=0.0)
+    for i in range(layers):
+        for part in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            tensor(f"blk.{i}.{part}.weight", dim, dim)
+            tensor(f"blk.{i}.{part}.bias", dim)
+        tensor(f"blk.{i}.attn_output_norm.weight", dim, value=1.0)
+        tensor(f"blk.{i}.attn_output_norm.bias", dim, value=0.0)
+        tensor(f"blk.{i}.ffn_up.weight", ffn, dim)
+        tensor(f"blk.{i}.ffn_up.bias", ffn)
+        tensor(f"blk.{i}.ffn_down.weight", dim, ffn)
+        tensor(f"blk.{i}.ffn_down.bias", dim)
+        tensor(f"blk.{i}.layer_output_norm.weight", dim, value=1.0)
+        tensor(f"blk.{i}.layer_output_norm.bias", dim, value=0.0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return dim

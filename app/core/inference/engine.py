@@ -26,6 +26,7 @@ from app.core.inference.abort_flag import AbortFlag
 from app.core.inference.batch import Batch, step
 from app.core.inference.constrained import GrammarSampling
 from app.core.inference.embedder import Embedder, Embeddings
+from app.core.inference.embedding_model import EmbeddingModel, EmbeddingModelInfo
 from app.core.inference.errors import ContextFullError, EngineError, InvalidInput, LoadCancelled
 from app.core.inference.generation import Generation
 from app.core.inference.kv_disk import KvDiskCache
@@ -84,6 +85,7 @@ class Engine:
         self._abort: AbortFlag | None = None
         self._abort_lock = threading.Lock()  # the batch's stop events and the flag change together
         self._embedder: Embedder | None = None  # made on the first embeddings request
+        self._embedding_model: EmbeddingModel | None = None  # a model kept only for embeddings
         self._vision: Vision | None = None  # the model's projector, when it reads images
         self._decoded = DecodedCache()  # a conversation's images are decoded once, not every turn
 
@@ -388,9 +390,37 @@ class Engine:
             raise InvalidInput("A prompt cannot end with an image: there must be text after it.")
         return text, media.tokens, media
 
+    def load_embedding_model(self, path: str | os.PathLike[str]) -> EmbeddingModelInfo:
+        """Keep an embedding model loaded beside the chat model: embeddings come from it from now on
+        (EngineError or ModelFileError when it cannot be; the one before stays then)."""
+        gpu = bool(import_llama_cpp().llama_supports_gpu_offload())
+        model = EmbeddingModel(import_llama_cpp(), path, self._threads(self._options), gpu)
+        self.unload_embedding_model()
+        self._embedding_model = model
+        return model.info
+
+    def unload_embedding_model(self) -> None:
+        """Embeddings come from the chat model again."""
+        if self._embedding_model is not None:
+            self._embedding_model.close()
+            self._embedding_model = None
+
+    @property
+    def embedding_model(self) -> EmbeddingModelInfo | None:
+        """The embedding model kept loaded, or None (embeddings come from the chat model)."""
+        return self._embedding_model.info if self._embedding_model is not None else None
+
+    @property
+    def can_embed(self) -> bool:
+        """True when embeddings can be made: an embedding model, or a chat model, is loaded."""
+        return self._embedding_model is not None or self._model is not None
+
     def embed(self, texts: Sequence[str | Sequence[int]]) -> Embeddings:
-        """Embeddings of `texts` (strings or token ids), pooled as the model does, else averaged.
-        Raises EngineError (EmbeddingInputError naming a bad input)."""
+        """Embeddings of `texts` (strings or token ids): from the embedding model when one is kept,
+        else the chat model's, pooled as the model does, else averaged. Raises EngineError
+        (EmbeddingInputError naming a bad input)."""
+        if self._embedding_model is not None:
+            return self._embedding_model.embed(texts)
         if self._model is None or self._vocabulary is None:
             raise EngineError("No model is loaded.")
         if self._embedder is None:

@@ -12,6 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from app.core.inference.embedder import Embeddings
+from app.core.inference.embedding_model import EmbeddingModelInfo
 from app.core.inference.options import LoadedModel
 from app.core.remote.client import RemoteErrorKind
 from app.core.tools.calls import ToolCall
@@ -139,6 +140,20 @@ class EmbedFailed(Event):
     message: str
     code: FailureCode
     index: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingModelLoaded(Event):
+    """The embedding model asked for is kept loaded (None: embeddings come from the chat model again)."""
+
+    model: EmbeddingModelInfo | None
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingModelFailed(Event):
+    """The embedding model could not be loaded (the one before, if any, stays); `message` says why."""
+
+    message: str
 
 
 #: Receives the events of the requests it was given for (called on the inference thread).

@@ -81,6 +81,15 @@ class EmbedRequest:
 
 
 @dataclass(slots=True)
+class EmbeddingModelRequest:
+    """Keep the embedding model at `path` loaded (None: unload it); events go to `sink`."""
+
+    request_id: int
+    path: Path | None
+    sink: EventSink | None = None
+
+
+@dataclass(slots=True)
 class UnloadRequest:
     """Free the model."""
 

@@ -32,6 +32,8 @@ from app.core.inference.events import (
     Chunk,
     Counted,
     Embedded,
+    EmbeddingModelFailed,
+    EmbeddingModelLoaded,
     EmbedFailed,
     Event,
     EventSink,
@@ -48,6 +50,7 @@ from app.core.inference.options import LoadedModel, LoadOptions
 from app.core.inference.requests import (
     SHUTDOWN,
     CountRequest,
+    EmbeddingModelRequest,
     EmbedRequest,
     GenerateRequest,
     LoadRequest,
@@ -242,6 +245,13 @@ class InferenceThread:
         self._queue.put(request)
         return request.request_id
 
+    def load_embedding_model(self, path: str | Path | None, sink: EventSink | None = None) -> int:
+        """Queue keeping an embedding model loaded beside the chat model (None: unload it);
+        answered with EmbeddingModelLoaded or EmbeddingModelFailed. It loads between two steps."""
+        request = EmbeddingModelRequest(next(self._ids), Path(path) if path is not None else None, sink)
+        self._queue.put(request)
+        return request.request_id
+
     def unload(self) -> int:
         """Queue freeing the model."""
         request_id = next(self._ids)
@@ -348,6 +358,8 @@ class InferenceThread:
                         self._do_count(request)  # tokenizing only: between two steps
                     elif isinstance(request, EmbedRequest):
                         self._do_embed(request)  # one decode per input, between two steps
+                    elif isinstance(request, EmbeddingModelRequest):
+                        self._do_embedding_model(request)  # a small model: between two steps
                     elif isinstance(request, GenerateRequest) and not behind:
                         scheduler.add(request)
                     else:
@@ -370,7 +382,26 @@ class InferenceThread:
                 scheduler.step()
             scheduler.admit()
             self._engine.unload()
+            self._engine.unload_embedding_model()
             self._steps_done()
+
+    def _do_embedding_model(self, request: EmbeddingModelRequest) -> None:
+        rid = request.request_id
+        if request.path is None:
+            self._engine.unload_embedding_model()
+            self._emit(EmbeddingModelLoaded(rid, None), request.sink)
+            return
+        try:
+            info = self._engine.load_embedding_model(request.path)
+        except (EngineError, ModelFileError) as exc:
+            self._emit(EmbeddingModelFailed(rid, str(exc)), request.sink)
+        except Exception as exc:
+            log.exception("loading the embedding model failed")
+            self._emit(
+                EmbeddingModelFailed(rid, f"The embedding model could not be loaded: {exc}"), request.sink
+            )
+        else:
+            self._emit(EmbeddingModelLoaded(rid, info), request.sink)
 
     def _do_load(self, request: LoadRequest) -> None:
         rid = request.request_id
@@ -410,7 +441,7 @@ class InferenceThread:
 
     def _do_embed(self, request: EmbedRequest) -> None:
         rid = request.request_id
-        if self._engine.loaded is None:
+        if not self._engine.can_embed:
             self._emit(EmbedFailed(rid, "No model is loaded.", FailureCode.NO_MODEL), request.sink)
             return
         try:

@@ -36,6 +36,22 @@ class ModelFileError(Exception):
         self.reason = reason
 
 
+#: Architectures that only embed (encoders): llama.cpp's BERT family and T5's encoder.
+EMBEDDING_ARCHITECTURES = frozenset(
+    {
+        "bert",
+        "nomic-bert",
+        "nomic-bert-moe",
+        "jina-bert-v2",
+        "jina-bert-v3",
+        "modern-bert",
+        "neo-bert",
+        "eurobert",
+        "t5encoder",
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
     """What the app knows about a GGUF model before loading it."""
@@ -67,6 +83,15 @@ class ModelInfo:
     tied_output_bytes: int = 0
     # Sampling settings the model's authors recommend (general.sampling.*), by SamplingParams name.
     sampling_defaults: dict[str, float] = dataclass_field(default_factory=dict)
+    #: How the model pools its token states into one vector (llama.cpp's pooling_type; None: not
+    #: said). An embedding model says it; a chat model does not.
+    pooling: int | None = None
+
+    @property
+    def is_embedding_model(self) -> bool:
+        """A model made for embeddings (search), not for chat: its GGUF names a pooling (mean, CLS,
+        last), or its architecture is an encoder of the BERT family."""
+        return (self.pooling is not None and self.pooling > 0) or self.architecture in EMBEDDING_ARCHITECTURES
 
     @property
     def has_chat_template(self) -> bool:
@@ -176,6 +201,21 @@ def _field(reader: GGUFReader, key: str) -> Any:
                 raise _BadText(key, exc.start) from None
             return raw.decode("utf-8", "replace")
     return field.contents()
+
+
+def _check_unique(path: Path, reader: GGUFReader, tokens: Any) -> None:
+    """A vocabulary that lists one token twice makes llama.cpp abort the whole process as it loads
+    (GGML_ASSERT in llama_vocab::load): refuse it here with a message instead."""
+    pieces = [bytes(tokens.parts[i]) for i in tokens.data]
+    if len(set(pieces)) == len(pieces):
+        return
+    seen: set[bytes] = set()
+    twice = next(p for p in pieces if p in seen or seen.add(p))  # type: ignore[func-returns-value]
+    raise ModelFileError(
+        path,
+        f"the file is damaged: its vocabulary lists the token {twice.decode('utf-8', 'replace')!r} twice, "
+        "which llama.cpp cannot load; download it again or convert it anew",
+    )
 
 
 class _BadText(Exception):
@@ -348,6 +388,8 @@ def _metadata(path: Path, reader: _BoundsReader, size: int, version: int) -> Mod
     template = _field(reader, "tokenizer.chat_template")
     _field(reader, "tokenizer.ggml.model")  # only checked: llama.cpp picks the tokenizer by it
     tokens = reader.fields.get("tokenizer.ggml.tokens")
+    if tokens is not None:
+        _check_unique(path, reader, tokens)
 
     def number(key: str) -> int | None:
         value = _field(reader, f"{architecture}.{key}")
@@ -384,4 +426,5 @@ def _metadata(path: Path, reader: _BoundsReader, size: int, version: int) -> Mod
         output_bytes=grouped.output,
         tied_output_bytes=grouped.tied_output,
         sampling_defaults=_sampling_defaults(reader),
+        pooling=number("pooling_type"),
     )

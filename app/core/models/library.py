@@ -28,9 +28,9 @@ from app.core.models.projector import is_projector, projector_beside
 from app.core.platform import paths
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = (
-    4  # 2: model shape fields for the memory estimate; 3: K/V head widths; 4: sampling, per-layer weights
-)
+#: 2: model shape fields for the memory estimate; 3: K/V head widths; 4: sampling, per-layer weights;
+#: 5: pooling (embedding models).
+CACHE_VERSION = 5
 
 
 @dataclass(frozen=True, slots=True)
