@@ -65,6 +65,9 @@ class Settings:
     #: The vision projector chosen by hand for a model (by path; "" = none: it reads text only).
     #: A model absent here uses the projector found beside it, if any.
     projectors: dict[str, str] = field(default_factory=dict)
+    #: The embedding model kept loaded for document search and the API's embeddings (a path), or
+    #: None: the chat model embeds.
+    embedding_model: str | None = None
 
     def projector_for(self, model: str) -> Path | None:
         """The projector `model` loads with: the one chosen for it, else the one beside it."""
@@ -137,6 +140,9 @@ class Settings:
             }
             if isinstance(data.get("projectors"), dict)
             else {},
+            embedding_model=data.get("embedding_model")
+            if isinstance(data.get("embedding_model"), str)
+            else None,
         )
 
     def save(self, path: Path | None = None) -> None:
@@ -157,6 +163,7 @@ class Settings:
             "api_server": self.api_server.to_dict(),
             "parallel": self.parallel,
             "projectors": self.projectors,
+            "embedding_model": self.embedding_model,
             "kv_cache_mb": self.kv_cache_mb,
             "chat_zoom": self.chat_zoom,
             "settings_drawer": self.settings_drawer,

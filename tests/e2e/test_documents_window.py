@@ -123,3 +123,45 @@ def test_a_document_that_cannot_be_read_is_refused_when_attached(
     window.attachments.attach_paths([scan])
     qtbot.waitUntil(lambda: not window.attachments.busy, timeout=20_000)
     assert "looks like a scan" in window.banner.label.text()
+
+
+def test_an_embedding_model_chosen_in_my_models_searches_the_documents(
+    qtbot: QtBot, make_window: object, models_dir: Path, tmp_path: Path
+) -> None:
+    from app.core.settings import Settings
+    from tests.gguf_writer import write_bert
+
+    bert = models_dir / "bge-test-f32.gguf"
+    write_bert(bert)
+    window: MainWindow = make_window()  # type: ignore[operator]
+    qtbot.waitUntil(lambda: any(e.path.name == bert.name for e in window.models.entries), timeout=20_000)
+    # Not offered for chat: it searches documents.
+    assert all(e.path.name != bert.name for e in window.picker.entries)
+    window.show_page("library")
+    library = window.models.library
+    assert library.select_path(str(bert)) and library.embedding_button.isVisible()
+    assert library.embedding_button.isEnabled() and not library.use_button.isEnabled()
+    shot(window, "library-embedding-model")
+    library.embedding_button.click()
+    qtbot.waitUntil(
+        lambda: (
+            window.documents.documents.embedder is not None
+            and window.documents.documents.embedder.name == bert.name
+        ),
+        timeout=20_000,
+    )
+    assert window.settings.embedding_model == str(bert.resolve()) or window.settings.embedding_model == str(
+        bert
+    )
+    assert Settings.load().embedding_model == window.settings.embedding_model  # kept for the next launch
+    window.show_page("chat")
+    window.sampling.set_params(SamplingParams(temperature=0, max_tokens=4, context_length=CONTEXT))
+    attach(qtbot, window, write_pdf(tmp_path / "book.pdf", PAGES * 3))
+    type_and_send(qtbot, window, "How long is the Aletsch Glacier?")
+    wait_reply_done(qtbot, window)
+    store, cid = window.session.store, window.session.conversation_id
+    assert store is not None and cid is not None
+    (document,) = store.documents(cid)
+    total = len(store.passages(document.id))
+    qtbot.waitUntil(lambda: len(store.vectors(cid, bert.name)[0]) == total, timeout=60_000)
+    assert store.vectors(cid, bert.name)[1].shape == (total, 64)  # the embedding model's width, not 576

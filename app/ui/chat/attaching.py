@@ -9,9 +9,11 @@ from PySide6.QtCore import Qt
 
 from app.core.chat.document_context import DocumentContext, Embedder
 from app.core.chat.events import ReplyEnded, SessionEvent
-from app.core.chat.indexing import EmbedWorker, thread_embedder
+from app.core.chat.indexing import thread_embedder
+from app.core.inference.events import EmbeddingModelFailed, EmbeddingModelLoaded
 from app.core.inference.options import LoadedModel
 from app.core.media.attachments import default_folder
+from app.core.settings import Settings
 from app.ui.chat.attachments import AttachButton, Attachments, AttachmentStrip
 from app.ui.chat.context_meter import ContextMeter
 from app.ui.chat.controller import ChatController
@@ -21,6 +23,7 @@ from app.ui.chat.page import ChatPage
 from app.ui.common.banner import Banner
 from app.ui.common.status_bar import StatusBar
 from app.ui.common.tasks import BackgroundTasks
+from app.ui.inference.bridge import InferenceBridge
 from app.ui.models.choice import ModelChoice
 
 
@@ -55,21 +58,44 @@ def attach_images(
 
 
 def attach_documents(
-    page: ChatPage, chat: ChatController, choice: ModelChoice, worker: EmbedWorker, status: StatusBar
+    page: ChatPage,
+    chat: ChatController,
+    choice: ModelChoice,
+    bridge: InferenceBridge,
+    settings: Settings,
+    status: StatusBar,
 ) -> DocumentIndexer:
-    """Give the chat its documents: the session reads and searches them, the loaded model embeds
-    their passages in the background (the status bar says how far), and a reply's sources open."""
+    """Give the chat its documents: the session reads and searches them, the embedding model (or
+    the chat model) embeds their passages in the background (the status bar says how far), and a
+    reply's sources open. The embedding model chosen in My models is kept loaded from the start."""
     session = chat.session
     documents = DocumentContext(lambda: session.store, default_folder())
     session.documents = documents
     indexer = DocumentIndexer(documents, page)
+    names: dict[str, str | None] = {"chat": None, "embedding": None}
+
+    def choose_embedder() -> None:
+        name = names["embedding"] or names["chat"]
+        embed = thread_embedder(bridge.worker, going=lambda: not indexer.stopped)
+        documents.embedder = Embedder(name, embed) if name else None
 
     def on_loaded(model: object) -> None:
-        loaded = model if isinstance(model, LoadedModel) else None
-        embed = thread_embedder(worker, going=lambda: not indexer.stopped)
-        documents.embedder = Embedder(loaded.info.path.name, embed) if loaded else None
+        names["chat"] = model.info.path.name if isinstance(model, LoadedModel) else None
+        choose_embedder()
+
+    def on_event(event: object) -> None:
+        if isinstance(event, EmbeddingModelLoaded):
+            names["embedding"] = event.model.path.name if event.model is not None else None
+            choose_embedder()
+            used = event.model.name if event.model is not None else "the chat model"
+            status.showMessage(f"Documents are searched with {used}.", 6000)
+        elif isinstance(event, EmbeddingModelFailed):
+            status.showMessage(f"The embedding model could not be loaded: {event.message}", 10000)
 
     choice.loadedChanged.connect(on_loaded)
+    bridge.happened.connect(on_event)
+    if settings.embedding_model:
+        bridge.worker.load_embedding_model(settings.embedding_model)
 
     def on_session(event: SessionEvent) -> None:
         if isinstance(event, ReplyEnded) and event.conversation_id is not None:

@@ -64,6 +64,8 @@ class ModelsController(QObject):
     projectorChanged = Signal(str)
     #: The settings changed and want saving.
     settingsChanged = Signal()
+    #: The embedding model (a path, or None: the chat model embeds) to keep loaded from now on.
+    embeddingChanged = Signal(object)
 
     def __init__(
         self,
@@ -102,6 +104,8 @@ class ModelsController(QObject):
         self.library.folderChangeRequested.connect(self.change_folder)
         self.library.useInPlaceRequested.connect(self.use_in_place)
         self.library.projectorRequested.connect(self.choose_projector)
+        self.library.embeddingRequested.connect(self.use_for_search)
+        self.library.embedding_model = settings.embedding_model
 
     # ----- start and stop -----------------------------------------------------------------------
 
@@ -209,6 +213,15 @@ class ModelsController(QObject):
         chosen = self.settings.projector_for(str(entry.path))
         size = chosen.stat().st_size if chosen is not None and chosen.is_file() else 0
         return replace(entry, projector=chosen, projector_size=size)
+
+    def use_for_search(self, entry: ModelEntry) -> None:
+        """Keep `entry` (an embedding model) loaded for document search; chosen again, stop."""
+        key = str(entry.path)
+        chosen = None if self.settings.embedding_model == key else key
+        self.settings.embedding_model = chosen
+        self.library.show_embedding_model(chosen)
+        self.settingsChanged.emit()
+        self.embeddingChanged.emit(chosen)
 
     def choose_projector(self, entry: ModelEntry, mode: str) -> None:
         """Set the projector `entry` loads with: a file chosen now, the one beside it, or none."""

@@ -45,6 +45,8 @@ class LibraryView(QWidget):
     deleteRequested = Signal(object)  # ModelEntry
     #: (ModelEntry, "choose" | "beside" | "none"): the vision projector a model loads with.
     projectorRequested = Signal(object, str)
+    #: The chosen embedding model (a ModelEntry) is to search documents from now on.
+    embeddingRequested = Signal(object)
     revealRequested = Signal(str)
     folderChangeRequested = Signal()
     useInPlaceRequested = Signal(object)  # FoundModel
@@ -150,6 +152,14 @@ class LibraryView(QWidget):
             action.setObjectName(name)
             action.triggered.connect(lambda _checked=False, mode=mode: self._projector(mode))
         self.projector_button.setMenu(projector_menu)
+        self.embedding_button = QPushButton("Use for document search")
+        self.embedding_button.setObjectName("libraryEmbeddingButton")
+        set_description(
+            self.embedding_button, "Keep this embedding model loaded to search documents attached to chats"
+        )
+        self.embedding_button.clicked.connect(self._embedding)
+        #: The embedding model in use for document search (a path), or None.
+        self.embedding_model: str | None = None
         import_button = QPushButton("Import GGUF…")
         import_button.setObjectName("libraryImportButton")
         set_description(import_button, "Copy a .gguf file into the models folder, or use it where it is")
@@ -167,7 +177,8 @@ class LibraryView(QWidget):
         self.reveal_button.clicked.connect(self._reveal)
         self.delete_button.clicked.connect(self._delete)
         import_button.clicked.connect(self.importRequested)
-        for action_button in (self.use_button, self.reveal_button, self.delete_button, self.projector_button):
+        actions = (self.use_button, self.reveal_button, self.delete_button, self.projector_button)
+        for action_button in (*actions, self.embedding_button):
             buttons.addWidget(action_button)
         buttons.addStretch(1)
         buttons.addWidget(import_button)
@@ -239,6 +250,10 @@ class LibraryView(QWidget):
             button.setEnabled(bool(self.model.entries))
         for action_button in (self.use_button, self.reveal_button, self.delete_button, self.projector_button):
             action_button.setVisible(bool(self.model.entries))  # nothing to use, show or delete yet
+        # Shown only where there is an embedding model to choose.
+        self.embedding_button.setVisible(
+            any(e.info and e.info.is_embedding_model for e in self.model.entries)
+        )
 
     def set_machine(self, machine: Machine, context_length: int, parallel: int) -> None:
         """Judge each card's fit against `machine` at `context_length` tokens and `parallel` replies."""
@@ -317,12 +332,26 @@ class LibraryView(QWidget):
                 return True
         return False
 
+    def show_embedding_model(self, path: str | None) -> None:
+        """The embedding model in use for document search now (its button then offers to stop)."""
+        self.embedding_model = path
+        self._on_selection()
+
     def _on_selection(self) -> None:
         entry = self.selected_entry()
         for button in (self.use_button, self.reveal_button, self.delete_button, self.projector_button):
             button.setEnabled(entry is not None)
         if entry is not None and entry.info is None:
             self.use_button.setEnabled(False)
+        embedding = entry is not None and entry.info is not None and entry.info.is_embedding_model
+        self.embedding_button.setEnabled(embedding)
+        chosen = entry is not None and str(entry.path) == self.embedding_model
+        self.embedding_button.setText(
+            "Stop using for document search" if chosen else "Use for document search"
+        )
+        if embedding:
+            self.use_button.setEnabled(False)  # it searches documents; it does not chat
+            self.projector_button.setEnabled(False)
         if entry is None:
             count = len(self.model.entries)
             self.detail.setText(f"{count} model{'s' if count != 1 else ''} installed." if count else "")
@@ -345,6 +374,11 @@ class LibraryView(QWidget):
         entry = self.selected_entry()
         if entry is not None and entry.info is not None:
             self.useRequested.emit(str(entry.path))
+
+    def _embedding(self) -> None:
+        entry = self.selected_entry()
+        if entry is not None:
+            self.embeddingRequested.emit(entry)
 
     def _projector(self, mode: str) -> None:
         entry = self.selected_entry()

@@ -128,6 +128,8 @@ class ModelCardDelegate(QStyledItemDelegate):
         y = _line(painter, font, text, inner, y, facts)
         if entry.projector is not None:  # sees images too, through the projector beside it
             y = _line(painter, font, muted, inner, y, f"Vision · {entry.projector.name}")
+        if info.is_embedding_model:  # searches documents; it does not chat
+            y = _line(painter, font, muted, inner, y, "Embedding model · for document search")
         badge = self.facts.fit(entry)
         if badge is not None:
             dot = QRect(inner.left(), y + QFontMetrics(font).ascent() // 2 - 2, 8, 8)

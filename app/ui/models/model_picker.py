@@ -99,7 +99,8 @@ class ModelPicker(QComboBox):
         """Replace the local models, keeping `current` (a path or a remote key) selected when present."""
         self.blockSignals(True)
         self.clear()
-        self.entries = list(entries)
+        # An embedding model searches documents; it cannot chat, so it is not offered for chat.
+        self.entries = [e for e in entries if e.info is None or not e.info.is_embedding_model]
         for entry in self.entries:
             self.addItem(describe(entry, self.names.get(str(entry.path))))
             row = self.count() - 1

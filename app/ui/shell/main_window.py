@@ -127,7 +127,7 @@ class MainWindow(QMainWindow):
         self.tools_button = ToolsButton(self.tools)
         page.add_composer_button(self.tools_button)
         self.attachments = attach_images(page, tasks, self.chat, self.meter, banner)
-        self.documents = attach_documents(page, self.chat, choice, bridge.worker, status)
+        self.documents = attach_documents(page, self.chat, choice, bridge, settings, status)
         self.dialogs = Dialogs(
             self,
             self.server,
@@ -200,6 +200,7 @@ class MainWindow(QMainWindow):
         models.useModel.connect(self._chat_with)
         models.settingsChanged.connect(self._save_settings)
         models.projectorChanged.connect(self._on_projector_changed)
+        models.embeddingChanged.connect(self.bridge.worker.load_embedding_model)
         models.library.discoverRequested.connect(lambda: self.show_page("discover"))
         models.library.layoutChosen.connect(self._remember_library_layout)
         models.namesChanged.connect(self.picker.set_names)
