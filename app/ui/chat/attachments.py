@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QToolButton, QWi
 
 from app.core.media.attachments import Attachment, AttachmentFolder
 from app.core.media.documents import SUFFIXES as DOCUMENT_SUFFIXES
-from app.core.media.images import SUFFIXES
+from app.core.media.images import MAX_SIDE, SUFFIXES
 from app.ui.common.accessible import set_description
 from app.ui.common.icons import decorate, icon
 from app.ui.common.tasks import BackgroundTasks
@@ -45,6 +45,10 @@ def describe(attachment: Attachment) -> str:
         pages = f"{attachment.width:,} page{'s' if attachment.width != 1 else ''}"
         return f"{attachment.name}, {pages}, {attachment.height:,} characters of text"
     size = f"{attachment.width:,} × {attachment.height:,} pixels" if attachment.width else "an image"
+    longest = max(attachment.width, attachment.height)
+    if longest > MAX_SIDE:  # said before it is sent: the model sees less than the file holds
+        scale = MAX_SIDE / longest
+        size += f", read as {round(attachment.width * scale):,} × {round(attachment.height * scale):,}"
     return f"{attachment.name}, {size}"
 
 
