@@ -36,6 +36,8 @@ class ServerConfig:
     port: int = DEFAULT_PORT
     api_key: str | None = None
     allow_network: bool = False
+    #: Images given by web address in chat requests are fetched (off: only data: URLs are read).
+    fetch_images: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +47,16 @@ class ServerSettings:
     enabled: bool = False
     port: int = DEFAULT_PORT
     allow_network: bool = False
+    fetch_images: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """For the settings file."""
-        return {"enabled": self.enabled, "port": self.port, "allow_network": self.allow_network}
+        return {
+            "enabled": self.enabled,
+            "port": self.port,
+            "allow_network": self.allow_network,
+            "fetch_images": self.fetch_images,
+        }
 
     @classmethod
     def from_dict(cls, data: object) -> ServerSettings:
@@ -60,4 +68,5 @@ class ServerSettings:
             enabled=data.get("enabled") is True,
             port=port if isinstance(port, int) and 1024 <= port <= 65535 else DEFAULT_PORT,
             allow_network=data.get("allow_network") is True,
+            fetch_images=data.get("fetch_images") is True,
         )

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from app.core.api import embeddings, wire
 from app.core.api.config import ServerConfig
 from app.core.api.guard import read_body, refusal
+from app.core.api.image_fetch import fetch_images
 from app.core.api.mailbox import Mailbox
 from app.core.api.request_log import LogListener, RequestLog, RequestState
 from app.core.api.schema import ApiError, ChatRequest, CompletionRequest
@@ -256,7 +257,8 @@ class Routes:
             plan: ToolPlan | None = None
             triggers: tuple[str, ...] = ()
             if isinstance(body, ChatRequest):
-                messages, raw, key, grammar = body.turns(), None, body.cache_key(), body.grammar()
+                fetched = await fetch_images(body.image_addresses(), self.config.fetch_images)
+                messages, raw, key, grammar = body.turns(fetched), None, body.cache_key(), body.grammar()
                 plan = body.tool_plan()
                 if plan is not None:
                     grammar, triggers = plan.grammar(template_tools(loaded.info.chat_template).format)

@@ -10,6 +10,7 @@ it has them.
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -212,7 +213,7 @@ class ChatMessage(BaseModel):
             return self.content
         return "".join(part.text for part in self.content if part.type == "text")
 
-    def engine_content(self, index: int) -> Any:
+    def engine_content(self, index: int, fetched: Mapping[str, bytes] | None = None) -> Any:
         """The content as the engine takes it: a string, or text and image parts (ApiError naming
         a part whose image is not a data: URL the engine can read)."""
         if not isinstance(self.content, list) or all(part.type == "text" for part in self.content):
@@ -223,7 +224,9 @@ class ChatMessage(BaseModel):
                 parts.append({"type": "text", "text": part.text})
                 continue
             where = f"messages[{index}].content[{number}].image_url.url"
-            parts.append(image_part(ImageSource(_data_url_bytes(part.image_url.url, where), f"{where}")))
+            url = part.image_url.url
+            data = fetched[url] if fetched and url in fetched else _data_url_bytes(url, where)
+            parts.append(image_part(ImageSource(data, where)))
         return parts
 
 
@@ -439,13 +442,24 @@ class ChatRequest(_Sampling):
         """The engine's cache key for `prompt_cache_key` (apart from the window's conversations)."""
         return None if self.prompt_cache_key is None else f"api:{self.prompt_cache_key}"
 
-    def turns(self) -> list[dict[str, Any]]:
+    def image_addresses(self) -> list[tuple[str, str]]:
+        """(where, url) of every image given by an http(s) address (to be fetched, if allowed)."""
+        found = []
+        for index, message in enumerate(self.messages):
+            if not isinstance(message.content, list):
+                continue
+            for number, part in enumerate(message.content):
+                if part.image_url is not None and part.image_url.url.startswith(("http://", "https://")):
+                    found.append((f"messages[{index}].content[{number}].image_url.url", part.image_url.url))
+        return found
+
+    def turns(self, fetched: Mapping[str, bytes] | None = None) -> list[dict[str, Any]]:
         """The messages as the engine takes them (OpenAI's "developer" role is a system message;
         calls and results kept in OpenAI's shape)."""
         out: list[dict[str, Any]] = []
         for message in self.messages:
             role = "system" if message.role == "developer" else message.role
-            turn: dict[str, Any] = {"role": role, "content": message.engine_content(len(out))}
+            turn: dict[str, Any] = {"role": role, "content": message.engine_content(len(out), fetched)}
             if message.tool_calls:
                 turn["tool_calls"] = [call.model_dump() for call in message.tool_calls]
             if message.tool_call_id is not None:
@@ -514,8 +528,9 @@ def _data_url_bytes(url: str, where: str) -> bytes:
     if url.startswith(("http://", "https://")):
         raise ApiError(
             400,
-            f"{where}: Fireside does not fetch images from the network (that would be traffic the user "
-            "did not see). Send the image itself, as a data: URL (data:image/png;base64,...).",
+            f"{where}: fetching images from web addresses is off in this server (it is network traffic "
+            "the user did not see). Send the image itself, as a data: URL (data:image/png;base64,...), "
+            "or allow fetching images in Fireside's server panel.",
             "unsupported_image_url",
             where,
         )

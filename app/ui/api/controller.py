@@ -167,7 +167,9 @@ class ServerController(QObject):
         self._generation += 1
         generation = self._generation
         host = "0.0.0.0" if self.settings.allow_network else "127.0.0.1"
-        config = ServerConfig(host, self.settings.port, self.api_key, self.settings.allow_network)
+        config = ServerConfig(
+            host, self.settings.port, self.api_key, self.settings.allow_network, self.settings.fetch_images
+        )
         self._set_state(ServerState.STARTING, "Starting…")
 
         def work() -> LocalServer | None:

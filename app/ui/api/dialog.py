@@ -72,6 +72,15 @@ class ServerDialog(QDialog):
         )
         self.network.setChecked(controller.settings.allow_network)
         form.addRow("", self.network)
+        self.fetch_images = QCheckBox("Fetch images that requests give by web address (network traffic)")
+        self.fetch_images.setObjectName("serverFetchImages")
+        set_description(
+            self.fetch_images,
+            "Let API clients send image_url parts with http or https addresses: Fireside then downloads "
+            "those images itself. Off: only images sent inside the request (data: URLs) are read",
+        )
+        self.fetch_images.setChecked(controller.settings.fetch_images)
+        form.addRow("", self.fetch_images)
         key_row = QHBoxLayout()
         self.key = QLineEdit()
         self.key.setObjectName("serverApiKey")
@@ -157,6 +166,7 @@ class ServerDialog(QDialog):
         self.network.toggled.connect(self._on_network)
         self.port.valueChanged.connect(self._remember)
         self.network.toggled.connect(self._remember)
+        self.fetch_images.toggled.connect(self._remember)
         controller.keyLoaded.connect(self._show_loaded_key)
         controller.stateChanged.connect(self._show_state)
         controller.logged.connect(self._on_logged)
@@ -173,7 +183,10 @@ class ServerDialog(QDialog):
 
     def _settings(self) -> ServerSettings:
         return replace(
-            self.controller.settings, port=self.port.value(), allow_network=self.network.isChecked()
+            self.controller.settings,
+            port=self.port.value(),
+            allow_network=self.network.isChecked(),
+            fetch_images=self.fetch_images.isChecked(),
         )
 
     def _on_switch(self, on: bool) -> None:
@@ -247,7 +260,7 @@ class ServerDialog(QDialog):
             self.switch.blockSignals(True)
             self.switch.setChecked(running)
             self.switch.blockSignals(False)
-        for widget in (self.port, self.network, self.key, self.generate):
+        for widget in (self.port, self.network, self.fetch_images, self.key, self.generate):
             widget.setEnabled(not running)
 
     def _show_parallel(self) -> None:

@@ -73,7 +73,7 @@ def test_an_image_url_part_is_read_by_the_projector(seeing: Served) -> None:
 @pytest.mark.parametrize(
     ("url", "image", "said"),
     [
-        ("https://example.com/cat.png", {}, "does not fetch images from the network"),
+        ("https://example.com/cat.png", {}, "fetching images from web addresses is off"),
         ("data:image/png;base64,@@@not-base64@@@", {}, "not valid base64"),
         ("data:image/png,rawbytes", {}, "must be a base64 data: URL"),
         (data_url(b"GIF89a but not really an image"), {}, "not an image Fireside can read"),
@@ -94,3 +94,53 @@ def test_a_model_without_a_projector_refuses_images_by_name(served: Served) -> N
     with pytest.raises(openai.BadRequestError) as refused:
         chat(served, ask(data_url(png((9, 9, 9)))))
     assert "reads text only" in refused.value.message
+
+
+@pytest.fixture(scope="module")
+def pictures() -> Iterator[str]:
+    """A web server on 127.0.0.1 with a PNG, an HTML page and nothing else (its address)."""
+    import http.server
+    import threading
+
+    picture = png((200, 10, 10))
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/cat.png":
+                body, kind = picture, "image/png"
+            elif self.path == "/page.html":
+                body, kind = b"<html>not a picture</html>", "text/html"
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_images_by_web_address_are_fetched_only_when_allowed(seeing: Served, pictures: str) -> None:
+    allowed = LocalServer(seeing.worker, ServerConfig(port=0, api_key=KEY, fetch_images=True))
+    allowed.start()
+    try:
+        client = Served(seeing.worker, allowed)
+        by_address = chat(client, ask(f"{pictures}/cat.png"))
+        inline = chat(client, ask(data_url(png((200, 10, 10)))))
+        assert by_address.choices[0].message.content == inline.choices[0].message.content  # the same picture
+        for path, said in (("/page.html", "is not an image"), ("/missing.png", "answered 404")):
+            with pytest.raises(openai.BadRequestError) as refused:
+                chat(client, ask(f"{pictures}{path}"))
+            assert said in refused.value.message and "image_url.url" in refused.value.message
+    finally:
+        allowed.stop()
