@@ -5,6 +5,8 @@ sources opening in full."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Qt
 
 from app.core.chat.document_context import DocumentContext, Embedder
@@ -57,6 +59,10 @@ def attach_images(
     return attachments
 
 
+#: What Discover searches for when an embedding model is suggested.
+EMBEDDING_SEARCH = "bge-small"
+
+
 def attach_documents(
     page: ChatPage,
     chat: ChatController,
@@ -64,6 +70,8 @@ def attach_documents(
     bridge: InferenceBridge,
     settings: Settings,
     status: StatusBar,
+    banner: Banner,
+    discover: Callable[[str], None],
 ) -> DocumentIndexer:
     """Give the chat its documents: the session reads and searches them, the embedding model (or
     the chat model) embeds their passages in the background (the status bar says how far), and a
@@ -107,8 +115,18 @@ def attach_documents(
     )
 
     def indexed(count: int) -> None:
-        if count:
-            status.showMessage("The documents are indexed.", 4000)
+        if not count:
+            return
+        status.showMessage("The documents are indexed.", 4000)
+        if names["embedding"] is None and not names.get("suggested"):
+            names["suggested"] = "yes"  # once a session: a suggestion, not a nag
+            banner.show_message(
+                f"The documents were indexed with {names['chat'] or 'the chat model'}. A small embedding "
+                "model (bge-small or nomic-embed-text, a few dozen MB) finds passages better: download "
+                "one, then choose Use for document search in My models.",
+                error=False,
+                action=("Find one", lambda: discover(EMBEDDING_SEARCH)),
+            )
 
     indexer.finished.connect(indexed)
     indexer.failed.connect(

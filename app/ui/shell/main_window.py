@@ -127,7 +127,9 @@ class MainWindow(QMainWindow):
         self.tools_button = ToolsButton(self.tools)
         page.add_composer_button(self.tools_button)
         self.attachments = attach_images(page, tasks, self.chat, self.meter, banner)
-        self.documents = attach_documents(page, self.chat, choice, bridge, settings, status)
+        self.documents = attach_documents(
+            page, self.chat, choice, bridge, settings, status, banner, self._discover_search
+        )
         self.dialogs = Dialogs(
             self,
             self.server,
@@ -241,6 +243,13 @@ class MainWindow(QMainWindow):
         self.zoom = ChatZoom(
             (self.view, self.composer), self, self.settings.chat_zoom, self._remember_zoom, self
         )
+
+    def _discover_search(self, query: str) -> None:
+        """Show Discover searching for `query` (a suggestion's "Find one")."""
+        self.show_page("discover")
+        view = self.hub.discover
+        view.search_input.setText(query)
+        view.search_now()
 
     def _on_projector_changed(self, path: str) -> None:
         """A loaded model is loaded again with the projector chosen for it."""
