@@ -163,11 +163,11 @@ def main() -> None:
         theirs = reference(model, projector, args.repeats, args.threads)
     print(f"llama-cpp-python {llama_cpp_version()} · {args.threads} threads · starter model + test projector")
     print(f"image {args.image_size}px / patch {args.patch}: {tokens} image tokens · {args.repeats} repeats\n")
-    print(f"{'':24} {'median TTFT':>12} {'min':>8} {'max':>8}")
+    print(f"{'':30} {'median TTFT':>12} {'min':>8} {'max':>8}")
     rows = {f"fireside, {k}": v for k, v in ours.items()} | {"reference (llama-cpp-python)": theirs}
     for name, values in rows.items():
         middle, low, high = (statistics.median(values) * 1000, min(values) * 1000, max(values) * 1000)
-        print(f"{name:24} {middle:10.0f} ms {low:6.0f} ms {high:6.0f} ms")
+        print(f"{name:30} {middle:10.0f} ms {low:6.0f} ms {high:6.0f} ms")
     ratio = statistics.median(ours["image"]) / statistics.median(theirs)
     added = statistics.median(ours["image"]) - statistics.median(ours["text"])
     print(f"\nfireside image TTFT / reference: {ratio:.2f}x · the image adds {added * 1000:.0f} ms")
