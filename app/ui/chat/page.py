@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
 from PySide6.QtGui import QResizeEvent
-from PySide6.QtWidgets import QHBoxLayout, QPushButton, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QPushButton, QSplitter, QToolButton, QVBoxLayout, QWidget
 
 from app.core.chat.transcript import Transcript
 from app.ui.chat.composer import Composer
@@ -16,6 +16,9 @@ from app.ui.common.theme import chars
 
 #: The chat column is never squeezed below this many characters: the drawer gives way first.
 CHAT_MIN_CHARS = 46
+#: Below this width (in characters) of the chat column, the buttons beside the message box show
+#: only their icons, so the message box keeps room to type.
+COMPOSER_ROOM_CHARS = 64
 
 
 class ChatPage(QSplitter):
@@ -60,10 +63,17 @@ class ChatPage(QSplitter):
         self.sidebar, self.side = sidebar, side
         self._drawer_wanted = True  # the user's choice for a page wide enough for three columns
         self._narrow_drawer = False  # on a narrow page: the drawer instead of the conversations
+        #: Buttons beside the composer that give up their text when the chat column is narrow.
+        self._compact: list[QToolButton] = []
+        chat.installEventFilter(self)
+        self._chat = chat
 
     def add_composer_button(self, button: QWidget) -> None:
-        """Put `button` beside the composer, before Send and the buttons added before it."""
+        """Put `button` beside the composer, before Send and the buttons added before it. A tool
+        button shows only its icon while the chat column is narrow (its name stays its tooltip)."""
         self._composer_row.insertWidget(1, button, 0, Qt.AlignmentFlag.AlignBottom)
+        if isinstance(button, QToolButton):
+            self._compact.append(button)
 
     def add_before_composer(self, button: QWidget) -> None:
         """Put `button` at the left of the composer (the paperclip, where chat apps keep it)."""
@@ -110,6 +120,21 @@ class ChatPage(QSplitter):
         """Fit the columns to the new width."""
         super().resizeEvent(event)
         self._arrange()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """The chat column resized: its composer buttons show their text only where it leaves the
+        message box room for a line of words."""
+        if watched is self._chat and event.type() == QEvent.Type.Resize:
+            compact = self._chat.width() < chars(self.font(), COMPOSER_ROOM_CHARS)
+            style = (
+                Qt.ToolButtonStyle.ToolButtonIconOnly
+                if compact
+                else Qt.ToolButtonStyle.ToolButtonTextBesideIcon
+            )
+            for button in self._compact:
+                if button.toolButtonStyle() != style:
+                    button.setToolButtonStyle(style)
+        return super().eventFilter(watched, event)
 
     def _arrange(self) -> None:
         if self.narrow():
