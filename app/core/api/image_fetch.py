@@ -20,22 +20,26 @@ async def fetch_images(addresses: Sequence[tuple[str, str]], allowed: bool) -> d
     had; one at a time: a request rarely gives more than a few)."""
     if not addresses:
         return {}
-    where, _url = addresses[0]
     if not allowed:
-        raise ApiError(
-            400,
-            f"{where}: fetching images from web addresses is off in this server (it is network traffic "
-            "the user did not see). Send the image itself, as a data: URL (data:image/png;base64,...), "
-            "or allow fetching images in Fireside's server panel.",
-            "unsupported_image_url",
-            where,
-        )
+        raise fetching_off(addresses[0][0])
     fetched: dict[str, bytes] = {}
     async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_S, follow_redirects=True, max_redirects=3) as client:
         for where, url in addresses:
             if url not in fetched:
                 fetched[url] = await _fetch(client, url, where)
     return fetched
+
+
+def fetching_off(where: str) -> ApiError:
+    """The refusal of an image by web address while fetching is off."""
+    return ApiError(
+        400,
+        f"{where}: fetching images from web addresses is off in this server (it is network traffic "
+        "the user did not see). Send the image itself, as a data: URL (data:image/png;base64,...), "
+        "or allow fetching images in Fireside's server panel.",
+        "unsupported_image_url",
+        where,
+    )
 
 
 async def _fetch(client: httpx.AsyncClient, url: str, where: str) -> bytes:

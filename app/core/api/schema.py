@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from app.core.api.errors import ApiError
+from app.core.api.image_fetch import fetching_off
 from app.core.api.structured import ResponseFormat
 from app.core.api.tool_schema import MessageToolCall, ToolChoice, ToolDef, ToolPlan, tool_plan
 from app.core.media.images import ImageSource, image_part
@@ -526,14 +527,7 @@ def _path(loc: tuple[int | str, ...]) -> str:
 def _data_url_bytes(url: str, where: str) -> bytes:
     """The bytes of a base64 data: URL (ApiError naming `where` for anything else)."""
     if url.startswith(("http://", "https://")):
-        raise ApiError(
-            400,
-            f"{where}: fetching images from web addresses is off in this server (it is network traffic "
-            "the user did not see). Send the image itself, as a data: URL (data:image/png;base64,...), "
-            "or allow fetching images in Fireside's server panel.",
-            "unsupported_image_url",
-            where,
-        )
+        raise fetching_off(where)  # fetched before the body is read, when allowed
     head, comma, body = url.partition(",")
     if not url.startswith("data:") or not comma or not head.endswith(";base64"):
         raise ApiError(400, f"{where}: an image must be a base64 data: URL.", "invalid_image_url", where)

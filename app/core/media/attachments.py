@@ -28,6 +28,7 @@ from PIL import Image
 from app.core.media.documents import DocumentError, is_document, read_document
 from app.core.media.images import MEDIA_TYPES, DecodedImage, ImageError, ImageSource, decode, image_part
 from app.core.platform import paths
+from app.core.values.stored_json import json_list
 
 log = logging.getLogger(__name__)
 
@@ -283,14 +284,7 @@ def attachments_to_json(attachments: Iterable[Attachment]) -> str | None:
 
 def attachments_from_json(text: str | None) -> list[Attachment]:
     """What attachments_to_json wrote (a damaged value gives none, never an error)."""
-    if not text:
-        return []
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return []
-    found = [Attachment.from_dict(item) for item in data] if isinstance(data, list) else []
-    return [a for a in found if a is not None]
+    return [a for a in map(Attachment.from_dict, json_list(text)) if a is not None]
 
 
 def _int(value: Any) -> int:

@@ -4,7 +4,7 @@ a source names its page), cut at paragraph, then sentence, then word boundaries.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 #: A passage holds about this many characters (some 250-300 tokens: room for four in a prompt).
@@ -53,35 +53,35 @@ def _chunk(text: str, target: int) -> list[str]:
 
 def _split(paragraph: str, target: int) -> list[str]:
     """A long paragraph as sentences packed up to `target` (a sentence longer than that, by words)."""
-    out: list[str] = []
-    current = ""
+    parts: list[str] = []
     for sentence in _SENTENCE_END.split(paragraph):
-        parts = [sentence] if len(sentence) <= target else _by_words(sentence, target)
-        for part in parts:
-            if current and len(current) + 1 + len(part) > target:
-                out.append(current)
-                current = part
-            else:
-                current = f"{current} {part}" if current else part
-    if current:
-        out.append(current)
-    return out
+        parts.extend([sentence] if len(sentence) <= target else _by_words(sentence, target))
+    return _pack(parts, target)
 
 
 def _by_words(text: str, target: int) -> list[str]:
-    out, current = [], ""
+    """A long sentence as words packed up to `target` (an unbroken "word", a base64 blob or a URL,
+    cut into pieces of `target`)."""
+    words: list[str] = []
     for word in text.split(" "):
-        while len(word) > target:  # one unbroken "word" (a base64 blob, a URL): cut it
-            if current:
-                out.append(current)
-                current = ""
-            out.append(word[:target])
+        while len(word) > target:
+            words.append(word[:target])
             word = word[target:]
-        if current and len(current) + 1 + len(word) > target:
+        if word:
+            words.append(word)
+    return _pack(words, target)
+
+
+def _pack(pieces: Iterable[str], target: int) -> list[str]:
+    """`pieces` joined by spaces into runs of at most `target` characters (a longer piece alone)."""
+    out: list[str] = []
+    current = ""
+    for piece in pieces:
+        if current and len(current) + 1 + len(piece) > target:
             out.append(current)
-            current = word
+            current = piece
         else:
-            current = f"{current} {word}" if current else word
+            current = f"{current} {piece}" if current else piece
     if current:
         out.append(current)
     return out

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from app.core.values.stored_json import json_list
+
 #: A source's snippet under a reply, in characters.
 SNIPPET_CHARS = 160
 
@@ -62,11 +64,4 @@ def sources_to_json(sources: Iterable[Source]) -> str | None:
 
 def sources_from_json(text: str | None) -> list[Source]:
     """What sources_to_json wrote (a damaged value gives none, never an error)."""
-    if not text:
-        return []
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return []
-    found = [Source.from_dict(item) for item in data] if isinstance(data, list) else []
-    return [s for s in found if s is not None]
+    return [s for s in map(Source.from_dict, json_list(text)) if s is not None]

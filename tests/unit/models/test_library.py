@@ -262,3 +262,23 @@ def test_a_cancelled_import_leaves_no_half_file(models: Path, tiny_model: Path) 
     with pytest.raises(InterruptedError):
         import_copy(tiny_model, models, cancelled=lambda: True)
     assert list((models / "imported").iterdir()) == []
+
+
+def test_a_model_used_in_place_in_another_apps_folder_finds_its_projector_there(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    from tests.gguf_writer import write_model
+    from tests.projector_writer import write_projector
+
+    # LM Studio keeps a vision model and its projector side by side in the model's folder.
+    lm_studio = tmp_path / "lmstudio" / "models" / "someone" / "SmolVLM-GGUF"
+    lm_studio.mkdir(parents=True)
+    model = lm_studio / "SmolVLM-Q4_K_M.gguf"
+    write_model(model, layers=2, dim=32, ffn=64, heads=2, kv_heads=1)
+    write_projector(lm_studio / "mmproj-SmolVLM-f16.gguf", width=32)
+    write_projector(lm_studio / "mmproj-SmolVLM-Q8_0.gguf", width=32)
+    entries = library.scan(data_dir / "models", extra=[str(model)])
+    assert [e.path.name for e in entries] == ["SmolVLM-Q4_K_M.gguf"]  # the projectors are not models
+    (entry,) = entries
+    assert entry.projector is not None and entry.projector.name == "mmproj-SmolVLM-f16.gguf"  # f16 first
+    assert entry.projector_size == (lm_studio / "mmproj-SmolVLM-f16.gguf").stat().st_size
