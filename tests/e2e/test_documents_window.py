@@ -100,7 +100,7 @@ def test_a_long_pdf_is_searched_and_the_reply_shows_its_sources(
     qtbot.waitUntil(lambda: "embedding model" in window.banner.label.text(), timeout=10_000)
     assert window.banner.action_button.isVisible() and window.banner.action_button.text() == "Find one"
     window.banner.action_button.click()
-    assert window.pages.currentWidget() is window.hub.page()
+    assert window.pages.currentIndex() == window._page_index["discover"]
     assert window.hub.discover.search_input.text() == "bge-small"
     window.show_page("chat")
     type_and_send(qtbot, window, "How many strings does a violin have?")
