@@ -23,6 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from app.core.inference.abort_flag import AbortFlag
+from app.core.inference.adapters import Adapters, AdapterSet, adapter_set, set_key
 from app.core.inference.batch import Batch, step
 from app.core.inference.constrained import GrammarSampling
 from app.core.inference.embedder import Embedder, Embeddings
@@ -87,6 +88,8 @@ class Engine:
         self._embedder: Embedder | None = None  # made on the first embeddings request
         self._embedding_model: EmbeddingModel | None = None  # a model kept only for embeddings
         self._vision: Vision | None = None  # the model's projector, when it reads images
+        self._adapters: Adapters | None = None  # the LoRA adapters loaded for the model
+        self._adapter_turn = 0  # which adapter set's replies the step decodes, when they differ
         self._decoded = DecodedCache()  # a conversation's images are decoded once, not every turn
 
     # ----- loading -------------------------------------------------------------------------
@@ -163,6 +166,7 @@ class Engine:
         except Exception:
             self.unload()
             raise
+        self._adapters = Adapters(llama_cpp, self._model, info.path.name)
         vision_note = None
         if options.projector is not None:
             try:
@@ -223,6 +227,9 @@ class Engine:
         if self._embedder is not None:
             self._embedder.close()
             self._embedder = None
+        if self._adapters is not None:  # they belong to the model: freed before it
+            self._adapters.close()
+            self._adapters = None
         if self._model is not None:
             self._llama.llama_model_free(self._model)
             self._model = None
@@ -285,6 +292,8 @@ class Engine:
             self._batch.free()
             self._batch = None
         if self._ctx is not None:
+            if self._adapters is not None:
+                self._adapters.forget_context(self._ctx)
             self._llama.llama_free(self._ctx)
             self._ctx = None
         self._slots = None
@@ -446,8 +455,11 @@ class Engine:
         top_logprobs: int | None = None,
         tools: Sequence[ToolSpec] | None = None,
         grammar_triggers: Sequence[str] = (),
+        adapters: Sequence[tuple[str | os.PathLike[str], float]] = (),
     ) -> Generation:
-        """Begin a reply in a free sequence (the caller makes sure there is one, see free_sequences);
+        """Begin a reply in a free sequence (the caller makes sure there is one, see free_sequences),
+        with the LoRA `adapters` (path, scale) applied to the base model (AdapterError when one
+        cannot be: nothing is taken then);
         `step` advances it with the others, `finish` ends it. With `cache_key` (a conversation), the
         sequence is the conversation's: kept in memory while it can be, saved to the disk cache when
         it must go, restored from it when it is not in memory. A `cancel` that is a StopEvent also
@@ -456,16 +468,24 @@ class Engine:
             raise EngineError("No model is loaded.")
         params = params.validated()
         started = time.perf_counter()
+        chosen = adapter_set(adapters)
+        if chosen:
+            assert self._adapters is not None
+            self._adapters.load(chosen)  # refused here, before a sequence is taken
+            # Another adapter set is another conversation for the KV cache, in memory and on disk.
+            cache_key = f"{cache_key}|{set_key(chosen)}" if cache_key is not None else None
         text, prompt, media = self._prompt(messages, continue_last, raw_prompt, tools)
         try:
-            return self._begin(
+            generation = self._begin(
                 text, prompt, media, params, on_text, cancel, stop_strings, cache_key, grammar,
-                logit_bias, top_logprobs, grammar_triggers, started,
+                logit_bias, top_logprobs, grammar_triggers, started, chosen,
             )  # fmt: skip
         except BaseException:
             if media is not None:
                 media.close()
             raise
+        generation.adapters = chosen
+        return generation
 
     def _begin(
         self,
@@ -482,6 +502,7 @@ class Engine:
         top_logprobs: int | None,
         grammar_triggers: Sequence[str],
         started: float,
+        adapters: AdapterSet = (),
     ) -> Generation:
         """start, once the prompt is tokenized: its sequence chosen, filled from memory or disk."""
         assert self._slots is not None
@@ -494,7 +515,7 @@ class Engine:
                 f"The conversation is {len(prompt):,} tokens long and no longer fits the "
                 f"{n_ctx:,}-token context window. Start a new chat or raise the context length."
             )
-        slot = self._slots.choose(prompt, cache_key)
+        slot = self._slots.choose(prompt, cache_key, adapters)
         if slot is None:
             raise EngineError("Every sequence is busy: the reply must wait for one to end.")
         saved = self._saved
@@ -502,6 +523,9 @@ class Engine:
             if saved is not None:
                 saved.save(slot)  # another conversation's: it is given to this reply, so kept on disk first
             self._slots.forget(slot)
+        if slot.adapters != adapters:  # computed with other adapters: nothing of it is this reply's
+            self._slots.forget(slot)
+        slot.adapters = adapters
         restored = saved.restore(slot, cache_key, prompt) if saved is not None and cache_key else 0
         slot.key = cache_key
         if media is None:
@@ -552,6 +576,7 @@ class Engine:
         with self._abort_lock:
             self._cancels = [g.cancel for g in generations if g.stop is None]
             self._update_abort()
+        generations = self._one_adapter_set(generations)
         for generation in generations:
             self.read_media(generation)
         try:
@@ -562,6 +587,19 @@ class Engine:
                 self._update_abort()
             binding.stopping.clear()
 
+    def _one_adapter_set(self, generations: Sequence[Generation]) -> Sequence[Generation]:
+        """The generations this step decodes: all of them when they share one adapter set (the usual
+        case), else those of one set, each set in turn; that set is applied to the context."""
+        sets = sorted({g.adapters for g in generations if g.stop is None})
+        if not sets:
+            return generations
+        if len(sets) > 1:
+            self._adapter_turn = (self._adapter_turn + 1) % len(sets)
+        chosen = sets[self._adapter_turn % len(sets)] if len(sets) > 1 else sets[0]
+        if self._adapters is not None and self._ctx is not None:
+            self._adapters.apply(self._ctx, chosen)
+        return [g for g in generations if g.adapters == chosen or g.stop is not None]
+
     def read_media(self, generation: Generation) -> None:
         """Evaluate the image `generation`'s prompt reaches next, if it does, into its sequence (its
         own decode: images never share a batch). Raises EngineError when llama.cpp fails; the
@@ -571,6 +609,8 @@ class Engine:
             return
         slot = generation.slot
         start = len(slot.tokens)
+        if self._adapters is not None:
+            self._adapters.apply(self._ctx, generation.adapters)  # the image is read as the text is
         with self._abort_lock:
             self._cancels = [generation.cancel]
             self._update_abort()

@@ -66,6 +66,8 @@ class Generation:
         self.logprobs: list[TokenLogprob] = []
         #: The prompt's images, while some are still to be read (None: a prompt of text only).
         self._media = media
+        #: The LoRA adapters (path, scale) it is generated with; () for the base model alone.
+        self.adapters: tuple[tuple[str, float], ...] = ()
         self.prompt_tokens = len(prompt)
         self.reused = reused
         #: Of the reused tokens, those whose KV cache came back from the disk cache.

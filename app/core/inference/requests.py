@@ -61,6 +61,8 @@ class GenerateRequest:
     #: The tools the model is offered (in its prompt), or None.
     tools: tuple[ToolSpec, ...] | None = None
     grammar_triggers: tuple[str, ...] = ()
+    #: LoRA adapters (path, scale) applied to the loaded model for this reply.
+    adapters: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(slots=True)

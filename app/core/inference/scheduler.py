@@ -129,7 +129,7 @@ class Scheduler:
             generation = engine.start(
                 messages, request.params, coalescer.add, request.cancel, request.continue_last,
                 request.stop, request.raw_prompt, request.cache_key, request.grammar, request.logit_bias,
-                request.top_logprobs, request.tools, request.grammar_triggers,
+                request.top_logprobs, request.tools, request.grammar_triggers, request.adapters,
             )  # fmt: skip
         except ContextFull as exc:
             self._fail(request, "", exc.message, FailureCode.CONTEXT_FULL)

@@ -48,6 +48,8 @@ class Slot:
     key: str | None = None
     #: How many of its tokens are on disk already (nothing to save again until it grows).
     saved: int = 0
+    #: The LoRA adapters its keys and values were computed with (() : the base model alone).
+    adapters: tuple[tuple[str, float], ...] = ()
 
 
 class Slots:
@@ -69,7 +71,9 @@ class Slots:
         """Sequences no reply is using now."""
         return sum(1 for slot in self.all if not slot.busy)
 
-    def choose(self, prompt: Sequence[int], key: str | None = None) -> Slot | None:
+    def choose(
+        self, prompt: Sequence[int], key: str | None = None, adapters: tuple[tuple[str, float], ...] = ()
+    ) -> Slot | None:
         """The free sequence a reply to `prompt` should use (None when all are busy).
 
         With a conversation `key`: the one holding it, else an empty one, else the one unused
@@ -82,6 +86,18 @@ class Slots:
         if not free:
             return None
         empty = [slot for slot in free if not slot.tokens]
+        if adapters or any(slot.adapters for slot in free):
+            # Another adapter set's keys and values are not this reply's: only the same set shares.
+            same = [slot for slot in free if slot.adapters == adapters]
+            if key is not None:
+                mine = next((slot for slot in same if slot.key == key), None)
+                if mine is not None:
+                    return mine
+            elif same:
+                best = max(same, key=lambda slot: (common_prefix(slot.tokens, prompt), slot.last_used))
+                if common_prefix(best.tokens, prompt):
+                    return best
+            return empty[0] if empty else min(free, key=lambda slot: slot.last_used)
         if key is not None:
             mine = next((slot for slot in free if slot.key == key), None)
             if mine is not None:
@@ -100,7 +116,7 @@ class Slots:
         """Another sequence (busy or not) holding at least MIN_COPY more tokens of the start of
         `prompt` than `slot` does, the one holding most; None when there is none."""
         own = common_prefix(slot.tokens, prompt)
-        others = [other for other in self.all if other is not slot]
+        others = [other for other in self.all if other is not slot and other.adapters == slot.adapters]
         if not others:
             return None
         best = max(others, key=lambda other: common_prefix(other.tokens, prompt))
@@ -179,7 +195,7 @@ class Slots:
     def forget(self, slot: Slot) -> None:
         """Empty `slot` entirely."""
         self._llama.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
-        slot.tokens, slot.key, slot.saved = [], None, 0
+        slot.tokens, slot.key, slot.saved, slot.adapters = [], None, 0, ()
 
     def take(self, slot: Slot) -> None:
         """A reply starts in `slot`."""

@@ -163,6 +163,7 @@ class InferenceThread:
         top_logprobs: int | None = None,
         tools: Sequence[ToolSpec] | None = None,
         grammar_triggers: Sequence[str] = (),
+        adapters: Sequence[tuple[str | Path, float]] = (),
     ) -> int:
         """Queue a chat reply to `messages`; returns its request id.
 
@@ -177,6 +178,7 @@ class InferenceThread:
         `logit_bias` shifts some tokens' odds (-100 bans a token); with `top_logprobs` the events
         carry each token's log probability and that many alternatives. `tools` are offered to the
         model in its prompt (see app.core.tools.prompting); `messages` may hold calls and results.
+        `adapters` are LoRA adapters (path, scale) applied to the loaded model for this reply.
         """
         request = GenerateRequest(
             next(self._ids),
@@ -197,6 +199,7 @@ class InferenceThread:
             top_logprobs,
             tuple(tools) if tools else None,
             tuple(grammar_triggers),
+            tuple((str(path), float(scale)) for path, scale in adapters),
         )
         self._submit(request.request_id, request.cancel, request)
         return request.request_id
