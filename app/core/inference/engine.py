@@ -132,6 +132,11 @@ class Engine:
                 f"Unknown KV cache type {options.kv_type!r} (use one of {', '.join(KV_TYPES)})."
             )
         info = inspect_model(path)  # raises ModelFileError with a clear message
+        if info.is_adapter:
+            raise EngineError(
+                f"{info.path.name} is a LoRA adapter, not a model: it is applied to a {info.architecture} "
+                "base model (choose that model, and the adapter with it)."
+            )
         self.unload()
         llama_cpp = import_llama_cpp()
         started = time.perf_counter()

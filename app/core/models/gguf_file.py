@@ -86,6 +86,14 @@ class ModelInfo:
     #: How the model pools its token states into one vector (llama.cpp's pooling_type; None: not
     #: said). An embedding model says it; a chat model does not.
     pooling: int | None = None
+    #: What the file is (general.type): "model" (or None: not said), or "adapter" (a LoRA adapter,
+    #: applied to a base model of its architecture; not a model of its own).
+    gguf_type: str | None = None
+
+    @property
+    def is_adapter(self) -> bool:
+        """A LoRA adapter: weights applied to a base model, not a model one can load alone."""
+        return self.gguf_type == "adapter"
 
     @property
     def is_embedding_model(self) -> bool:
@@ -427,4 +435,5 @@ def _metadata(path: Path, reader: _BoundsReader, size: int, version: int) -> Mod
         tied_output_bytes=grouped.tied_output,
         sampling_defaults=_sampling_defaults(reader),
         pooling=number("pooling_type"),
+        gguf_type=gguf_type if isinstance(gguf_type := _field(reader, "general.type"), str) else None,
     )

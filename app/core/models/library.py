@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,8 @@ from app.core.platform import paths
 
 log = logging.getLogger(__name__)
 #: 2: model shape fields for the memory estimate; 3: K/V head widths; 4: sampling, per-layer weights;
-#: 5: pooling (embedding models).
-CACHE_VERSION = 5
+#: 5: pooling (embedding models); 6: general.type (adapters).
+CACHE_VERSION = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +44,8 @@ class ModelEntry:
     projector: Path | None = None
     #: The projector's file size (0: none), for the memory estimate.
     projector_size: int = 0
+    #: LoRA adapters beside it made for its architecture (applied to it, never loaded alone).
+    adapters: tuple[Path, ...] = ()
 
 
 def _cache_file() -> Path:
@@ -145,7 +147,29 @@ def scan(folder: Path | None = None, extra: list[str] | None = None) -> list[Mod
         _save_cache(fresh)
     except OSError as exc:  # a read-only data folder must not hide the models
         log.warning("could not write the model cache: %s", exc)
-    return entries
+    return _with_adapters(entries)
+
+
+def _with_adapters(entries: list[ModelEntry]) -> list[ModelEntry]:
+    """The models, each with the LoRA adapters in its folder made for its architecture; the adapters
+    themselves are not listed as models."""
+    adapters = [e for e in entries if e.info is not None and e.info.is_adapter]
+    models = [e for e in entries if e.info is None or not e.info.is_adapter]
+    if not adapters:
+        return models
+    out = []
+    for entry in models:
+        info = entry.info
+        fits = tuple(
+            a.path
+            for a in adapters
+            if info is not None
+            and a.info is not None
+            and a.path.parent == entry.path.parent
+            and a.info.architecture == info.architecture
+        )
+        out.append(replace(entry, adapters=fits) if fits else entry)
+    return out
 
 
 def is_inside(path: Path, folder: Path) -> bool:

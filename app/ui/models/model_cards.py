@@ -130,6 +130,16 @@ class ModelCardDelegate(QStyledItemDelegate):
             y = _line(painter, font, muted, inner, y, f"Vision · {entry.projector.name}")
         if info.is_embedding_model:  # searches documents; it does not chat
             y = _line(painter, font, muted, inner, y, "Embedding model · for document search")
+        if entry.adapters:  # fine-tunes of it, applied without reloading it
+            count = len(entry.adapters)
+            y = _line(
+                painter,
+                font,
+                muted,
+                inner,
+                y,
+                f"{count} LoRA adapter{'s' if count > 1 else ''} · {entry.adapters[0].name}",
+            )
         badge = self.facts.fit(entry)
         if badge is not None:
             dot = QRect(inner.left(), y + QFontMetrics(font).ascent() // 2 - 2, 8, 8)

@@ -282,3 +282,23 @@ def test_a_model_used_in_place_in_another_apps_folder_finds_its_projector_there(
     (entry,) = entries
     assert entry.projector is not None and entry.projector.name == "mmproj-SmolVLM-f16.gguf"  # f16 first
     assert entry.projector_size == (lm_studio / "mmproj-SmolVLM-f16.gguf").stat().st_size
+
+
+def test_lora_adapters_are_shown_with_the_model_they_fit_and_never_as_models(
+    tmp_path: Path, data_dir: Path, starter_model: Path
+) -> None:
+    from app.core.inference.engine import Engine
+    from app.core.inference.errors import EngineError
+    from tests.lora_writer import write_lora
+
+    folder = tmp_path / "models" / "someone" / "SmolLM2"
+    folder.mkdir(parents=True)
+    model = folder / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    model.hardlink_to(starter_model)
+    write_lora(folder / "support-assistant-lora.gguf", starter_model)
+    write_lora(folder / "qwen-lora.gguf", starter_model, architecture="qwen2")  # another architecture
+    entries = library.scan(tmp_path / "models")
+    assert [e.path.name for e in entries] == [model.name]
+    assert [a.name for a in entries[0].adapters] == ["support-assistant-lora.gguf"]
+    with pytest.raises(EngineError, match="is a LoRA adapter, not a model"):
+        Engine().load(folder / "support-assistant-lora.gguf")
