@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from app.core.chat.indexing import Embed, Progress, index_document
+from app.core.chat.indexing import Embed, Progress, embed_document, index_document
 from app.core.chat.messages import Message, Role
 from app.core.chat.retrieval import Retriever, numbered_sources, passages_prompt
 from app.core.chat.store import Store, StoredDocument
@@ -41,10 +41,9 @@ class Embedder:
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """What a question gets from the documents: the passages found for it (none when every
-    document goes in whole), and the documents that are searched rather than sent whole."""
+    document goes in whole)."""
 
     sources: list[Source] = field(default_factory=list)
-    searched: list[str] = field(default_factory=list)
 
 
 class DocumentContext:
@@ -92,8 +91,7 @@ class DocumentContext:
         for document in documents:
             if self.fits_whole(document.chars, context_length):
                 self._remember_text(store, document)
-        searched = [d for d in documents if not self.fits_whole(d.chars, context_length)]
-        if not searched:
+        if all(self.fits_whole(d.chars, context_length) for d in documents):
             return Prepared()
         embedder = self.embedder
         vector: np.ndarray | None = None
@@ -105,7 +103,7 @@ class DocumentContext:
         found = self.retriever(store).search(
             conversation_id, question, vector, embedder.name if embedder is not None else ""
         )
-        return Prepared(numbered_sources(found), [d.name for d in searched])
+        return Prepared(numbered_sources(found))
 
     def embed_pending(
         self, conversation_id: int, progress: Progress | None = None, stop: threading.Event | None = None
@@ -117,11 +115,7 @@ class DocumentContext:
             return 0
         done = 0
         for document in store.documents(conversation_id):
-            attachment = Attachment("document", document.name, "text/plain", document.sha256, 0)
-            indexed = index_document(
-                store, self.folder, conversation_id, attachment, embedder.embed, embedder.name, progress, stop
-            )
-            done += indexed.embedded
+            done += embed_document(store, document.id, embedder.embed, embedder.name, progress, stop).embedded
         if done:
             self.retriever(store).forget(conversation_id)
         return done

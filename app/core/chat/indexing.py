@@ -52,11 +52,11 @@ def index_document(
 ) -> Indexed:
     """Read, cut, keep and embed one attached document (DocumentError when it cannot be read;
     IndexingStopped when `stop` is set). A document indexed before is only embedded where its
-    passages lack a vector from `embedder`."""
+    passages lack a vector from `embedder`; without `embed` it is only kept."""
     stop = stop or threading.Event()
     existing = next((d for d in store.documents(conversation_id) if d.sha256 == attachment.sha256), None)
     if existing is not None:
-        document_id = existing.id
+        document_id, count = existing.id, None
     else:
 
         def read(done: int, total: int) -> bool:
@@ -71,22 +71,39 @@ def index_document(
                 raise IndexingStopped from None
             raise
         passages = chunk_pages(text.pages)
-        document_id = store.add_document(
-            conversation_id, attachment.sha256, attachment.name, text.kind, len(text.pages), passages
+        document_id, count = (
+            store.add_document(
+                conversation_id, attachment.sha256, attachment.name, text.kind, len(text.pages), passages
+            ),
+            len(passages),
         )
-    embedded = 0
+    if embed is None:
+        return Indexed(document_id, count if count is not None else store.passage_count(document_id), 0)
+    return embed_document(store, document_id, embed, embedder, progress, stop)
+
+
+def embed_document(
+    store: Store,
+    document_id: int,
+    embed: Embed,
+    embedder: str,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> Indexed:
+    """Embed the passages of a kept document that lack a vector from `embedder`, a batch at a time
+    (IndexingStopped when `stop` is set: what was embedded is kept)."""
     pending = store.passages(document_id, missing_vectors=True, embedder=embedder)
-    total = len(store.passages(document_id))
-    if embed is not None:
-        for start in range(0, len(pending), EMBED_BATCH):
-            if stop.is_set():
-                raise IndexingStopped
-            batch = pending[start : start + EMBED_BATCH]
-            vectors = embed([p.text for p in batch])
-            store.set_vectors([(p.id, v) for p, v in zip(batch, vectors, strict=True)], embedder)
-            embedded += len(batch)
-            if progress is not None:
-                progress("Indexing", total - len(pending) + embedded, total)
+    total = store.passage_count(document_id)
+    embedded = 0
+    for start in range(0, len(pending), EMBED_BATCH):
+        if stop is not None and stop.is_set():
+            raise IndexingStopped
+        batch = pending[start : start + EMBED_BATCH]
+        vectors = embed([p.text for p in batch])
+        store.set_vectors([(p.id, v) for p, v in zip(batch, vectors, strict=True)], embedder)
+        embedded += len(batch)
+        if progress is not None:
+            progress("Indexing", total - len(pending) + embedded, total)
     return Indexed(document_id, total, embedded)
 
 

@@ -407,8 +407,9 @@ class Engine:
     def load_embedding_model(self, path: str | os.PathLike[str]) -> EmbeddingModelInfo:
         """Keep an embedding model loaded beside the chat model: embeddings come from it from now on
         (EngineError or ModelFileError when it cannot be; the one before stays then)."""
-        gpu = bool(import_llama_cpp().llama_supports_gpu_offload())
-        model = EmbeddingModel(import_llama_cpp(), path, self._threads(self._options), gpu)
+        llama_cpp = import_llama_cpp()
+        gpu = bool(llama_cpp.llama_supports_gpu_offload())
+        model = EmbeddingModel(llama_cpp, path, self._threads(self._options), gpu)
         self.unload_embedding_model()
         self._embedding_model = model
         return model.info
@@ -578,12 +579,12 @@ class Engine:
         """Advance every generation by one decode of one shared batch (see batch.step)."""
         if self._ctx is None or self._batch is None or self._slots is None:
             raise EngineError("No model is loaded.")
+        generations = self._one_adapter_set(generations)
+        for generation in generations:
+            self.read_media(generation)  # images first: each sets (and clears) the stop flag for itself
         with self._abort_lock:
             self._cancels = [g.cancel for g in generations if g.stop is None]
             self._update_abort()
-        generations = self._one_adapter_set(generations)
-        for generation in generations:
-            self.read_media(generation)
         try:
             step(self._ctx, self._batch, self._slots, generations)
         finally:

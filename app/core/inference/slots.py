@@ -86,27 +86,20 @@ class Slots:
         if not free:
             return None
         empty = [slot for slot in free if not slot.tokens]
-        if adapters or any(slot.adapters for slot in free):
-            # Another adapter set's keys and values are not this reply's: only the same set shares.
-            same = [slot for slot in free if slot.adapters == adapters]
-            if key is not None:
-                mine = next((slot for slot in same if slot.key == key), None)
-                if mine is not None:
-                    return mine
-            elif same:
-                best = max(same, key=lambda slot: (common_prefix(slot.tokens, prompt), slot.last_used))
-                if common_prefix(best.tokens, prompt):
-                    return best
-            return empty[0] if empty else min(free, key=lambda slot: slot.last_used)
-        if key is not None:
+
+        def shared(slot: Slot) -> int:
+            # Keys and values computed with other adapters are not this reply's: nothing is shared.
+            return common_prefix(slot.tokens, prompt) if slot.adapters == adapters else 0
+
+        if key is not None:  # a conversation's key names its adapter set too (Engine.start)
             mine = next((slot for slot in free if slot.key == key), None)
             if mine is not None:
                 return mine
             return empty[0] if empty else min(free, key=lambda slot: slot.last_used)
-        best = max(free, key=lambda slot: (common_prefix(slot.tokens, prompt), slot.last_used))
-        shared = common_prefix(best.tokens, prompt)
-        most_held, most_prompt = 2 * shared >= len(best.tokens), 2 * shared >= len(prompt)
-        if shared and ((most_held and most_prompt) or (not empty and (most_held or most_prompt))):
+        best = max(free, key=lambda slot: (shared(slot), slot.last_used))
+        held = shared(best)
+        most_held, most_prompt = 2 * held >= len(best.tokens), 2 * held >= len(prompt)
+        if held and ((most_held and most_prompt) or (not empty and (most_held or most_prompt))):
             return best
         if empty:
             return empty[0]

@@ -115,14 +115,9 @@ class DocumentIndex(Database):
         )
         return [StoredPassage(*tuple(row)) for row in rows]
 
-    def passage(self, passage_id: int) -> StoredPassage | None:
-        """One passage by its id (None when it is gone)."""
-        rows = self._query(
-            "SELECT c.id, c.document_id, d.name, c.page, c.text FROM chunks c JOIN documents d ON d.id = "
-            "c.document_id WHERE c.id = ?",
-            (passage_id,),
-        )
-        return StoredPassage(*tuple(rows[0])) if rows else None
+    def passage_count(self, document_id: int) -> int:
+        """How many passages a document has."""
+        return int(self._query("SELECT COUNT(*) FROM chunks WHERE document_id = ?", (document_id,))[0][0])
 
     def set_vectors(self, vectors: Sequence[tuple[int, np.ndarray]], embedder: str) -> None:
         """Keep each passage's embedding (by passage id), as `embedder` made it."""
