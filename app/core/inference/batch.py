@@ -65,6 +65,8 @@ def step(ctx: Any, batch: Batch, slots: Slots, generations: Sequence[Generation]
     Raises ContextFullError or EngineError when llama.cpp fails the batch: then every generation in
     it is in an unknown state, and its sequence has been emptied."""
     budget = batch.capacity
+    for generation in generations:
+        generation.speculate()  # a guess at what follows makes a reply want more of the batch
     shares: list[tuple[Generation, int]] = []
     for writing in (True, False):  # who gets how much of the batch: replies being written first
         for generation in generations:
@@ -99,4 +101,7 @@ def step(ctx: Any, batch: Batch, slots: Slots, generations: Sequence[Generation]
     for generation in taken:
         generation.decoded()
         generation.take(ctx)
+        if generation.overdrawn:  # guessed tokens the model did not keep leave the cache
+            generation.overdrawn = False
+            slots.trim(generation.slot)
     return taken

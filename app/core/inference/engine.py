@@ -37,6 +37,7 @@ from app.core.inference.options import LoadedModel, LoadOptions, default_threads
 from app.core.inference.sampler import build_grammar, build_sampler
 from app.core.inference.saved_sequences import SavedSequences
 from app.core.inference.slots import Slots, common_prefix
+from app.core.inference.speculation import NgramDraft, SpeculationMode
 from app.core.inference.stop_event import StopEvent
 from app.core.inference.vision import MediaPrompt, ProjectorError, Vision, is_placeholder
 from app.core.inference.vocabulary import Vocabulary
@@ -91,6 +92,11 @@ class Engine:
         self._adapters: Adapters | None = None  # the LoRA adapters loaded for the model
         self._adapter_turn = 0  # which adapter set's replies the step decodes, when they differ
         self._decoded = DecodedCache()  # a conversation's images are decoded once, not every turn
+        #: Whether replies are drafted ahead (speculation.py); the inference thread sets it.
+        self.speculation = SpeculationMode.AUTO
+        #: The model's cache can drop its last positions (a guess not kept): not so with a sliding
+        #: window (its oldest positions may be gone) or a recurrent state (it has no positions).
+        self._can_draft = False
 
     # ----- loading -------------------------------------------------------------------------
 
@@ -221,6 +227,11 @@ class Engine:
         self._info = info
         self._model = model
         self._n_ctx_train = int(llama_cpp.llama_model_n_ctx_train(model))
+        self._can_draft = not (
+            int(llama_cpp.llama_model_n_swa(model))
+            or llama_cpp.llama_model_is_recurrent(model)
+            or llama_cpp.llama_model_is_hybrid(model)
+        )
 
     def unload(self) -> None:
         """Free the context and the model (safe to call when nothing is loaded); conversations'
@@ -556,15 +567,21 @@ class Engine:
             raise
         constrained = GrammarSampling(self._llama, vocabulary.vocab, sampler, rules) if rules else None
         self._slots.take(slot)
+        drafter = NgramDraft() if self.drafts else None
         generation = Generation(
             self._llama, vocabulary.vocab, vocabulary.piece, slot, prompt, reused, params, sampler, seed,
-            on_text, cancel, n_ctx, stop_strings, constrained, top_logprobs, media,
+            on_text, cancel, n_ctx, stop_strings, constrained, top_logprobs, media, drafter,
         )  # fmt: skip
         generation.started = started
         generation.from_cache = min(restored, reused)
         if isinstance(cancel, StopEvent):
             cancel.listen(self.stop_requested)  # a stop then cuts a long prompt's decode short too
         return generation
+
+    @property
+    def drafts(self) -> bool:
+        """True when replies are drafted ahead (speculative decoding is on and the model allows it)."""
+        return self.speculation is not SpeculationMode.OFF and self._can_draft and self._model is not None
 
     def _spliced(self, held: list[int], prompt: list[int], text: str) -> list[int]:
         """`prompt`, or the same text spelled with the tokens `held` has where they part from the

@@ -20,6 +20,7 @@ import numpy as np
 
 from app.core.inference.constrained import GrammarSampling
 from app.core.inference.slots import Slot
+from app.core.inference.speculation import KV_PAD, MAX_DRAFT, NgramDraft
 from app.core.inference.stop import StopMatcher
 from app.core.inference.vision import MediaPrompt, is_placeholder
 from app.core.values.logprobs import TokenChoice, TokenLogprob
@@ -55,6 +56,7 @@ class Generation:
         constrained: GrammarSampling | None = None,
         top_logprobs: int | None = None,
         media: MediaPrompt | None = None,
+        drafter: NgramDraft | None = None,
     ) -> None:
         self._llama, self._vocab, self._piece = llama_cpp, vocab, piece
         self.slot, self.params, self.sampler, self.seed = slot, params, sampler, seed
@@ -76,10 +78,19 @@ class Generation:
         self._pending: list[int] = list(prompt[reused:])
         self._reading = True
         self._in_batch: list[int] = []
-        #: This generation's row of logits in the batch just decoded (None: it has none there).
-        self._row: int | None = None
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._matcher = StopMatcher(stop_strings) if stop_strings else None
+        #: Guesses the reply's next tokens (speculation.py), or None: one token per step.
+        self.drafter = drafter
+        if drafter is not None:
+            drafter.extend(prompt)
+        #: Tokens guessed, and of them those the model kept (the reply's stats line shows both).
+        self.drafted = 0
+        self.accepted = 0
+        self._draft: list[int] = []  # this step's guess, after the last token sampled
+        #: The sequence's KV cache holds guessed tokens the model did not keep: the engine drops them.
+        self.overdrawn = False
+        self._rows: list[int] = []  # this generation's rows of logits in the batch just decoded
         self.started = time.perf_counter()
         self.first_token_at = 0.0
         self.completion = 0
@@ -123,10 +134,28 @@ class Generation:
             self._media.close()  # every image is read: its pixels are no longer needed
             self._media = None
 
+    def speculate(self) -> None:
+        """Guess what follows the last token sampled (with a drafter, while writing): the guess
+        goes into this step's batch after it, and wanted counts it."""
+        if self.drafter is None or self._reading or self.stop is not None or len(self._pending) != 1:
+            return
+        end = len(self.slot.tokens) + 1  # the cache's cells in use once the last token is in
+        room = min(
+            MAX_DRAFT,
+            self.params.max_tokens - self.completion - 1,  # no guess past the reply's end
+            self.n_ctx - end - 1,
+            # llama.cpp's attention covers the cache's cells in use rounded up to KV_PAD: a guess
+            # reaching past that mark would have the model attend over more (empty) cells, summed
+            # in another order, and its tokens could differ from a decode without the guess.
+            -(-end // KV_PAD) * KV_PAD - end,
+        )
+        self._draft = self.drafter.draft(room)
+        self._pending.extend(self._draft)
+
     def put(self, batch: TokenBatch, budget: int) -> int:
         """Add this step's tokens (at most `budget`) to `batch`; how many were added (text only:
         an image is read on its own, see media_next)."""
-        self._row = None
+        self._rows = []
         if self.stop is not None or budget <= 0 or not self._pending:
             return 0
         if self.cancel.is_set():
@@ -140,14 +169,19 @@ class Generation:
                 if not take:
                     return 0
         base = len(self.slot.tokens)
-        last = len(take) == len(self._pending)  # the whole prompt (or the sampled token): logits wanted
         seq = self.slot.seq_id
-        for i, token in enumerate(take):
-            index = batch.add(token, base + i, seq, last and i == len(take) - 1)
-        if last:
-            self._row = index
+        if not self._reading:  # the last token sampled and a guess: logits at every position
+            self._rows = [batch.add(token, base + i, seq, True) for i, token in enumerate(take)]
+            del self._draft[len(take) - 1 :]  # what the budget left out of the guess is dropped
+            self._pending = []
+        else:
+            last = len(take) == len(self._pending)  # the whole prompt: its last token's logits wanted
+            for i, token in enumerate(take):
+                index = batch.add(token, base + i, seq, last and i == len(take) - 1)
+            if last:
+                self._rows = [index]
+            del self._pending[: len(take)]
         self._in_batch = take
-        del self._pending[: len(take)]
         return len(take)
 
     def decoded(self) -> None:
@@ -156,39 +190,74 @@ class Generation:
             self.slot.tokens.extend(self._in_batch)
             if self._reading:
                 self._read += len(self._in_batch)
-            else:
-                self._decodes += 1
             self._in_batch = []
 
     def aborted(self) -> None:
         """The decode was stopped (every generation in it was cancelled): nothing went in."""
         self._in_batch = []
-        self._row = None
+        self._rows = []
+        self._draft = []
         self.stop = StopReason.USER
 
     def take(self, ctx: Any) -> None:
-        """Sample this generation's next token from its row of logits (if the batch gave it one)."""
-        if self._row is None or self.stop is not None:
+        """Sample this generation's next tokens from its rows of logits (if the batch gave it any).
+
+        Without a guess that is one token. With one, the token sampled after the last one is
+        compared with the guess's first: while they agree, the guessed token is the reply's (its
+        keys and values are already in the cache) and the next row gives the token after it; the
+        first disagreement (or the row after the whole guess) gives the token the next step decodes."""
+        rows, draft = self._rows, self._draft
+        if not rows or self.stop is not None:
             return
+        self._rows, self._draft = [], []
+        writing = not self._reading
+        if draft:  # the guessed tokens are in the cache; they are the sequence's only once kept
+            del self.slot.tokens[len(self.slot.tokens) - len(draft) :]
+            self.overdrawn = True
+        kept = 0
+        for i, row in enumerate(rows):
+            token = self._sample(ctx, row)
+            if writing:
+                self._decodes += 1  # each sampled token after the first counts towards tokens/s
+            if token is None or not self._emit(token):
+                break
+            if self.drafter is not None:
+                self.drafter.extend((token,))
+            if i < len(draft) and token == draft[i]:
+                self.slot.tokens.append(token)  # the guess was right: the next row follows it
+                kept += 1
+                continue
+            self._pending = [token]
+            break
+        if draft:
+            self.drafted += len(draft)
+            self.accepted += kept
+            if self.drafter is not None:
+                self.drafter.accepted(len(draft), kept)
+
+    def _sample(self, ctx: Any, row: int) -> int | None:
+        """The token drawn from row `row` of the logits (None: the grammar leaves none, the reply ends)."""
         llama_cpp = self._llama
         if self.constrained is not None:
-            drawn = self.constrained.sample(ctx, self._row)
-            if drawn is None:  # the grammar and the biases leave no token: the reply ends here
-                self._row = None
+            token = self.constrained.sample(ctx, row)
+            if token is None:  # the grammar and the biases leave no token: the reply ends here
                 self.stop = StopReason.END_OF_TURN
-                return
-            token = drawn
+                return None
         else:
-            token = llama_cpp.llama_sampler_sample(self.sampler, ctx, self._row)
+            token = llama_cpp.llama_sampler_sample(self.sampler, ctx, row)
         if self.top_logprobs is not None and not llama_cpp.llama_vocab_is_eog(self._vocab, token):
-            self.logprobs.append(self._logprob(ctx, self._row, token))
-        self._row = None
+            self.logprobs.append(self._logprob(ctx, row, token))
         self._reading = False
         if self.completion == 0:
             self.first_token_at = time.perf_counter()
-        if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+        return int(token)
+
+    def _emit(self, token: int) -> bool:
+        """Give `token` to the reply; False when the reply ends with it (end of turn, a stop
+        string, max tokens, a full context or a stop)."""
+        if self._llama.llama_vocab_is_eog(self._vocab, token):
             self.stop = StopReason.END_OF_TURN
-            return
+            return False
         self.completion += 1
         text = self._decoder.decode(self._piece(token))
         if self._matcher is not None and text:
@@ -197,7 +266,7 @@ class Generation:
                 if text:
                     self.on_text(text)
                 self.stop = StopReason.END_OF_TURN
-                return
+                return False
         if text:
             self.on_text(text)
         if self.completion >= self.params.max_tokens:
@@ -207,7 +276,8 @@ class Generation:
         elif self.cancel.is_set():
             self.stop = StopReason.USER
         else:
-            self._pending = [token]
+            return True
+        return False
 
     def _logprob(self, ctx: Any, row: int, token: int) -> TokenLogprob:
         """The model's log probability of `token` at this step (before sampling reshapes it, as
@@ -263,4 +333,6 @@ class Generation:
             context_used=len(self.slot.tokens) + (1 if self.completion else 0),
             context_length=self.n_ctx,
             history_from_cache=self.from_cache,
+            drafted=self.drafted,
+            accepted=self.accepted,
         )

@@ -41,6 +41,9 @@ class ReplyStats:
     #: Prompt tokens whose KV cache came back from the disk cache (a conversation reopened after a
     #: restart, or after its sequence went to another reply) instead of being read again.
     history_from_cache: int = 0
+    #: Speculative decoding: tokens guessed ahead, and of them those the model kept (0, 0: none).
+    drafted: int = 0
+    accepted: int = 0
 
     def summary(self) -> str:
         """One line for under the reply: '0.12 s to first token · 104.5 tok/s · ...'."""
@@ -49,7 +52,12 @@ class ReplyStats:
         cached = (
             f" · history from cache: {self.history_from_cache:,} tokens" if self.history_from_cache else ""
         )
+        drafted = (
+            f" · drafted {self.drafted:,}, accepted {self.accepted:,} ({self.accepted / self.drafted:.0%})"
+            if self.drafted
+            else ""
+        )
         return (
             f"{self.ttft_s:.2f} s to first token · {self.tokens_per_s:.1f} tok/s · "
-            f"{prompt}{self.completion_tokens} completion tokens · {self.stop_reason.label}{cached}"
+            f"{prompt}{self.completion_tokens} completion tokens · {self.stop_reason.label}{cached}{drafted}"
         )
