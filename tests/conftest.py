@@ -29,6 +29,15 @@ def starter_model() -> Path:
     return starter.fetch_to_cache()
 
 
+@pytest.fixture(scope="session")
+def starter_f16(starter_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An F16 copy of the starter (its weights dequantized, 271 MB): a bigger model the starter can
+    draft for (written once per session, in about 10 s)."""
+    from tests.f16_writer import write_f16_copy
+
+    return write_f16_copy(tmp_path_factory.mktemp("f16") / "SmolLM2-135M-Instruct.F16.gguf", starter_model)
+
+
 #: The recommended sampling settings written into `starter_with_sampling_defaults`.
 MODEL_SAMPLING = {"general.sampling.temp": 0.6, "general.sampling.top_k": 20, "general.sampling.top_p": 0.8}
 

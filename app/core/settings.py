@@ -16,6 +16,7 @@ from app.core.models.offload import OffloadSettings
 from app.core.models.projector import projector_beside
 from app.core.platform import paths
 from app.core.values.sampling import SamplingParams
+from app.core.values.speculation import SpeculationMode
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,9 @@ class Settings:
     #: The embedding model kept loaded for document search and the API's embeddings (a path), or
     #: None: the chat model embeds.
     embedding_model: str | None = None
+    #: Speculative decoding (a SpeculationMode's value) and the draft model chosen (a path), or None.
+    speculative: str = "auto"
+    draft_model: str | None = None
 
     def projector_for(self, model: str) -> Path | None:
         """The projector `model` loads with: the one chosen for it, else the one beside it."""
@@ -143,6 +147,8 @@ class Settings:
             embedding_model=data.get("embedding_model")
             if isinstance(data.get("embedding_model"), str)
             else None,
+            speculative=data["speculative"] if data.get("speculative") in set(SpeculationMode) else "auto",
+            draft_model=data.get("draft_model") if isinstance(data.get("draft_model"), str) else None,
         )
 
     def save(self, path: Path | None = None) -> None:
@@ -164,6 +170,8 @@ class Settings:
             "parallel": self.parallel,
             "projectors": self.projectors,
             "embedding_model": self.embedding_model,
+            "speculative": self.speculative,
+            "draft_model": self.draft_model,
             "kv_cache_mb": self.kv_cache_mb,
             "chat_zoom": self.chat_zoom,
             "settings_drawer": self.settings_drawer,

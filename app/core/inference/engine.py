@@ -20,12 +20,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from app.core.inference.abort_flag import AbortFlag
 from app.core.inference.adapters import Adapters, AdapterSet, adapter_set, set_key
 from app.core.inference.batch import Batch, step
 from app.core.inference.constrained import GrammarSampling
+from app.core.inference.draft_model import DraftError, DraftInfo, DraftModel
 from app.core.inference.embedder import Embedder, Embeddings
 from app.core.inference.embedding_model import EmbeddingModel, EmbeddingModelInfo
 from app.core.inference.errors import ContextFullError, EngineError, InvalidInput, LoadCancelled
@@ -37,7 +39,7 @@ from app.core.inference.options import LoadedModel, LoadOptions, default_threads
 from app.core.inference.sampler import build_grammar, build_sampler
 from app.core.inference.saved_sequences import SavedSequences
 from app.core.inference.slots import Slots, common_prefix
-from app.core.inference.speculation import NgramDraft, SpeculationMode
+from app.core.inference.speculation import NgramDraft
 from app.core.inference.stop_event import StopEvent
 from app.core.inference.vision import MediaPrompt, ProjectorError, Vision, is_placeholder
 from app.core.inference.vocabulary import Vocabulary
@@ -50,6 +52,7 @@ from app.core.system.hardware import Hardware
 from app.core.tools.calls import ToolSpec
 from app.core.values.replies import ReplyStats
 from app.core.values.sampling import RANDOM_SEED, SamplingParams
+from app.core.values.speculation import SpeculationMode
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,11 @@ class Engine:
         #: The model's cache can drop its last positions (a guess not kept): not so with a sliding
         #: window (its oldest positions may be gone) or a recurrent state (it has no positions).
         self._can_draft = False
+        #: The draft model chosen (kept across loads: it is opened again for each model), the draft
+        #: model open for the loaded model, and why the one chosen is not (None: it is, or none is).
+        self._draft_path: Path | None = None
+        self._draft: DraftModel | None = None
+        self.draft_note: str | None = None
 
     # ----- loading -------------------------------------------------------------------------
 
@@ -196,6 +204,7 @@ class Engine:
         estimated = split(
             info.shape, info.file_size, self.context_length, layers, options.kv_type, flash, self._parallel
         )
+        self._open_draft()
         self._loaded = LoadedModel(
             info=info,
             context_length=self.context_length,
@@ -215,6 +224,8 @@ class Engine:
             n_parallel=self._parallel,
             projector=options.projector if self._vision is not None else None,
             vision_note=vision_note,
+            draft_model=self._draft.info.path if self._draft is not None else None,
+            draft_note=self.draft_note,
         )
         return self._loaded
 
@@ -237,6 +248,9 @@ class Engine:
         """Free the context and the model (safe to call when nothing is loaded); conversations'
         sequences are saved to the disk cache first."""
         self._free_context()
+        if self._draft is not None:  # opened again with the next model, if its vocabulary fits
+            self._draft.close()
+            self._draft = None
         if self._vision is not None:
             self._vision.close()
             self._vision = None
@@ -333,6 +347,11 @@ class Engine:
         self._ctx = ctx
         self._parallel = parallel
         self._slots = Slots(llama_cpp, ctx, parallel, int(llama_cpp.llama_model_n_swa(self._model)))
+        if self._draft is not None:
+            try:
+                self._draft.fit(parallel, int(llama_cpp.llama_n_ctx_seq(ctx)))
+            except DraftError as exc:
+                self._drop_draft(str(exc))
         self._batch = Batch(llama_cpp, N_BATCH)
         self._options = options
         if self.kv_cache is not None and self._info is not None:
@@ -578,6 +597,89 @@ class Engine:
             cancel.listen(self.stop_requested)  # a stop then cuts a long prompt's decode short too
         return generation
 
+    # ----- speculative decoding ------------------------------------------------------------
+
+    def set_draft_model(self, path: str | os.PathLike[str] | None) -> DraftInfo | None:
+        """Guess replies' tokens with the model at `path` (None: with n-gram lookup only) from now
+        on, and for every model loaded later whose vocabulary it shares. With a model loaded it is
+        opened now: DraftError (another vocabulary) or ModelFileError when it cannot be, and the
+        choice is not kept then."""
+        if path is None:
+            self._draft_path, self.draft_note = None, None
+            self._drop_draft(None)
+            return None
+        chosen = Path(path)
+        if self._model is None:
+            self._draft_path, self.draft_note = chosen, None
+            return None
+        previous = self._draft_path
+        self._drop_draft(None)
+        self._draft_path = chosen
+        try:
+            self._open_draft(raising=True)
+        except Exception:
+            self._draft_path = previous
+            self._open_draft()
+            raise
+        return self.draft_model
+
+    @property
+    def draft_model(self) -> DraftInfo | None:
+        """The draft model open for the loaded model, or None."""
+        return self._draft.info if self._draft is not None else None
+
+    def _open_draft(self, raising: bool = False) -> None:
+        """Open the chosen draft model for the loaded model (a failure is kept in draft_note)."""
+        self.draft_note = None
+        if self._draft_path is None or self._model is None or self._vocabulary is None or self._info is None:
+            return
+        llama_cpp = self._llama
+        try:
+            draft = DraftModel(
+                llama_cpp, self._draft_path, self._vocabulary.vocab, self._info.path.name,
+                self._threads(self._options), bool(llama_cpp.llama_supports_gpu_offload()),
+            )  # fmt: skip
+            try:
+                if self._ctx is not None:
+                    draft.fit(self._parallel, self.context_length)
+            except Exception:
+                draft.close()
+                raise
+        except Exception as exc:
+            if raising:
+                raise
+            self.draft_note = f"{exc} Replies are guessed with n-gram lookup instead."
+            log.warning("the draft model was not opened: %s", exc)
+            return
+        self._draft = draft
+
+    def _drop_draft(self, why: str | None) -> None:
+        if self._draft is not None:
+            self._draft.close()
+            self._draft = None
+        if why is not None:
+            self.draft_note = f"{why} Replies are guessed with n-gram lookup instead."
+
+    def _draft_guesses(self, generations: Sequence[Generation]) -> None:
+        """The draft model's guesses for the replies being written that n-gram lookup has no guess
+        for (a match in the conversation costs nothing to find, and is most often right); not for
+        replies with images (the draft model cannot read them)."""
+        if self._draft is None or self.speculation is not SpeculationMode.AUTO:
+            return
+        for generation in generations:
+            generation.speculate()  # n-gram lookup first: a reply with a guess is no longer guessing
+        wanting = [g for g in generations if g.guessing and not g.has_images]
+        if not wanting:
+            return
+        try:
+            guesses = self._draft.guess([(g.slot.seq_id, g.history, g.guess_room()) for g in wanting])
+        except DraftError as exc:
+            log.warning("the draft model failed: %s", exc)
+            self._drop_draft(str(exc))
+            return
+        for generation, guess in zip(wanting, guesses, strict=True):
+            generation.speculate(guess)
+
     @property
     def drafts(self) -> bool:
         """True when replies are drafted ahead (speculative decoding is on and the model allows it)."""
@@ -599,6 +701,8 @@ class Engine:
         generations = self._one_adapter_set(generations)
         for generation in generations:
             self.read_media(generation)  # images first: each sets (and clears) the stop flag for itself
+        if self.drafts:
+            self._draft_guesses(generations)
         with self._abort_lock:
             self._cancels = [g.cancel for g in generations if g.stop is None]
             self._update_abort()

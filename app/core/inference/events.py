@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from app.core.inference.draft_model import DraftInfo
 from app.core.inference.embedder import Embeddings
 from app.core.inference.embedding_model import EmbeddingModelInfo
 from app.core.inference.options import LoadedModel
@@ -154,6 +155,17 @@ class EmbeddingModelFailed(Event):
     """The embedding model could not be loaded (the one before, if any, stays); `message` says why."""
 
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpeculationSet(Event):
+    """Speculative decoding is set as asked: `mode` (a SpeculationMode's value) and the draft model
+    open for the loaded model (None: none, or no model is loaded yet); `message` says why the draft
+    model asked for is not used (the one before stays), else None."""
+
+    mode: str
+    draft: DraftInfo | None
+    message: str | None = None
 
 
 #: Receives the events of the requests it was given for (called on the inference thread).

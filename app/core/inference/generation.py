@@ -68,6 +68,8 @@ class Generation:
         self.logprobs: list[TokenLogprob] = []
         #: The prompt's images, while some are still to be read (None: a prompt of text only).
         self._media = media
+        #: The prompt has images (a draft model cannot read them: n-gram lookup guesses then).
+        self.has_images = media is not None
         #: The LoRA adapters (path, scale) it is generated with; () for the base model alone.
         self.adapters: tuple[tuple[str, float], ...] = ()
         self.prompt_tokens = len(prompt)
@@ -91,6 +93,7 @@ class Generation:
         #: The sequence's KV cache holds guessed tokens the model did not keep: the engine drops them.
         self.overdrawn = False
         self._rows: list[int] = []  # this generation's rows of logits in the batch just decoded
+        self._asked = False  # this step's guess was made
         self.started = time.perf_counter()
         self.first_token_at = 0.0
         self.completion = 0
@@ -134,13 +137,39 @@ class Generation:
             self._media.close()  # every image is read: its pixels are no longer needed
             self._media = None
 
-    def speculate(self) -> None:
-        """Guess what follows the last token sampled (with a drafter, while writing): the guess
-        goes into this step's batch after it, and wanted counts it."""
-        if self.drafter is None or self._reading or self.stop is not None or len(self._pending) != 1:
+    @property
+    def guessing(self) -> bool:
+        """True when this step may decode a guess after the last token (speculation is on for the
+        reply, it is being written, and no guess was made yet this step)."""
+        return (
+            self.drafter is not None
+            and not self._reading
+            and self.stop is None
+            and len(self._pending) == 1
+            and not self._asked
+        )
+
+    @property
+    def history(self) -> list[int]:
+        """The sequence's tokens so far, the last one sampled included (with a drafter only)."""
+        return self.drafter.tokens if self.drafter is not None else []
+
+    def speculate(self, guess: Sequence[int] | None = None) -> None:
+        """Put a guess at what follows the last token sampled into this step's batch after it (a
+        draft model's `guess`, cut to guess_room; by default the reply's own n-gram lookup); wanted
+        counts it."""
+        if not self.guessing:
             return
+        room = self.guess_room()
+        assert self.drafter is not None
+        self._draft = list(guess[:room]) if guess is not None else self.drafter.draft(room)
+        self._pending.extend(self._draft)
+        self._asked = bool(self._draft) or guess is not None  # an empty lookup leaves a draft model to try
+
+    def guess_room(self) -> int:
+        """The most tokens a guess may have this step."""
         end = len(self.slot.tokens) + 1  # the cache's cells in use once the last token is in
-        room = min(
+        return min(
             MAX_DRAFT,
             self.params.max_tokens - self.completion - 1,  # no guess past the reply's end
             self.n_ctx - end - 1,
@@ -149,13 +178,12 @@ class Generation:
             # in another order, and its tokens could differ from a decode without the guess.
             -(-end // KV_PAD) * KV_PAD - end,
         )
-        self._draft = self.drafter.draft(room)
-        self._pending.extend(self._draft)
 
     def put(self, batch: TokenBatch, budget: int) -> int:
         """Add this step's tokens (at most `budget`) to `batch`; how many were added (text only:
         an image is read on its own, see media_next)."""
         self._rows = []
+        self._asked = False
         if self.stop is not None or budget <= 0 or not self._pending:
             return 0
         if self.cancel.is_set():

@@ -69,6 +69,9 @@ class LoadedModel:
     projector: Path | None = None
     #: Why the projector asked for was not loaded (the model then reads text only), or None.
     vision_note: str | None = None
+    #: The draft model guessing its replies (speculative decoding), and why the one chosen is not.
+    draft_model: Path | None = None
+    draft_note: str | None = None
 
     @property
     def vision(self) -> bool:

@@ -92,6 +92,17 @@ class EmbeddingModelRequest:
 
 
 @dataclass(slots=True)
+class SpeculationRequest:
+    """Guess replies ahead with `mode` (a SpeculationMode) and the draft model at `draft` (None:
+    none); events go to `sink`."""
+
+    request_id: int
+    mode: str
+    draft: Path | None
+    sink: EventSink | None = None
+
+
+@dataclass(slots=True)
 class UnloadRequest:
     """Free the model."""
 

@@ -18,25 +18,6 @@ second, smaller model of the same vocabulary can guess as well (draft_model.py).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import StrEnum
-
-
-class SpeculationMode(StrEnum):
-    """Whether and how replies are drafted (a setting, and `fireside serve --speculative`)."""
-
-    AUTO = "auto"  # a draft model when one is chosen and fits, else n-gram lookup
-    OFF = "off"
-    NGRAM = "ngram"
-
-    @property
-    def label(self) -> str:
-        """Words for the setting."""
-        return {
-            SpeculationMode.AUTO: "Auto (draft model if chosen, else n-gram lookup)",
-            SpeculationMode.OFF: "Off",
-            SpeculationMode.NGRAM: "N-gram lookup only",
-        }[self]
-
 
 #: The most tokens one step drafts. A longer draft costs more when it is wrong (each drafted token is
 #: computed like a prompt token); on a CPU a step of 9 tokens costs about what 2-3 single steps do.

@@ -43,6 +43,7 @@ from app.core.inference.events import (
     LoadProgress,
     ReplyDone,
     ReplyFailed,
+    SpeculationSet,
     Started,
     Unloaded,
 )
@@ -54,6 +55,7 @@ from app.core.inference.requests import (
     EmbedRequest,
     GenerateRequest,
     LoadRequest,
+    SpeculationRequest,
     UnloadRequest,
 )
 from app.core.inference.scheduler import Scheduler
@@ -62,6 +64,7 @@ from app.core.models.gguf_file import ModelFileError
 from app.core.remote.client import RemoteError, RemoteTarget
 from app.core.tools.calls import ToolCall, ToolSpec
 from app.core.values.sampling import SamplingParams
+from app.core.values.speculation import SpeculationMode
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +258,18 @@ class InferenceThread:
         self._queue.put(request)
         return request.request_id
 
+    def set_speculation(
+        self, mode: SpeculationMode | str, draft: str | Path | None = None, sink: EventSink | None = None
+    ) -> int:
+        """Queue guessing replies ahead with `mode` and the draft model at `draft` (None: n-gram
+        lookup only), for this model and the next ones; answered with SpeculationSet. It applies
+        between two steps, from the next token on."""
+        request = SpeculationRequest(
+            next(self._ids), SpeculationMode(mode).value, Path(draft) if draft else None, sink
+        )
+        self._queue.put(request)
+        return request.request_id
+
     def unload(self) -> int:
         """Queue freeing the model."""
         request_id = next(self._ids)
@@ -363,6 +378,8 @@ class InferenceThread:
                         self._do_embed(request)  # one decode per input, between two steps
                     elif isinstance(request, EmbeddingModelRequest):
                         self._do_embedding_model(request)  # a small model: between two steps
+                    elif isinstance(request, SpeculationRequest):
+                        self._do_speculation(request)  # a draft model is small too
                     elif isinstance(request, GenerateRequest) and not behind:
                         scheduler.add(request)
                     else:
@@ -405,6 +422,21 @@ class InferenceThread:
             )
         else:
             self._emit(EmbeddingModelLoaded(rid, info), request.sink)
+
+    def _do_speculation(self, request: SpeculationRequest) -> None:
+        engine = self._engine
+        engine.speculation = SpeculationMode(request.mode)
+        message = None
+        try:
+            engine.set_draft_model(request.draft)
+        except (EngineError, ModelFileError) as exc:
+            message = str(exc)
+        except Exception as exc:
+            log.exception("opening the draft model failed")
+            message = f"The draft model could not be opened: {exc}"
+        self._emit(
+            SpeculationSet(request.request_id, request.mode, engine.draft_model, message), request.sink
+        )
 
     def _do_load(self, request: LoadRequest) -> None:
         rid = request.request_id

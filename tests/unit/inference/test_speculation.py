@@ -15,9 +15,10 @@ import pytest
 
 from app.core.inference.engine import Engine
 from app.core.inference.options import LoadOptions
-from app.core.inference.speculation import KV_PAD, MAX_DRAFT, NgramDraft, SpeculationMode
+from app.core.inference.speculation import KV_PAD, MAX_DRAFT, NgramDraft
 from app.core.values.replies import ReplyStats, StopReason
 from app.core.values.sampling import SamplingParams
+from app.core.values.speculation import SpeculationMode
 
 RECORD = {
     "name": "Ada Lovelace",
@@ -34,7 +35,9 @@ RECORD = {
 EDIT = [
     {
         "role": "user",
-        "content": 'Print this JSON again with "died" set to 1853:\n```json\n' + json.dumps(RECORD, indent=2) + "\n```",
+        "content": 'Print this JSON again with "died" set to 1853:\n```json\n'
+        + json.dumps(RECORD, indent=2)
+        + "\n```",
     }
 ]
 FREE = [{"role": "user", "content": "Write a short story about a lighthouse keeper."}]
@@ -52,7 +55,11 @@ def engine(starter_model: Path) -> Iterator[Engine]:
 
 
 def _reply(
-    engine: Engine, mode: SpeculationMode, messages: list[dict[str, str]], params: SamplingParams, **options: Any
+    engine: Engine,
+    mode: SpeculationMode,
+    messages: list[dict[str, str]],
+    params: SamplingParams,
+    **options: Any,
 ) -> tuple[str, ReplyStats]:
     """One reply read from an empty sequence (a new conversation key each time), with `mode`."""
     engine.speculation = mode
