@@ -197,6 +197,20 @@ def build_serve_parser() -> argparse.ArgumentParser:
         help="replies generated at once, each with a context of its own (default: Auto, up to 4 as "
         "memory allows)",
     )
+    parser.add_argument(
+        "--speculative",
+        choices=("auto", "off", "ngram"),
+        default="auto",
+        help="guess replies ahead and check the guesses in one decode (the same text, faster when "
+        "a reply repeats what it was given): auto (default) uses n-gram lookup over the "
+        "conversation, and the --draft-model too when given; ngram only the lookup; off neither",
+    )
+    parser.add_argument(
+        "--draft-model",
+        metavar="PATH",
+        help="a smaller GGUF model of the same vocabulary (the same family) that guesses for the "
+        "model; it pays off on a GPU, where a guess of several tokens costs about one",
+    )
     parser.add_argument("--data-dir", metavar="DIR", help="keep every file Fireside writes under DIR")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     return parser
@@ -260,6 +274,15 @@ def _serve(args: argparse.Namespace) -> int:
     if not 0 <= args.parallel <= MAX_PARALLEL:
         print(f"fireside serve: --parallel must be 0 (Auto) to {MAX_PARALLEL}", file=sys.stderr)
         return 2
+    if args.draft_model and not Path(args.draft_model).is_file():
+        print(f"fireside serve: --draft-model {args.draft_model}: no such file", file=sys.stderr)
+        return 2
+    if args.draft_model and args.speculative != "auto":
+        print(
+            f"fireside serve: --draft-model needs --speculative auto (not {args.speculative})",
+            file=sys.stderr,
+        )
+        return 2
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -278,6 +301,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     worker = InferenceThread(sink)
     worker.start()
+    worker.set_speculation(args.speculative, args.draft_model)  # before the load: it opens with the model
     server = LocalServer(worker, config)
     try:
         options = LoadOptions(
@@ -310,6 +334,11 @@ def _serve(args: argparse.Namespace) -> int:
             "Ctrl+C stops.",
             flush=True,
         )
+        loaded = outcome[0].model if isinstance(outcome[0], Loaded) else None
+        if loaded is not None and loaded.draft_note:
+            print(f"fireside serve: {loaded.draft_note}", file=sys.stderr, flush=True)
+        elif loaded is not None and loaded.draft_model is not None:
+            print(f"Drafting with {loaded.draft_model.name}.", flush=True)
         while not stop.wait(0.2):
             if not server.running:
                 print("fireside serve: the server stopped unexpectedly; see the log.", file=sys.stderr)

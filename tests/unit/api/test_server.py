@@ -718,3 +718,33 @@ def test_fireside_serve_names_a_missing_model(tmp_path: Path) -> None:
     _out, err = process.communicate(timeout=60)
     assert process.returncode == 1
     assert "nope.gguf" in err
+
+
+def test_fireside_serve_drafts_with_a_draft_model_and_refuses_a_bad_one(
+    starter_model: Path, tmp_path: Path
+) -> None:
+    process = _serve(
+        "--model", str(starter_model), "--port", "0", "--draft-model", str(starter_model), data_dir=tmp_path
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "Fireside is serving" in line, line
+        assert process.stdout.readline().strip() == f"Drafting with {starter_model.name}."
+        address = line.split(" at ")[1].split(" ")[0]
+        client = openai.OpenAI(base_url=address, api_key="none", max_retries=0)
+        reply = client.chat.completions.create(model="x", messages=QUESTION, temperature=0, max_tokens=10)  # type: ignore[arg-type]
+        assert reply.usage and reply.usage.completion_tokens == 10
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+    finally:
+        process.kill()
+        process.wait()
+    for args, said in (
+        (["--draft-model", str(tmp_path / "nope.gguf")], "nope.gguf: no such file"),
+        (["--draft-model", str(starter_model), "--speculative", "off"], "needs --speculative auto"),
+        (["--speculative", "always"], "invalid choice: 'always'"),
+    ):
+        refused = _serve("--model", str(starter_model), "--port", "0", *args, data_dir=tmp_path)
+        _out, err = refused.communicate(timeout=60)
+        assert refused.returncode == 2 and said in err, err

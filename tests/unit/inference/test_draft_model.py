@@ -128,3 +128,31 @@ def test_vocabularies_may_differ_by_a_few_added_tokens_only(tmp_path: Path) -> N
             engine.set_draft_model(far)
     finally:
         engine.unload()
+
+
+def test_the_inference_thread_sets_speculation_between_steps_and_says_why_not(
+    starter_model: Path, tmp_path: Path
+) -> None:
+    from app.core.inference.events import Loaded, ReplyDone, SpeculationSet
+    from app.core.inference.thread import InferenceThread
+    from tests.unit.inference.test_thread import Recorder
+
+    other = tmp_path / "other-vocab.gguf"
+    write_model(other, vocab=600)
+    recorder = Recorder()
+    worker = InferenceThread(recorder, coalesce_s=0.0)
+    worker.start()
+    try:
+        before = recorder.wait_for(SpeculationSet, worker.set_speculation("auto", starter_model))
+        assert before.draft is None and before.message is None, "no model yet: opened with the next load"
+        loaded = recorder.wait_for(Loaded, worker.load(starter_model, LoadOptions(context_length=512)))
+        assert loaded.model.draft_model == starter_model  # type: ignore[attr-defined]
+        bad = recorder.wait_for(SpeculationSet, worker.set_speculation("auto", other))
+        assert bad.message is not None and "SentencePiece" in bad.message
+        assert bad.draft is not None and bad.draft.path == starter_model, "the one before stays"
+        off = recorder.wait_for(SpeculationSet, worker.set_speculation("off", None))
+        assert off.mode == "off" and off.draft is None
+        done = recorder.wait_for(ReplyDone, worker.generate(STORY, GREEDY.with_changes(max_tokens=20)))
+        assert done.stats.drafted == 0  # type: ignore[attr-defined]
+    finally:
+        assert worker.shutdown(5.0)
