@@ -17,7 +17,7 @@ class SpeculationMode(StrEnum):
     def label(self) -> str:
         """Words for the setting."""
         return {
-            SpeculationMode.AUTO: "Auto (n-gram lookup, and the draft model if chosen)",
+            SpeculationMode.AUTO: "Auto",
             SpeculationMode.OFF: "Off",
             SpeculationMode.NGRAM: "N-gram lookup only",
         }[self]

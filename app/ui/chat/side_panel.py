@@ -1,4 +1,5 @@
-"""The panel beside the chat: system prompt and presets, the context policy, sampling, GPU and CPU."""
+"""The panel beside the chat: system prompt and presets, the context policy, sampling, GPU and CPU,
+speculative decoding."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from app.ui.common.section import Section
 from app.ui.common.theme import chars
 from app.ui.conversations.presets import PresetBar
 from app.ui.inference.sampling_panel import SamplingPanel
+from app.ui.inference.speculation_panel import SpeculationPanel
 from app.ui.models.offload_panel import OffloadPanel
 
 #: The system prompt is saved with the conversation after typing pauses this long.
@@ -28,7 +30,7 @@ class SidePanel(QScrollArea):
     #: The user chose another context policy.
     policyChanged = Signal(object)
 
-    def __init__(self, sampling: SamplingParams, presets: PresetBar) -> None:
+    def __init__(self, sampling: SamplingParams, presets: PresetBar, speculation: SpeculationPanel) -> None:
         super().__init__()
         self.setObjectName("samplingScroll")
         self.presets = presets
@@ -70,12 +72,14 @@ class SidePanel(QScrollArea):
         self.sampling = SamplingPanel(sampling)
         self.reply_format = ReplyFormatPanel()
         self.offload = OffloadPanel()
+        self.speculation = speculation
         #: The drawer's sections: the basics open, the GPU's options folded until wanted.
         self.sections = {
             "prompt": Section("System prompt", prompt_box, True, "promptSection"),
             "sampling": Section("Sampling", self.sampling, True, "samplingSection"),
             "format": Section("Reply format", self.reply_format, False, "replyFormatSection"),
             "gpu": Section("GPU and CPU", self.offload, False, "gpuSection"),
+            "speculation": Section("Speculative decoding", speculation, False, "speculationSection"),
         }
         for section in self.sections.values():
             layout.addWidget(section)

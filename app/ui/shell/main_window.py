@@ -43,6 +43,8 @@ from app.ui.conversations.controller import ConversationController
 from app.ui.conversations.presets import PresetBar
 from app.ui.hub.controller import HubController
 from app.ui.inference.bridge import InferenceBridge
+from app.ui.inference.speculation_control import SpeculationControl
+from app.ui.inference.speculation_panel import SpeculationPanel
 from app.ui.models.choice import ModelChoice
 from app.ui.models.controller import ModelsController
 from app.ui.models.installed import InstalledModels
@@ -97,7 +99,9 @@ class MainWindow(QMainWindow):
         self.setStatusBar(self.status)
         banner, status = self.banner, self.status
         presets = PresetBar()
-        self.side = side = SidePanel(settings.sampling, presets)
+        speculation = SpeculationPanel(settings.speculative, settings.draft_model)
+        self.side = side = SidePanel(settings.sampling, presets, speculation)
+        self.speculation = SpeculationControl(speculation, settings, bridge, self._save_settings, self)
         self.sampling, self.offload, self.system_prompt = side.sampling, side.offload, side.system_prompt
         self.choice = choice = ModelChoice(
             settings,
@@ -349,6 +353,7 @@ class MainWindow(QMainWindow):
 
     def _on_listed(self, entries: list[ModelEntry]) -> None:
         self.models.set_entries(entries)
+        self.speculation.set_entries(entries)
         self.hub.refresh()
         self._show_starter_on_welcome()
 
@@ -370,6 +375,7 @@ class MainWindow(QMainWindow):
             self.settings.note_model_used(str(model.info.path), time.time())
             self.models.ensure_hardware()  # llama_cpp is imported now: reading the GPUs costs little
             self._save_settings()
+        self.speculation.set_loaded(model)
         loaded_path = str(model.info.path) if model is not None else ""
         self.models.library.set_usage(self.settings.model_last_used, loaded_path)
         self._on_target()
