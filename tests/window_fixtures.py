@@ -35,6 +35,25 @@ def models_dir(data_dir: Path, starter_model: Path) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True)
+def no_window_left() -> Iterator[None]:
+    """Close the top-level widgets a test left open (a dialog, a menu): a window left visible can
+    keep the next test's window from becoming the active one (its shortcuts then do nothing)."""
+    yield
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if not isinstance(app, QApplication):
+        return
+    left = [w for w in app.topLevelWidgets() if w.isVisible()]
+    if left and os.environ.get("FIRESIDE_WINDOWS_LEFT"):
+        with open(os.environ["FIRESIDE_WINDOWS_LEFT"], "a", encoding="utf-8") as out:
+            names = ", ".join(f"{type(w).__name__}({w.objectName()})" for w in left)
+            out.write(f"{os.environ.get('PYTEST_CURRENT_TEST', '?')}: {names}\n")
+    for widget in left:
+        widget.close()
+
+
 @pytest.fixture
 def make_window(qtbot: QtBot, data_dir: Path) -> Iterator[Callable[..., MainWindow]]:
     """Build main windows that are closed (model freed, threads joined) after the test."""

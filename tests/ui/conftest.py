@@ -1,3 +1,9 @@
 """Widget tests share the Qt fixtures (tests/window_fixtures.py)."""
 
-from tests.window_fixtures import make_window, models_dir, qapp_cls, window  # noqa: F401 - fixtures
+from tests.window_fixtures import (  # noqa: F401 - fixtures
+    make_window,
+    models_dir,
+    no_window_left,
+    qapp_cls,
+    window,
+)
