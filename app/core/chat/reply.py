@@ -3,7 +3,7 @@ thread and of a runner for blocking reads."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,6 +27,7 @@ class Generator(Protocol):
         grammar: str | None = None,
         tools: list[ToolSpec] | None = None,
         grammar_triggers: tuple[str, ...] = (),
+        adapters: Sequence[tuple[str, float]] = (),
     ) -> int:
         """Queue a reply; its events carry the returned request id."""
 

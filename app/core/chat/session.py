@@ -94,6 +94,9 @@ class ChatSession:
         self.runner: ToolRunner | None = None
         #: JSON mode: replies are JSON of this schema ({}: any JSON object); None for free text.
         self.output_schema: dict[str, Any] | None = None
+        #: The LoRA adapters (path, scale) applied to the loaded model for this conversation's
+        #: replies (not sent to a remote engine: it has none of them); saved with it.
+        self.adapters: tuple[tuple[str, float], ...] = ()
         self._listeners: list[Callable[[SessionEvent], None]] = []
         #: The conversations' documents (None: documents are not read, the window sets it).
         self.documents: DocumentContext | None = None
@@ -156,6 +159,7 @@ class ChatSession:
             "context_policy": self.policy.value,
             "tools": {"names": list(self.tool_names), "required": self.require_tool},
             "output_schema": self.output_schema,
+            "adapters": self.adapters,
         }
         if self.model_key:
             changes["model"] = self.model_key
@@ -171,6 +175,7 @@ class ChatSession:
         self.editing_row = None
         self.system_prompt = ""
         self.output_schema = None
+        self.adapters = ()
         self.require_tool = False
         self._view += 1
         self.transcript.clear()
@@ -222,6 +227,7 @@ class ChatSession:
         self.policy = ContextPolicy.read(info.context_policy)
         self.tool_names, self.require_tool = info.tools, info.require_tool
         self.output_schema = info.output_schema
+        self.adapters = info.adapters
         if info.model:
             self.model_key = info.model
         self._tell(Opened(info.id, info.model))
@@ -356,7 +362,7 @@ class ChatSession:
             )
             if self.conversation_id is None:
                 return
-            if self.tool_names or self.require_tool or self.output_schema is not None:
+            if self.tool_names or self.require_tool or self.output_schema is not None or self.adapters:
                 self.save_settings()  # chosen before the conversation existed
         parent = self.ids[-1] if self.ids else None
         message_id = self.keep.add(self.conversation_id, "user", text, parent, attachments=attachments)
@@ -406,6 +412,7 @@ class ChatSession:
             grammar=grammar,
             tools=tools or None,
             grammar_triggers=triggers,
+            adapters=self.adapters if remote is None else (),
         )
         self.reply = ActiveReply(
             request_id,

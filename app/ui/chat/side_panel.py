@@ -12,6 +12,7 @@ from app.ui.chat.reply_format import ReplyFormatPanel
 from app.ui.common.section import Section
 from app.ui.common.theme import chars
 from app.ui.conversations.presets import PresetBar
+from app.ui.inference.adapters_panel import AdaptersPanel
 from app.ui.inference.sampling_panel import SamplingPanel
 from app.ui.inference.speculation_panel import SpeculationPanel
 from app.ui.models.offload_panel import OffloadPanel
@@ -73,11 +74,13 @@ class SidePanel(QScrollArea):
         self.reply_format = ReplyFormatPanel()
         self.offload = OffloadPanel()
         self.speculation = speculation
+        self.adapters = AdaptersPanel()
         #: The drawer's sections: the basics open, the GPU's options folded until wanted.
         self.sections = {
             "prompt": Section("System prompt", prompt_box, True, "promptSection"),
             "sampling": Section("Sampling", self.sampling, True, "samplingSection"),
             "format": Section("Reply format", self.reply_format, False, "replyFormatSection"),
+            "adapters": Section("Adapters (LoRA)", self.adapters, False, "adaptersSection"),
             "gpu": Section("GPU and CPU", self.offload, False, "gpuSection"),
             "speculation": Section("Speculative decoding", speculation, False, "speculationSection"),
         }

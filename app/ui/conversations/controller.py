@@ -70,6 +70,7 @@ class ConversationController(QObject):
         self.sidebar.importRequested.connect(lambda: self.files.ask_import(self._imported))
         presets.applyRequested.connect(self.apply_preset)
         panel.reply_format.changed.connect(self._on_reply_format)
+        panel.adapters.changed.connect(self._on_adapters)
         presets.saveRequested.connect(self.save_preset)
         presets.renameRequested.connect(self.rename_preset)
         presets.deleteRequested.connect(self.delete_preset)
@@ -197,6 +198,7 @@ class ConversationController(QObject):
             self.sidebar.select(event.conversation_id)
             self.panel.show_conversation(self.session.system_prompt, self.session.policy)
             self.panel.reply_format.show_value(self.session.output_schema)
+            self.panel.adapters.show_value(self.session.adapters)
             if event.conversation_id is None:
                 return
             if self.session.sampling != self.panel.sampling.params():
@@ -229,6 +231,12 @@ class ConversationController(QObject):
         if preset.id != MODEL_DEFAULTS_ID:  # a preset's JSON mode (or its free text) comes with it
             self.session.output_schema = preset.output_schema
             self.panel.reply_format.show_value(preset.output_schema)
+            self.session.adapters = preset.adapters
+            self.panel.adapters.show_value(preset.adapters)
+        self.session.save_settings()
+
+    def _on_adapters(self, adapters: object) -> None:
+        self.session.adapters = tuple(adapters) if isinstance(adapters, tuple) else ()
         self.session.save_settings()
 
     def _on_reply_format(self, schema: object) -> None:
@@ -236,8 +244,8 @@ class ConversationController(QObject):
         self.session.save_settings()
 
     def save_preset(self, name: str) -> None:
-        """Save the current system prompt, sampling settings and JSON mode as `name` (replacing one of
-        that name)."""
+        """Save the current system prompt, sampling settings, JSON mode and adapters as `name`
+        (replacing one of that name)."""
         if self.store is None:
             return
         try:
@@ -246,6 +254,7 @@ class ConversationController(QObject):
                 self.panel.system_prompt.toPlainText(),
                 self.panel.sampling.params().to_dict(),
                 self.session.output_schema,
+                self.session.adapters,
             )
         except (ValueError, StoreError) as exc:
             self.banner.show_message(f"Could not save the preset: {getattr(exc, 'message', exc)}")

@@ -354,6 +354,7 @@ class MainWindow(QMainWindow):
     def _on_listed(self, entries: list[ModelEntry]) -> None:
         self.models.set_entries(entries)
         self.speculation.set_entries(entries)
+        self._show_adapters()
         self.hub.refresh()
         self._show_starter_on_welcome()
 
@@ -376,9 +377,16 @@ class MainWindow(QMainWindow):
             self.models.ensure_hardware()  # llama_cpp is imported now: reading the GPUs costs little
             self._save_settings()
         self.speculation.set_loaded(model)
+        self._show_adapters()
         loaded_path = str(model.info.path) if model is not None else ""
         self.models.library.set_usage(self.settings.model_last_used, loaded_path)
         self._on_target()
+
+    def _show_adapters(self) -> None:
+        """The drawer offers the adapters beside the loaded model."""
+        loaded = self.loaded
+        entry = next((e for e in self.models.entries if loaded and e.path == loaded.info.path), None)
+        self.side.adapters.set_available(list(entry.adapters) if entry is not None else [])
 
     def _on_target(self) -> None:
         self.conversations.presets.set_model_defaults(*self.choice.sampling_defaults())

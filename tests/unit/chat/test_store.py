@@ -251,6 +251,7 @@ def test_migrations_from_every_earlier_version_keep_the_data(tmp_path: Path) -> 
             assert (info.tools, info.require_tool, info.output_schema) == ((), False, None)
             assert db.branch(1)[0].attachments is None  # schema 4: no attachments before
             assert db.documents(1) == []  # schema 5: no documents before
+            assert info.adapters == ()  # schema 6: no adapters before
         assert db.presets() and all(p.output_schema is None for p in db.presets())
         db.close()
 
@@ -411,3 +412,26 @@ def test_an_exported_conversation_keeps_its_tools_and_json_mode(db: Store) -> No
     db.add_message(cid, "user", "hi", None)
     copy = db.conversation(db.import_any(db.export_json(cid))[0])
     assert (copy.tools, copy.require_tool, copy.output_schema) == (("a__b",), True, {})
+
+
+def test_a_conversations_and_a_presets_adapters_are_kept_exported_and_checked(db: Store) -> None:
+    cid = db.create_conversation(title="adapted")
+    chosen = (("/models/support-lora.gguf", 0.75), ("/models/style-lora.gguf", 2.0))
+    db.update_conversation(cid, adapters=chosen)
+    assert db.conversation(cid).adapters == chosen
+    for bad in ([("/a.gguf", 2.5)], [("/a.gguf", -0.1)], [("", 1.0)], [(3, 1.0)]):
+        with pytest.raises(ValueError, match="a scale from 0 to 2"):
+            db.update_conversation(cid, adapters=bad)
+    assert db.conversation(cid).adapters == chosen, "a refused change leaves the adapters as they were"
+    db.add_message(cid, "user", "hi", None)
+    copy = db.conversation(db.import_any(db.export_json(cid))[0])
+    assert copy.adapters == chosen
+    pid = db.save_preset("Support", "Help the customer.", {}, None, chosen[:1])
+    assert next(p for p in db.presets() if p.id == pid).adapters == chosen[:1]
+    db._db.execute(
+        "UPDATE conversations SET adapters = ? WHERE id = ?",
+        ('[{"path": "/ok.gguf", "scale": 1}, {"path": "/bad.gguf", "scale": 9}, "junk"]', cid),
+    )
+    assert db.conversation(cid).adapters == (("/ok.gguf", 1.0),), "damaged entries are left out"
+    db._db.execute("UPDATE conversations SET adapters = 'not json' WHERE id = ?", (cid,))
+    assert db.conversation(cid).adapters == ()

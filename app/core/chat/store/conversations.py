@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from app.core.chat.store.database import Database
-from app.core.chat.store.records import ConversationInfo, checked_policy, conversation_from_row
+from app.core.chat.store.records import ConversationInfo, adapters_json, checked_policy, conversation_from_row
 from app.core.media.attachments import KEEP_UNSENT_S, AttachmentFolder, attachments_from_json
 from app.core.values.text import clean_text
 
@@ -61,10 +61,11 @@ class Conversations(Database):
         return [conversation_from_row(r) for r in rows]
 
     def update_conversation(self, conversation_id: int, **fields: Any) -> None:
-        """Change title, pinned, model, system_prompt, sampling (dict), context_policy, tools (names) or
-        output_schema (JSON mode's schema, or None); tools is {"names": [...], "required": bool}."""
+        """Change title, pinned, model, system_prompt, sampling (dict), context_policy, tools (names),
+        output_schema (JSON mode's schema, or None) or adapters ((path, scale) pairs); tools is
+        {"names": [...], "required": bool}."""
         allowed = {"title", "pinned", "model", "system_prompt", "sampling", "context_policy"}
-        allowed |= {"tools", "output_schema"}
+        allowed |= {"tools", "output_schema", "adapters"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"unknown conversation fields: {sorted(unknown)}")
@@ -76,6 +77,8 @@ class Conversations(Database):
         if "output_schema" in fields:
             schema = fields["output_schema"]
             fields["output_schema"] = json.dumps(schema) if schema is not None else None
+        if "adapters" in fields:  # (path, scale) pairs
+            fields["adapters"] = adapters_json(fields["adapters"])
         if "tools" in fields:  # {"names": [...], "required": bool}
             fields["tools"] = json.dumps(fields["tools"])
         if "context_policy" in fields:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.chat.messages import Role
-from app.core.chat.store.records import message_from_row
+from app.core.chat.store.records import message_from_row, stored_adapters
 from app.core.chat.store.tree import MessageTree
 from app.core.chat.tool_uses import uses_from_json, uses_to_json
 from app.core.media.attachments import Attachment, AttachmentError, attachments_from_json, attachments_to_json
@@ -40,6 +40,7 @@ class Exports(MessageTree):
             "context_policy": info.context_policy,
             "tools": {"names": list(info.tools), "required": info.require_tool},
             "output_schema": info.output_schema,
+            "adapters": [{"path": path, "scale": scale} for path, scale in info.adapters],
             "current_leaf": info.current_leaf,
             "messages": [
                 {
@@ -124,6 +125,8 @@ class Exports(MessageTree):
         chosen = {
             "tools": tools if isinstance(tools, dict) else {},
             "output_schema": schema if isinstance(schema, dict) else None,
+            # Adapters another computer named may be missing here: kept, and refused by name if used.
+            "adapters": stored_adapters(json.dumps(data.get("adapters") or [])),
         }
         self.update_conversation(new_id, **chosen)
         mapping: dict[int, int] = {}

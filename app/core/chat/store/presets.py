@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from app.core.chat.store.database import Database
 from app.core.chat.store.errors import StoreError
-from app.core.chat.store.records import Preset, output_schema
+from app.core.chat.store.records import Preset, adapters_json, output_schema, stored_adapters
 from app.core.values.text import clean_text
 
 
@@ -25,25 +26,33 @@ class Presets(Database):
                 json.loads(r["sampling"]),
                 bool(r["builtin"]),
                 output_schema(r["output_schema"]),
+                stored_adapters(r["adapters"]),
             )
             for r in rows
         ]
 
     def save_preset(
-        self, name: str, system_prompt: str, sampling: dict[str, Any], schema: dict[str, Any] | None = None
+        self,
+        name: str,
+        system_prompt: str,
+        sampling: dict[str, Any],
+        schema: dict[str, Any] | None = None,
+        adapters: Sequence[tuple[str, float]] = (),
     ) -> int:
         """Create or replace the user's preset called `name` (with JSON mode when `schema` is given:
-        {} for any JSON object)."""
+        {} for any JSON object; with LoRA `adapters`, (path, scale) pairs)."""
         name, system_prompt = clean_text(name).strip(), clean_text(system_prompt)
         if not name:
             raise ValueError("a preset needs a name")
         stored = json.dumps(schema) if schema is not None else None
         with self._tx() as db:
             db.execute(
-                "INSERT INTO presets(name, system_prompt, sampling, output_schema) VALUES (?, ?, ?, ?) "
+                "INSERT INTO presets(name, system_prompt, sampling, output_schema, adapters) "
+                "VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET system_prompt = excluded.system_prompt, "
-                "sampling = excluded.sampling, output_schema = excluded.output_schema",
-                (name, system_prompt, json.dumps(sampling), stored),
+                "sampling = excluded.sampling, output_schema = excluded.output_schema, "
+                "adapters = excluded.adapters",
+                (name, system_prompt, json.dumps(sampling), stored, adapters_json(adapters)),
             )
             return int(db.execute("SELECT id FROM presets WHERE name = ?", (name,)).fetchone()[0])
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.core.chat.messages import Role
+from app.core.inference.adapters import MAX_SCALE
 
 CONTEXT_POLICIES = ("stop", "drop_oldest", "keep_first_last")
 
@@ -56,6 +57,8 @@ class ConversationInfo:
     require_tool: bool = False
     #: JSON mode: replies are JSON of this schema ({}: any JSON object); None for free text.
     output_schema: dict[str, Any] | None = None
+    #: The LoRA adapters (path, scale) applied to the model for its replies.
+    adapters: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,37 @@ class Preset:
     builtin: bool = False
     #: JSON mode: replies are JSON of this schema ({}: any JSON object); None for free text.
     output_schema: dict[str, Any] | None = None
+    #: The LoRA adapters (path, scale) applied to the model.
+    adapters: tuple[tuple[str, float], ...] = ()
+
+
+def adapters_json(adapters: Any) -> str:
+    """`adapters` ((path, scale) pairs) as stored (ValueError for a scale outside 0-2 or a bad pair)."""
+    stored = []
+    for pair in adapters:
+        path, scale = pair
+        if not isinstance(path, str) or not path or not 0.0 <= float(scale) <= MAX_SCALE:
+            raise ValueError(f"an adapter needs a path and a scale from 0 to {MAX_SCALE:g}, not {pair!r}")
+        stored.append({"path": path, "scale": float(scale)})
+    return json.dumps(stored)
+
+
+def stored_adapters(text: str | None) -> tuple[tuple[str, float], ...]:
+    """Stored adapters as (path, scale) pairs (a damaged column or entry is left out, never raised)."""
+    try:
+        value = json.loads(text or "[]")
+    except ValueError:
+        return ()
+    if not isinstance(value, list):
+        return ()
+    return tuple(
+        (entry["path"], float(entry["scale"]))
+        for entry in value
+        if isinstance(entry, dict)
+        and isinstance(entry.get("path"), str)
+        and isinstance(entry.get("scale"), int | float)
+        and 0.0 <= float(entry["scale"]) <= MAX_SCALE
+    )
 
 
 def checked_policy(value: str) -> str:
@@ -96,7 +130,7 @@ def conversation_from_row(row: sqlite3.Row) -> ConversationInfo:
         sampling=json.loads(row["sampling"] or "{}"), context_policy=row["context_policy"],
         current_leaf=row["current_leaf"], deleted=row["deleted_at"] is not None,
         tools=_names(row["tools"]), require_tool=_required(row["tools"]),
-        output_schema=output_schema(row["output_schema"]),
+        output_schema=output_schema(row["output_schema"]), adapters=stored_adapters(row["adapters"]),
     )  # fmt: skip
 
 

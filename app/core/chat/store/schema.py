@@ -13,7 +13,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: Migration N brings a database from version N-1 to N. Never edit a released one: add a new one.
 MIGRATIONS: dict[int, str] = {
@@ -110,6 +110,11 @@ MIGRATIONS: dict[int, str] = {
             INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
         END;
         ALTER TABLE messages ADD COLUMN sources TEXT;
+    """,
+    # 6: the LoRA adapters (with their scales) a conversation or a preset applies to the model.
+    6: """
+        ALTER TABLE conversations ADD COLUMN adapters TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE presets ADD COLUMN adapters TEXT NOT NULL DEFAULT '[]';
     """,
 }
 
