@@ -15,8 +15,9 @@ What it measures
       decode rate and the drafted / accepted counts.
 
     For each model, kind of prompt and setting: the median decode rate (tokens after the first one
-    over the time after it), the ratio to the same model without guesses in the same run, the
-    tokens drafted and accepted, and whether every reply is the text written without guesses.
+    over the time after it), the median ratio of paired runs (one prompt, one round) to the same
+    model without guesses, the tokens drafted and accepted, and whether every reply is the text
+    written without guesses.
 
 Run
     .venv/bin/python tests/perf/llama_tools.py llama-server      # once: build llama-server (~10 min)
@@ -48,22 +49,12 @@ from app.core.inference.options import LoadOptions, default_threads  # noqa: E40
 from app.core.models import starter  # noqa: E402
 from app.core.values.sampling import SamplingParams  # noqa: E402
 from app.core.values.speculation import SpeculationMode  # noqa: E402
+from tests.edit_prompts import RECORD as EDITED  # noqa: E402
 from tests.f16_writer import write_f16_copy  # noqa: E402
 from tests.perf.bench_batching import free_port  # noqa: E402
 from tests.perf.llama_tools import cached_tool  # noqa: E402
 
-RECORD = {
-    "name": "Ada Lovelace",
-    "born": 1815,
-    "died": 1852,
-    "fields": ["mathematics", "computing", "poetry"],
-    "country": "England",
-    "father": "Lord Byron",
-    "mother": "Anne Isabella Milbanke",
-    "spouse": "William King",
-    "children": ["Byron", "Anne Isabella", "Ralph Gordon"],
-    "known_for": "the first computer program",
-}
+RECORD = {**EDITED, "known_for": "the first computer program"}
 PRETTY = json.dumps(RECORD, indent=2)
 #: Replies that repeat the prompt with a small change (what n-gram lookup is for).
 REPEAT = {
@@ -85,6 +76,8 @@ class Cell:
     """The runs of one model, kind of prompt and setting."""
 
     rates: list[float] = field(default_factory=list)
+    #: The same runs by (prompt, round): a ratio pairs each run with the base's of that prompt and round.
+    paired: dict[tuple[str, int], float] = field(default_factory=dict)
     drafted: int = 0
     accepted: int = 0
     texts: dict[str, str] = field(default_factory=dict)  # by prompt (the last round's)
@@ -100,7 +93,7 @@ def engine_runs(
     params = SamplingParams(temperature=0.0, max_tokens=tokens, context_length=1024)
     count = 0
     try:
-        for _round in range(rounds):
+        for round_no in range(rounds):
             for kind, prompts in KINDS.items():
                 for name, prompt in prompts.items():
                     for setting in settings:
@@ -117,6 +110,7 @@ def engine_runs(
                         stats = engine.finish(generation)
                         cell = cells[(kind, setting)]
                         cell.rates.append(stats.tokens_per_s)
+                        cell.paired[(name, round_no)] = stats.tokens_per_s
                         cell.drafted += stats.drafted
                         cell.accepted += stats.accepted
                         cell.texts[name] = "".join(parts)
@@ -148,7 +142,7 @@ def server_runs(
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"llama-server did not start: {' '.join(command)}")
             time.sleep(0.2)
-        for _round in range(rounds):
+        for round_no in range(rounds):
             for kind, prompts in KINDS.items():
                 for name, prompt in prompts.items():
                     body = {
@@ -161,6 +155,7 @@ def server_runs(
                     timings = data.get("timings", {})
                     cell = cells[kind]
                     cell.rates.append(float(timings.get("predicted_per_second", 0.0)))
+                    cell.paired[(name, round_no)] = cell.rates[-1]
                     cell.drafted += int(timings.get("draft_n", 0))
                     cell.accepted += int(timings.get("draft_n_accepted", 0))
                     cell.texts[name] = data["choices"][0]["message"]["content"]
@@ -173,7 +168,9 @@ def server_runs(
 def row(label: str, cell: Cell, base: Cell | None) -> str:
     """One line of the table."""
     rate = statistics.median(cell.rates) if cell.rates else 0.0
-    ratio = f"{rate / statistics.median(base.rates):.2f}x" if base is not None and base.rates else "1.00x"
+    # The median of the ratios of paired runs (one prompt, one round): prompts differ in speed.
+    pairs = [cell.paired[key] / base.paired[key] for key in cell.paired if base and base.paired.get(key)]
+    ratio = f"{statistics.median(pairs):.2f}x" if pairs else "1.00x"
     accepted = f"{cell.accepted}/{cell.drafted} ({cell.accepted / cell.drafted:.0%})" if cell.drafted else "-"
     same = (
         "" if base is None or cell is base else ("same text" if cell.texts == base.texts else "TEXT DIFFERS")

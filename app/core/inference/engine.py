@@ -682,8 +682,17 @@ class Engine:
 
     @property
     def drafts(self) -> bool:
-        """True when replies are drafted ahead (speculative decoding is on and the model allows it)."""
-        return self.speculation is not SpeculationMode.OFF and self._can_draft and self._model is not None
+        """True when replies are drafted ahead (speculative decoding is on, the model's cache can drop
+        its last positions, and flash attention is not turned off)."""
+        # Without flash attention llama.cpp computes a batch's attention with other kernels than one
+        # token's, even in a short context: a guessed reply would not be the same text.
+        flash = self._options.flash_attn is not False or self._options.kv_type != "f16"
+        return (
+            self.speculation is not SpeculationMode.OFF
+            and self._can_draft
+            and flash
+            and self._model is not None
+        )
 
     def _spliced(self, held: list[int], prompt: list[int], text: str) -> list[int]:
         """`prompt`, or the same text spelled with the tokens `held` has where they part from the

@@ -19,18 +19,8 @@ from app.core.inference.speculation import KV_PAD, MAX_DRAFT, NgramDraft
 from app.core.values.replies import ReplyStats, StopReason
 from app.core.values.sampling import SamplingParams
 from app.core.values.speculation import SpeculationMode
+from tests.edit_prompts import RECORD
 
-RECORD = {
-    "name": "Ada Lovelace",
-    "born": 1815,
-    "died": 1852,
-    "fields": ["mathematics", "computing", "poetry"],
-    "country": "England",
-    "father": "Lord Byron",
-    "mother": "Anne Isabella Milbanke",
-    "spouse": "William King",
-    "children": ["Byron", "Anne Isabella", "Ralph Gordon"],
-}
 #: A reply that repeats its prompt with one change: most of it can be guessed from the prompt.
 EDIT = [
     {
@@ -199,3 +189,15 @@ def test_off_drafts_nothing_and_the_guess_never_runs_past_the_batch(engine: Engi
     assert not engine.drafts
     engine.speculation = SpeculationMode.AUTO
     assert engine.drafts
+
+
+def test_nothing_is_guessed_with_flash_attention_off(starter_model: Path) -> None:
+    """Without flash attention a batch's attention is summed otherwise than one token's: guesses
+    would change the text, so none are made."""
+    engine = Engine()
+    engine.load(starter_model, LoadOptions(context_length=512, n_parallel=1, flash_attn=False))
+    try:
+        engine.speculation = SpeculationMode.NGRAM
+        assert not engine.drafts
+    finally:
+        engine.unload()
