@@ -151,7 +151,7 @@ class DraftModel:
         while active:
             going: list[int] = []
             for i in active:
-                seq_id, _history, most = wants[i]
+                most = wants[i][2]
                 token = self._confident(rows[i])
                 if token is None:
                     continue

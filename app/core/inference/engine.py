@@ -609,6 +609,8 @@ class Engine:
             self._drop_draft(None)
             return None
         chosen = Path(path)
+        if self._draft is not None and chosen == self._draft_path:
+            return self._draft.info  # already open (a mode changed): not read from disk again
         if self._model is None:
             self._draft_path, self.draft_note = chosen, None
             return None
