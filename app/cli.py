@@ -162,7 +162,7 @@ def _serve_summary() -> str:
 
 def build_serve_parser() -> argparse.ArgumentParser:
     """The parser of `fireside serve`."""
-    from app.core.api.config import DEFAULT_HOST, DEFAULT_PORT
+    from app.core.api.config import DEFAULT_HOST, DEFAULT_IDLE_UNLOAD_S, DEFAULT_PORT
 
     parser = argparse.ArgumentParser(
         prog="fireside serve",
@@ -211,9 +211,52 @@ def build_serve_parser() -> argparse.ArgumentParser:
         help="a smaller GGUF model of the same vocabulary (the same family) that guesses for the "
         "model; it pays off on a GPU, where a guess of several tokens costs about one",
     )
+    parser.add_argument(
+        "--memory-budget",
+        metavar="SIZE",
+        default=None,
+        help="memory all loaded models may take together, e.g. 12GB or 800MB (default: the server "
+        "panel's setting, Auto: three quarters of RAM and GPU memory); a request naming another "
+        "installed model loads it just in time, first unloading idle ones if it would not fit",
+    )
+    parser.add_argument(
+        "--idle-unload",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="unload a model loaded for requests after this long unused (0: never; default: the "
+        f"server panel's setting, {DEFAULT_IDLE_UNLOAD_S} s); a request's `ttl` sets it per model. "
+        "The --model stays loaded",
+    )
     parser.add_argument("--data-dir", metavar="DIR", help="keep every file Fireside writes under DIR")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     return parser
+
+
+def parse_size(text: str) -> int:
+    """Bytes from "12GB", "12G", "800MB", "1.5GiB" or "auto" (0). Raises ValueError with words."""
+    units = {
+        "k": 10**3,
+        "m": 10**6,
+        "g": 10**9,
+        "t": 10**12,
+        "ki": 2**10,
+        "mi": 2**20,
+        "gi": 2**30,
+        "ti": 2**40,
+    }
+    value = text.strip().lower()
+    if value in ("auto", "0"):
+        return 0
+    number = value.rstrip("bi").rstrip("kmgt")
+    unit = value[len(number) :].removesuffix("b")
+    try:
+        size = float(number)
+    except ValueError:
+        size = -1.0
+    if unit not in units or not size > 0 or size != size:
+        raise ValueError(f"“{text}” is not a size: give a number and a unit, such as 12GB or 800MB, or auto")
+    return int(size * units[unit])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,20 +296,48 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.data_dir:
         paths.set_data_dir(args.data_dir)
-    from app.core.api.config import ServerConfig
+    from dataclasses import replace
+
+    from app.core.api.config import MAX_IDLE_UNLOAD_S, ServerConfig
     from app.core.api.request_log import RequestLog
     from app.core.api.server import LocalServer, ServerError
     from app.core.inference.events import Event, Loaded, LoadFailed
-    from app.core.inference.options import AUTO_LAYERS, LoadOptions
+    from app.core.inference.options import LoadOptions
     from app.core.inference.thread import InferenceThread
     from app.core.models import starter
     from app.core.platform import logs
+    from app.core.remote.endpoints import EndpointConfig
     from app.core.settings import MAX_PARALLEL, Settings
     from app.core.values.sampling import RANGES
 
     logs.setup(verbose=args.verbose)
     api_key = args.api_key or os.environ.get("FIRESIDE_API_KEY") or None
-    config = ServerConfig(args.host, args.port, api_key, allow_network=True)  # --host is the explicit choice
+    settings = Settings.load()
+    try:
+        budget = (
+            settings.api_server.memory_budget
+            if args.memory_budget is None
+            else parse_size(args.memory_budget)
+        )
+    except ValueError as exc:
+        print(f"fireside serve: --memory-budget: {exc}", file=sys.stderr)
+        return 2
+    idle = settings.api_server.idle_unload_s if args.idle_unload is None else args.idle_unload
+    if not 0 <= idle <= MAX_IDLE_UNLOAD_S:
+        print(
+            f"fireside serve: --idle-unload must be 0 (never) to {MAX_IDLE_UNLOAD_S} seconds", file=sys.stderr
+        )
+        return 2
+    config = ServerConfig(
+        args.host,
+        args.port,
+        api_key,
+        allow_network=True,  # --host is the explicit choice
+        fetch_images=settings.api_server.fetch_images,
+        memory_budget=budget,
+        idle_unload_s=idle,
+        aliases=settings.api_server.aliases,
+    )
     context = RANGES["context_length"]
     if not context.minimum <= args.context_length <= context.maximum:
         print(f"fireside serve: --context-length must be {context.describe()}", file=sys.stderr)
@@ -287,7 +358,7 @@ def _serve(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        path = Path(args.model) if args.model else Path(Settings.load().last_model or starter.install())
+        path = Path(args.model) if args.model else Path(settings.last_model or starter.install())
     except Exception as exc:
         print(f"fireside serve: no model to serve ({exc}). Use --model PATH.", file=sys.stderr)
         return 1
@@ -302,14 +373,29 @@ def _serve(args: argparse.Namespace) -> int:
     worker = InferenceThread(sink)
     worker.start()
     worker.set_speculation(args.speculative, args.draft_model)  # before the load: it opens with the model
-    server = LocalServer(worker, config)
+
+    def options(model: Path) -> LoadOptions:
+        """How a model loads: the command line's choices over the window's settings for it."""
+        chosen = replace(settings.load_options(str(model), args.context_length), n_parallel=args.parallel)
+        return chosen if args.gpu_layers is None else replace(chosen, n_gpu_layers=args.gpu_layers)
+
+    def prepare(other: InferenceThread) -> None:
+        """A model loaded for a request guesses ahead as the --model does."""
+        other.set_speculation(args.speculative, args.draft_model)
+
+    server = LocalServer(
+        worker,
+        config,
+        options=options,
+        prepare=prepare,
+        endpoints=lambda: [e for d in settings.remote_endpoints if (e := EndpointConfig.from_dict(d))],
+        extra_models=lambda: list(settings.extra_models),
+        models_folder=Path(settings.models_dir)
+        if settings.models_dir and Path(settings.models_dir).is_dir()
+        else None,
+    )
     try:
-        options = LoadOptions(
-            context_length=args.context_length,
-            n_gpu_layers=AUTO_LAYERS if args.gpu_layers is None else args.gpu_layers,
-            n_parallel=args.parallel,
-        )
-        worker.load(path, options)
+        worker.load(path, options(path))
         while not ready.wait(0.1):
             if stop.is_set():
                 return 130
@@ -329,8 +415,13 @@ def _serve(args: argparse.Namespace) -> int:
             return 2
         auth = "an API key is required" if api_key else "no API key"
         parallel = outcome[0].model.n_parallel if isinstance(outcome[0], Loaded) else 1
+        from app.core.api.pool import gigabytes
+
+        idle_words = f"unloaded after {idle} s unused" if idle else "kept until the server stops"
         print(
             f"Fireside is serving {path.stem} at {server.address} ({auth}), {parallel} replies at once. "
+            f"Other installed models and aliases load when a request names them (memory budget "
+            f"{gigabytes(server.pool.budget_bytes())}{' (Auto)' if not budget else ''}, {idle_words}). "
             "Ctrl+C stops.",
             flush=True,
         )

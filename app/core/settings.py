@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.api.config import ServerSettings
+from app.core.inference.options import AUTO_LAYERS, LoadOptions
 from app.core.models.offload import OffloadSettings
 from app.core.models.projector import projector_beside
 from app.core.platform import paths
@@ -90,6 +91,20 @@ class Settings:
     def options_for(self, model: str) -> OffloadSettings:
         """A model's GPU and CPU options (Auto for one never set)."""
         return self.model_options.get(model, OffloadSettings())
+
+    def load_options(self, model: str, context_length: int | None = None) -> LoadOptions:
+        """How `model` loads with these settings (its GPU and CPU options, Parallel replies, its
+        projector), at `context_length` (None: the sampling settings' context length)."""
+        chosen = self.options_for(model)
+        return LoadOptions(
+            context_length=context_length or self.sampling.context_length,
+            n_threads=chosen.n_threads,
+            n_gpu_layers=AUTO_LAYERS if chosen.n_gpu_layers is None else chosen.n_gpu_layers,
+            flash_attn=chosen.flash_attn,
+            kv_type=chosen.kv_type,
+            n_parallel=self.parallel,
+            projector=self.projector_for(model),
+        )
 
     @classmethod
     def load(cls, path: Path | None = None) -> Settings:

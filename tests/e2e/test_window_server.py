@@ -17,6 +17,7 @@ from app.core.settings import Settings
 from app.core.values.replies import StopReason
 from app.ui.chat.message_layout import footer_text
 from app.ui.shell.main_window import MainWindow
+from tests.unit.api.served import MODEL
 from tests.window_fixtures import set_value, shot, type_and_send, wait_reply_done
 
 STORY = [{"role": "user", "content": "Write a long story about a lighthouse keeper and the sea."}]
@@ -57,7 +58,7 @@ class Streams:
         def run() -> None:
             try:
                 stream = self.client.chat.completions.create(
-                    model="local", messages=STORY, max_tokens=max_tokens, stream=True
+                    model=MODEL, messages=STORY, max_tokens=max_tokens, stream=True
                 )
                 for chunk in stream:
                     if chunk.choices and chunk.choices[0].delta.content:
@@ -117,7 +118,7 @@ def test_switch_serves_the_loaded_model_and_is_remembered(
     again = make_window(settings=Settings.load())
     qtbot.waitUntil(lambda: again.server.state == "running", timeout=15_000)
     reply = client.chat.completions.create(
-        model="local", messages=[{"role": "user", "content": "Hi"}], max_tokens=4
+        model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=4
     )
     assert reply.usage is not None and reply.usage.completion_tokens > 0
     again.dialogs.server_panel().switch.setChecked(False)

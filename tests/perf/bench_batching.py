@@ -48,6 +48,7 @@ from app.core.inference.options import default_threads  # noqa: E402
 from app.core.models import starter  # noqa: E402
 from tests.perf.bench_server import free_port, wait_ready  # noqa: E402
 from tests.perf.llama_tools import cached_tool  # noqa: E402
+from tests.unit.api.served import MODEL  # noqa: E402
 
 TOPICS = [
     "a lighthouse keeper and a storm",
@@ -99,7 +100,7 @@ def one_round(base_url: str, clients: int, tokens: int, offset: int = 0) -> Run:
         pieces: list[str] = []
         try:
             stream = api.chat.completions.create(
-                model="local", messages=prompt(i + offset), max_tokens=tokens, temperature=0, stream=True
+                model=MODEL, messages=prompt(i + offset), max_tokens=tokens, temperature=0, stream=True
             )  # type: ignore[call-overload]
             for chunk in stream:
                 if chunk.choices and chunk.choices[0].delta.content:

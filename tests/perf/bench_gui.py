@@ -113,12 +113,13 @@ TARGET_RATIO = 1.2
 #: Run in another process: N threads, each streaming replies from the API server until killed.
 CLIENTS = """
 import sys, threading, openai
+from tests.unit.api.served import MODEL
 address, count, tokens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 def stream(n):
     client = openai.OpenAI(base_url=address, api_key="none", max_retries=0)
     while True:
         for _ in client.chat.completions.create(
-            model="local", stream=True, max_tokens=tokens, temperature=0.7, seed=n,
+            model=MODEL, stream=True, max_tokens=tokens, temperature=0.7, seed=n,
             messages=[{"role": "user", "content": f"Tell story number {n} about a lighthouse."}],
         ):
             pass

@@ -41,6 +41,7 @@ import openai  # noqa: E402
 
 from app.core.inference.options import default_threads  # noqa: E402
 from app.core.models import starter  # noqa: E402
+from tests.unit.api.served import MODEL  # noqa: E402
 
 PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm. Use many paragraphs."
 
@@ -88,7 +89,7 @@ def one_run(client: openai.OpenAI, round_no: int, tokens: int) -> tuple[float, f
     first = last = 0.0
     deltas = 0
     stream = client.chat.completions.create(
-        model="any",
+        model=MODEL,
         messages=[{"role": "user", "content": f"Request {round_no}. {PROMPT}"}],
         temperature=0,
         max_tokens=tokens,

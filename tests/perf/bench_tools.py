@@ -41,6 +41,7 @@ from app.core.inference.options import default_threads  # noqa: E402
 from app.core.models import starter  # noqa: E402
 from tests.perf.bench_server import free_port, start_fireside, wait_ready  # noqa: E402
 from tests.perf.llama_tools import cached_tool  # noqa: E402
+from tests.unit.api.served import MODEL  # noqa: E402
 
 QUESTION = "What is the weather like in Paris today?"
 TOOL = {
@@ -92,7 +93,7 @@ def call_round(client: openai.OpenAI, round_no: int) -> tuple[float | None, floa
     first = 0.0
     arguments = ""
     stream = client.chat.completions.create(
-        model="any",
+        model=MODEL,
         messages=[{"role": "user", "content": f"Question {round_no}. {QUESTION}"}],
         tools=[TOOL],  # type: ignore[list-item]
         tool_choice="required",
@@ -114,7 +115,7 @@ def text_round(client: openai.OpenAI, round_no: int) -> float:
     """s to the first content token of the same question without tools."""
     started = time.perf_counter()
     stream = client.chat.completions.create(
-        model="any",
+        model=MODEL,
         messages=[{"role": "user", "content": f"Question {round_no}. {QUESTION}"}],
         temperature=0,
         max_tokens=8,

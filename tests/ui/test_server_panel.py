@@ -23,6 +23,7 @@ from app.ui.api.controller import API_KEY_SECRET, ServerController, activity_tex
 from app.ui.api.dialog import ServerDialog
 from app.ui.common.tasks import BackgroundTasks
 from app.ui.shell.application import create_app
+from tests.unit.api.served import MODEL
 
 QUESTION = [{"role": "user", "content": "Name a colour."}]
 
@@ -81,7 +82,7 @@ def test_switching_on_serves_and_logs_requests(
     done = threading.Event()
     threading.Thread(
         target=lambda: (
-            client.chat.completions.create(model="x", messages=QUESTION, max_tokens=8),
+            client.chat.completions.create(model=MODEL, messages=QUESTION, max_tokens=8),
             done.set(),
         )
     ).start()
@@ -182,11 +183,11 @@ def test_shutdown_while_starting_leaves_nothing_serving(qtbot: QtBot, worker: In
 def test_each_request_is_logged_once(qtbot: QtBot, dialog: ServerDialog) -> None:
     _turn_on(qtbot, dialog)
     client = openai.OpenAI(base_url=dialog.controller.address or "", api_key="x", max_retries=0)
-    client.chat.completions.create(model="x", messages=QUESTION, max_tokens=2)  # type: ignore[arg-type]
+    client.chat.completions.create(model=MODEL, messages=QUESTION, max_tokens=2)  # type: ignore[arg-type]
     # Reports come in order from the server's thread: once a later request's report is here, every
     # report of the first one is too.
     with pytest.raises(openai.BadRequestError):  # logged too, as one line with its 400
-        client.chat.completions.create(model="x", messages=QUESTION, max_tokens=0)  # type: ignore[arg-type]
+        client.chat.completions.create(model=MODEL, messages=QUESTION, max_tokens=0)  # type: ignore[arg-type]
     qtbot.waitUntil(lambda: any(" 400 " in line for line in dialog.controller.history), timeout=5_000)
     lines = [line for line in dialog.log_view.toPlainText().splitlines() if "POST" in line]
     assert len(lines) == 2 and " 200 " in lines[0] and " 400 " in lines[1], lines

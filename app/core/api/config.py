@@ -8,7 +8,14 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from app.core.api.aliases import Alias, read_aliases
+
 DEFAULT_HOST = "127.0.0.1"
+#: Seconds a model loaded for a request stays loaded with no request using it (Ollama's keep_alive
+#: default is five minutes; LM Studio's idle TTL an hour). 0: until the server stops.
+DEFAULT_IDLE_UNLOAD_S = 300
+#: The longest idle time the settings accept (a day).
+MAX_IDLE_UNLOAD_S = 86_400
 #: Not taken by the usual neighbours (Ollama 11434, LM Studio 1234, llama.cpp 8080, Jan 1337, GPT4All 4891).
 DEFAULT_PORT = 8765
 
@@ -38,6 +45,13 @@ class ServerConfig:
     allow_network: bool = False
     #: Images given by web address in chat requests are fetched (off: only data: URLs are read).
     fetch_images: bool = False
+    #: Bytes all loaded models together may take (the window's model included; 0: Auto, see
+    #: app.core.api.pool.auto_budget).
+    memory_budget: int = 0
+    #: Seconds before a model loaded for requests is unloaded when unused (0: never).
+    idle_unload_s: int = DEFAULT_IDLE_UNLOAD_S
+    #: Names the user gave to models with adapters, a system prompt and sampling defaults.
+    aliases: tuple[Alias, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +62,9 @@ class ServerSettings:
     port: int = DEFAULT_PORT
     allow_network: bool = False
     fetch_images: bool = False
+    memory_budget: int = 0
+    idle_unload_s: int = DEFAULT_IDLE_UNLOAD_S
+    aliases: tuple[Alias, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """For the settings file."""
@@ -56,6 +73,9 @@ class ServerSettings:
             "port": self.port,
             "allow_network": self.allow_network,
             "fetch_images": self.fetch_images,
+            "memory_budget": self.memory_budget,
+            "idle_unload_s": self.idle_unload_s,
+            "aliases": [alias.to_dict() for alias in self.aliases],
         }
 
     @classmethod
@@ -64,9 +84,18 @@ class ServerSettings:
         if not isinstance(data, dict):
             return cls()
         port = data.get("port")
+        budget = data.get("memory_budget")
+        idle = data.get("idle_unload_s")
         return cls(
             enabled=data.get("enabled") is True,
             port=port if isinstance(port, int) and 1024 <= port <= 65535 else DEFAULT_PORT,
             allow_network=data.get("allow_network") is True,
             fetch_images=data.get("fetch_images") is True,
+            memory_budget=budget
+            if isinstance(budget, int) and not isinstance(budget, bool) and budget >= 0
+            else 0,
+            idle_unload_s=idle
+            if isinstance(idle, int) and not isinstance(idle, bool) and 0 <= idle <= MAX_IDLE_UNLOAD_S
+            else DEFAULT_IDLE_UNLOAD_S,
+            aliases=read_aliases(data.get("aliases")),
         )

@@ -11,7 +11,7 @@ import base64
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.core.api.schema import refuse_not_yet
 from app.core.inference.embedder import Embeddings
@@ -32,6 +32,8 @@ class EmbeddingRequest(BaseModel):
     input: str | list[str] | list[int] | list[list[int]]
     encoding_format: Literal["float", "base64"] = "float"
     user: str | None = None
+    #: Seconds the model, if loaded for this request, stays loaded while unused (as for chat).
+    ttl: int | None = Field(default=None, ge=1, le=86_400)
 
     @model_validator(mode="before")
     @classmethod

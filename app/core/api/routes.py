@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -27,6 +28,7 @@ from app.core.api.guard import read_body, refusal
 from app.core.api.image_fetch import fetch_images
 from app.core.api.mailbox import Mailbox
 from app.core.api.request_log import LogListener, RequestLog, RequestState
+from app.core.api.router import Answerer, Router, remote_refusal
 from app.core.api.schema import ApiError, ChatRequest, CompletionRequest
 from app.core.api.tool_schema import ToolPlan
 from app.core.inference.embedder import Embeddings
@@ -36,9 +38,12 @@ from app.core.tools.calls import ToolCall
 from app.core.tools.formats import template_tools
 from app.core.tools.parsing import CallReader, read_calls
 from app.core.values.replies import ReplyStats, StopReason
-from app.core.values.sampling import RANDOM_SEED, SamplingParams
+from app.core.values.sampling import RANDOM_SEED, RANGES, SamplingParams
 
 log = logging.getLogger(__name__)
+
+#: The context length requests to a remote engine are checked against (its own is not known here).
+MAX_REMOTE_CONTEXT = int(RANGES["context_length"].maximum)
 
 
 def _settle(future: asyncio.Future[Event], event: Event) -> None:
@@ -53,6 +58,9 @@ class _Reply:
     server's event loop, one queue for all of them."""
 
     mailbox: Mailbox
+    #: The inference thread generating the replies (the model's), and what the request holds on it.
+    worker: InferenceThread
+    answerer: Answerer
     events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
     #: The replies' request ids, by choice index (the first is queued at once).
     ids: list[int] = field(default_factory=list)
@@ -96,13 +104,25 @@ class _Reply:
         return dataclasses.replace(base, completion_tokens=sum(s.completion_tokens for s in stats))
 
 
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """What a request asks the model to generate, read from its body."""
+
+    params: SamplingParams
+    messages: list[dict[str, Any]]
+    raw: str | None
+    key: str | None
+    grammar: str | None
+    plan: ToolPlan | None
+    triggers: tuple[str, ...]
+    adapters: tuple[tuple[str, float], ...]
+
+
 class Routes:
     """The request handlers, the requests in progress, and the listeners told about each one."""
 
-    def __init__(
-        self, worker: InferenceThread, config: ServerConfig, defaults: Callable[[], SamplingParams]
-    ) -> None:
-        self.worker = worker
+    def __init__(self, router: Router, config: ServerConfig, defaults: Callable[[], SamplingParams]) -> None:
+        self.router = router
         self.config = config
         #: Sampling used for fields a request leaves out (the window passes its own settings).
         self._defaults = defaults
@@ -113,8 +133,8 @@ class Routes:
         #: Set while the server stops and cancels replies, so their clients learn the reply was cut,
         #: not finished.
         self.stopping = False
-        self._box: tuple[asyncio.AbstractEventLoop, Mailbox] | None = None
-        self._unflush: Callable[[], None] = lambda: None  # stops the last mailbox's flushes
+        #: One mailbox per worker onto the server's running loop (a restart has a new loop).
+        self._boxes: dict[InferenceThread, tuple[asyncio.AbstractEventLoop, Mailbox, Callable[[], None]]] = {}
 
     def routes(self) -> list[Route]:
         """The routes, for Starlette."""
@@ -136,20 +156,20 @@ class Routes:
             except Exception:  # a broken log view must not break serving
                 log.exception("API log listener failed")
 
-    def _mailbox(self) -> Mailbox:
-        """The mailbox onto the running event loop (one per server run: a restart has a new loop)."""
+    def _mailbox(self, worker: InferenceThread) -> Mailbox:
+        """The mailbox from `worker` onto the running event loop."""
         loop = asyncio.get_running_loop()
-        if self._box is None or self._box[0] is not loop:
+        box = self._boxes.get(worker)
+        if box is None or box[0] is not loop:
+            if box is not None:
+                box[2]()  # the last run's mailbox: no more flushes
             # Events of a step are handed over when the step is done: one wake-up for all of them.
-            mailbox = Mailbox(loop, held=self.worker.on_this_thread)
-            self._unflush()
-            self._unflush = self.worker.after_each_step(mailbox.flush)
-            self._box = (loop, mailbox)
-        return self._box[1]
-
-    def _model_id(self) -> str | None:
-        loaded = self.worker.loaded
-        return loaded.info.path.stem if loaded is not None else None
+            mailbox = Mailbox(loop, held=worker.on_this_thread)
+            box = (loop, mailbox, worker.after_each_step(mailbox.flush))
+            # Workers of unloaded models are gone for good: their mailboxes with them.
+            self._boxes = {w: b for w, b in self._boxes.items() if w.is_alive}
+            self._boxes[worker] = box
+        return box[1]
 
     def _refuse(self, request: Request, refused: ApiError) -> JSONResponse:
         entry = self._entry(request)
@@ -171,7 +191,7 @@ class Routes:
         entry = self._entry(request)
         entry.status = 200
         self._notify(entry)
-        return JSONResponse(wire.model_list(self._model_id()))
+        return JSONResponse({"object": "list", "data": await self.router.listing()})
 
     async def _unknown(self, request: Request) -> Response:
         if (refused := refusal(request, self.config)) is not None:
@@ -194,31 +214,42 @@ class Routes:
         if (refused := refusal(request, self.config)) is not None:
             return self._refuse(request, refused)
         entry = self._entry(request)
+        answerer: Answerer | None = None
         try:
             body = await read_body(request, embeddings.EmbeddingRequest)
-            if self.worker.loaded is None:
+            target = await self.router.resolve(body.model)
+            entry.model = target.name
+            if target.endpoint is not None:
                 raise ApiError(
-                    404, "No model is loaded in Fireside. Load one in the window, or start "
-                    "`fireside serve --model PATH`.", "model_not_found", "model",
+                    400, f"{target.name} runs on {target.endpoint.name}: Fireside does not forward "
+                    "embeddings to remote engines.", "unsupported_value", "model",
                 )  # fmt: skip
-            entry.model = self.worker.loaded.info.path.stem
+            answerer = await self.router.answerer(target, body.ttl)
+            assert answerer.lease is not None
             inputs = body.inputs()
             parts: list[Embeddings] = []
             step = embeddings.INPUTS_PER_TURN
             single = not isinstance(body.input, list) or not isinstance(body.input[0], list | str)
             for start in range(0, len(inputs), step):
-                parts.append(await self._embed(inputs[start : start + step], start, single))
+                parts.append(
+                    await self._embed(answerer.lease.worker, inputs[start : start + step], start, single)
+                )
         except ApiError as exc:
             entry.status, entry.error = exc.status, exc.message
             self._notify(entry)
             return wire.error_response(exc)
+        finally:
+            if answerer is not None:
+                answerer.release()
         entry.status, entry.state = 200, RequestState.DONE
         entry.prompt_tokens = sum(part.tokens for part in parts)
         entry.duration_s = time.time() - entry.at
         self._notify(entry)
         return JSONResponse(embeddings.reply(entry.model, parts, body.encoding_format))
 
-    async def _embed(self, inputs: list[str | list[int]], first: int, single: bool) -> Embeddings:
+    async def _embed(
+        self, worker: InferenceThread, inputs: list[str | list[int]], first: int, single: bool
+    ) -> Embeddings:
         """Embed some of a request's inputs (the `first`-th is the first of them; `single`: the
         request holds one, not in a list) on the inference thread. Raises ApiError."""
         loop = asyncio.get_running_loop()
@@ -227,7 +258,7 @@ class Routes:
         def sink(event: Event) -> None:  # on the inference thread
             loop.call_soon_threadsafe(_settle, answer, event)
 
-        self.worker.embed(inputs, sink)
+        worker.embed(inputs, sink)
         event = await answer
         if isinstance(event, Embedded):
             return event.embeddings
@@ -242,51 +273,49 @@ class Routes:
         if (refused := refusal(request, self.config)) is not None:
             return self._refuse(request, refused)
         entry = self._entry(request)
+        answerer: Answerer | None = None
         try:
             body = await read_body(request, schema)
-            loaded = self.worker.loaded
-            if loaded is None:
-                raise ApiError(
-                    404,
-                    "No model is loaded in Fireside. Load one in the window, or start "
-                    "`fireside serve --model PATH`.",
-                    "model_not_found",
-                    "model",
-                )
-            params = body.sampling(self._defaults(), loaded.context_length)
-            plan: ToolPlan | None = None
-            triggers: tuple[str, ...] = ()
-            if isinstance(body, ChatRequest):
-                fetched = await fetch_images(body.image_addresses(), self.config.fetch_images)
-                messages, raw, key, grammar = body.turns(fetched), None, body.cache_key(), body.grammar()
-                plan = body.tool_plan()
-                if plan is not None:
-                    grammar, triggers = plan.grammar(template_tools(loaded.info.chat_template).format)
-            else:
-                messages, raw, key, grammar = [], body.prompt_text(), None, None
+            target = await self.router.resolve(body.model)
+            entry.model = target.name
+            if target.endpoint is not None and (refused := remote_refusal(body)) is not None:
+                raise refused
+            fetched = (
+                await fetch_images(body.image_addresses(), self.config.fetch_images)
+                if isinstance(body, ChatRequest)
+                else {}
+            )
+            answerer = await self.router.answerer(target, body.ttl)
+            job = self._job(body, answerer, fetched)
         except ApiError as exc:
+            if answerer is not None:
+                answerer.release()
             entry.status, entry.error = exc.status, exc.message
             self._notify(entry)
             return wire.error_response(exc)
-        entry.model, entry.stream = loaded.info.path.stem, body.stream
-        reply = _Reply(self._mailbox(), choices=body.n, tools=plan)
+        entry.stream = body.stream
+        worker = answerer.lease.worker if answerer.lease is not None else self.router.pool.gateway()
+        reply = _Reply(self._mailbox(worker), worker, answerer, choices=body.n, tools=job.plan)
+        params = job.params
 
         def queue(choice: int) -> int:
             # Each choice its own seed, so the choices differ (and a given seed repeats them all).
             seed = params.seed if params.seed == RANDOM_SEED else (params.seed + choice) & 0x7FFFFFFF
-            request_id = self.worker.generate(
-                messages,
+            request_id = worker.generate(
+                job.messages,
                 params.with_changes(seed=seed),
                 stop=body.stop_strings(),
-                raw_prompt=raw,
+                raw_prompt=job.raw,
+                remote=answerer.remote,
                 sink=reply.sink,
                 coalesce_s=0.0,
-                cache_key=key if choice == 0 else None,  # one sequence keeps the conversation
-                grammar=grammar,
+                cache_key=job.key if choice == 0 else None,  # one sequence keeps the conversation
+                grammar=job.grammar,
                 logit_bias=body.token_biases(),
                 top_logprobs=body.top_logprob_count(),
-                tools=plan.tools if plan is not None else None,
-                grammar_triggers=triggers,
+                tools=job.plan.tools if job.plan is not None else None,
+                grammar_triggers=job.triggers,
+                adapters=job.adapters,
             )
             self.active[request_id] = entry
             return request_id
@@ -296,7 +325,7 @@ class Routes:
             reply.rest = lambda: [queue(choice) for choice in range(1, body.n)]
         entry.request_id = request_id
         # Queued when every sequence is busy (it starts as one is free), else generating at once.
-        entry.state = RequestState.QUEUED if self.worker.ahead(request_id) else RequestState.GENERATING
+        entry.state = RequestState.QUEUED if worker.ahead(request_id) else RequestState.GENERATING
         self._notify(entry)
         chat = isinstance(body, ChatRequest)
         reply.logprobs = body.top_logprob_count() is not None
@@ -306,6 +335,39 @@ class Routes:
                 stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
             )
         return await self._complete(request, reply, entry, chat)
+
+    def _job(
+        self, body: ChatRequest | CompletionRequest, answerer: Answerer, fetched: dict[str, bytes]
+    ) -> _Job:
+        """What to generate for `body` on `answerer`: sampling over the window's defaults (and an
+        alias's), the messages (with an alias's system prompt), grammar and adapters."""
+        alias = answerer.target.alias
+        defaults = self._defaults()
+        if alias is not None:
+            defaults = defaults.with_changes(**alias.sampling_changes())
+        loaded = answerer.lease.model if answerer.lease is not None else None
+        if loaded is not None:
+            params = body.sampling(defaults, loaded.context_length)
+            if alias is not None and body.max_tokens is None and "max_tokens" in dict(alias.sampling):
+                params = params.with_changes(max_tokens=min(defaults.max_tokens, loaded.context_length))
+        else:  # a remote engine knows its own context: only the request's (or the window's) reply length
+            params = body.sampling(defaults, MAX_REMOTE_CONTEXT)
+            params = params.with_changes(max_tokens=body.max_tokens or defaults.max_tokens)
+        plan: ToolPlan | None = None
+        triggers: tuple[str, ...] = ()
+        if isinstance(body, ChatRequest):
+            messages, raw, key, grammar = body.turns(fetched), None, body.cache_key(), body.grammar()
+            # An alias's system prompt goes first, unless the request brings its own.
+            own = any(m.get("role") in ("system", "developer") for m in messages)
+            if alias is not None and alias.system_prompt and not own:
+                messages.insert(0, {"role": "system", "content": alias.system_prompt})
+            plan = body.tool_plan()
+            if plan is not None and loaded is not None:
+                grammar, triggers = plan.grammar(template_tools(loaded.info.chat_template).format)
+        else:
+            messages, raw, key, grammar = [], body.prompt_text(), None, None
+        adapters = tuple((str(path), scale) for path, scale in alias.adapters) if alias is not None else ()
+        return _Job(params, messages, raw, key, grammar, plan, triggers, adapters)
 
     async def _next(self, reply: _Reply, entry: RequestLog) -> Event:
         """The next event of any of the request's choices (the other choices are queued once the
@@ -334,7 +396,7 @@ class Routes:
         reply.rest = None
         reply.choices = len(reply.ids)
         for request_id in reply.ids:
-            self.worker.cancel(request_id)
+            reply.worker.cancel(request_id)
 
     def _cut_by_shutdown(self, event: Event) -> ApiError | None:
         """The error for a reply that ended only because the server is stopping, else None."""
@@ -347,6 +409,7 @@ class Routes:
     def _finish(self, reply: _Reply, entry: RequestLog, event: Event) -> None:
         """Record how the request ended (`event`: the failure, or any choice's end) and tell the
         listeners."""
+        reply.answerer.release()
         for request_id in reply.ids:
             self.active.pop(request_id, None)
         entry.state = RequestState.DONE
@@ -473,6 +536,7 @@ class Routes:
             if not ended:  # the client went away (or the server is stopping): stop generating for it
                 self._cancel(reply)
                 if self.stopping:  # the loop is closing: no task may outlive it
+                    reply.answerer.release()
                     for request_id in reply.ids:
                         self.active.pop(request_id, None)
                 else:
@@ -505,6 +569,7 @@ class Routes:
             while not reply.done:
                 event = await self._next(reply, entry)
         finally:
+            reply.answerer.release()
             self._drains = {task for task in self._drains if not task.done()}
         if entry.state == RequestState.DONE or event is None:
             return  # logged already (a choice failed or the server stopped; the others were cut)

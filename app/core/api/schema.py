@@ -271,6 +271,8 @@ class _Sampling(BaseModel):
     n: int = Field(default=1, ge=1, le=MAX_CHOICES)
     #: {token id: bias from -100 to 100} added to those tokens' logits; -100 bans a token.
     logit_bias: dict[str, float] | None = None
+    #: LM Studio's field: seconds the model, if loaded for this request, stays loaded while unused.
+    ttl: int | None = Field(default=None, ge=1, le=86_400)
 
     @model_validator(mode="before")
     @classmethod

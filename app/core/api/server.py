@@ -4,8 +4,10 @@ Starlette routes (app.core.api.routes) run on uvicorn in a thread of their own (
 thread); this module binds the socket, starts and stops that thread. Who may call is checked in
 app.core.api.guard, and the answers' shapes are in app.core.api.wire.
 
-Served: GET /v1/models, POST /v1/chat/completions, POST /v1/completions. No Qt here: the window
-and `fireside serve` both use `LocalServer`.
+Served: GET /v1/models, POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings. A
+request's `model` picks what answers (app.core.api.catalog: installed models, aliases, remote engines'
+models); models other than the window's load just in time (app.core.api.pool). No Qt here: the
+window and `fireside serve` both use `LocalServer`.
 """
 
 from __future__ import annotations
@@ -15,14 +17,23 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
 
+from app.core.api.catalog import Catalog
 from app.core.api.config import ServerConfig, is_loopback
+from app.core.api.pool import ModelPool
 from app.core.api.request_log import LogListener, RequestLog, RequestState
+from app.core.api.router import Router
 from app.core.api.routes import Routes
+from app.core.inference.options import LoadOptions
 from app.core.inference.thread import InferenceThread
+from app.core.models import library
+from app.core.models.projector import projector_beside
+from app.core.platform import paths
+from app.core.remote.endpoints import EndpointConfig
 from app.core.values.sampling import SamplingParams
 
 # What the window and `fireside serve` use of the server, importable from here as before the split.
@@ -39,7 +50,13 @@ class ServerError(Exception):
 
 
 class LocalServer:
-    """Serves the InferenceThread's loaded model over an OpenAI-compatible HTTP API."""
+    """Serves the installed models (the InferenceThread's loaded one first) over an
+    OpenAI-compatible HTTP API.
+
+    `options` says how a model named by a request is loaded (the window's settings for it; the
+    models folder is `models_folder`, by default the data folder's), `prepare` is
+    called with each new model's worker before it loads (speculation), `endpoints` are the remote
+    engines served as a gateway, and `extra_models` model files outside the models folder."""
 
     def __init__(
         self,
@@ -47,10 +64,34 @@ class LocalServer:
         config: ServerConfig | None = None,
         *,
         defaults: Callable[[], SamplingParams] = SamplingParams,
+        options: Callable[[Path], LoadOptions] | None = None,
+        models_folder: Path | None = None,
+        prepare: Callable[[InferenceThread], None] = lambda worker: None,
+        endpoints: Callable[[], list[EndpointConfig]] = list,
+        extra_models: Callable[[], list[str]] = list,
     ) -> None:
         self.worker = worker
         self.config = config = config or ServerConfig()
-        self._routes = Routes(worker, config, defaults)
+        folder = models_folder or paths.models_dir()
+        if options is None:  # Auto offload, with the projector beside the model if there is one
+
+            def options(path: Path) -> LoadOptions:
+                return LoadOptions(projector=projector_beside(path))
+
+        self.catalog = Catalog(
+            lambda: library.scan(folder, extra_models()),
+            aliases=lambda: self.config.aliases,
+            endpoints=endpoints,
+            models_dir=folder,
+        )
+        self.pool = ModelPool(
+            worker,
+            options=options,
+            budget=lambda: self.config.memory_budget,
+            idle_s=lambda: float(self.config.idle_unload_s),
+            prepare=prepare,
+        )
+        self._routes = Routes(Router(self.catalog, self.pool), config, defaults)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -150,7 +191,8 @@ class LocalServer:
         """Stop serving: cancel this server's replies, close connections, join the thread."""
         self.prepare_stop()
         for request_id in list(self._routes.active):
-            self.worker.cancel(request_id)
+            for worker in self.pool.workers():
+                worker.cancel(request_id)
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
@@ -160,3 +202,5 @@ class LocalServer:
         if self._socket is not None:
             self._socket.close()
         self._server = self._thread = self._socket = None
+        self.pool.close()  # the models loaded for requests go; the window's stays
+        self.catalog.close()

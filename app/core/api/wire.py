@@ -80,12 +80,6 @@ def sse(body: dict[str, Any]) -> str:
     return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
 
-def model_list(model: str | None) -> dict[str, Any]:
-    """GET /v1/models: the loaded model, or none."""
-    data = [{"id": model, "object": "model", "created": 0, "owned_by": "fireside"}] if model else []
-    return {"object": "list", "data": data}
-
-
 def _choice(choice: TokenChoice) -> dict[str, Any]:
     return {"token": choice.text, "logprob": choice.logprob, "bytes": list(choice.raw)}
 

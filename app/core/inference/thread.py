@@ -26,6 +26,7 @@ from typing import Any
 
 from app.core.inference.coalescer import Coalescer
 from app.core.inference.embedder import EmbeddingInputError
+from app.core.inference.embedding_model import EmbeddingModelInfo
 from app.core.inference.engine import Engine
 from app.core.inference.errors import EngineError
 from app.core.inference.events import (
@@ -70,6 +71,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds between two chunks delivered to the front end (about 30 per second).
 DEFAULT_COALESCE_S = 0.033
+#: Request ids, shared by every inference thread of the process: the API server serves several models,
+#: each on a thread of its own, and tells their requests apart by id alone.
+_REQUEST_IDS = itertools.count(1)
 
 
 class InferenceThread:
@@ -87,7 +91,7 @@ class InferenceThread:
         self._coalesce_s = coalesce_s
         self._engine = engine or Engine()
         self._queue: queue.Queue[object] = queue.Queue()
-        self._ids = itertools.count(1)
+        self._ids = _REQUEST_IDS
         self._lock = threading.Lock()
         self._pending: dict[int, threading.Event] = {}
         self._load_ids: set[int] = set()
@@ -238,6 +242,11 @@ class InferenceThread:
     def loaded(self) -> LoadedModel | None:
         """The model loaded now (a snapshot; it may change as soon as it is read)."""
         return self._engine.loaded
+
+    @property
+    def embedding_model(self) -> EmbeddingModelInfo | None:
+        """The embedding model kept beside the chat model (a snapshot), or None."""
+        return self._engine.embedding_model
 
     def count(self, messages: list[dict[str, str]]) -> int:
         """Queue counting the tokens `messages` take (answered with Counted; nothing when no model)."""
@@ -505,7 +514,7 @@ class InferenceThread:
             stats = target.client.stream_chat(
                 target.model, request.messages, request.params, coalescer.add, request.cancel,
                 tools=[tool.openai() for tool in request.tools] if request.tools else None,
-                response_format=target.response_format, calls=calls,
+                response_format=target.response_format, calls=calls, stop=request.stop,
             )  # fmt: skip
         except RemoteError as exc:
             coalescer.flush()

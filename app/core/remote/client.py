@@ -13,7 +13,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -198,6 +198,7 @@ class RemoteClient:
         tools: list[dict[str, Any]] | None = None,
         response_format: dict[str, Any] | None = None,
         calls: list[ToolCall] | None = None,
+        stop: Sequence[str] = (),
     ) -> ReplyStats:
         """Stream a reply; `on_text` gets each piece. Raises RemoteError (with what arrived, if a
         stream was cut). A set `cancel` ends the reply before the next piece (stop reason USER).
@@ -214,6 +215,8 @@ class RemoteClient:
         }
         if params.seed != RANDOM_SEED:
             body["seed"] = params.seed
+        if stop:
+            body["stop"] = list(stop)
         if tools:
             body["tools"] = tools
         if response_format is not None:

@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QProgressBar
 
 from app.core.chat.reply import ReplyTarget
-from app.core.inference.options import AUTO_LAYERS, LoadedModel, LoadOptions
+from app.core.inference.options import LoadedModel
 from app.core.models.offload import OffloadSettings
 from app.core.remote.endpoints import is_model_key
 from app.core.settings import Settings
@@ -140,17 +140,7 @@ class ModelChoice(QObject):
             self.picker.select_path(path)
             self.status.show_model(Path(path).name)
             self.status.show_state("Loading…")
-        chosen = self.settings.options_for(path)
-        options = LoadOptions(
-            context_length=self.context_length,
-            n_threads=chosen.n_threads,
-            n_gpu_layers=AUTO_LAYERS if chosen.n_gpu_layers is None else chosen.n_gpu_layers,
-            flash_attn=chosen.flash_attn,
-            kv_type=chosen.kv_type,
-            n_parallel=self.settings.parallel,
-            projector=self.settings.projector_for(path),
-        )
-        self._load_request = self.bridge.load(path, options)
+        self._load_request = self.bridge.load(path, self.settings.load_options(path, self.context_length))
 
     def apply_offload(self, options: OffloadSettings) -> None:
         """Keep a model's GPU and CPU options and reload it with them."""

@@ -29,3 +29,9 @@ def served(shared_worker: InferenceThread) -> Iterator[Served]:
     yield Served(shared_worker, server)
     server.stop()
     assert not server.running
+
+
+@pytest.fixture(autouse=True)
+def own_models_folder(data_dir: Path) -> Path:
+    """A fresh data folder per test, so the models the server lists are the test's, never the user's."""
+    return data_dir / "models"

@@ -15,8 +15,11 @@ from app.core.api.server import LocalServer
 from app.core.inference.events import Event, Loaded, LoadFailed
 from app.core.inference.options import LoadOptions
 from app.core.inference.thread import InferenceThread
+from app.core.models import starter
 
 KEY = "test-key-123"
+#: The starter model's name in the API (its file name without .gguf).
+MODEL = Path(starter.FILENAME).stem
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 STORY = [{"role": "user", "content": "Write a very long story about a dragon who learns to bake bread."}]
 

@@ -8,40 +8,40 @@ from typing import Any
 
 import pytest
 
-from tests.unit.api.served import Served
+from tests.unit.api.served import MODEL, Served
 
 TEXTS = ["The cat sat on the mat.", "Stock markets fell sharply today.", "A recipe for sourdough bread."]
 
 
 def test_each_input_has_a_unit_vector_of_the_models_width_in_order(served: Served) -> None:
-    reply = served.client.embeddings.create(model="any", input=TEXTS)  # the SDK asks for base64
+    reply = served.client.embeddings.create(model=MODEL, input=TEXTS)  # the SDK asks for base64
     assert [item.index for item in reply.data] == [0, 1, 2]
     assert all(len(item.embedding) == 576 for item in reply.data)
     assert all(math.isclose(math.hypot(*item.embedding), 1.0, abs_tol=1e-4) for item in reply.data)
     assert reply.model == "SmolLM2-135M-Instruct.Q4_1 (mean pooling)"
     assert reply.usage.prompt_tokens == reply.usage.total_tokens > len(TEXTS)
-    one = served.client.embeddings.create(model="any", input=TEXTS[1], encoding_format="float")
+    one = served.client.embeddings.create(model=MODEL, input=TEXTS[1], encoding_format="float")
     assert len(one.data) == 1
     assert one.data[0].embedding == pytest.approx(reply.data[1].embedding, abs=1e-5)
 
 
 def test_embeddings_are_deterministic(served: Served) -> None:
-    first = served.client.embeddings.create(model="any", input=TEXTS[:2], encoding_format="float")
-    again = served.client.embeddings.create(model="any", input=TEXTS[:2], encoding_format="float")
+    first = served.client.embeddings.create(model=MODEL, input=TEXTS[:2], encoding_format="float")
+    again = served.client.embeddings.create(model=MODEL, input=TEXTS[:2], encoding_format="float")
     assert [d.embedding for d in first.data] == [d.embedding for d in again.data]
 
 
 def test_more_inputs_than_one_turn_holds_keep_their_order(served: Served) -> None:
     texts = [f"Sentence number {i} is about topic {i % 3}." for i in range(19)]
-    many = served.client.embeddings.create(model="any", input=texts, encoding_format="float")
+    many = served.client.embeddings.create(model=MODEL, input=texts, encoding_format="float")
     assert [d.index for d in many.data] == list(range(19))
-    last = served.client.embeddings.create(model="any", input=texts[-1], encoding_format="float")
+    last = served.client.embeddings.create(model=MODEL, input=texts[-1], encoding_format="float")
     assert many.data[-1].embedding == pytest.approx(last.data[0].embedding, abs=1e-5)
 
 
 def test_token_ids_are_accepted(served: Served) -> None:
-    reply = served.client.embeddings.create(model="any", input=[[504, 2362, 1118]], encoding_format="float")
-    flat = served.client.embeddings.create(model="any", input=[504, 2362, 1118], encoding_format="float")
+    reply = served.client.embeddings.create(model=MODEL, input=[[504, 2362, 1118]], encoding_format="float")
+    flat = served.client.embeddings.create(model=MODEL, input=[504, 2362, 1118], encoding_format="float")
     assert reply.data[0].embedding == pytest.approx(flat.data[0].embedding)
 
 
@@ -60,7 +60,7 @@ def test_token_ids_are_accepted(served: Served) -> None:
     ],
 )
 def test_bad_inputs_are_refused_by_name(served: Served, body: dict[str, Any], param: str, said: str) -> None:
-    answer = served.raw("/embeddings", json={"model": "any", **body})
+    answer = served.raw("/embeddings", json={"model": MODEL, **body})
     assert answer.status_code == 400, answer.text
     error = answer.json()["error"]
     assert error["param"] == param and said in error["message"], error

@@ -9,7 +9,7 @@ import gguf
 import openai
 import pytest
 
-from tests.unit.api.served import Served
+from tests.unit.api.served import MODEL, Served
 
 
 def _token(model: Path, text: str) -> int:
@@ -21,7 +21,7 @@ def _token(model: Path, text: str) -> int:
 
 def _next_word(served: Served, **kwargs: object) -> str:
     reply = served.client.completions.create(
-        model="any", prompt="The capital of France is", max_tokens=1, temperature=0, **kwargs
+        model=MODEL, prompt="The capital of France is", max_tokens=1, temperature=0, **kwargs
     )
     return reply.choices[0].text
 
@@ -36,7 +36,7 @@ def test_a_banned_token_is_never_written_and_a_pushed_one_is(
     assert banned != " Paris" and banned.strip()
     assert _next_word(served, logit_bias={str(london): 100}) == " London"
     chat = served.client.chat.completions.create(
-        model="any",
+        model=MODEL,
         messages=[{"role": "user", "content": "What is the capital of France? Answer in one word."}],
         max_tokens=12,
         temperature=0.8,

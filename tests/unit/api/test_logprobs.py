@@ -9,12 +9,12 @@ from typing import Any
 import openai
 import pytest
 
-from tests.unit.api.served import QUESTION, Served
+from tests.unit.api.served import MODEL, QUESTION, Served
 
 
 def _chat(served: Served, stream: bool, **kwargs: Any) -> tuple[str, list[Any]]:
     """The reply's text and its logprobs content, whole or gathered from the streamed chunks."""
-    args: dict[str, Any] = {"model": "any", "messages": QUESTION, "max_tokens": 24, "temperature": 0}
+    args: dict[str, Any] = {"model": MODEL, "messages": QUESTION, "max_tokens": 24, "temperature": 0}
     args.update(kwargs)
     if not stream:
         reply = served.client.chat.completions.create(**args)
@@ -68,13 +68,13 @@ def test_a_sampled_reply_is_likelier_the_cooler_it_is(served: Served) -> None:
     cool = mean(_chat(served, False, logprobs=True, max_tokens=16)[1])
     hot = mean(_chat(served, False, logprobs=True, max_tokens=16, temperature=2.0, seed=3)[1])
     assert math.isfinite(cool) and math.isfinite(hot) and hot < cool <= 0
-    plain = served.client.chat.completions.create(model="any", messages=QUESTION, max_tokens=4, temperature=0)
+    plain = served.client.chat.completions.create(model=MODEL, messages=QUESTION, max_tokens=4, temperature=0)
     assert plain.choices[0].logprobs is None  # not asked for: not computed
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_text_completions_report_tokens_offsets_and_alternatives(served: Served, stream: bool) -> None:
-    args: dict[str, Any] = {"model": "any", "prompt": "The capital of France is", "max_tokens": 8}
+    args: dict[str, Any] = {"model": MODEL, "prompt": "The capital of France is", "max_tokens": 8}
     args["temperature"] = 0
     tokens: list[str] = []
     offsets: list[int] = []

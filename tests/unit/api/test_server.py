@@ -22,11 +22,11 @@ from app.core.api.server import LocalServer, ServerError
 from app.core.inference.events import Event, ReplyDone
 from app.core.inference.thread import InferenceThread
 from app.core.values.sampling import SamplingParams
-from tests.unit.api.served import KEY, QUESTION, STORY, Served
+from tests.unit.api.served import KEY, MODEL, QUESTION, STORY, Served
 
 
 def _chat(served: Served, **kwargs: object) -> openai.types.chat.ChatCompletion:
-    args: dict[str, object] = {"model": "any", "messages": QUESTION, "temperature": 0, "max_tokens": 40}
+    args: dict[str, object] = {"model": MODEL, "messages": QUESTION, "temperature": 0, "max_tokens": 40}
     args.update(kwargs)
     return served.client.chat.completions.create(**args)  # type: ignore[call-overload,no-any-return]
 
@@ -63,7 +63,7 @@ def test_chat_without_streaming(served: Served) -> None:
 def test_streaming_matches_the_whole_reply(served: Served) -> None:
     whole = _chat(served, messages=STORY, max_tokens=30).choices[0].message.content
     stream = served.client.chat.completions.create(
-        model="any",
+        model=MODEL,
         messages=STORY,  # type: ignore[arg-type]
         temperature=0,
         max_tokens=30,
@@ -81,7 +81,7 @@ def test_streaming_matches_the_whole_reply(served: Served) -> None:
 
 
 def test_stream_is_server_sent_events_ending_with_done(served: Served) -> None:
-    body = {"model": "x", "messages": QUESTION, "max_tokens": 5, "stream": True}
+    body = {"model": MODEL, "messages": QUESTION, "max_tokens": 5, "stream": True}
     with httpx.stream(
         "POST",
         served.server.address + "/chat/completions",
@@ -104,7 +104,7 @@ def test_stop_sequences_end_the_reply_before_them(served: Served) -> None:
     assert text == full[: full.index(stop)]
     assert cut.choices[0].finish_reason == "stop"
     streamed = served.client.chat.completions.create(
-        model="any",
+        model=MODEL,
         messages=STORY,
         temperature=0,
         max_tokens=40,
@@ -128,12 +128,12 @@ def test_seed_makes_sampling_repeatable(served: Served) -> None:
 
 def test_text_completion(served: Served) -> None:
     reply = served.client.completions.create(
-        model="any", prompt="The capital of France is", max_tokens=8, temperature=0, stop=["."]
+        model=MODEL, prompt="The capital of France is", max_tokens=8, temperature=0, stop=["."]
     )
     assert "Paris" in reply.choices[0].text and "." not in reply.choices[0].text
     assert reply.object == "text_completion"
     stream = served.client.completions.create(
-        model="any", prompt="The capital of France is", max_tokens=8, temperature=0, stop=["."], stream=True
+        model=MODEL, prompt="The capital of France is", max_tokens=8, temperature=0, stop=["."], stream=True
     )
     assert "".join(c.choices[0].text for c in stream) == reply.choices[0].text
 
@@ -141,7 +141,7 @@ def test_text_completion(served: Served) -> None:
 def test_a_wrong_or_missing_key_is_refused(served: Served) -> None:
     client = openai.OpenAI(base_url=served.server.address, api_key="wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError) as caught:
-        client.chat.completions.create(model="x", messages=QUESTION)  # type: ignore[arg-type]
+        client.chat.completions.create(model=MODEL, messages=QUESTION)  # type: ignore[arg-type]
     assert caught.value.status_code == 401 and "API key" in caught.value.message
     missing = httpx.post(served.server.address + "/chat/completions", json={"messages": QUESTION})
     assert missing.status_code == 401 and missing.json()["error"]["code"] == "invalid_api_key"
@@ -155,8 +155,8 @@ def test_a_wrong_or_missing_key_is_refused(served: Served) -> None:
     [
         (b"{not json", 400, "not valid JSON"),
         (b"[1, 2]", 400, "must be a JSON object"),
-        (json.dumps({"model": "x"}).encode(), 400, "messages"),
-        (json.dumps({"model": "x", "messages": []}).encode(), 400, "at least 1"),
+        (json.dumps({"model": MODEL}).encode(), 400, "messages"),
+        (json.dumps({"model": MODEL, "messages": []}).encode(), 400, "at least 1"),
         (json.dumps({"messages": [{"role": "wizard", "content": "hi"}]}).encode(), 400, "role"),
         (json.dumps({"messages": QUESTION, "temperature": "hot"}).encode(), 400, "temperature"),
         (json.dumps({"messages": QUESTION, "temperature": 9}).encode(), 400, "temperature"),
@@ -298,7 +298,7 @@ def test_n_choices_stream_by_index(served: Served) -> None:
 
 def test_n_choices_on_completions(served: Served) -> None:
     reply = served.client.completions.create(
-        model="any", prompt="The capital of France is", n=2, max_tokens=5, temperature=0
+        model=MODEL, prompt="The capital of France is", n=2, max_tokens=5, temperature=0
     )
     assert [c.index for c in reply.choices] == [0, 1]
     assert reply.choices[0].text and reply.choices[0].text == reply.choices[1].text
@@ -351,7 +351,7 @@ def test_completion_fields_not_honoured_are_refused_by_name(
 ) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         served.client.completions.create(  # type: ignore[call-overload]
-            model="any", prompt="The capital of France is", max_tokens=4, stream=stream, **args
+            model=MODEL, prompt="The capital of France is", max_tokens=4, stream=stream, **args
         )
     error = caught.value.body
     assert isinstance(error, dict) and error["param"] == field and field in error["message"], error
@@ -389,7 +389,7 @@ def test_values_that_change_nothing_are_accepted(served: Served, stream: bool) -
     else:
         assert chat.choices[0].finish_reason in ("stop", "length")
     completion = served.client.completions.create(
-        model="any",
+        model=MODEL,
         prompt="The capital of France is",
         max_tokens=3,
         stream=stream,
@@ -465,7 +465,7 @@ def test_concurrent_clients_are_served_together_and_the_rest_in_order(served: Se
     def ask(n: int) -> None:
         try:
             stream = served.client.chat.completions.create(
-                model="any",
+                model=MODEL,
                 messages=[{"role": "user", "content": f"Say the number {n} and nothing else."}],
                 temperature=0,
                 max_tokens=40 if n < parallel else 6,
@@ -497,7 +497,7 @@ def test_concurrent_clients_are_served_together_and_the_rest_in_order(served: Se
 @pytest.mark.parametrize("choices", [1, 3])
 def test_a_client_that_disconnects_stops_its_reply(served: Served, choices: int) -> None:
     body = {
-        "model": "x",
+        "model": MODEL,
         "messages": STORY,
         "max_tokens": 1500,
         "stream": True,
@@ -535,7 +535,7 @@ def test_stopping_the_server_cuts_replies_with_an_error_not_a_finish(shared_work
     def streamed() -> None:
         try:
             stream = client.chat.completions.create(
-                model="x",
+                model=MODEL,
                 messages=STORY,
                 max_tokens=2000,
                 stream=True,  # type: ignore[arg-type]
@@ -550,7 +550,7 @@ def test_stopping_the_server_cuts_replies_with_an_error_not_a_finish(shared_work
 
     def not_streamed() -> None:  # queued behind the stream, so it is cut before its first token
         try:
-            client.chat.completions.create(model="x", messages=STORY, max_tokens=2000)  # type: ignore[arg-type]
+            client.chat.completions.create(model=MODEL, messages=STORY, max_tokens=2000)  # type: ignore[arg-type]
         except openai.APIError as exc:
             whole.append(exc)
 
@@ -590,7 +590,7 @@ def test_stopping_the_server_cuts_every_choice_of_a_request(shared_worker: Infer
     def streamed() -> None:
         try:
             stream = client.chat.completions.create(
-                model="x", messages=STORY, max_tokens=2000, temperature=1.0, seed=3, n=3, stream=True
+                model=MODEL, messages=STORY, max_tokens=2000, temperature=1.0, seed=3, n=3, stream=True
             )  # type: ignore[call-overload]
             for chunk in stream:
                 for choice in chunk.choices:
@@ -626,8 +626,11 @@ def test_no_model_loaded_is_a_clear_error() -> None:
         client = openai.OpenAI(base_url=server.address, api_key="none", max_retries=0)
         assert client.models.list().data == []
         with pytest.raises(openai.NotFoundError) as caught:
-            client.chat.completions.create(model="x", messages=QUESTION)  # type: ignore[arg-type]
+            client.chat.completions.create(model="", messages=QUESTION)  # type: ignore[arg-type]
         assert "No model is loaded" in caught.value.message
+        with pytest.raises(openai.NotFoundError) as caught:  # a name nothing answers to is named
+            client.chat.completions.create(model=MODEL, messages=QUESTION)  # type: ignore[arg-type]
+        assert f"no model named “{MODEL}”" in caught.value.message
     finally:
         server.stop()
         worker.shutdown()
@@ -645,8 +648,8 @@ def test_the_window_settings_fill_fields_a_request_leaves_out(shared_worker: Inf
     server.start()
     try:
         client = openai.OpenAI(base_url=server.address, api_key="none", max_retries=0)
-        first = client.chat.completions.create(model="x", messages=STORY, max_tokens=6)  # type: ignore[arg-type]
-        second = client.chat.completions.create(model="x", messages=STORY, max_tokens=6)  # type: ignore[arg-type]
+        first = client.chat.completions.create(model=MODEL, messages=STORY, max_tokens=6)  # type: ignore[arg-type]
+        second = client.chat.completions.create(model=MODEL, messages=STORY, max_tokens=6)  # type: ignore[arg-type]
         assert first.choices[0].message.content == second.choices[0].message.content  # temperature 0
         assert used
     finally:
@@ -696,7 +699,7 @@ def test_fireside_serve_runs_headless_and_stops_on_sigterm(starter_model: Path, 
         assert "Fireside is serving SmolLM2-135M-Instruct.Q4_1 at http://127.0.0.1:" in line, line
         address = line.split(" at ")[1].split(" ")[0]
         client = openai.OpenAI(base_url=address, api_key=KEY, max_retries=0)
-        reply = client.chat.completions.create(model="x", messages=QUESTION, temperature=0, max_tokens=10)  # type: ignore[arg-type]
+        reply = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=10)  # type: ignore[arg-type]
         assert reply.choices[0].message.content and reply.usage and reply.usage.completion_tokens == 10
         assert "200" in process.stdout.readline(), "each request is logged on stdout"
         process.send_signal(signal.SIGTERM)
@@ -733,7 +736,7 @@ def test_fireside_serve_drafts_with_a_draft_model_and_refuses_a_bad_one(
         assert process.stdout.readline().strip() == f"Drafting with {starter_model.name}."
         address = line.split(" at ")[1].split(" ")[0]
         client = openai.OpenAI(base_url=address, api_key="none", max_retries=0)
-        reply = client.chat.completions.create(model="x", messages=QUESTION, temperature=0, max_tokens=10)  # type: ignore[arg-type]
+        reply = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=10)  # type: ignore[arg-type]
         assert reply.usage and reply.usage.completion_tokens == 10
         process.send_signal(signal.SIGTERM)
         assert process.wait(15) == 0
@@ -744,6 +747,49 @@ def test_fireside_serve_drafts_with_a_draft_model_and_refuses_a_bad_one(
         (["--draft-model", str(tmp_path / "nope.gguf")], "nope.gguf: no such file"),
         (["--draft-model", str(starter_model), "--speculative", "off"], "needs --speculative auto"),
         (["--speculative", "always"], "invalid choice: 'always'"),
+    ):
+        refused = _serve("--model", str(starter_model), "--port", "0", *args, data_dir=tmp_path)
+        _out, err = refused.communicate(timeout=60)
+        assert refused.returncode == 2 and said in err, err
+
+
+def test_fireside_serve_loads_another_installed_model_by_name_and_unloads_it_when_idle(
+    starter_model: Path, starter_f16: Path, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / starter_f16.name).symlink_to(starter_f16)
+    process = _serve(
+        "--model", str(starter_model), "--port", "0", "--context-length", "1024", "--idle-unload", "1",
+        "--memory-budget", "auto", data_dir=tmp_path,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "load when a request names them" in line and "unloaded after 1 s unused" in line, line
+        address = line.split(" at ")[1].split(" ")[0]
+        client = openai.OpenAI(base_url=address, api_key="none", max_retries=0)
+        reply = client.chat.completions.create(model=starter_f16.stem, messages=QUESTION, max_tokens=4)  # type: ignore[arg-type]
+        assert reply.model == starter_f16.stem and reply.usage and reply.usage.completion_tokens == 4
+
+        def state() -> str:
+            listed = {m.id: m.model_dump() for m in client.models.list().data}
+            return str(listed[starter_f16.stem]["state"])
+
+        deadline = time.monotonic() + 30
+        while state() == "loaded":  # unloaded 1 s after its last request
+            assert time.monotonic() < deadline, "the idle model was never unloaded"
+            time.sleep(0.2)
+        assert {m.id for m in client.models.list().data} == {MODEL, starter_f16.stem}
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+    finally:
+        process.kill()
+        process.wait()
+    for args, said in (
+        (["--memory-budget", "12"], "“12” is not a size: give a number and a unit"),
+        (["--memory-budget", "lots"], "“lots” is not a size"),
+        (["--idle-unload", "-5"], "--idle-unload must be 0 (never) to 86400 seconds"),
     ):
         refused = _serve("--model", str(starter_model), "--port", "0", *args, data_dir=tmp_path)
         _out, err = refused.communicate(timeout=60)

@@ -12,7 +12,7 @@ import pytest
 
 from app.core.api.structured import ResponseFormat
 from app.core.tools.json_output import unenforceable
-from tests.unit.api.served import Served
+from tests.unit.api.served import MODEL, Served
 
 PARIS = [{"role": "user", "content": "Describe Paris as JSON: its name, its country and its population."}]
 CITY = {
@@ -30,7 +30,7 @@ CITY = {
 
 def _reply(served: Served, stream: bool, **kwargs: Any) -> tuple[str, str]:
     """The reply's text and finish reason, whole or put together from the streamed chunks."""
-    args: dict[str, Any] = {"model": "any", "messages": PARIS, "max_tokens": 200, "temperature": 0}
+    args: dict[str, Any] = {"model": MODEL, "messages": PARIS, "max_tokens": 200, "temperature": 0}
     args.update(kwargs)
     if not stream:
         reply = served.client.chat.completions.create(**args)
@@ -88,7 +88,7 @@ class City(pydantic.BaseModel):
 
 def test_the_sdks_parse_fills_a_pydantic_model(served: Served) -> None:
     reply = served.client.chat.completions.parse(
-        model="any", messages=PARIS, max_tokens=300, temperature=0, response_format=City
+        model=MODEL, messages=PARIS, max_tokens=300, temperature=0, response_format=City
     )
     parsed = reply.choices[0].message.parsed
     assert isinstance(parsed, City), reply.choices[0].message.content

@@ -12,7 +12,7 @@ import pydantic
 import pytest
 
 from app.core.tools.grammar import schema_limits
-from tests.unit.api.served import Served
+from tests.unit.api.served import MODEL, Served
 
 ASK = [{"role": "user", "content": "What is the weather like in Paris today?"}]
 WEATHER_SCHEMA = {
@@ -61,7 +61,7 @@ def _valid_weather(arguments: str) -> dict[str, Any]:
 def _ask(served: Served, stream: bool, **kwargs: Any) -> tuple[str | None, list[dict[str, Any]], str]:
     """The reply's content, its tool calls (as dicts) and finish reason, whole or from the chunks."""
     args: dict[str, Any] = {
-        "model": "any",
+        "model": MODEL,
         "messages": ASK,
         "max_tokens": 200,
         "temperature": 0,
@@ -126,7 +126,7 @@ def test_a_tool_result_continues_the_chat(served: Served) -> None:
         {"role": "tool", "tool_call_id": calls[0]["id"], "content": "It is 31 degrees and sunny in Paris."},
     ]
     reply = served.client.chat.completions.create(
-        model="any", messages=history, tools=[WEATHER], tool_choice="none", max_tokens=60, temperature=0
+        model=MODEL, messages=history, tools=[WEATHER], tool_choice="none", max_tokens=60, temperature=0
     )
     answer = reply.choices[0].message
     assert answer.content and not answer.tool_calls
@@ -134,7 +134,7 @@ def test_a_tool_result_continues_the_chat(served: Served) -> None:
     # The result is in the prompt: a different result is a different prompt.
     other = [*history[:-1], {**history[-1], "content": "Snow."}]
     again = served.client.chat.completions.create(
-        model="any", messages=other, tools=[WEATHER], tool_choice="none", max_tokens=1, temperature=0
+        model=MODEL, messages=other, tools=[WEATHER], tool_choice="none", max_tokens=1, temperature=0
     )
     assert reply.usage is not None and again.usage is not None
     assert reply.usage.prompt_tokens > again.usage.prompt_tokens
@@ -157,7 +157,7 @@ class Weather(pydantic.BaseModel):
 
 def test_the_sdks_parse_reads_a_pydantic_tools_arguments(served: Served) -> None:
     reply = served.client.chat.completions.parse(
-        model="any",
+        model=MODEL,
         messages=ASK,
         max_tokens=200,
         temperature=0,
@@ -315,7 +315,7 @@ BAD = [
 def test_malformed_tool_fields_are_refused_by_name(
     served: Served, fields: dict[str, Any], param: str, said: str
 ) -> None:
-    body = {"model": "any", "messages": ASK, "max_tokens": 5, "tools": [WEATHER], **fields}
+    body = {"model": MODEL, "messages": ASK, "max_tokens": 5, "tools": [WEATHER], **fields}
     body = {key: value for key, value in body.items() if value is not None}
     answer = served.raw("/chat/completions", json=body)
     assert answer.status_code == 400, answer.text

@@ -15,7 +15,7 @@ from app.core.api.config import ServerConfig
 from app.core.api.server import LocalServer
 from app.core.inference.thread import InferenceThread
 from tests.projector_writer import write_projector
-from tests.unit.api.served import KEY, Served, loaded_worker
+from tests.unit.api.served import KEY, MODEL, Served, loaded_worker
 from tests.unit.inference.test_vision import png
 
 
@@ -49,7 +49,7 @@ def ask(url: str, **image: Any) -> list[dict[str, Any]]:
 
 def chat(served: Served, messages: list[dict[str, Any]]) -> openai.types.chat.ChatCompletion:
     return served.client.chat.completions.create(  # type: ignore[call-overload,no-any-return]
-        model="any", messages=messages, temperature=0, max_tokens=10
+        model=MODEL, messages=messages, temperature=0, max_tokens=10
     )
 
 
@@ -57,7 +57,7 @@ def test_an_image_url_part_is_read_by_the_projector(seeing: Served) -> None:
     red, blue = data_url(png((230, 10, 10))), data_url(png((10, 10, 230), stripes=True))
     first = chat(seeing, ask(red))
     text_only = seeing.client.chat.completions.create(
-        model="any",
+        model=MODEL,
         messages=[{"role": "user", "content": "What is in this picture?"}],
         temperature=0,
         max_tokens=10,
