@@ -306,8 +306,7 @@ def _serve(args: argparse.Namespace) -> int:
     from app.core.inference.thread import InferenceThread
     from app.core.models import starter
     from app.core.platform import logs
-    from app.core.remote.endpoints import EndpointConfig
-    from app.core.settings import MAX_PARALLEL, Settings
+    from app.core.settings import MAX_PARALLEL, Settings, sources_from_settings
     from app.core.values.sampling import RANGES
 
     logs.setup(verbose=args.verbose)
@@ -379,21 +378,10 @@ def _serve(args: argparse.Namespace) -> int:
         chosen = replace(settings.load_options(str(model), args.context_length), n_parallel=args.parallel)
         return chosen if args.gpu_layers is None else replace(chosen, n_gpu_layers=args.gpu_layers)
 
-    def prepare(other: InferenceThread) -> None:
-        """A model loaded for a request guesses ahead as the --model does."""
-        other.set_speculation(args.speculative, args.draft_model)
-
-    server = LocalServer(
-        worker,
-        config,
-        options=options,
-        prepare=prepare,
-        endpoints=lambda: [e for d in settings.remote_endpoints if (e := EndpointConfig.from_dict(d))],
-        extra_models=lambda: list(settings.extra_models),
-        models_folder=Path(settings.models_dir)
-        if settings.models_dir and Path(settings.models_dir).is_dir()
-        else None,
+    sources = sources_from_settings(
+        lambda: settings, options=options, speculation=lambda: (args.speculative, args.draft_model)
     )
+    server = LocalServer(worker, config, sources=sources)
     try:
         worker.load(path, options(path))
         while not ready.wait(0.1):

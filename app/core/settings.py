@@ -7,15 +7,18 @@ import json
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.core.api.config import ServerSettings
+from app.core.api.config import ServerSettings, ServingSources
 from app.core.inference.options import AUTO_LAYERS, LoadOptions
+from app.core.inference.thread import InferenceThread
 from app.core.models.offload import OffloadSettings
 from app.core.models.projector import projector_beside
 from app.core.platform import paths
+from app.core.remote.endpoints import EndpointConfig
 from app.core.values.sampling import SamplingParams
 from app.core.values.speculation import SpeculationMode
 
@@ -214,3 +217,36 @@ def _bounded_int(value: object, low: int, high: int, default: int) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
         return value
     return default
+
+
+# ----- the API server's model sources, as these settings give them ---------------------------
+
+
+def settings_folder(settings: Settings) -> Path | None:
+    """The models folder the user chose, while it exists (None: the data folder's)."""
+    chosen = settings.models_dir
+    return Path(chosen) if chosen and Path(chosen).is_dir() else None
+
+
+def sources_from_settings(
+    settings: Callable[[], Settings],
+    *,
+    options: Callable[[Path], LoadOptions] | None = None,
+    speculation: Callable[[], tuple[str, str | None]] | None = None,
+    models_folder: Callable[[], Path | None] | None = None,
+) -> ServingSources:
+    """Sources read from `settings()` at each use; `options`, `speculation` (mode, draft model) and
+    `models_folder` override what the settings say (the command line's choices)."""
+
+    def prepare(worker: InferenceThread) -> None:
+        now = settings()
+        mode, draft = speculation() if speculation is not None else (now.speculative, now.draft_model)
+        worker.set_speculation(mode, draft)
+
+    return ServingSources(
+        options=options or (lambda path: settings().load_options(str(path))),
+        prepare=prepare,
+        endpoints=lambda: [e for d in settings().remote_endpoints if (e := EndpointConfig.from_dict(d))],
+        extra_models=lambda: list(settings().extra_models),
+        models_folder=models_folder or (lambda: settings_folder(settings())),
+    )

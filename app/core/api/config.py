@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from app.core.api.aliases import Alias, read_aliases
+
+if TYPE_CHECKING:  # types only: this module is read at launch, before the inference stack
+    from app.core.inference.options import LoadOptions
+    from app.core.inference.thread import InferenceThread
+    from app.core.remote.endpoints import EndpointConfig
 
 DEFAULT_HOST = "127.0.0.1"
 #: Seconds a model loaded for a request stays loaded with no request using it (Ollama's keep_alive
@@ -99,3 +106,24 @@ class ServerSettings:
             else DEFAULT_IDLE_UNLOAD_S,
             aliases=read_aliases(data.get("aliases")),
         )
+
+
+def _no_preparation(_worker: InferenceThread) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ServingSources:
+    """Where the server finds the models it may load besides the one loaded, each read when a
+    request needs it (so a setting changed in the window applies to the next request)."""
+
+    #: How a model loads (the window's settings for it); None: Auto, with its projector if beside it.
+    options: Callable[[Path], LoadOptions] | None = None
+    #: Called with each new model's worker before its load (speculation settings).
+    prepare: Callable[[InferenceThread], None] = _no_preparation
+    #: The remote engines served as a gateway.
+    endpoints: Callable[[], list[EndpointConfig]] = list
+    #: Model files outside the models folder the user opened.
+    extra_models: Callable[[], list[str]] = list
+    #: The models folder (None: the data folder's).
+    models_folder: Callable[[], Path | None] = field(default=lambda: None)

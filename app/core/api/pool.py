@@ -401,6 +401,11 @@ class ModelPool:
                 held.worker.shutdown()
             self._changed()
 
+    def poke(self) -> None:
+        """The idle time or budget changed: look at the idle models again now."""
+        with self._lock:
+            self._lock.notify_all()
+
     def unload(self, path: Path) -> bool:
         """Unload a model the pool loaded, if no request uses it; True when it did."""
         with self._lock:

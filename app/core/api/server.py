@@ -23,7 +23,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from app.core.api.catalog import Catalog
-from app.core.api.config import ServerConfig, is_loopback
+from app.core.api.config import ServerConfig, ServingSources, is_loopback
 from app.core.api.pool import ModelPool
 from app.core.api.request_log import LogListener, RequestLog, RequestState
 from app.core.api.router import Router
@@ -33,7 +33,6 @@ from app.core.inference.thread import InferenceThread
 from app.core.models import library
 from app.core.models.projector import projector_beside
 from app.core.platform import paths
-from app.core.remote.endpoints import EndpointConfig
 from app.core.values.sampling import SamplingParams
 
 # What the window and `fireside serve` use of the server, importable from here as before the split.
@@ -45,6 +44,11 @@ log = logging.getLogger(__name__)
 GRACEFUL_S = 1
 
 
+def _auto_options(path: Path) -> LoadOptions:
+    """Auto offload, with the vision projector beside the model if there is one."""
+    return LoadOptions(projector=projector_beside(path))
+
+
 class ServerError(Exception):
     """The server cannot start (port taken, unsafe address); the message is for the user."""
 
@@ -53,10 +57,7 @@ class LocalServer:
     """Serves the installed models (the InferenceThread's loaded one first) over an
     OpenAI-compatible HTTP API.
 
-    `options` says how a model named by a request is loaded (the window's settings for it; the
-    models folder is `models_folder`, by default the data folder's), `prepare` is
-    called with each new model's worker before it loads (speculation), `endpoints` are the remote
-    engines served as a gateway, and `extra_models` model files outside the models folder."""
+    `sources` says where the models named by requests are and how they load."""
 
     def __init__(
         self,
@@ -64,24 +65,18 @@ class LocalServer:
         config: ServerConfig | None = None,
         *,
         defaults: Callable[[], SamplingParams] = SamplingParams,
-        options: Callable[[Path], LoadOptions] | None = None,
-        models_folder: Path | None = None,
-        prepare: Callable[[InferenceThread], None] = lambda worker: None,
-        endpoints: Callable[[], list[EndpointConfig]] = list,
-        extra_models: Callable[[], list[str]] = list,
+        sources: ServingSources | None = None,
     ) -> None:
         self.worker = worker
         self.config = config = config or ServerConfig()
-        folder = models_folder or paths.models_dir()
-        if options is None:  # Auto offload, with the projector beside the model if there is one
-
-            def options(path: Path) -> LoadOptions:
-                return LoadOptions(projector=projector_beside(path))
+        sources = sources or ServingSources()
+        folder = sources.models_folder() or paths.models_dir()
+        options = sources.options or _auto_options
 
         self.catalog = Catalog(
-            lambda: library.scan(folder, extra_models()),
+            lambda: library.scan(folder, sources.extra_models()),
             aliases=lambda: self.config.aliases,
-            endpoints=endpoints,
+            endpoints=sources.endpoints,
             models_dir=folder,
         )
         self.pool = ModelPool(
@@ -89,7 +84,7 @@ class LocalServer:
             options=options,
             budget=lambda: self.config.memory_budget,
             idle_s=lambda: float(self.config.idle_unload_s),
-            prepare=prepare,
+            prepare=sources.prepare,
         )
         self._routes = Routes(Router(self.catalog, self.pool), config, defaults)
         self._server: uvicorn.Server | None = None

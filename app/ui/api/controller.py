@@ -18,13 +18,15 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
-from app.core.api.config import ServerConfig, ServerSettings
+from app.core.api.config import ServerConfig, ServerSettings, ServingSources
 from app.core.inference.thread import InferenceThread
+from app.core.models.library import ModelEntry
 from app.core.platform import secrets
 from app.core.values.sampling import SamplingParams
 from app.ui.common.tasks import BackgroundTasks
 
 if TYPE_CHECKING:  # the HTTP stack is imported when the server first starts, not at launch
+    from app.core.api.pool import PoolEntry
     from app.core.api.request_log import RequestLog
     from app.core.api.server import LocalServer
 
@@ -65,6 +67,8 @@ class ServerController(QObject):
     parallelRequested = Signal(int)
     #: The choice, or how many the loaded model generates at once, changed.
     parallelChanged = Signal()
+    #: A model was loaded or unloaded for requests (from the server's threads, queued here).
+    poolChanged = Signal()
 
     def __init__(
         self,
@@ -73,10 +77,16 @@ class ServerController(QObject):
         settings: ServerSettings,
         defaults: SamplingParamsSource,
         parent: QObject | None = None,
+        *,
+        sources: ServingSources | None = None,
+        installed: Callable[[], list[ModelEntry]] = list,
     ) -> None:
         super().__init__(parent)
         self.worker, self.tasks, self.settings = worker, tasks, settings
         self._defaults = defaults
+        #: Where requests' models are and how they load; the installed models (for aliases).
+        self.sources = sources or ServingSources()
+        self.installed = installed
         self.server: LocalServer | None = None
         # Starts and stops run in order on one thread; every server made is listed until it stopped,
         # so shutdown() can stop one whose start or stop was still on its way.
@@ -152,6 +162,31 @@ class ServerController(QObject):
 
         self.tasks.run(lambda: secrets.set_secret(API_KEY_SECRET, key or None), stored)
 
+    def pool_entries(self) -> list[PoolEntry]:
+        """The models loaded now for requests (the window's first), or none while the server is off."""
+        server = self.server
+        return server.pool.entries() if server is not None and self.state is ServerState.RUNNING else []
+
+    def update_models(self, settings: ServerSettings) -> None:
+        """New memory budget, idle time or aliases: kept, and used by a running server from the next
+        request on."""
+        self.settings = replace(
+            self.settings,
+            memory_budget=settings.memory_budget,
+            idle_unload_s=settings.idle_unload_s,
+            aliases=settings.aliases,
+        )
+        self.settingsChanged.emit()
+        server = self.server
+        if server is not None:
+            server.config = replace(
+                server.config,
+                memory_budget=settings.memory_budget,
+                idle_unload_s=settings.idle_unload_s,
+                aliases=settings.aliases,
+            )
+            server.pool.poke()
+
     def update_settings(self, settings: ServerSettings) -> None:
         """Remember a port or network choice made while the server is off."""
         if settings != self.settings:
@@ -168,7 +203,14 @@ class ServerController(QObject):
         generation = self._generation
         host = "0.0.0.0" if self.settings.allow_network else "127.0.0.1"
         config = ServerConfig(
-            host, self.settings.port, self.api_key, self.settings.allow_network, self.settings.fetch_images
+            host,
+            self.settings.port,
+            self.api_key,
+            self.settings.allow_network,
+            self.settings.fetch_images,
+            self.settings.memory_budget,
+            self.settings.idle_unload_s,
+            self.settings.aliases,
         )
         self._set_state(ServerState.STARTING, "Starting…")
 
@@ -181,7 +223,8 @@ class ServerController(QObject):
                 self._stop_server(old)
             if generation != self._generation:  # stopped again before this start had its turn
                 return None
-            server = LocalServer(self.worker, config, defaults=self._defaults)
+            server = LocalServer(self.worker, config, defaults=self._defaults, sources=self.sources)
+            server.pool.add_listener(self.poolChanged.emit)
             # From the server's thread, queued to the GUI thread. A copy: the entry changes on as the
             # request moves on, and each report must say what it was when sent.
             server.add_listener(lambda entry: self.logged.emit(replace(entry)))

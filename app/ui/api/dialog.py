@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from app.core.api.config import ServerSettings, new_api_key
 from app.core.settings import MAX_PARALLEL
 from app.ui.api.controller import LOG_LINES, ServerController, ServerState, activity_text
+from app.ui.api.models_section import ServerModelsSection
 from app.ui.common.accessible import describe_buttons, set_description
 from app.ui.common.icons import decorate
 
@@ -46,16 +47,16 @@ class ServerDialog(QDialog):
         self.setMinimumSize(760, 520)
         layout = QVBoxLayout(self)
         intro = QLabel(
-            "Serve the loaded model to other programs through an OpenAI-compatible API "
-            "(/v1/chat/completions, /v1/completions, /v1/models). The model writes several replies at "
-            "once, the window's and the programs' together; more wait for one to finish."
+            "Serve your models to other programs through an OpenAI-compatible API "
+            "(/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models). A model writes several "
+            "replies at once, the window's and the programs' together; more wait for one to finish."
         )
         intro.setWordWrap(True)
         layout.addWidget(intro)
 
-        self.switch = QCheckBox("Serve the loaded model")
+        self.switch = QCheckBox("Serve models to other programs")
         self.switch.setObjectName("serverSwitch")
-        set_description(self.switch, "Serve the loaded model to other programs at the address below")
+        set_description(self.switch, "Serve your models to other programs at the address below")
         layout.addWidget(self.switch)
         form = QFormLayout()
         self.port = QSpinBox()
@@ -127,6 +128,13 @@ class ServerDialog(QDialog):
         parallel_row.addWidget(self.parallel_note, 1)
         form.addRow("Parallel replies", parallel_row)
         layout.addLayout(form)
+        models_heading = QLabel("Models by name")
+        bold = models_heading.font()
+        bold.setBold(True)
+        models_heading.setFont(bold)
+        layout.addWidget(models_heading)
+        self.models = ServerModelsSection(controller, self)
+        layout.addWidget(self.models)
 
         status_row = QHBoxLayout()
         self.status = QLabel()

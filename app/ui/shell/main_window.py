@@ -24,7 +24,7 @@ from app.core.inference.kv_disk import KvDiskCache
 from app.core.inference.options import LoadedModel
 from app.core.models.library import ModelEntry
 from app.core.platform import logs, paths
-from app.core.settings import Settings
+from app.core.settings import Settings, sources_from_settings
 from app.core.system.hardware import Hardware
 from app.core.values.sampling import SamplingParams
 from app.ui.api.controller import ServerController
@@ -81,7 +81,15 @@ class MainWindow(QMainWindow):
         # request leaves out take the window's sampling settings (read from the server's thread: a
         # reference to an immutable SamplingParams, replaced whole when the user changes one).
         self.server = ServerController(
-            bridge.worker, self.tasks, settings.api_server, lambda: self.settings.sampling, self
+            bridge.worker,
+            self.tasks,
+            settings.api_server,
+            lambda: self.settings.sampling,
+            self,
+            sources=sources_from_settings(
+                lambda: self.settings, models_folder=lambda: self.models.models_folder()
+            ),
+            installed=lambda: list(self.models.entries),
         )
         self.server.parallel_choice = settings.parallel
         self.session = ChatSession(bridge.worker, run=self.tasks.run)

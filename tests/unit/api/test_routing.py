@@ -17,7 +17,7 @@ import openai
 import pytest
 
 from app.core.api.aliases import Alias
-from app.core.api.config import ServerConfig
+from app.core.api.config import ServerConfig, ServingSources
 from app.core.api.server import LocalServer
 from app.core.inference.options import LoadOptions
 from app.core.inference.thread import InferenceThread
@@ -56,9 +56,11 @@ def serve(
         server = LocalServer(
             shared_worker,
             ServerConfig(port=0, api_key=KEY, **config),
-            options=lambda _path: OPTIONS,
-            endpoints=lambda: list(endpoints),
-            extra_models=lambda: [str(starter_f16), *map(str, extra)],
+            sources=ServingSources(
+                options=lambda _path: OPTIONS,
+                endpoints=lambda: list(endpoints),
+                extra_models=lambda: [str(starter_f16), *map(str, extra)],
+            ),
         )
         server.start()
         started.append(server)
