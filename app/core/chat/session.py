@@ -51,6 +51,7 @@ from app.core.inference.events import (
     Started,
 )
 from app.core.media.attachments import Attachment, with_images
+from app.core.media.images import images_as_text
 from app.core.tools.calls import ToolCall, ToolSpec
 from app.core.tools.grammar import ToolGrammarError
 from app.core.tools.json_output import SchemaError, json_grammar
@@ -97,6 +98,9 @@ class ChatSession:
         #: The LoRA adapters (path, scale) applied to the loaded model for this conversation's
         #: replies (not sent to a remote engine: it has none of them); saved with it.
         self.adapters: tuple[tuple[str, float], ...] = ()
+        #: Whether the local model reads images now (the window says); without, the images of earlier
+        #: turns go to it as a line of text, so the conversation goes on.
+        self.reads_images: Callable[[], bool] = lambda: True
         self._listeners: list[Callable[[SessionEvent], None]] = []
         #: The conversations' documents (None: documents are not read, the window sets it).
         self.documents: DocumentContext | None = None
@@ -402,6 +406,8 @@ class ChatSession:
         tools, grammar, triggers = self._offer(target, row) if not continue_last else ([], None, ())
         if remote is not None and self.output_schema is not None:
             remote = dataclasses.replace(remote, response_format=_response_format(self.output_schema))
+        if remote is None and not self.reads_images():
+            prompt = images_as_text(prompt)
         request_id = self.generator.generate(
             prompt,
             self.sampling,

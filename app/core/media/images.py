@@ -207,6 +207,24 @@ def message_images(content: object) -> list[ImageSource]:
     return [part["image"] for part in content if isinstance(part, dict) and part.get("type") == "image"]
 
 
+#: What an earlier image becomes in the prompt of a model that reads text only.
+UNSEEN_IMAGE = "[An image was attached here; the model now answering reads text only.]"
+
+
+def images_as_text(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`messages` with every image written as UNSEEN_IMAGE: a conversation that holds images goes on
+    with a model that reads none (the new turn's images are refused before it is sent)."""
+    out = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list) and message_images(content):
+            pieces = [UNSEEN_IMAGE + "\n" if part.get("type") == "image" else str(part.get("text", ""))
+                      for part in content if isinstance(part, dict)]  # fmt: skip
+            message = {**message, "content": "".join(pieces)}
+        out.append(message)
+    return out
+
+
 def content_text(content: object, marker: str = "") -> str:
     """A message's text: a string as it is; parts joined, each image written as `marker`."""
     if isinstance(content, str):

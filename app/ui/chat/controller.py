@@ -53,6 +53,8 @@ class ChatController(QObject):
         self.side, self.meter, self.status, self.banner = side, meter, status, banner
         self._dialog_parent = parent
         session.listen(self._on_session)
+        # Earlier turns' images reach a text-only model as a line of text (the chat goes on with it).
+        session.reads_images = lambda: choice.loaded is None or choice.loaded.vision
         # The open conversation's settings: the session has them first, the store after a pause.
         side.promptEdited.connect(self._on_prompt)
         side.promptSettled.connect(session.save_settings)

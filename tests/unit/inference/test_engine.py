@@ -255,3 +255,26 @@ def test_a_prompt_is_spelled_with_the_tokens_a_sequence_holds_where_they_differ(
     assert vocabulary.piece_text(spliced) == vocabulary.piece_text(fresh), "and it spells the same text"
     # Nothing of it spells the text: no splice.
     assert vocabulary.splice(vocabulary.tokenize("Something else entirely"), text) is None
+
+
+def test_earlier_images_reach_a_text_only_model_as_a_line_of_text(engine: Engine, tmp_path: Path) -> None:
+    from app.core.inference.errors import InvalidInput
+    from app.core.media.attachments import AttachmentFolder, with_images
+    from app.core.media.images import UNSEEN_IMAGE, images_as_text
+    from tests.unit.inference.test_vision import png
+
+    folder = AttachmentFolder(tmp_path / "attachments")
+    picture = folder.add_bytes(png((200, 10, 10)), "red.png")
+    history = [
+        {"role": "user", "content": with_images("What is this?", [picture], folder)},
+        {"role": "assistant", "content": "A red square."},
+        {"role": "user", "content": "Thanks. Which colour was it?"},
+    ]
+    params = SamplingParams(temperature=0.0, max_tokens=4)
+    with pytest.raises(InvalidInput, match="reads text only"):  # the engine itself never drops an image
+        engine.stream_chat(history, params, lambda _t: None, threading.Event())
+    as_text = images_as_text(history)
+    assert as_text[0]["content"] == f"{UNSEEN_IMAGE}\nWhat is this?" and as_text[1:] == history[1:]
+    pieces: list[str] = []
+    stats = engine.stream_chat(as_text, params, pieces.append, threading.Event())
+    assert stats.completion_tokens == 4 and "".join(pieces)
