@@ -26,6 +26,7 @@ from app.ui.hub.results import subtitle
 from app.ui.shell.main_window import MainWindow
 from tests.conftest import STARTER_REPO
 from tests.fakehub import FakeHub, Fault, HubFile, HubRepo
+from tests.projector_writer import write_projector
 from tests.window_fixtures import shot
 
 SIZE = starter.SIZE
@@ -457,12 +458,14 @@ def test_import_copy_and_in_place(qtbot: QtBot, window: MainWindow, models_dir: 
     qtbot.waitUntil(lambda: library.model.rowCount() == 1, timeout=15_000)
 
     box = window.models.ask_import(str(outside))
+    assert box is not None
     next(b for b in box.buttons() if b.text() == "Use in place").click()
     qtbot.waitUntil(lambda: library.model.rowCount() == 2, timeout=15_000)
     assert str(outside.resolve()) in window.settings.extra_models
     assert not list(models_dir.rglob("Outside.Q4_1.gguf"))
 
     box = window.models.ask_import(str(outside))
+    assert box is not None
     next(b for b in box.buttons() if b.text() == "Copy").click()
     copied = models_dir / "imported" / "Outside.Q4_1.gguf"
     qtbot.waitUntil(lambda: library.model.rowCount() == 3, timeout=15_000)
@@ -476,6 +479,52 @@ def test_import_copy_and_in_place(qtbot: QtBot, window: MainWindow, models_dir: 
     next(b for b in box.buttons() if b.text() == "Remove").click()
     qtbot.waitUntil(lambda: library.model.rowCount() == 2, timeout=15_000)
     assert outside.exists() and str(outside.resolve()) not in window.settings.extra_models
+
+
+def test_importing_a_vision_model_brings_its_projector_and_a_projector_alone_is_refused(
+    qtbot: QtBot, window: MainWindow, models_dir: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "lmstudio" / "vision"
+    folder.mkdir(parents=True)
+    model = folder / "Seeing.Q4_1.gguf"
+    model.write_bytes((models_dir / FILE).read_bytes())
+    projector = folder / "mmproj-Seeing-f16.gguf"
+    write_projector(projector)
+    library = window.models.library
+    qtbot.waitUntil(lambda: library.model.rowCount() == 1, timeout=15_000)
+
+    assert window.models.ask_import(str(projector)) is None
+    assert "is a vision projector (mmproj), not a model" in window.banner.label.text()
+    box = window.models.ask_import(str(model))
+    assert box is not None
+    next(b for b in box.buttons() if b.text() == "Copy").click()
+    qtbot.waitUntil(lambda: library.model.rowCount() == 2, timeout=15_000)
+    copied = models_dir / "imported" / "Seeing.Q4_1" / "Seeing.Q4_1.gguf"
+    assert copied.is_file() and (copied.parent / projector.name).is_file()
+    entry = next(e for e in window.models.entries if e.path == copied.resolve())
+    assert entry.projector == (copied.parent / projector.name).resolve(), "the copy keeps its projector"
+
+
+def test_a_vision_model_used_in_place_from_the_hf_cache_loads_with_its_projector(
+    qtbot: QtBot, window: MainWindow, starter_model: Path, tmp_path: Path
+) -> None:
+    from app.core.models.other_apps import HF_CACHE, FoundModel
+
+    snapshot = tmp_path / "hub" / "models--ggml-org--Seeing-GGUF" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    link = snapshot / "Seeing-Q4_1.gguf"
+    link.symlink_to(starter_model)  # as the cache links to a blob named by its hash
+    projector = snapshot / "mmproj-Seeing-f16.gguf"
+    write_projector(projector)
+    found = FoundModel(link, HF_CACHE, "ggml-org/Seeing-GGUF/Seeing-Q4_1.gguf", 1, None, projector=projector)
+    library = window.models.library
+    qtbot.waitUntil(lambda: library.model.rowCount() == 1, timeout=15_000)
+    window.models.use_in_place(found)
+    real = str(starter_model.resolve())
+    qtbot.waitUntil(lambda: any(str(e.path) == real for e in window.models.entries), timeout=15_000)
+    assert window.settings.projectors[real] == str(projector)
+    entry = next(e for e in window.models.entries if str(e.path) == real)
+    assert entry.projector == projector and window.settings.load_options(real).projector == projector
 
 
 def test_reveal_opens_the_folder(qtbot: QtBot, window: MainWindow) -> None:

@@ -204,19 +204,29 @@ def delete_model(path: Path, folder: Path) -> list[Path]:
 
 
 def import_copy(source: Path, folder: Path, cancelled: Callable[[], bool] = lambda: False) -> Path:
-    """Copy a GGUF (all parts of a split one) into the models folder; returns the copy of `source`.
+    """Copy a GGUF (all parts of a split one, and the vision projector beside it) into the models
+    folder; returns the copy of `source`.
 
     The file is checked first, the copy goes through a temporary name, and free space is checked, so a
-    failed copy never leaves a half file that looks like a model."""
+    failed copy never leaves a half file that looks like a model. A model with a projector gets a
+    folder of its own, so the two stay paired (a projector is found beside its model)."""
+    if is_projector(source.name):
+        raise ModelFileError(
+            source,
+            "a vision projector (mmproj), not a model: import the model it goes with (its projector "
+            "comes along), or choose it for a model under Projector in My models.",
+        )
     inspect_model(source)
     parts = split_parts(source)
-    need = sum(p.stat().st_size for p in parts)
+    projector = projector_beside(source)
+    files = [*parts, *([projector] if projector is not None else [])]
+    need = sum(p.stat().st_size for p in files)
     free = shutil.disk_usage(folder).free
     if free < need:
         raise OSError(f"not enough disk space to copy {source.name}: it needs {need:,} bytes, {free:,} free")
-    target_dir = folder / "imported"
+    target_dir = folder / "imported" / (source.stem if projector is not None else "")
     target_dir.mkdir(parents=True, exist_ok=True)
-    for part in parts:
+    for part in files:
         target = target_dir / part.name
         tmp = target_dir / f".{part.name}.copying"
         try:

@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from app.core.models.projector import is_projector
+from app.core.models.projector import is_projector, projector_beside
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ SKIP_DIRS = frozenset({"node_modules", "__pycache__", "site-packages"})
 SPLIT_PART = re.compile(r"-(\d+)-of-(\d+)\.gguf$", re.IGNORECASE)
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 OLLAMA_MODEL_LAYER = "application/vnd.ollama.image.model"
+#: The layer holding a vision model's projector (llama.cpp's mmproj GGUF).
+OLLAMA_PROJECTOR_LAYER = "application/vnd.ollama.image.projector"
 OLLAMA_DEFAULT_REGISTRY = "registry.ollama.ai"
 # Manifests are a few hundred bytes; anything far bigger is not one and is not worth reading.
 MAX_MANIFEST_BYTES = 1 << 20
@@ -69,6 +71,8 @@ class FoundModel:
     name: str
     size: int
     sha256: str | None
+    #: The vision projector that goes with it in that app's store (None: it reads text only).
+    projector: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +245,13 @@ class _Found:
         self.by_real: dict[Path, FoundModel] = {}
 
     def add(
-        self, path: Path, app: OtherApp, name: str, sha256: str | None = None, hf_blob: bool = False
+        self,
+        path: Path,
+        app: OtherApp,
+        name: str,
+        sha256: str | None = None,
+        hf_blob: bool = False,
+        projector: Path | None = None,
     ) -> None:
         """Check `path` and record it unless it is not a GGUF or its real file is already known."""
         checked = _gguf_file(path)
@@ -253,7 +263,8 @@ class _Found:
             # made without symlinks holds plain copies), so only a 64-hex name is a known hash.
             sha256 = real.name
         if real not in self.by_real:
-            self.by_real[real] = FoundModel(path=path, app=app, name=name, size=size, sha256=sha256)
+            found = FoundModel(path=path, app=app, name=name, size=size, sha256=sha256, projector=projector)
+            self.by_real[real] = found
 
 
 def _mtime(path: Path) -> float:
@@ -277,36 +288,49 @@ def _scan_hf_cache(hub: Path, found: _Found) -> None:
                 # The snapshot entry, not the blob, is what to load: split parts are found next to it
                 # by name, and the blob's own name has no extension.
                 rel = file.relative_to(snapshot).as_posix()
-                found.add(file, HF_CACHE, f"{repo_id}/{rel}", hf_blob=True)
+                # Beside the snapshot entry, not the blob: blobs are named by hash, all in one folder.
+                projector = projector_beside(file)
+                found.add(file, HF_CACHE, f"{repo_id}/{rel}", hf_blob=True, projector=projector)
 
 
 def _scan_plain(root: Path, app: OtherApp, found: _Found) -> None:
     """Models in an app folder that keeps ordinary files: named by their file name."""
     for file in _walk_gguf(root):
-        found.add(file, app, file.name)
+        found.add(file, app, file.name, projector=projector_beside(file))
 
 
-def _ollama_model_digest(manifest: Path) -> str | None:
-    """The sha256 hex of the model layer a manifest names, or None for anything else."""
+def _digest(layer: dict[str, Any]) -> str | None:
+    """A layer's sha256 hex, or None. Strict hex: it becomes part of a path, so nothing like "../"
+    may get through."""
+    digest = layer.get("digest")
+    algorithm, _, hex_digest = digest.partition(":") if isinstance(digest, str) else ("", "", "")
+    return hex_digest if algorithm == "sha256" and SHA256_HEX.fullmatch(hex_digest) else None
+
+
+def _ollama_layers(manifest: Path) -> tuple[str | None, str | None]:
+    """The sha256 hex of the model layer a manifest names and of its projector layer (None each for
+    none, or for anything that is not a manifest)."""
     try:
         if manifest.stat().st_size > MAX_MANIFEST_BYTES:
-            return None
+            return None, None
         data: Any = json.loads(manifest.read_bytes())
     except (OSError, ValueError) as exc:
         log.debug("skipping Ollama manifest %s: %s", manifest, exc)
-        return None
+        return None, None
     layers = data.get("layers") if isinstance(data, dict) else None
     if not isinstance(layers, list):
-        return None
+        return None, None
+    model = projector = None
     for layer in layers:
-        if isinstance(layer, dict) and layer.get("mediaType") == OLLAMA_MODEL_LAYER:
-            digest = layer.get("digest")
-            algorithm, _, hex_digest = digest.partition(":") if isinstance(digest, str) else ("", "", "")
-            # Strict hex: the digest becomes part of a path, so nothing like "../" may get through.
-            if algorithm == "sha256" and SHA256_HEX.fullmatch(hex_digest):
-                return hex_digest
-            return None
-    return None
+        if not isinstance(layer, dict):
+            continue
+        if layer.get("mediaType") == OLLAMA_MODEL_LAYER and model is None:
+            model = _digest(layer)
+            if model is None:
+                return None, None
+        elif layer.get("mediaType") == OLLAMA_PROJECTOR_LAYER and projector is None:
+            projector = _digest(layer)
+    return model, projector if model is not None else None
 
 
 def _ollama_name(registry: str, namespace: str, model: str, tag: str) -> str:
@@ -320,19 +344,23 @@ def _ollama_name(registry: str, namespace: str, model: str, tag: str) -> str:
 
 def _scan_ollama(models: Path, found: _Found) -> None:
     """Models in an Ollama store: manifests/{registry}/{namespace}/{model}/{tag} naming blobs/sha256-*."""
-    tagged: list[tuple[str, str]] = []
+    tagged: list[tuple[str, str, str | None]] = []
     # The layout is fixed at four levels, so no general walk (and no chance of a loop) is needed.
     for registry in _list_dirs(models / "manifests"):
         for namespace in _list_dirs(registry):
             for model in _list_dirs(namespace):
                 for tag in _list(model, want_dirs=False):
-                    digest = _ollama_model_digest(tag)
+                    digest, projector = _ollama_layers(tag)
                     if digest is not None:
                         name = _ollama_name(registry.name, namespace.name, model.name, tag.name)
-                        tagged.append((name, digest))
+                        tagged.append((name, digest, projector))
     # Several tags often share one blob ("latest" and "1b"); sorted, the first name keeps it.
-    for name, digest in sorted(tagged):
-        found.add(models / "blobs" / f"sha256-{digest}", OLLAMA, name, digest)
+    for name, digest, projector in sorted(tagged, key=lambda t: t[:2]):
+        blob = models / "blobs" / f"sha256-{projector}" if projector else None
+        found.add(
+            models / "blobs" / f"sha256-{digest}", OLLAMA, name, digest,
+            projector=blob if blob is not None and blob.is_file() else None,
+        )  # fmt: skip
 
 
 def find_other_apps_models(

@@ -24,7 +24,7 @@ from app.core.models import library
 from app.core.models.estimate import estimate
 from app.core.models.library import ModelEntry
 from app.core.models.other_apps import FoundModel, find_other_apps_models, sha256_index
-from app.core.models.projector import projector_beside
+from app.core.models.projector import is_projector, projector_beside
 from app.core.platform import paths
 from app.core.settings import Settings
 from app.core.system import hardware as hardware_module
@@ -270,7 +270,12 @@ class ModelsController(QObject):
         self.library.set_found(self.found, {str(e.path) for e in self.entries})
 
     def use_in_place(self, found: FoundModel) -> None:
-        """Add another app's file to the library without copying it."""
+        """Add another app's file to the library without copying it (with the projector that app
+        keeps for it, where the file's own folder does not hold it: the HF cache's blobs, Ollama's)."""
+        real = found.path.resolve()
+        if found.projector is not None and projector_beside(real) != found.projector:
+            self.settings.projectors[str(real)] = str(found.projector)
+            self.settingsChanged.emit()
         self.addInPlace.emit(str(found.path))
         self.banner.show_message(
             f"{found.name} from {found.app} is now in your library, used in place (no copy, no download).",
@@ -332,8 +337,16 @@ class ModelsController(QObject):
         if path:
             self.ask_import(path)
 
-    def ask_import(self, path: str) -> QMessageBox:
-        """Ask copy or use-in-place for `path` (returns the open dialog; tests press its buttons)."""
+    def ask_import(self, path: str) -> QMessageBox | None:
+        """Ask copy or use-in-place for `path` (returns the open dialog; tests press its buttons);
+        a projector is refused with a message (None)."""
+        if is_projector(Path(path).name):
+            self.banner.show_message(
+                f"{Path(path).name} is a vision projector (mmproj), not a model. Import the model it "
+                "goes with (a projector beside it comes along), or choose it for a model under "
+                "Projector in My models."
+            )
+            return None
         box = QMessageBox(
             QMessageBox.Icon.Question,
             "Import model",

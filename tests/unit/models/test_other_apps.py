@@ -117,6 +117,21 @@ def test_hf_cache_newest_snapshot_wins_whatever_the_names(tmp_path: Path) -> Non
     assert [m.path for m in _scan(tmp_path)] == [newest]
 
 
+def test_a_vision_model_in_the_hf_cache_names_the_projector_of_its_snapshot(tmp_path: Path) -> None:
+    hub = tmp_path / ".cache" / "huggingface" / "hub"
+    repo = "ggml-org/Seeing-GGUF"
+    model = _hf_link(hub, repo, "a" * 40, "Seeing-Q4_K_M.gguf", _hf_blob(hub, repo, b"GGUF" + b"model"))
+    projector = _hf_link(
+        hub, repo, "a" * 40, "mmproj-Seeing-f16.gguf", _hf_blob(hub, repo, b"GGUF" + b"proj")
+    )
+    found = _scan(tmp_path)
+    assert [m.name for m in found] == [f"{repo}/Seeing-Q4_K_M.gguf"], (
+        "a projector is never offered as a model"
+    )
+    # The blobs folder holds files named by hash, so the snapshot entry is what pairs them.
+    assert found[0].path == model and found[0].projector == projector
+
+
 def test_hf_cache_env_overrides(tmp_path: Path) -> None:
     home = tmp_path / "home"
     default_hub = home / ".cache" / "huggingface" / "hub"
@@ -290,8 +305,11 @@ def test_ollama_manifests_and_blobs(tmp_path: Path) -> None:
             blobs / f"sha256-{hf_digest}", OLLAMA, "hf.co/bartowski/Qwen3-GGUF:Q4_K_M", len(hf), hf_digest
         ),
         FoundModel(blobs / f"sha256-{llama_digest}", OLLAMA, "llama3.2:1b", len(llama), llama_digest),
-        FoundModel(blobs / f"sha256-{tiny_digest}", OLLAMA, "someone/tiny:q4", len(tiny), tiny_digest),
-    ]
+        FoundModel(
+            blobs / f"sha256-{tiny_digest}", OLLAMA, "someone/tiny:q4", len(tiny), tiny_digest,
+            projector=blobs / f"sha256-{projector}",  # a vision model: its projector layer goes with it
+        ),
+    ]  # fmt: skip
 
 
 def test_ollama_models_env_override(tmp_path: Path) -> None:
