@@ -172,6 +172,14 @@ class Router:
             if target.alias is not None:
                 entry["model"] = target.alias.model.stem
             out.append(entry)
+        embedding = self.pool.primary.embedding_model
+        if embedding is not None and all(e["id"] != embedding.path.stem for e in out):
+            # The embedding model kept beside the window's: POST /v1/embeddings answers with it.
+            kept = {"id": embedding.path.stem, "object": "model", "created": 0, "owned_by": "fireside"}
+            out.insert(
+                1 if out and out[0]["state"] == "loaded" else 0,
+                {**kept, "state": "loaded", "kind": "embedding"},
+            )
         return out
 
 

@@ -4,10 +4,14 @@ determinism, both encodings, usage, and bad inputs refused by name."""
 from __future__ import annotations
 
 import math
+import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from app.core.inference.events import EmbeddingModelLoaded, Event
+from tests.gguf_writer import write_bert
 from tests.unit.api.served import MODEL, Served
 
 TEXTS = ["The cat sat on the mat.", "Stock markets fell sharply today.", "A recipe for sourdough bread."]
@@ -64,3 +68,31 @@ def test_bad_inputs_are_refused_by_name(served: Served, body: dict[str, Any], pa
     assert answer.status_code == 400, answer.text
     error = answer.json()["error"]
     assert error["param"] == param and said in error["message"], error
+
+
+def test_an_embedding_model_kept_beside_the_chat_model_answers_by_its_name(
+    served: Served, tmp_path: Path
+) -> None:
+    bert = tmp_path / "bge-test-f32.gguf"
+    write_bert(bert)
+    answered: list[Event] = []
+    done = threading.Event()
+
+    def sink(event: Event) -> None:
+        answered.append(event)
+        done.set()
+
+    served.worker.load_embedding_model(bert, sink)
+    assert done.wait(60) and isinstance(answered[0], EmbeddingModelLoaded)
+    try:
+        listed = {m.id: m.model_dump() for m in served.client.models.list().data}
+        assert listed[bert.stem]["kind"] == "embedding" and listed[bert.stem]["state"] == "loaded"
+        reply = served.client.embeddings.create(model=bert.stem, input=TEXTS[:2])
+        assert reply.model == bert.stem and [len(d.embedding) for d in reply.data] == [64, 64]
+        again = served.client.embeddings.create(model=bert.stem, input=TEXTS[0])
+        assert again.data[0].embedding == reply.data[0].embedding
+    finally:
+        done.clear()
+        served.worker.load_embedding_model(None, sink)
+        assert done.wait(30)
+    assert len(served.client.embeddings.create(model=MODEL, input="x").data[0].embedding) == 576

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -158,3 +159,27 @@ def test_an_unknown_model_and_an_unreachable_server(server: FakeOpenAI) -> None:
 def test_running_local_engines_are_detected(server: FakeOpenAI) -> None:
     found = detect_local_engines({"Fake": server.url, "Nothing": f"http://127.0.0.1:{_free_port()}/v1"})
     assert [(e.name, models) for e, models in found] == [("Fake", ["tiny-model"])]
+
+
+def test_images_go_to_a_remote_engine_as_image_url_parts(server: FakeOpenAI, tmp_path: Path) -> None:
+    from app.core.media.attachments import AttachmentFolder, with_images
+    from tests.unit.inference.test_vision import png
+
+    folder = AttachmentFolder(tmp_path / "attachments")
+    picture = folder.add_bytes(png((200, 10, 10)), "red.png")
+    messages = [{"role": "user", "content": with_images("What is this?", [picture], folder)}]
+    client = _client(server)
+    try:
+        client.stream_chat(
+            "tiny-model", messages, SamplingParams(max_tokens=2), lambda _t: None, threading.Event()
+        )
+        folder.path(picture).unlink()  # gone from the data folder: a clear message, nothing sent
+        before = len(server.requests)
+        with pytest.raises(RemoteError, match="Nothing was sent to Test server"):
+            client.stream_chat("tiny-model", messages, SamplingParams(), lambda _t: None, threading.Event())
+    finally:
+        client.close()
+    assert len(server.requests) == before
+    image, text = server.requests[before - 1]["messages"][0]["content"]
+    assert text == {"type": "text", "text": "What is this?"}
+    assert image["type"] == "image_url" and image["image_url"]["url"].startswith("data:image/png;base64,")
