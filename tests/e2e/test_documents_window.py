@@ -28,6 +28,12 @@ def attach(qtbot: QtBot, window: MainWindow, path: Path) -> None:
     assert len(window.attachments.strip.chips) == before + 1, window.banner.label.text()
 
 
+def context_tokens(window: MainWindow) -> int:
+    """What the context meter shows ("Context: 1,234 / 4,096 tokens")."""
+    text = window.status.context_label.text()
+    return int(text.split(":")[1].split("/")[0].strip().replace(",", "")) if ":" in text else 0
+
+
 def test_a_short_document_goes_into_the_prompt_whole(
     qtbot: QtBot, window: MainWindow, tmp_path: Path
 ) -> None:
@@ -39,6 +45,9 @@ def test_a_short_document_goes_into_the_prompt_whole(
     attach(qtbot, window, note)
     chip = window.attachments.strip.chips[0]
     assert chip.attachment.kind == "document" and "opening-hours.md" in chip.picture.text()
+    # The meter counts the document before it is sent (by its size: about 3.5 characters a token).
+    by_size = round(len(note.read_text()) / 3.5)
+    qtbot.waitUntil(lambda: context_tokens(window) >= by_size, timeout=10_000)
     type_and_send(qtbot, window, "When does the bakery open?")
     wait_reply_done(qtbot, window)
     question, reply = window.session.transcript.messages()

@@ -19,15 +19,30 @@ import numpy as np
 
 from app.core.chat.indexing import Embed, Progress, embed_document, index_document
 from app.core.chat.messages import Message, Role
-from app.core.chat.retrieval import Retriever, numbered_sources, passages_prompt
+from app.core.chat.retrieval import TOP_PASSAGES, Retriever, numbered_sources, passages_prompt
 from app.core.chat.store import Store, StoredDocument
 from app.core.media.attachments import Attachment, AttachmentFolder, with_images
+from app.core.media.chunking import TARGET_CHARS
 from app.core.values.sources import Source
 
 #: A document goes into the prompt whole when it takes at most this share of the context window.
 WHOLE_SHARE = 0.5
 #: Characters per token, to judge that without the tokenizer (English prose: about 4; code: 3).
 CHARS_PER_TOKEN = 3.5
+
+
+def draft_tokens(attachments: Sequence[Attachment], context_length: int) -> int:
+    """About how many tokens the documents attached to a draft will add to its turn (for the
+    context meter, before their text is read into the prompt): a document that fits goes in whole,
+    a longer one brings its best passages."""
+    chars = 0
+    for attachment in attachments:
+        if attachment.kind != "document":
+            continue
+        size = attachment.height  # a document's characters of text
+        whole = size / CHARS_PER_TOKEN <= WHOLE_SHARE * context_length
+        chars += size if whole else min(size, TOP_PASSAGES * TARGET_CHARS)
+    return round(chars / CHARS_PER_TOKEN)
 
 
 @dataclass(slots=True)

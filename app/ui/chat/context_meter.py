@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, QTimer
 
+from app.core.chat.document_context import draft_tokens
 from app.core.chat.session import ChatSession
 from app.core.media.images import content_text
 from app.ui.chat.attachments import Attachments
@@ -33,6 +34,8 @@ class ContextMeter(QObject):
         self.session, self.bridge, self.choice = session, bridge, choice
         self.composer, self.status = composer, status
         self._request: int | None = None
+        #: The tokens the draft's documents will add (counted by size: their text is not read yet).
+        self._documents = 0
         #: The images attached to the draft: they take tokens too (set by the window).
         self.attachments: Attachments | None = None
         self.timer = QTimer(self)
@@ -50,9 +53,12 @@ class ContextMeter(QObject):
         loaded = self.choice.loaded
         if loaded is None or self.session.is_generating:
             return
-        images = self.attachments.pending if self.attachments is not None else []
+        pending = self.attachments.pending if self.attachments is not None else []
+        images = [a for a in pending if a.kind == "image"]
         messages = self.session.prompt(self.composer.toPlainText().strip(), images)
         n_ctx = loaded.context_length
+        # Attached documents are read into the turn only when it is sent: count them by their size.
+        self._documents = draft_tokens(pending, n_ctx)
         if sum(len(content_text(m["content"])) for m in messages) > 8 * n_ctx:
             # Far more text than the context holds (a token is rarely over 8 characters): no need to
             # render the template over thousands of messages to know the meter is full.
@@ -60,8 +66,8 @@ class ContextMeter(QObject):
         elif messages:
             self._request = self.bridge.count(messages)
         else:
-            self.status.show_context(0, n_ctx)
+            self.status.show_context(self._documents, n_ctx)
 
     def _on_counted(self, request_id: int, tokens: int, context_length: int) -> None:
         if request_id == self._request:
-            self.status.show_context(tokens, context_length)
+            self.status.show_context(tokens + self._documents, context_length)
