@@ -49,10 +49,11 @@ def tokens_shown(window: MainWindow) -> int:
     return int(text.split(":")[1].split("/")[0].strip().replace(",", ""))
 
 
-def drop_files(window: MainWindow, paths: list[Path]) -> None:
+def drop_files(window: MainWindow, paths: list[Path], on_input: bool = False) -> None:
+    """Drop files on the message list (or on the message box, `chatInput`)."""
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    viewport = window.view.viewport()
+    viewport = window.composer.viewport() if on_input else window.view.viewport()
     for kind in (QDropEvent.Type.DragEnter, QDropEvent.Type.Drop):
         event = QDropEvent(
             QPoint(20, 20), Qt.DropAction.CopyAction, mime, LEFT, Qt.KeyboardModifier.NoModifier, kind
@@ -81,14 +82,17 @@ def test_images_attached_pasted_and_dropped_go_with_the_message_and_stay_with_it
     pasted.setImageData(QImage(str(picture_file(tmp_path, "blue.png", (20, 20, 220)))))
     window.composer.insertFromMimeData(pasted)
     drop_files(window, [picture_file(tmp_path, "green.png", (20, 200, 20))])
-    qtbot.waitUntil(lambda: len(strip.chips) == 3, timeout=20_000)
+    drop_files(window, [picture_file(tmp_path, "yellow.png", (220, 220, 20))], on_input=True)
+    qtbot.waitUntil(lambda: len(strip.chips) == 4, timeout=20_000)
+    assert window.composer.objectName() == "chatInput"
     assert strip.isVisible() and window.composer.toPlainText() == type_and_send_draft  # no file path typed in
     names = [chip.attachment.name for chip in strip.chips]
-    assert set(names) == {"red.png", "pasted image.png", "green.png"}
+    assert set(names) == {"red.png", "pasted image.png", "green.png", "yellow.png"}
     shot(window, "vision-composer")
-    # Remove one with its button; the meter counts the two left (16 positions each).
-    doomed = next(chip for chip in strip.findChildren(AttachmentChip) if chip.attachment.name == "green.png")
-    qtbot.mouseClick(doomed.remove_button, LEFT)
+    # Remove two with their buttons; the meter counts the two left (16 positions each).
+    for name in ("green.png", "yellow.png"):
+        doomed = next(chip for chip in strip.findChildren(AttachmentChip) if chip.attachment.name == name)
+        qtbot.mouseClick(doomed.remove_button, LEFT)
     assert [c.attachment.name for c in strip.chips] == ["red.png", "pasted image.png"]
     qtbot.waitUntil(lambda: tokens_shown(window) >= before + 32, timeout=10_000)
     red.unlink()  # the original may go: the copy in the data folder is what is sent

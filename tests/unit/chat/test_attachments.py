@@ -157,6 +157,30 @@ def test_the_json_export_carries_the_images_and_an_import_brings_them_back(
     third.close()
 
 
+def test_the_json_export_carries_documents_too_and_an_import_brings_them_back(
+    store: Store, tmp_path: Path
+) -> None:
+    source = tmp_path / "notes.md"
+    source.write_text("# Hours\n\nThe bakery opens at seven.\n")
+    document = store.attachment_folder.add_file(source)
+    cid = store.create_conversation(title="hours")
+    store.add_message(cid, "user", "When?", None, attachments=attachments_to_json([document]))
+    exported = json.loads(json.dumps(store.export_json(cid)))
+    item = exported["messages"][0]["attachments"][0]
+    assert item["kind"] == "document" and base64.b64decode(item["data"]) == source.read_bytes()
+    other = Store(tmp_path / "elsewhere" / "conversations.db")
+    imported = attachments_from_json(other.branch(other.import_json(exported))[0].attachments)
+    assert imported == [document]
+    assert other.attachment_folder.path(imported[0]).read_bytes() == source.read_bytes()
+    # A name from the file cannot reach outside the folder it is checked in.
+    item["name"] = "../../../evil.md"
+    third = Store(tmp_path / "third" / "conversations.db")
+    kept = attachments_from_json(third.branch(third.import_json(exported))[0].attachments)
+    assert [a.name for a in kept] == ["evil.md"] and not (tmp_path / "evil.md").exists()
+    other.close()
+    third.close()
+
+
 def test_purging_a_conversation_removes_the_images_only_it_used(store: Store) -> None:
     folder = store.attachment_folder
     shared = folder.add_bytes(png((1, 1, 200)), "shared.png")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -181,10 +182,22 @@ class Exports(MessageTree):
             try:
                 data = base64.b64decode(item["data"], validate=True)
                 name = item.get("name") if isinstance(item.get("name"), str) else "image"
-                kept.append(self.attachment_folder.add_bytes(data, name or "image"))
+                if item.get("kind") == "document":
+                    kept.append(self._imported_document(data, name or "document.txt"))
+                else:
+                    kept.append(self.attachment_folder.add_bytes(data, name or "image"))
             except (ValueError, AttachmentError) as exc:  # binascii.Error is a ValueError
                 log.warning("an imported attachment was left out: %s", exc)
         return kept
+
+    def _imported_document(self, data: bytes, name: str) -> Attachment:
+        """Keep an imported document (checked as one attached would be). Its name is the file's own
+        last part only: a name from a file cannot place anything outside the temporary folder."""
+        safe = Path(name.replace("\\", "/")).name.strip(". ") or "document.txt"
+        with tempfile.TemporaryDirectory(prefix="fireside-import-") as folder:
+            path = Path(folder) / safe
+            path.write_bytes(data)
+            return self.attachment_folder.add_file(path)
 
     def export_markdown(self, conversation_id: int) -> str:
         """The shown branch as Markdown: a title, the system prompt, then each turn."""
