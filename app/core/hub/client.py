@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from app.core.hub.files import FileGroup, RemoteFile, UnsafeFileName, group_files, projector_files
+from app.core.models.gguf_header import AdapterShape
 from app.core.models.projector import is_projector
 from app.core.models.shape import ModelShape
 
@@ -282,10 +283,17 @@ class HubClient:
     def remote_shape(self, repo_id: str, revision: str, filename: str) -> ModelShape:
         """Layers, heads and vocabulary read from a GGUF's header on the Hub with HTTP Range requests
         (a few MB at most, never the weights), so the estimate is exact before anything is downloaded."""
+        return self.remote_header(repo_id, revision, filename)[0]
+
+    def remote_header(
+        self, repo_id: str, revision: str, filename: str
+    ) -> tuple[ModelShape, AdapterShape | None]:
+        """The model shape of a GGUF on the Hub (see remote_shape) and, for a LoRA adapter, the
+        shape of the base model it was made for (None for a model), from one read of its header."""
         from huggingface_hub import get_session, hf_hub_url
         from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 
-        from app.core.models.gguf_header import ByteSource, read_shape
+        from app.core.models.gguf_header import ByteSource, read_adapter, read_shape
 
         url = hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint())
         headers = build_hf_headers(token=self.token or False, library_name="fireside")
@@ -305,10 +313,13 @@ class HubClient:
             return bytes(data[skip : skip + size])
 
         try:
-            _arch, shape = read_shape(ByteSource(fetch))
+            source = ByteSource(fetch)
+            _arch, shape = read_shape(source)
+            source.pos = 0  # the same bytes again (kept): the tensor list was read already
+            adapter = read_adapter(source)
         except Exception as exc:
             raise explain(exc, repo_id, self.token) from exc
-        return shape
+        return shape, adapter
 
     def _card(self, repo_id: str, revision: str | None) -> str:
         """The model card's opening paragraphs (empty when it cannot be read: the card is optional)."""

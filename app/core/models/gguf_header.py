@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from app.core.models.shape import ModelShape, TensorBytes, group_tensors
 
@@ -82,8 +83,13 @@ def _skip_value(src: ByteSource, kind: int) -> int:
     raise HeaderError(f"unknown GGUF value type {kind}")
 
 
-def read_shape(src: ByteSource) -> tuple[str, ModelShape]:
-    """The architecture and model shape from a GGUF header (parameters are not in the header)."""
+#: String keys decoded from the header (every other string is skipped).
+_STRINGS = frozenset({"general.architecture", "general.type", "adapter.type"})
+
+
+def _read_values(src: ByteSource) -> tuple[int, dict[str, object], int | None]:
+    """The tensor count, the scalar values and wanted strings of the key-value header, and the
+    vocabulary size (None when the header has no token list)."""
     if src.read(4) != GGUF_MAGIC:
         raise HeaderError("not a GGUF file")
     version = int(src.unpack("<I"))  # type: ignore[call-overload]
@@ -98,12 +104,18 @@ def read_shape(src: ByteSource) -> tuple[str, ModelShape]:
         kind = int(src.unpack("<I"))  # type: ignore[call-overload]
         if kind in _SCALARS and not key.startswith("tokenizer."):
             values[key] = src.unpack(_SCALARS[kind])
-        elif kind == _STRING and key == "general.architecture":
+        elif kind == _STRING and key in _STRINGS:
             values[key] = src.string()
         else:
             count = _skip_value(src, kind)
             if key == "tokenizer.ggml.tokens":
                 n_vocab = count
+    return n_tensors, values, n_vocab
+
+
+def read_shape(src: ByteSource) -> tuple[str, ModelShape]:
+    """The architecture and model shape from a GGUF header (parameters are not in the header)."""
+    n_tensors, values, n_vocab = _read_values(src)
     arch = values.get("general.architecture")
     if not isinstance(arch, str):
         raise HeaderError("the header names no architecture")
@@ -145,6 +157,56 @@ def _read_tensor_infos(src: ByteSource, n_tensors: int) -> TensorBytes | None:
     except (HeaderError, ValueError, KeyError):
         return None  # an unknown tensor type or a cut-off list: fall back to the file size
     return group_tensors(sizes)
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterShape:
+    """What a LoRA adapter's header says of the base model it was made for."""
+
+    architecture: str
+    #: Layers it changes (the highest `blk.N` + 1; 0 when it names none).
+    n_layers: int
+    #: The base model's width, from an attention tensor's low-rank factor (None when none says).
+    width: int | None
+    rank: int | None
+
+
+def read_adapter(src: ByteSource) -> AdapterShape | None:
+    """The shape of a LoRA adapter from its header (its tensor list: the names give the layers, the
+    `lora_a` factors of the attention the base model's width), or None for a file that is not an
+    adapter. Raises HeaderError for bytes that are not a GGUF header."""
+    n_tensors, values, _vocab = _read_values(src)
+    arch = values.get("general.architecture")
+    if values.get("general.type") != "adapter" or not isinstance(arch, str):
+        return None
+    layers, width, rank = 0, None, None
+    for _ in range(n_tensors):
+        name = src.string()
+        n_dims = int(src.unpack("<I"))  # type: ignore[call-overload]
+        dims = [int(src.unpack("<Q")) for _ in range(n_dims)]  # type: ignore[call-overload]
+        src.read(4 + 8)  # type, offset
+        parts = name.split(".")
+        if len(parts) > 1 and parts[0] == "blk" and parts[1].isdigit():
+            layers = max(layers, int(parts[1]) + 1)
+        # lora_a of W (n_in x n_out) is n_in x rank: the width, for the attention's q, k and v.
+        if name.endswith(("attn_q.weight.lora_a", "attn_k.weight.lora_a", "attn_v.weight.lora_a")) and dims:
+            width = width or dims[0]
+            rank = rank or (dims[1] if len(dims) > 1 else None)
+    return AdapterShape(arch, layers, width, rank)
+
+
+def adapter_misfit(
+    adapter: AdapterShape, architecture: str | None, n_layers: int | None, width: int | None
+) -> str | None:
+    """Why an adapter does not fit a model of that architecture, layer count and width (None: it
+    fits, as far as the headers tell)."""
+    if architecture != adapter.architecture:
+        return f"it was made for a {adapter.architecture} model, not a {architecture or 'unknown'} one"
+    if n_layers and adapter.n_layers > n_layers:
+        return f"it changes {adapter.n_layers} layers and the model has {n_layers}"
+    if width and adapter.width and adapter.width != width:
+        return f"it was made for a model {adapter.width} wide, and this one is {width} wide"
+    return None
 
 
 def file_source(path: str) -> ByteSource:

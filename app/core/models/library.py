@@ -24,6 +24,7 @@ from app.core.models.gguf_file import (
     remember,
     split_parts,
 )
+from app.core.models.gguf_header import AdapterShape, HeaderError, adapter_misfit, file_source, read_adapter
 from app.core.models.projector import is_projector, projector_beside
 from app.core.platform import paths
 
@@ -150,23 +151,32 @@ def scan(folder: Path | None = None, extra: list[str] | None = None) -> list[Mod
     return _with_adapters(entries)
 
 
+def _adapter_shape(path: Path) -> AdapterShape | None:
+    try:
+        return read_adapter(file_source(str(path)))
+    except (HeaderError, OSError) as exc:
+        log.info("could not read the adapter %s: %s", path.name, exc)
+        return None
+
+
 def _with_adapters(entries: list[ModelEntry]) -> list[ModelEntry]:
-    """The models, each with the LoRA adapters in its folder made for its architecture; the adapters
-    themselves are not listed as models."""
+    """The models, each with the LoRA adapters it fits (its architecture, layers and width, read from
+    each adapter's header: wherever the adapter lies, a download in its own folder included); the
+    adapters themselves are not listed as models."""
     adapters = [e for e in entries if e.info is not None and e.info.is_adapter]
     models = [e for e in entries if e.info is None or not e.info.is_adapter]
     if not adapters:
         return models
+    shapes = [(a.path, _adapter_shape(a.path)) for a in adapters]
     out = []
     for entry in models:
         info = entry.info
         fits = tuple(
-            a.path
-            for a in adapters
+            path
+            for path, shape in shapes
             if info is not None
-            and a.info is not None
-            and a.path.parent == entry.path.parent
-            and a.info.architecture == info.architecture
+            and shape is not None
+            and adapter_misfit(shape, info.architecture, info.block_count, info.embedding_length) is None
         )
         out.append(replace(entry, adapters=fits) if fits else entry)
     return out

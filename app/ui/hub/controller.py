@@ -78,6 +78,7 @@ class HubController(QObject):
             file_state=self.file_state,
             local_shape=self.local_shape,
             parallel=lambda: library.settings.parallel,
+            installed=lambda: list(library.entries),
         )
         self.downloads = DownloadList()
         self.downloads.action.connect(self._on_download_action)

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from app.core.hub.client import SORTS, HubClient, HubError, RepoDetails, SearchResults, explain
 from app.core.hub.files import FileGroup
 from app.core.hub.plan import FileFit
+from app.core.models.library import ModelEntry
 from app.core.models.shape import ModelShape
 from app.core.system.machine import Machine
 from app.ui.common.accessible import set_description
@@ -60,14 +61,16 @@ class DiscoverView(QWidget):
         local_shape: Callable[[RepoDetails], ModelShape | None],
         parent: QWidget | None = None,
         parallel: Callable[[], int] = lambda: 0,
+        installed: Callable[[], list[ModelEntry]] = list,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("discoverView")
         self.tasks = tasks
         self.client = client
         self.repo = RepoDetailsView(
-            tasks, client, machine, context_length, file_state, local_shape, parallel=parallel
-        )
+            tasks, client, machine, context_length, file_state, local_shape, parallel=parallel,
+            installed=installed,
+        )  # fmt: skip
         self.repo.downloadRequested.connect(self.downloadRequested)
         self.repo.useExisting.connect(self.useExisting)
         self.repo.openInstalled.connect(self.openInstalled)

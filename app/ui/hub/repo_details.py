@@ -29,6 +29,8 @@ from app.core.hub.client import HubClient, HubError, RepoDetails, explain
 from app.core.hub.files import FileGroup, projector_note
 from app.core.hub.plan import FileFit, plan
 from app.core.models.estimate import describe
+from app.core.models.gguf_header import AdapterShape, adapter_misfit
+from app.core.models.library import ModelEntry
 from app.core.models.shape import ModelShape
 from app.core.system.machine import Machine
 from app.core.values.units import format_params
@@ -66,9 +68,12 @@ class RepoDetailsView(QWidget):
         local_shape: Callable[[RepoDetails], ModelShape | None],
         parent: QWidget | None = None,
         parallel: Callable[[], int] = lambda: 0,
+        installed: Callable[[], list[ModelEntry]] = list,
     ) -> None:
         super().__init__(parent)
         self.tasks = tasks
+        #: The installed models (an adapter repository says which of them its adapters fit).
+        self.installed = installed
         #: "Parallel replies" now (0: Auto).
         self.parallel = parallel
         self.client = client
@@ -79,6 +84,8 @@ class RepoDetailsView(QWidget):
         self.details: RepoDetails | None = None
         #: Model shapes read from GGUF headers on the Hub, per (repo, revision).
         self.remote_shapes: dict[tuple[str, str], ModelShape] = {}
+        #: For a repository of LoRA adapters, the base model shape its header names, per (repo, revision).
+        self.adapters: dict[tuple[str, str], AdapterShape] = {}
         self._summary = ""
         self._details_gen = 0
         self._build()
@@ -98,6 +105,10 @@ class RepoDetailsView(QWidget):
         self.repo_meta.setWordWrap(True)
         self.repo_meta.setOpenExternalLinks(False)
         self.repo_meta.linkActivated.connect(lambda _link: self.tokenWanted.emit())
+        self.adapter_note = QLabel("")
+        self.adapter_note.setObjectName("hubAdapterNote")
+        self.adapter_note.setWordWrap(True)
+        self.adapter_note.hide()
         self.card = QTextBrowser()
         self.card.setObjectName("hubCard")
         self.card.setOpenLinks(False)
@@ -141,6 +152,7 @@ class RepoDetailsView(QWidget):
         action_row.addWidget(self.download_button, 0, Qt.AlignmentFlag.AlignTop)
         layout.addWidget(self.repo_title)
         layout.addWidget(self.repo_meta)
+        layout.addWidget(self.adapter_note)
         layout.addWidget(self.card)
         layout.addWidget(self.files, 1)
         layout.addLayout(action_row)
@@ -178,14 +190,19 @@ class RepoDetailsView(QWidget):
             # Every quantization of a repository shares one shape: read it from the first file's header.
             client, first = self.client(), details.groups[0].name
             self.tasks.run(
-                lambda: client.remote_shape(details.repo_id, details.revision, first),
-                lambda shape: self._on_remote_shape(key, shape),
+                lambda: client.remote_header(details.repo_id, details.revision, first),
+                lambda header: self._on_remote_shape(key, *header),
                 lambda e: log.info("GGUF header of %s not read: %s", details.repo_id, e),
             )
 
-    def _on_remote_shape(self, key: tuple[str, str], shape: ModelShape) -> None:
+    def _on_remote_shape(
+        self, key: tuple[str, str], shape: ModelShape, adapter: AdapterShape | None = None
+    ) -> None:
         self.remote_shapes[key] = shape
+        if adapter is not None:
+            self.adapters[key] = adapter
         if self.details is not None and (self.details.repo_id, self.details.revision) == key:
+            self._show_adapter_note(self.details)
             self.refresh_files()
 
     def _show_details(self, details: RepoDetails | None) -> None:
@@ -212,12 +229,40 @@ class RepoDetailsView(QWidget):
                 "<a href='#token'>Preferences</a>"
             )
         self.repo_meta.setText(" · ".join(meta))
+        self._show_adapter_note(details)
         if details.card:
             self.card.setHtml(render_markdown(details.card, markdown_palette(self.palette())).html)
             self.card.show()
         else:
             self.card.hide()
         self.refresh_files()
+
+    def _show_adapter_note(self, details: RepoDetails) -> None:
+        """For a repository of LoRA adapters: the base model they were made for, and which installed
+        models they fit (matched by architecture, layers and width, as My models matches them)."""
+        adapter = self.adapters.get((details.repo_id, details.revision))
+        self.adapter_note.setVisible(adapter is not None)
+        if adapter is None:
+            return
+        wide = f", {adapter.width} wide" if adapter.width else ""
+        made = f"LoRA adapters for a {adapter.architecture} model ({adapter.n_layers} layers{wide})"
+        fits = [
+            e.path.stem
+            for e in self.installed()
+            if e.info is not None
+            and not e.info.is_adapter
+            and adapter_misfit(adapter, e.info.architecture, e.info.block_count, e.info.embedding_length)
+            is None
+        ]
+        if fits:
+            self.adapter_note.setText(
+                f"{made}. They fit {', '.join(fits)}: once downloaded, turn one on under Adapters in "
+                "the chat's settings, with a scale."
+            )
+        else:
+            self.adapter_note.setText(
+                f"{made}. None of your installed models fits them: download such a base model first."
+            )
 
     def refresh_files(self) -> None:
         """Recompute badges and notes (after a download finishes or the context length changes)."""

@@ -297,8 +297,13 @@ def test_lora_adapters_are_shown_with_the_model_they_fit_and_never_as_models(
     model.hardlink_to(starter_model)
     write_lora(folder / "support-assistant-lora.gguf", starter_model)
     write_lora(folder / "qwen-lora.gguf", starter_model, architecture="qwen2")  # another architecture
+    write_lora(folder / "narrow-lora.gguf", starter_model, width=512)  # another width
+    # Downloaded from an adapter repository, in its own folder: matched by its header all the same.
+    elsewhere = tmp_path / "models" / "org" / "SmolLM2-sea-LoRA"
+    elsewhere.mkdir(parents=True)
+    write_lora(elsewhere / "sea-lora.gguf", starter_model)
     entries = library.scan(tmp_path / "models")
     assert [e.path.name for e in entries] == [model.name]
-    assert [a.name for a in entries[0].adapters] == ["support-assistant-lora.gguf"]
+    assert sorted(a.name for a in entries[0].adapters) == ["sea-lora.gguf", "support-assistant-lora.gguf"]
     with pytest.raises(EngineError, match="is a LoRA adapter, not a model"):
         Engine().load(folder / "support-assistant-lora.gguf")
