@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import threading
 import time
@@ -228,6 +229,12 @@ def build_serve_parser() -> argparse.ArgumentParser:
         f"server panel's setting, {DEFAULT_IDLE_UNLOAD_S} s); a request's `ttl` sets it per model. "
         "The --model stays loaded",
     )
+    parser.add_argument(
+        "--fetch-images",
+        action="store_true",
+        help="fetch images that requests give by http(s) address (network traffic Fireside makes "
+        "on a client's behalf; off: only images sent inside the request are read)",
+    )
     parser.add_argument("--data-dir", metavar="DIR", help="keep every file Fireside writes under DIR")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     return parser
@@ -246,7 +253,7 @@ def parse_size(text: str) -> int:
         "ti": 2**40,
     }
     value = text.strip().lower()
-    if value in ("auto", "0"):
+    if value == "auto":
         return 0
     number = value.rstrip("bi").rstrip("kmgt")
     unit = value[len(number) :].removesuffix("b")
@@ -254,8 +261,12 @@ def parse_size(text: str) -> int:
         size = float(number)
     except ValueError:
         size = -1.0
-    if unit not in units or not size > 0 or size != size:
-        raise ValueError(f"“{text}” is not a size: give a number and a unit, such as 12GB or 800MB, or auto")
+    if size == 0 and unit in (*units, ""):
+        return 0  # "0", "0GB": Auto, as the server panel's 0 is
+    if unit not in units or not math.isfinite(size) or size <= 0 or size * units[unit] < 1 << 20:
+        raise ValueError(
+            f"“{text}” is not a size: give a number and a unit, such as 12GB or 800MB (1MB at least), or auto"
+        )
     return int(size * units[unit])
 
 
@@ -332,7 +343,7 @@ def _serve(args: argparse.Namespace) -> int:
         args.port,
         api_key,
         allow_network=True,  # --host is the explicit choice
-        fetch_images=settings.api_server.fetch_images,
+        fetch_images=args.fetch_images,
         memory_budget=budget,
         idle_unload_s=idle,
         aliases=settings.api_server.aliases,

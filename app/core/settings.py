@@ -239,9 +239,11 @@ def sources_from_settings(
     `models_folder` override what the settings say (the command line's choices)."""
 
     def prepare(worker: InferenceThread) -> None:
-        now = settings()
-        mode, draft = speculation() if speculation is not None else (now.speculative, now.draft_model)
-        worker.set_speculation(mode, draft)
+        # The speculation mode, without the draft model: it was chosen for the window's model (a
+        # model loaded for a request mostly has another vocabulary, and a copy per model would take
+        # memory the budget does not count). n-gram lookup needs no second model.
+        mode = speculation()[0] if speculation is not None else settings().speculative
+        worker.set_speculation(mode, None)
 
     return ServingSources(
         options=options or (lambda path: settings().load_options(str(path))),

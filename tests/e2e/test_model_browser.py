@@ -695,3 +695,40 @@ def test_a_vision_repository_says_so_and_its_projector_comes_with_the_model(
     assert not any("mmproj" in e.path.name for e in window.models.entries)
     window.show_page("library")
     shot(window, "library-vision")
+
+
+def test_an_adapter_repository_names_the_installed_model_it_fits_and_its_download_joins_it(
+    qtbot: QtBot, window: MainWindow, fake_hub: FakeHub, starter_model: Path, tmp_path: Path
+) -> None:
+    from tests.lora_writer import write_lora
+
+    sea = write_lora(tmp_path / "sea-lora.gguf", starter_model)
+    narrow = write_lora(tmp_path / "narrow-lora.gguf", starter_model, width=512)
+    fake_hub.add(
+        HubRepo("org/SmolLM2-sea-LoRA-GGUF", files={"sea-lora.gguf": HubFile(path=sea)}, downloads=9)
+    )
+    fake_hub.add(
+        HubRepo("org/Narrow-LoRA-GGUF", files={"narrow-lora.gguf": HubFile(path=narrow)}, downloads=8)
+    )
+    library = window.models.library
+    qtbot.waitUntil(lambda: library.model.rowCount() == 1, timeout=15_000)
+    _discover(qtbot, window, "lora")
+    view = window.hub.discover
+    note = view.repo.adapter_note
+    _open_repo(qtbot, window, "org/Narrow-LoRA-GGUF")
+    qtbot.waitUntil(lambda: note.isVisible(), timeout=15_000)  # read from the file's header on the Hub
+    assert (
+        "for a llama model (30 layers, 512 wide)" in note.text() and "None of your installed" in note.text()
+    )
+    _open_repo(qtbot, window, "org/SmolLM2-sea-LoRA-GGUF")
+    qtbot.waitUntil(lambda: "576 wide" in note.text(), timeout=15_000)
+    assert f"They fit {Path(FILE).stem}" in note.text()
+    shot(window, "discover-adapter")
+    qtbot.mouseClick(view.download_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(window.hub.jobs) and _job(window).state is State.DONE, timeout=30_000)
+    # Downloaded into its own folder, it is shown with the model it fits, never as a model.
+    qtbot.waitUntil(
+        lambda: any(a.name == "sea-lora.gguf" for e in window.models.entries for a in e.adapters),
+        timeout=15_000,
+    )
+    assert [e.path.name for e in window.models.entries] == [FILE]

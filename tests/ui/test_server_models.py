@@ -102,6 +102,12 @@ def test_budget_idle_time_and_an_alias_made_in_the_panel_serve_by_name(
     assert not _ok(dialog).isEnabled() and "The name is empty." in dialog.problems.text()
     dialog.name.setText("my-org/support-assistant-v2")
     assert _ok(dialog).isEnabled()
+    dialog.temperature.setValue(-0.5)  # between "the window's setting" (-1) and 0: not a temperature
+    assert not _ok(dialog).isEnabled() and "temperature must be between" in dialog.problems.text()
+    dialog.name.setText("SmolLM2-135M-Instruct.F16")  # an installed model's name: allowed, but said
+    dialog.temperature.setValue(-1)
+    assert _ok(dialog).isEnabled() and "An installed model is named" in dialog.problems.text()
+    dialog.name.setText("my-org/support-assistant-v2")
     toggle = dialog.adapters_box.findChild(QCheckBox, "aliasAdapterToggle")
     scale = dialog.adapters_box.findChild(QDoubleSpinBox, "aliasAdapterScale")
     assert toggle is not None and scale is not None and toggle.text() == "sea-lora"

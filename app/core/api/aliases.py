@@ -50,7 +50,7 @@ class Alias:
             out.append("The name may not start or end with spaces, nor hold tabs or line breaks.")
         elif len(name) > MAX_NAME:
             out.append(f"The name is {len(name)} characters long; at most {MAX_NAME} fit.")
-        if not str(self.model):
+        if str(self.model) in ("", "."):
             out.append("No model is chosen.")
         for path, scale in self.adapters:
             if not (isinstance(scale, int | float) and math.isfinite(scale) and 0 <= scale <= MAX_SCALE):

@@ -39,6 +39,8 @@ class Kind(StrEnum):
     INSTALLED = "installed"
     ALIAS = "alias"
     REMOTE = "remote"
+    #: The embedding model kept beside the window's chat model (POST /v1/embeddings only).
+    EMBEDDING = "embedding"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +74,7 @@ class Catalog:
         *,
         aliases: Callable[[], Sequence[Alias]] = tuple,
         endpoints: Callable[[], Sequence[EndpointConfig]] = tuple,
-        models_dir: Path | None = None,
+        models_dir: Callable[[], Path | None] = lambda: None,
         open_client: Callable[[EndpointConfig], RemoteClient] = open_endpoint,
     ) -> None:
         self._installed = installed
@@ -143,7 +145,7 @@ class Catalog:
         """A model's name: its file name without .gguf, or where two share it, its path."""
         if stems.get(path.stem.casefold(), 0) < 2:
             return path.stem
-        folder = self._models_dir
+        folder = self._models_dir()
         if folder is not None:
             try:
                 return path.relative_to(folder).with_suffix("").as_posix()
@@ -151,9 +153,9 @@ class Catalog:
                 pass
         return str(path.with_suffix(""))
 
-    def targets(self, also: Sequence[Path] = ()) -> list[Target]:
+    def targets(self, also: Sequence[Path] = (), remote: bool = True) -> list[Target]:
         """Every name, once: aliases, installed models (and the models in `also`: those loaded from
-        elsewhere), then the remote engines' models. Blocking."""
+        elsewhere), then the remote engines' models (unless `remote` is False). Blocking."""
         out: list[Target] = [Target(a.name, Kind.ALIAS, a.model, alias=a) for a in self._aliases()]
         taken = {t.name.casefold() for t in out}
         paths: list[Path] = []
@@ -170,13 +172,13 @@ class Catalog:
             if name.casefold() not in taken:  # an alias of that name wins
                 taken.add(name.casefold())
                 out.append(Target(name, Kind.INSTALLED, path))
-        remote: list[tuple[EndpointConfig, str]] = []
-        for endpoint in self._endpoints():
-            remote.extend((endpoint, model) for model in self._remote_models(endpoint))
+        offered: list[tuple[EndpointConfig, str]] = []
+        for endpoint in self._endpoints() if remote else ():
+            offered.extend((endpoint, model) for model in self._remote_models(endpoint))
         counts: dict[str, int] = {}
-        for _endpoint, model in remote:
+        for _endpoint, model in offered:
             counts[model.casefold()] = counts.get(model.casefold(), 0) + 1
-        for endpoint, model in remote:
+        for endpoint, model in offered:
             unique = counts[model.casefold()] == 1 and model.casefold() not in taken
             name = model if unique else f"{endpoint.name}/{model}"
             if name.casefold() not in taken:
@@ -187,16 +189,14 @@ class Catalog:
     # ----- one name ----------------------------------------------------------------------
 
     def resolve(self, name: str, also: Sequence[Path] = ()) -> Target:
-        """What answers `name` (see `targets` for `also`). Raises UnknownModel. Blocking."""
-        targets = self.targets(also)
+        """What answers `name` (see `targets` for `also`). Raises UnknownModel. Blocking: the remote
+        engines are asked only when no local name matches."""
         wanted = name.strip()
-        folded = wanted.casefold()
-        found = next((t for t in targets if t.name == wanted), None)
+        found = self._find(self.targets(also, remote=False), wanted)
+        targets: list[Target] = []
         if found is None:
-            found = next((t for t in targets if self._other_names(t, folded)), None)
-        if found is None:
-            matches = [t for t in targets if t.name.casefold() == folded]
-            found = matches[0] if len(matches) == 1 else None
+            targets = self.targets(also)
+            found = self._find(targets, wanted)
         if found is None:
             known = ", ".join(t.name for t in targets[:8]) + (" …" if len(targets) > 8 else "")
             raise UnknownModel(
@@ -212,6 +212,27 @@ class Catalog:
             raise UnknownModel(f"{found.path.name} is no longer installed ({found.path}).")
         return found
 
+    def _find(self, targets: list[Target], wanted: str) -> Target | None:
+        """The target `wanted` names: its name exactly, then in any case, then another of its names
+        (file name, path, a remote model's id or key). Raises UnknownModel for an id two remote
+        engines offer, naming the choices."""
+        folded = wanted.casefold()
+        for matches in (
+            [t for t in targets if t.name == wanted],
+            [t for t in targets if t.name.casefold() == folded],
+            [t for t in targets if self._other_names(t, folded)],
+        ):
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                if all(t.kind is Kind.INSTALLED for t in matches):
+                    return matches[0]  # one file by two names (its path, say): the same model
+                raise UnknownModel(
+                    f"“{wanted}” names several models: {', '.join(t.name for t in matches)}. Use one of "
+                    "those names."
+                )
+        return None
+
     def _other_names(self, target: Target, folded: str) -> bool:
         """True when `folded` names `target` another way: its file name, its path (with or without
         .gguf, absolute or inside the models folder), or a remote model's id or key."""
@@ -226,9 +247,10 @@ class Catalog:
             return False
         path = target.path
         names = {path.name, str(path), str(path.with_suffix(""))}
-        if self._models_dir is not None:
+        folder = self._models_dir()
+        if folder is not None:
             try:
-                inside = path.relative_to(self._models_dir)
+                inside = path.relative_to(folder)
             except ValueError:
                 pass
             else:

@@ -11,11 +11,12 @@ takes the memory. The window's model counts against the budget but is never unlo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,8 @@ MAX_TTL_S = 86_400
 def auto_budget(machine: Machine) -> int:
     """The Auto memory budget on `machine`: three quarters of its RAM and of its largest GPU."""
     gpu = max((g.total for g in machine.gpus), default=0)
+    if not machine.ram_total:  # the RAM could not be read: no budget rather than refusing every load
+        return 1 << 62
     return int(AUTO_SHARE * (machine.ram_total + gpu))
 
 
@@ -219,6 +222,8 @@ class ModelPool:
             held = self._held.get(key)  # another request may have started the load meanwhile
             if held is not None:
                 held.users += 1
+                if ttl_s is not None:
+                    held.ttl_s = ttl_s
                 return self._lease_when_ready(held)
             evicted = self._make_room(path, need)
             held = _Held(path, InferenceThread(self._sink_for(key), name=f"fireside-api-{path.stem}"), need)
@@ -288,8 +293,9 @@ class ModelPool:
             raise PoolError(
                 f"{path.stem} needs about {gigabytes(need)}, and the memory budget "
                 f"({gigabytes(budget)}) has {gigabytes(max(0, budget - used))} left: "
-                f"{'; '.join(takers)}. Unload one of them (or wait until its requests end), or "
-                "raise the memory budget in the server panel (or `fireside serve --memory-budget`).",
+                f"{'; '.join(takers)}. Try again once their requests end (an idle model is unloaded "
+                "to make room), choose a smaller model in the window, or raise the memory budget in "
+                "the server panel (or `fireside serve --memory-budget`).",
                 507,
                 "memory_budget",
             )
@@ -324,13 +330,13 @@ class ModelPool:
                     held.need = measured
                     held.last_used = self._clock()
                     self._lock.notify_all()
-                held.ready.set_result(event.model)
+                _settle(held.ready, event.model)
                 self._changed()
             elif isinstance(event, LoadFailed):
                 with self._lock:
                     if self._held.get(key) is held:
                         del self._held[key]
-                held.ready.set_exception(PoolError(event.message, 500, "model_load_failed"))
+                _settle(held.ready, PoolError(event.message, 500, "model_load_failed"))
                 threading.Thread(target=held.worker.shutdown, daemon=True).start()
                 self._changed()
 
@@ -343,7 +349,11 @@ class ModelPool:
         if evicted:
             self._changed()
         worker = held.worker
-        worker.start()
+        with self._lock:
+            if self._held.get(_path_key(held.path)) is not held:  # the pool closed meanwhile
+                _settle(held.ready, PoolError("The server stopped before the model was loaded."))
+                return
+            worker.start()  # under the lock: a close() from now on finds it started, and shuts it down
         try:
             self._prepare(worker)
         except Exception:
@@ -430,10 +440,19 @@ class ModelPool:
             gateway.shutdown()
         for entry in held:
             entry.worker.shutdown()
-            if not entry.ready.done():
-                entry.ready.set_exception(PoolError("The server stopped before the model was loaded."))
+            _settle(entry.ready, PoolError("The server stopped before the model was loaded."))
         if held:
             self._changed()
+
+
+def _settle(future: Future[LoadedModel], outcome: LoadedModel | PoolError) -> None:
+    """Give a load's future its outcome, unless it has one (a close and the load's own report may
+    race to it)."""
+    with contextlib.suppress(InvalidStateError):
+        if isinstance(outcome, PoolError):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 def _model_bytes(model: LoadedModel) -> int:

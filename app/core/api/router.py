@@ -108,7 +108,7 @@ class Router:
             embedding.path.name,
             embedding.name,
         ):
-            return Target(embedding.path.stem, Kind.INSTALLED, self._primary_path() or embedding.path)
+            return Target(embedding.path.stem, Kind.EMBEDDING, embedding.path)
         try:
             return await off_loop(self.catalog.resolve, name, self._loaded_paths())
         except UnknownModel as exc:
@@ -120,6 +120,11 @@ class Router:
 
     async def answerer(self, target: Target, ttl: int | None) -> Answerer:
         """A lease on `target`'s model (loading it if needed), or its remote engine. Raises ApiError."""
+        if target.kind is Kind.EMBEDDING:
+            raise ApiError(
+                400, f"{target.name} is the embedding model kept beside the chat model: it answers "
+                "POST /v1/embeddings only.", "invalid_value", "model",
+            )  # fmt: skip
         if target.kind is Kind.REMOTE:
             assert target.endpoint is not None and target.remote_model is not None
             if ttl is not None:
@@ -155,7 +160,7 @@ class Router:
                 return 0 if target.kind is Kind.INSTALLED else 1
             if target.kind is Kind.INSTALLED and str(target.path) in loaded:
                 return 1
-            return {Kind.ALIAS: 2, Kind.INSTALLED: 3, Kind.REMOTE: 4}[target.kind]
+            return {Kind.ALIAS: 2, Kind.INSTALLED: 3, Kind.REMOTE: 4, Kind.EMBEDDING: 1}[target.kind]
 
         out = []
         for target in sorted(targets, key=order):
@@ -200,6 +205,7 @@ def remote_refusal(body: ChatRequest | CompletionRequest) -> ApiError | None:
         ("tool_choice", body.tool_choice is not None),
         ("parallel_tool_calls", body.parallel_tool_calls is not None),
         ("response_format", body.response_format is not None),
+        ("prompt_cache_key", body.prompt_cache_key is not None),
     )
     for name, present in unsent:
         if present:

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from app.core.api import embeddings, wire
+from app.core.api.catalog import Kind
 from app.core.api.config import ServerConfig
 from app.core.api.guard import read_body, refusal
 from app.core.api.image_fetch import fetch_images
@@ -75,6 +76,8 @@ class _Reply:
     tools: ToolPlan | None = None
     #: Each streamed choice's reader of calls, by choice index.
     readers: dict[int, CallReader] = field(default_factory=dict)
+    #: Its stream began (the generator ran): from then on the stream ends the replies itself.
+    streamed: bool = False
 
     def reader(self, index: int) -> CallReader:
         """The call reader of choice `index` (needs `tools`)."""
@@ -102,6 +105,22 @@ class _Reply:
         first = self.ended.get(0)
         base = first.stats if isinstance(first, ReplyDone) else stats[0]
         return dataclasses.replace(base, completion_tokens=sum(s.completion_tokens for s in stats))
+
+
+class _Stream(StreamingResponse):
+    """A streamed response that says when it is over, however it ended: Starlette never starts the
+    stream of a client that left before the response began, so the stream's own clean-up cannot
+    run then."""
+
+    def __init__(self, content: AsyncIterator[str], ended: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._ended = ended
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._ended()
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,16 +243,23 @@ class Routes:
                     400, f"{target.name} runs on {target.endpoint.name}: Fireside does not forward "
                     "embeddings to remote engines.", "unsupported_value", "model",
                 )  # fmt: skip
-            answerer = await self.router.answerer(target, body.ttl)
-            assert answerer.lease is not None
+            if target.kind is Kind.EMBEDDING:  # kept beside the window's model, on its thread
+                if body.ttl is not None:
+                    raise ApiError(
+                        400, f"ttl: {target.name} is kept loaded beside the window's model.",
+                        "invalid_value", "ttl",
+                    )  # fmt: skip
+                worker = self.router.pool.primary
+            else:
+                answerer = await self.router.answerer(target, body.ttl)
+                assert answerer.lease is not None
+                worker = answerer.lease.worker
             inputs = body.inputs()
             parts: list[Embeddings] = []
             step = embeddings.INPUTS_PER_TURN
             single = not isinstance(body.input, list) or not isinstance(body.input[0], list | str)
             for start in range(0, len(inputs), step):
-                parts.append(
-                    await self._embed(answerer.lease.worker, inputs[start : start + step], start, single)
-                )
+                parts.append(await self._embed(worker, inputs[start : start + step], start, single))
         except ApiError as exc:
             entry.status, entry.error = exc.status, exc.message
             self._notify(entry)
@@ -287,9 +313,14 @@ class Routes:
             )
             answerer = await self.router.answerer(target, body.ttl)
             job = self._job(body, answerer, fetched)
-        except ApiError as exc:
+        except Exception as exc:  # ApiError, or a failure no message was written for
             if answerer is not None:
                 answerer.release()
+            if not isinstance(exc, ApiError):
+                log.exception("preparing a reply failed")
+                exc = ApiError(
+                    500, f"The request could not be prepared: {exc}", "server_error", kind="server_error"
+                )
             entry.status, entry.error = exc.status, exc.message
             self._notify(entry)
             return wire.error_response(exc)
@@ -331,8 +362,11 @@ class Routes:
         reply.logprobs = body.top_logprob_count() is not None
         if body.stream:
             stream = self._stream(reply, entry, chat, body.include_usage())
-            return StreamingResponse(
-                stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+            return _Stream(
+                stream,
+                lambda: self._never_streamed(reply, entry),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache"},
             )
         return await self._complete(request, reply, entry, chat)
 
@@ -368,6 +402,21 @@ class Routes:
             messages, raw, key, grammar = [], body.prompt_text(), None, None
         adapters = tuple((str(path), scale) for path, scale in alias.adapters) if alias is not None else ()
         return _Job(params, messages, raw, key, grammar, plan, triggers, adapters)
+
+    def _never_streamed(self, reply: _Reply, entry: RequestLog) -> None:
+        """The response ended before its stream began (the client left first): stop the replies,
+        let go of the model and log it. A stream that began does all that itself."""
+        if reply.streamed:
+            return
+        self._cancel(reply)
+        reply.answerer.release()
+        for request_id in reply.ids:
+            self.active.pop(request_id, None)
+        if entry.state != RequestState.DONE:
+            entry.state, entry.status = RequestState.DONE, 499
+            entry.error = "client disconnected before the reply began; generation stopped"
+            entry.duration_s = time.time() - entry.at
+            self._notify(entry)
 
     async def _next(self, reply: _Reply, entry: RequestLog) -> Event:
         """The next event of any of the request's choices (the other choices are queued once the
@@ -409,7 +458,8 @@ class Routes:
     def _finish(self, reply: _Reply, entry: RequestLog, event: Event) -> None:
         """Record how the request ended (`event`: the failure, or any choice's end) and tell the
         listeners."""
-        reply.answerer.release()
+        if reply.done:  # else the choices still running keep the model (the drain lets go)
+            reply.answerer.release()
         for request_id in reply.ids:
             self.active.pop(request_id, None)
         entry.state = RequestState.DONE
@@ -445,6 +495,7 @@ class Routes:
                     break
         finally:
             self._cancel(reply)  # a no-op once they ended; stops them if this task was cancelled
+            reply.answerer.release()
         if isinstance(failed, ReplyFailed):
             self._finish(reply, entry, failed)
             return wire.error_response(wire.failure(failed))
@@ -470,6 +521,7 @@ class Routes:
         self, reply: _Reply, entry: RequestLog, chat: bool, include_usage: bool
     ) -> AsyncIterator[str]:
         """Server-sent events; a client that disconnects cancels this generator, which stops the replies."""
+        reply.streamed = True
         chunks = wire.StreamChunks(chat, entry.model, int(entry.at))
         chunk, piece = chunks.event, chunks.piece  # bound once: they run for every token
         offsets: dict[int, int] = {}  # by choice: the length of its text sent so far

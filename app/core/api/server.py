@@ -70,11 +70,13 @@ class LocalServer:
         self.worker = worker
         self.config = config = config or ServerConfig()
         sources = sources or ServingSources()
-        folder = sources.models_folder() or paths.models_dir()
         options = sources.options or _auto_options
 
+        def folder() -> Path:  # read at each use: the user may choose another one meanwhile
+            return sources.models_folder() or paths.models_dir()
+
         self.catalog = Catalog(
-            lambda: library.scan(folder, sources.extra_models()),
+            lambda: library.scan(folder(), sources.extra_models()),
             aliases=lambda: self.config.aliases,
             endpoints=sources.endpoints,
             models_dir=folder,

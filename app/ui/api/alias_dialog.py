@@ -40,6 +40,7 @@ class AliasDialog(QDialog):
         taken: Sequence[str],
         alias: Alias | None = None,
         parent: QWidget | None = None,
+        shadowed: Sequence[str] = (),
     ) -> None:
         super().__init__(parent)
         self.setObjectName("aliasDialog")
@@ -47,6 +48,8 @@ class AliasDialog(QDialog):
         self.setMinimumWidth(520)
         self._installed = [e for e in installed if e.info is not None and not e.info.is_adapter]
         self._taken = {name.casefold() for name in taken}
+        #: Names of installed models (an alias of one of them hides it from the API's list).
+        self._shadowed = {name.casefold() for name in shadowed}
         layout = QVBoxLayout(self)
         intro = QLabel(
             "API clients that name this alias get the model with these adapters, this system prompt "
@@ -113,8 +116,11 @@ class AliasDialog(QDialog):
         layout.addWidget(self.buttons)
         self._scales: dict[Path, tuple[QCheckBox, QDoubleSpinBox]] = {}
         self._chosen = dict(alias.adapters) if alias else {}
+        self._original = alias
         self.model.currentIndexChanged.connect(self._show_adapters)
         self.name.textChanged.connect(self._check)
+        self.temperature.valueChanged.connect(self._check)
+        self.max_tokens.valueChanged.connect(self._check)
         self._show_adapters()
 
     def _entry(self) -> ModelEntry | None:
@@ -151,6 +157,8 @@ class AliasDialog(QDialog):
             scale.setSingleStep(0.1)
             scale.setValue(self._chosen.get(path, 1.0))
             toggle.setChecked(path in self._chosen)
+            toggle.toggled.connect(self._check)
+            scale.valueChanged.connect(self._check)
             line.addWidget(toggle, 1)
             line.addWidget(scale)
             self.adapters_layout.addWidget(row)
@@ -182,7 +190,21 @@ class AliasDialog(QDialog):
         problems = alias.problems()
         if alias.name.casefold() in self._taken:
             problems.insert(0, f"Another alias is named “{alias.name}”.")
-        self.problems.setText(" ".join(problems))
-        self.problems.setVisible(bool(problems))
+        note = ""
+        if not problems and alias.name.casefold() in self._shadowed:
+            note = (
+                f"An installed model is named “{alias.name}” too: the API answers that name with this alias."
+            )
+        self.problems.setText(" ".join(problems) or note)
+        self.problems.setProperty("error", bool(problems))
+        self.problems.style().unpolish(self.problems)
+        self.problems.style().polish(self.problems)
+        self.problems.setVisible(bool(problems or note))
         ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
         ok.setEnabled(not problems)
+
+    def accept(self) -> None:
+        """Close with the alias, if it can be saved now (a last check)."""
+        self._check()
+        if self.buttons.button(QDialogButtonBox.StandardButton.Ok).isEnabled():
+            super().accept()

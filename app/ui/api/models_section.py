@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
@@ -119,9 +119,11 @@ class ServerModelsSection(QWidget):
         self.edit = QPushButton("Edit…")
         self.edit.setObjectName("serverEditAlias")
         decorate(self.edit, "edit")
+        set_description(self.edit, "Change the alias chosen in the list")
         self.remove = QPushButton("Remove")
         self.remove.setObjectName("serverRemoveAlias")
         decorate(self.remove, "delete")
+        set_description(self.remove, "Remove the alias chosen in the list (the model stays installed)")
         for button in (self.add, self.edit, self.remove):
             buttons.addWidget(button)
         buttons.addStretch(1)
@@ -136,8 +138,14 @@ class ServerModelsSection(QWidget):
         self.empty.setProperty("muted", True)
         layout.addWidget(self.empty)
 
-        self.budget.editingFinished.connect(self._keep)
-        self.idle.editingFinished.connect(self._keep)
+        # Kept as they change (arrows and the wheel too), not only when the field is left.
+        self.budget.valueChanged.connect(lambda _v: self._keep())
+        self.idle.valueChanged.connect(lambda _v: self._keep())
+        # "Unloads in N min" counts down between the pool's own reports.
+        self.countdown = QTimer(self)
+        self.countdown.setInterval(30_000)
+        self.countdown.timeout.connect(self.show_loaded)
+        self.countdown.start()
         self.add.clicked.connect(lambda: self._open(None))
         self.edit.clicked.connect(lambda: self._open(self._current()))
         self.aliases.itemDoubleClicked.connect(lambda _item: self._open(self._current()))
@@ -197,7 +205,8 @@ class ServerModelsSection(QWidget):
     def _open(self, alias: Alias | None) -> AliasDialog:
         """Open the alias dialog (for `alias`, or a new one); returns it (tests drive it)."""
         others = [a.name for a in self.controller.settings.aliases if alias is None or a.name != alias.name]
-        dialog = AliasDialog(self.controller.installed(), others, alias, self)
+        installed = self.controller.installed()
+        dialog = AliasDialog(installed, others, alias, self, shadowed=[e.path.stem for e in installed])
 
         def accepted() -> None:
             made = dialog.alias()

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 
 from app.core.inference.events import EmbeddingModelLoaded, Event
@@ -91,6 +92,10 @@ def test_an_embedding_model_kept_beside_the_chat_model_answers_by_its_name(
         assert reply.model == bert.stem and [len(d.embedding) for d in reply.data] == [64, 64]
         again = served.client.embeddings.create(model=bert.stem, input=TEXTS[0])
         assert again.data[0].embedding == reply.data[0].embedding
+        with pytest.raises(openai.BadRequestError, match="answers POST /v1/embeddings only"):
+            served.client.chat.completions.create(
+                model=bert.stem, messages=[{"role": "user", "content": "Hi"}]
+            )
     finally:
         done.clear()
         served.worker.load_embedding_model(None, sink)

@@ -191,7 +191,7 @@ def test_the_memory_budget_unloads_idle_models_and_refuses_what_cannot_fit(
     assert caught.value.status_code == 507
     message = caught.value.message
     assert f"{starter_f16.stem} needs about" in message and f"{MODEL} (" in message, message
-    assert "the window's model" in message and "Unload one of them" in message
+    assert "the window's model" in message and "Try again once their requests end" in message
 
     served.server.config = dataclasses.replace(served.server.config, memory_budget=0)  # Auto
     ask(served, starter_f16.stem)
@@ -213,3 +213,15 @@ def test_remote_models_answer_through_fireside_and_fields_it_does_not_forward_ar
     with pytest.raises(openai.BadRequestError) as caught:
         ask(served, "tiny-model", logprobs=True)
     assert "logprobs: Fireside does not forward this field" in caught.value.message
+
+
+def test_an_id_two_remote_engines_offer_is_named_by_engine(
+    serve: Callable[..., Served], remote: FakeOpenAI
+) -> None:
+    served = serve(endpoints=(EndpointConfig("lab", remote.url), EndpointConfig("attic", remote.url + "/")))
+    ids = [m.id for m in served.client.models.list().data]
+    assert "lab/tiny-model" in ids and "attic/tiny-model" in ids and "tiny-model" not in ids
+    with pytest.raises(openai.NotFoundError) as caught:
+        ask(served, "tiny-model")
+    assert "names several models: lab/tiny-model, attic/tiny-model" in caught.value.message
+    assert ask(served, "attic/tiny-model", max_tokens=2).model == "attic/tiny-model"
