@@ -233,3 +233,33 @@ def test_a_projector_of_another_width_leaves_the_model_for_text_and_says_why(
     type_and_send(qtbot, window, "Hello")  # the chat goes on
     wait_reply_done(qtbot, window)
     assert window.session.transcript.messages()[1].content
+
+
+def test_the_paperclip_and_ctrl_shift_a_ask_for_files_and_attach_them(
+    qtbot: QtBot, window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QAbstractButton, QFileDialog
+
+    red = picture_file(tmp_path, "red.png", (200, 0, 0))
+    notes = tmp_path / "notes.md"
+    notes.write_text("# Notes\n\nThe bakery opens at seven.\n")
+    asked: list[str] = []
+
+    def system_dialog(_parent: object, caption: str, _folder: str, filters: str) -> tuple[list[str], str]:
+        asked.append(filters)  # the system's file dialog, answered as a user would
+        return ([str(red)] if len(asked) == 1 else [str(notes)]), ""
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", staticmethod(system_dialog))
+    strip = window.attachments.strip
+    button = window.findChild(QAbstractButton, "attachButton")
+    assert button is not None
+    qtbot.mouseClick(button, LEFT)
+    qtbot.waitUntil(lambda: len(strip.chips) == 1, timeout=10_000)
+    window.activateWindow()
+    window.composer.setFocus()
+    qtbot.keyClick(
+        window.composer, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+    )
+    qtbot.waitUntil(lambda: len(strip.chips) == 2, timeout=10_000)
+    assert [c.attachment.name for c in strip.chips] == ["red.png", "notes.md"]
+    assert "*.png" in asked[0] and "*.pdf" in asked[0], "images and documents are offered"
