@@ -723,6 +723,7 @@ def test_an_adapter_repository_names_the_installed_model_it_fits_and_its_downloa
     _open_repo(qtbot, window, "org/SmolLM2-sea-LoRA-GGUF")
     qtbot.waitUntil(lambda: "576 wide" in note.text(), timeout=15_000)
     assert f"They fit {Path(FILE).stem}" in note.text()
+    assert "These files are LoRA adapters" in view.fit_note.text()  # not "the best quality that fits"
     shot(window, "discover-adapter")
     qtbot.mouseClick(view.download_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: bool(window.hub.jobs) and _job(window).state is State.DONE, timeout=30_000)

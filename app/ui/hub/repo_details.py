@@ -284,6 +284,11 @@ class RepoDetailsView(QWidget):
         self.files_model.set_rows(rows, {k: v for k, v in status.items() if v})
         if not rows:
             self._summary = "This repository has no GGUF model files."
+        elif (details.repo_id, details.revision) in self.adapters:
+            # Adapters are not models: they load with the model they fit, adding about their size.
+            self._summary = (
+                "These files are LoRA adapters: each loads with the model it fits, adding about its size."
+            )
         else:
             pick = next((r for r in rows if r.recommended), None)
             self._summary = (
