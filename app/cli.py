@@ -414,13 +414,13 @@ def _serve(args: argparse.Namespace) -> int:
             return 2
         auth = "an API key is required" if api_key else "no API key"
         parallel = outcome[0].model.n_parallel if isinstance(outcome[0], Loaded) else 1
-        from app.core.api.pool import gigabytes
+        from app.core.values.units import rough_size
 
         idle_words = f"unloaded after {idle} s unused" if idle else "kept until the server stops"
         print(
             f"Fireside is serving {path.stem} at {server.address} ({auth}), {parallel} replies at once. "
             f"Other installed models and aliases load when a request names them (memory budget "
-            f"{gigabytes(server.pool.budget_bytes())}{' (Auto)' if not budget else ''}, {idle_words}). "
+            f"{rough_size(server.pool.budget_bytes())}{' (Auto)' if not budget else ''}, {idle_words}). "
             "Ctrl+C stops.",
             flush=True,
         )

@@ -4,7 +4,6 @@ its refusals show, and the models loaded for requests are listed."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from app.ui.api.controller import ServerController
 from app.ui.api.dialog import ServerDialog
 from app.ui.common.tasks import BackgroundTasks
 from app.ui.shell.application import create_app
+from tests.llama_server import free_port
 from tests.lora_writer import write_lora
 from tests.unit.api.served import MODEL, loaded_worker
 
@@ -38,12 +38,6 @@ def worker(starter_model: Path) -> Iterator[InferenceThread]:
     thread = loaded_worker(starter_model)
     yield thread
     thread.shutdown()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -66,7 +60,7 @@ def panel(
         extra_models=lambda: [str(starter_f16)],
     )
     controller = ServerController(
-        worker, tasks, ServerSettings(port=_free_port()), SamplingParams, sources=sources,
+        worker, tasks, ServerSettings(port=free_port()), SamplingParams, sources=sources,
         installed=lambda: installed,
     )  # fmt: skip
     view = ServerDialog(controller)

@@ -26,6 +26,7 @@ from app.core.inference.thread import InferenceThread
 from app.core.models.estimate import estimate, replies_at_once
 from app.core.models.gguf_file import ModelFileError, inspect_model
 from app.core.system.machine import Machine, total_ram
+from app.core.values.units import rough_size
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,6 @@ def auto_budget(machine: Machine) -> int:
     if not machine.ram_total:  # the RAM could not be read: no budget rather than refusing every load
         return 1 << 62
     return int(AUTO_SHARE * (machine.ram_total + gpu))
-
-
-def gigabytes(size: int) -> str:
-    """A size in words for messages: "1.2 GB", "310 MB"."""
-    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{max(1, round(size / 1e6))} MB"
 
 
 class PoolError(Exception):
@@ -259,8 +255,8 @@ class ModelPool:
         budget = self.budget_bytes()
         if need > budget:
             raise PoolError(
-                f"{path.stem} needs about {gigabytes(need)}, more than the whole memory budget "
-                f"({gigabytes(budget)}). Raise the budget in the server panel (or `fireside serve "
+                f"{path.stem} needs about {rough_size(need)}, more than the whole memory budget "
+                f"({rough_size(budget)}). Raise the budget in the server panel (or `fireside serve "
                 "--memory-budget`), or choose a smaller quantization or context.",
                 507,
                 "memory_budget",
@@ -284,15 +280,15 @@ class ModelPool:
             takers = []
             if primary is not None:
                 takers.append(
-                    f"{primary.info.path.stem} ({gigabytes(_model_bytes(primary))}, the window's model)"
+                    f"{primary.info.path.stem} ({rough_size(_model_bytes(primary))}, the window's model)"
                 )
             takers += [
-                f"{h.path.stem} ({gigabytes(h.need)}, {'loading' if not h.ready.done() else 'in use'})"
+                f"{h.path.stem} ({rough_size(h.need)}, {'loading' if not h.ready.done() else 'in use'})"
                 for h in self._held.values()
             ]
             raise PoolError(
-                f"{path.stem} needs about {gigabytes(need)}, and the memory budget "
-                f"({gigabytes(budget)}) has {gigabytes(max(0, budget - used))} left: "
+                f"{path.stem} needs about {rough_size(need)}, and the memory budget "
+                f"({rough_size(budget)}) has {rough_size(max(0, budget - used))} left: "
                 f"{'; '.join(takers)}. Try again once their requests end (an idle model is unloaded "
                 "to make room), choose a smaller model in the window, or raise the memory budget in "
                 "the server panel (or `fireside serve --memory-budget`).",

@@ -151,8 +151,9 @@ class Router:
     async def listing(self) -> list[dict[str, Any]]:
         """GET /v1/models's `data`: loaded models first (the window's at the top, where clients that
         take the first model find it), then aliases, installed models and remote engines' models."""
-        loaded = {str(path) for path in self._loaded_paths()}
-        targets = await off_loop(self.catalog.targets, self._loaded_paths())
+        paths = self._loaded_paths()
+        loaded = {str(path) for path in paths}
+        targets = await off_loop(self.catalog.targets, paths)
         primary = self._primary_path()
 
         def order(target: Target) -> int:

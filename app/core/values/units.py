@@ -13,6 +13,11 @@ def format_size(n_bytes: int) -> str:
     raise AssertionError("unreachable")
 
 
+def rough_size(n_bytes: int) -> str:
+    """A memory size for a sentence, whole megabytes below a gigabyte: "1.2 GB", "310 MB"."""
+    return f"{n_bytes / 1e9:.1f} GB" if n_bytes >= 1e9 else f"{max(1, round(n_bytes / 1e6))} MB"
+
+
 def format_params(count: int) -> str:
     """Parameter count as people say it: 135M, 7.2B."""
     if count >= 1_000_000_000:

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from app.core.api.aliases import Alias
 from app.core.api.config import MAX_IDLE_UNLOAD_S
-from app.core.api.pool import gigabytes
+from app.core.values.units import rough_size
 from app.ui.api.alias_dialog import AliasDialog
 from app.ui.api.controller import ServerController
 from app.ui.common.accessible import set_description
@@ -45,7 +45,7 @@ def loaded_text(controller: ServerController) -> str:
             when = "stays loaded"
         else:
             when = f"unloads in {max(1, math.ceil(entry.unload_in_s / 60))} min"
-        parts.append(f"{entry.path.stem} ({gigabytes(entry.bytes)}, {when})")
+        parts.append(f"{entry.path.stem} ({rough_size(entry.bytes)}, {when})")
     return "Loaded for requests: " + "; ".join(parts) + "."
 
 
