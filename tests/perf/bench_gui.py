@@ -461,10 +461,11 @@ def rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
-def only_last_user_message(window: MainWindow) -> Callable[[], list[dict[str, str]]]:
+def only_last_user_message(window: MainWindow) -> Callable[..., list[dict[str, str]]]:
     """A `prompt_messages` for this window's model that sends only the newest user message."""
 
-    def prompt_messages() -> list[dict[str, str]]:
+    def prompt_messages(_expand: object = None) -> list[dict[str, str]]:
+
         for row in range(window.messages.rowCount() - 1, -1, -1):
             message = window.messages.message(row)
             if message.role is Role.USER:

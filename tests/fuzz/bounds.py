@@ -1,0 +1,46 @@
+"""The rule every fuzzed parser keeps: its own clear error or a result, within time and memory."""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+#: Seconds one input may take (the suite's Hypothesis deadline is the same bound).
+MAX_SECONDS = 2.0
+#: Python memory one input may allocate at its peak.
+MAX_BYTES = 64 << 20
+
+
+def bounded(
+    call: Callable[[], T],
+    allowed: type[BaseException] | tuple[type[BaseException], ...],
+    *,
+    max_seconds: float = MAX_SECONDS,
+    max_bytes: int = MAX_BYTES,
+) -> T | BaseException:
+    """Run `call`; return its result, or the error it raised when that error is one of `allowed`.
+
+    Any other exception propagates (the test fails with it); so does an input that took longer than
+    `max_seconds` or allocated more than `max_bytes` at its peak. An allowed error must carry a message.
+    """
+    tracemalloc.start()
+    started = time.perf_counter()
+    outcome: Any
+    try:
+        outcome = call()
+    except allowed as exc:
+        assert str(exc).strip(), f"{type(exc).__name__} without a message"
+        outcome = exc
+    finally:
+        elapsed = time.perf_counter() - started
+        _current, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert elapsed <= max_seconds, f"one input took {elapsed:.2f} s (bound {max_seconds} s)"
+    assert peak <= max_bytes, (
+        f"one input allocated {peak / 2**20:.0f} MiB at its peak (bound {max_bytes >> 20})"
+    )
+    return outcome
