@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
 export FIRESIDE_FUZZ=long QT_QPA_PLATFORM=offscreen
 exec "$PY" -m pytest -p no:cacheprovider -q --timeout=3600 -o addopts="--strict-markers" \
-    --hypothesis-show-statistics tests/fuzz "$@"
+    --hypothesis-show-statistics tests/fuzz tests/security "$@"

@@ -15,6 +15,7 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("FIRESIDE_THEME", "light")
 
+import tests.hypothesis_profiles  # noqa: F401 - registers and loads the Hypothesis profiles
 from app.core.models import starter
 from app.core.platform import paths
 

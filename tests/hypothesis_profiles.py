@@ -1,5 +1,5 @@
-"""Hypothesis profiles for the fuzz tests: a fixed, reproducible budget in the suite, a longer and
-random one for `scripts/fuzz.sh` (FIRESIDE_FUZZ=long).
+"""Hypothesis profiles for every property test (fuzz and security): a fixed, reproducible budget in
+the suite, a longer and random one for `scripts/fuzz.sh` (FIRESIDE_FUZZ=long).
 
 The suite's profile is derandomized so that CI explores the same inputs on every run (a failure
 there is a real finding, never luck); the long profile draws new inputs each time and keeps the
