@@ -7,11 +7,15 @@ shown in the model picker.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import struct
+import sys
 import threading
+from array import array
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
@@ -134,11 +138,63 @@ class UnknownTensorType(Exception):
         self.type_id = type_id
 
 
+class _Damaged(Exception):
+    """The metadata is cut off or impossible (a count larger than the file, a nested array, a name
+    listed twice); turned into a ModelFileError by _inspect, with this reason."""
+
+
+#: The fewest bytes a key-value (key length, value type, a one-byte value) and a tensor info (name
+#: length, dimension count, type, offset) take: a count of them that the file could not hold is damage.
+_MIN_KV_BYTES, _MIN_TENSOR_INFO_BYTES = 8 + 4 + 1, 8 + 4 + 4 + 8
+#: ggml's GGML_MAX_DIMS: llama.cpp refuses a tensor with more dimensions.
+_MAX_DIMS = 4
+#: The most texts one metadata array may hold: 16 times the largest vocabulary in use (262,144 tokens),
+#: so that a damaged count over a zero-filled region cannot walk millions of empty strings.
+MAX_ARRAY_STRINGS = 1 << 22
+
+
+class _StringArrayParts(Sequence[np.ndarray]):
+    """The parts of a key-value whose value is an array of strings, laid out as the stock reader lays
+    them out ([key length, key, type, item type, count, length 0, text 0, length 1, text 1, ...]), but
+    made on demand from the offsets of the strings: a vocabulary of 49k tokens would otherwise be
+    ~100k numpy views made once per inspection, and most are never looked at."""
+
+    def __init__(self, head: list[np.ndarray], plain: np.ndarray, starts: np.ndarray, end: int) -> None:
+        self._head, self._plain, self._starts, self._end = head, plain, starts, end
+
+    def __len__(self) -> int:
+        return len(self._head) + 2 * len(self._starts)
+
+    def __getitem__(self, index: int) -> np.ndarray:  # type: ignore[override]
+        if index < 0:
+            index += len(self)
+        if index < len(self._head):
+            return self._head[index]
+        item, is_text = divmod(index - len(self._head), 2)
+        if not 0 <= item < len(self._starts):
+            raise IndexError(index)
+        start = int(self._starts[item])
+        if not is_text:
+            return self._plain[start : start + 8].view(np.uint64)
+        stop = int(self._starts[item + 1]) if item + 1 < len(self._starts) else self._end
+        return self._plain[start + 8 : stop]
+
+    def texts(self) -> list[bytes]:
+        """Every string's bytes, without a numpy view each."""
+        view = memoryview(self._plain)  # type: ignore[arg-type]
+        starts = self._starts.tolist()
+        ends = [*starts[1:], self._end] if starts else []  # an empty array has no end to pair
+        return [bytes(view[a + 8 : b]) for a, b in zip(starts, ends, strict=True)]
+
+
 class _BoundsReader(GGUFReader):
-    """GGUFReader that records each tensor's extent instead of mapping data past the file's end.
+    """GGUFReader that checks every count and length against the file before walking it.
 
     The stock reader slices the memory map for every tensor, so a truncated file fails with an
-    unhelpful reshape error; here the extents are checked against the file size first.
+    unhelpful reshape error; here the extents are checked against the file size first. It also walks
+    arrays element by element in Python, so one damaged count makes it loop over the rest of the file
+    (hours for a 7 GB model): here a count the file cannot hold is refused at once, arrays of numbers
+    are read in one slice and arrays of strings in a tight loop over their lengths.
     """
 
     data_end: int = 0
@@ -149,34 +205,167 @@ class _BoundsReader(GGUFReader):
         # Same as the stock _get, but slices a plain ndarray view of the memory map: slicing the
         # np.memmap itself runs memmap.__array_finalize__ per slice, which made reading a
         # 49k-token vocabulary take ~5 s instead of ~0.5 s.
-        if self._plain is None:
-            self._plain = self.data.view(np.ndarray)
-            self._itemsizes = {}
+        plain = self._plain_view()
         itemsize = self._itemsizes.get(dtype)
         if itemsize is None:
             itemsize = self._itemsizes[dtype] = int(np.dtype(dtype).itemsize)
         count = int(count)
-        arr = self._plain[offset : offset + itemsize * count].view(dtype=dtype)[:count]
+        arr = plain[offset : offset + itemsize * count].view(dtype=dtype)[:count]
         order = self.byte_order if override_order is None else override_order
         return arr if order == "I" else arr.view(arr.dtype.newbyteorder(order))
+
+    def _plain_view(self) -> np.ndarray:
+        if self._plain is None:
+            self._plain = self.data.view(np.ndarray)
+            self._itemsizes = {}
+        return self._plain
+
+    def _whole(self, offset: int, dtype: Any, count: int = 1) -> np.ndarray:
+        """`count` items at `offset`, all of them: a file that ends first is damage."""
+        size = len(self._plain_view())
+        itemsize = int(np.dtype(dtype).itemsize)
+        if offset + itemsize * count > size:
+            raise _Damaged("the file ends inside its metadata")
+        return self._get(offset, dtype, count)
+
+    def _get_str(self, offset: int) -> tuple[np.ndarray, np.ndarray]:
+        length = self._whole(offset, np.uint64)
+        return length, self._whole(offset + 8, np.uint8, int(length[0]))
+
+    def _build_fields(self, offs: int, count: int) -> int:
+        # The stock loop, with each count checked first and each value read whole.
+        count = int(count)
+        if count * _MIN_KV_BYTES > len(self._plain_view()) - offs:
+            raise _Damaged(f"it claims {count:,} metadata entries, more than the file could hold")
+        for _ in range(count):
+            orig_offs = offs
+            key_len, key_data = self._get_str(offs)
+            offs += 8 + len(key_data)
+            # A key that is not UTF-8 raises UnicodeDecodeError: _inspect names it.
+            key = str(bytes(key_data), encoding="utf-8")
+            raw_type = self._whole(offs, np.uint32)
+            offs += 4
+            head: list[np.ndarray] = [key_len, key_data, raw_type]
+            size, parts, idxs, types = self._value_parts(key, offs, int(raw_type[0]), head)
+            if key in self.fields:
+                raise _Damaged(f"it lists the metadata “{key}” twice")
+            self.fields[key] = ReaderField(orig_offs, key, parts, idxs, types)
+            offs += size
+        return offs
+
+    def _value_parts(
+        self, key: str, offs: int, raw_type: int, head: list[np.ndarray]
+    ) -> tuple[int, Any, Any, list[GGUFValueType]]:
+        """One value's (size, parts with `head` before them, data indexes, types)."""
+        try:
+            kind = GGUFValueType(raw_type)
+        except ValueError:
+            raise _Damaged(f"its metadata “{key}” has the unknown value type {raw_type}") from None
+        if kind == GGUFValueType.STRING:
+            length, text = self._get_str(offs)
+            return 8 + len(text), [*head, length, text], [len(head) + 1], [kind]
+        scalar = self.gguf_scalar_to_np.get(kind)
+        if scalar is not None:
+            value = self._whole(offs, scalar)
+            return int(value.nbytes), [*head, value], [len(head)], [kind]
+        # An array: its item type and count, then the items.
+        raw_item = self._whole(offs, np.uint32)
+        n_items = self._whole(offs + 4, np.uint64)
+        head = [*head, raw_item, n_items]
+        count, start = int(n_items[0]), offs + 12
+        try:
+            item = GGUFValueType(int(raw_item[0]))
+        except ValueError:
+            raise _Damaged(
+                f"its metadata “{key}” is an array of the unknown type {int(raw_item[0])}"
+            ) from None
+        if item == GGUFValueType.ARRAY:
+            raise _Damaged(f"its metadata “{key}” is an array of arrays, which llama.cpp cannot read")
+        types: list[GGUFValueType] = [kind, item] if count else [kind]
+        room = len(self._plain_view()) - start
+        scalar = self.gguf_scalar_to_np.get(item)
+        if scalar is not None:
+            if count * int(np.dtype(scalar).itemsize) > room:
+                raise _Damaged(f"its metadata “{key}” claims {count:,} values, more than the file holds")
+            values = self._get(start, scalar, count)
+            return 12 + int(values.nbytes), [*head, values], [len(head)] if count else [], types
+        if count * 8 > room:
+            raise _Damaged(f"its metadata “{key}” claims {count:,} texts, more than the file holds")
+        if count > MAX_ARRAY_STRINGS:
+            raise _Damaged(f"its metadata “{key}” claims {count:,} texts, more than any model has")
+        starts, end = self._string_starts(start, count)
+        parts = _StringArrayParts(head, self._plain_view(), starts, end)
+        return end - offs, parts, range(len(head) + 1, len(head) + 2 * count, 2), types
+
+    def _string_starts(self, offs: int, count: int) -> tuple[np.ndarray, int]:
+        """Where each of `count` strings from `offs` starts, and where the last one ends."""
+        plain = self._plain_view()
+        size = len(plain)
+        order = "<" if (sys.byteorder == "little") == (self.byte_order == "I") else ">"
+        unpack = struct.Struct(order + "Q").unpack_from
+        view = memoryview(plain)  # type: ignore[arg-type]
+        starts = array("q")
+        append = starts.append
+        for _ in range(count):
+            if offs + 8 > size:
+                raise _Damaged("the file ends inside its metadata")
+            append(offs)
+            offs += 8 + unpack(view, offs)[0]
+            if offs > size:
+                raise _Damaged("the file ends inside its metadata")
+        return np.frombuffer(starts, dtype=np.int64), offs
+
+    def _build_tensor_info(self, offs: int, count: int) -> tuple[int, list[ReaderField]]:
+        count = int(count)
+        if count * _MIN_TENSOR_INFO_BYTES > len(self._plain_view()) - offs:
+            raise _Damaged(f"it claims {count:,} tensors, more than the file could hold")
+        fields, names = [], set()
+        for _ in range(count):
+            orig_offs = offs
+            name_len, name_data = self._get_str(offs)
+            offs += 8 + len(name_data)
+            try:
+                name = str(bytes(name_data), encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                raise _Damaged(
+                    f"the name of a tensor is not valid UTF-8 text (byte {exc.start} of it)"
+                ) from None
+            if name in names:
+                # llama.cpp refuses a file that names one tensor twice.
+                raise _Damaged(f"it lists the tensor “{name[:80]}” twice")
+            names.add(name)
+            n_dims = self._whole(offs, np.uint32)
+            if int(n_dims[0]) > _MAX_DIMS:
+                raise _Damaged(
+                    f"the tensor “{name[:80]}” has {int(n_dims[0]):,} dimensions (at most {_MAX_DIMS})"
+                )
+            dims = self._whole(offs + 4, np.uint64, int(n_dims[0]))
+            offs += 4 + int(dims.nbytes)
+            raw_dtype = self._whole(offs, np.uint32)
+            offset_tensor = self._whole(offs + 4, np.uint64)
+            offs += 12
+            parts = [name_len, name_data, n_dims, dims, raw_dtype, offset_tensor]
+            fields.append(ReaderField(orig_offs, name, parts, [1, 3, 4, 5]))
+        return offs, fields
 
     def _build_tensors(self, start_offs: int, fields: list[ReaderField]) -> None:
         tensors = []
         end = 0  # a file with no tensors needs no data section
         for field in fields:
-            _name_len, name_data, _n_dims, dims, raw_dtype, offset_tensor = field.parts
+            _name_len, _name_data, _n_dims, dims, raw_dtype, offset_tensor = field.parts
             try:
                 ggml_type = GGMLQuantizationType(int(raw_dtype[0]))
             except ValueError:
                 raise UnknownTensorType(int(raw_dtype[0])) from None
-            n_elems = int(np.prod(dims))
+            # In Python integers: numpy's uint64 product wraps around silently.
+            n_elems = math.prod(int(d) for d in dims)
             block_size, type_size = GGML_QUANT_SIZES[ggml_type]
             n_bytes = n_elems * type_size // block_size
             data_offs = int(start_offs + int(offset_tensor[0]))
             end = max(end, data_offs + n_bytes)
             tensors.append(
                 ReaderTensor(
-                    name=bytes(name_data).decode("utf-8", "replace"),
+                    name=field.name,
                     tensor_type=ggml_type,
                     shape=dims,
                     n_elements=n_elems,
@@ -196,9 +385,10 @@ ESSENTIAL_STRINGS = ("general.architecture", "tokenizer.ggml.model", "tokenizer.
 
 
 def _field(reader: GGUFReader, key: str) -> Any:
-    """A metadata value; strings are decoded here, not by gguf (which raises on invalid UTF-8)."""
+    """A metadata value; strings are decoded here, not by gguf (which raises on invalid UTF-8). Every
+    key read this way holds one number or one text: an array there (a damaged type) says nothing."""
     field = reader.fields.get(key)
-    if field is None:
+    if field is None or field.types[:1] == [GGUFValueType.ARRAY]:
         return None
     if field.types == [GGUFValueType.STRING]:
         raw = bytes(field.parts[field.data[0]])
@@ -214,7 +404,8 @@ def _field(reader: GGUFReader, key: str) -> Any:
 def _check_unique(path: Path, reader: GGUFReader, tokens: Any) -> None:
     """A vocabulary that lists one token twice makes llama.cpp abort the whole process as it loads
     (GGML_ASSERT in llama_vocab::load): refuse it here with a message instead."""
-    pieces = [bytes(tokens.parts[i]) for i in tokens.data]
+    parts = tokens.parts
+    pieces = parts.texts() if isinstance(parts, _StringArrayParts) else [bytes(parts[i]) for i in tokens.data]
     if len(set(pieces)) == len(pieces):
         return
     seen: set[bytes] = set()
@@ -263,7 +454,8 @@ def _sampling_defaults(reader: GGUFReader) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, key in SAMPLING_KEYS.items():
         value = _field(reader, key)
-        if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
+        # Finite only: int() of an infinite top_k raises, and a NaN temperature samples nothing.
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             out[name] = int(value) if name == "top_k" else round(float(value), 4)
     return out
 
@@ -358,6 +550,8 @@ def _inspect(path: Path) -> ModelInfo:
             f"it uses tensor type {exc.type_id}, which this version of Fireside does not know; "
             "the model is probably newer than Fireside (update Fireside and its gguf package)",
         ) from None
+    except _Damaged as exc:
+        raise ModelFileError(path, f"the file is truncated or damaged: {exc}; download it again") from None
     except UnicodeDecodeError as exc:
         raise ModelFileError(
             path,
@@ -397,6 +591,13 @@ def _metadata(path: Path, reader: _BoundsReader, size: int, version: int) -> Mod
     _field(reader, "tokenizer.ggml.model")  # only checked: llama.cpp picks the tokenizer by it
     tokens = reader.fields.get("tokenizer.ggml.tokens")
     if tokens is not None:
+        if tokens.types not in ([GGUFValueType.ARRAY, GGUFValueType.STRING], [GGUFValueType.ARRAY]):
+            # llama.cpp fails to load a vocabulary of another type.
+            raise ModelFileError(
+                path,
+                "the file is damaged: its vocabulary (tokenizer.ggml.tokens) is not a list of texts; "
+                "download it again or convert it anew",
+            )
         _check_unique(path, reader, tokens)
 
     def number(key: str) -> int | None:

@@ -8,6 +8,8 @@ not kept (a 128k-token vocabulary is only counted).
 
 from __future__ import annotations
 
+import math
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +24,11 @@ _SCALARS = {
     0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d",
 }  # fmt: skip
 _STRING, _ARRAY = 8, 9
+_U64 = struct.Struct("<Q")
+#: A layer number in a tensor name (blk.N.): ASCII digits, at most five.
+_LAYER = re.compile(r"[0-9]{1,5}")
+#: ggml's GGML_MAX_DIMS: llama.cpp refuses a tensor with more dimensions.
+_MAX_DIMS = 4
 
 
 class HeaderError(ValueError):
@@ -41,6 +48,28 @@ class ByteSource:
     def read(self, size: int) -> bytes:
         """The next `size` bytes."""
         end = self.pos + size
+        self._fill(end)
+        data = bytes(self._buf[self.pos : end])
+        self.pos = end
+        return data
+
+    def room(self) -> int:
+        """How many more bytes the header may hold (the limit less what was read)."""
+        return self._limit - self.pos
+
+    def skip_strings(self, count: int) -> None:
+        """Skip `count` GGUF strings without copying or decoding them (a vocabulary is only counted)."""
+        unpack, buf = _U64.unpack_from, self._buf
+        for _ in range(count):
+            if len(buf) < self.pos + 8:
+                self._fill(self.pos + 8)
+            end = self.pos + 8 + unpack(buf, self.pos)[0]
+            if len(buf) < end:
+                self._fill(end)
+            self.pos = end
+
+    def _fill(self, end: int) -> None:
+        """Fetch until the buffer holds the first `end` bytes."""
         while len(self._buf) < end:
             want = max(end - len(self._buf), min(max(len(self._buf), 1 << 20), 8 << 20))
             if len(self._buf) + want > self._limit:
@@ -49,9 +78,6 @@ class ByteSource:
             if not chunk:
                 raise HeaderError("the file ended inside its header")
             self._buf += chunk
-        data = bytes(self._buf[self.pos : end])
-        self.pos = end
-        return data
 
     def unpack(self, fmt: str) -> object:
         """One little-endian scalar."""
@@ -76,9 +102,16 @@ def _skip_value(src: ByteSource, kind: int) -> int:
         count = int(src.unpack("<Q"))  # type: ignore[call-overload]
         if inner in _SCALARS:
             src.read(struct.calcsize(_SCALARS[inner]) * count)
+        elif inner == _STRING:
+            # Each string takes 8 bytes at least: a count the header cannot hold is refused at once.
+            if count * 8 > src.room():
+                raise HeaderError(f"an array of {count:,} strings is larger than the header may be")
+            src.skip_strings(count)
+        elif inner == _ARRAY:
+            # llama.cpp reads no array of arrays (and walking one nested deep would recurse without end).
+            raise HeaderError("the header holds an array of arrays, which llama.cpp cannot read")
         else:
-            for _ in range(count):
-                _skip_value(src, inner)
+            raise HeaderError(f"unknown GGUF value type {inner}")
         return count
     raise HeaderError(f"unknown GGUF value type {kind}")
 
@@ -99,8 +132,14 @@ def _read_values(src: ByteSource) -> tuple[int, dict[str, object], int | None]:
     n_kv = int(src.unpack("<Q"))  # type: ignore[call-overload]
     values: dict[str, object] = {}
     n_vocab = None
+    seen: set[str] = set()
     for _ in range(n_kv):
         key = src.string()
+        if key in seen:
+            # llama.cpp refuses a duplicated key; refusing here also ends a walk over zero-filled bytes
+            # (a damaged count reads them as empty keys) at the second entry.
+            raise HeaderError(f"the header lists the key {key[:80]!r} twice")
+        seen.add(key)
         kind = int(src.unpack("<I"))  # type: ignore[call-overload]
         if kind in _SCALARS and not key.startswith("tokenizer."):
             values[key] = src.unpack(_SCALARS[kind])
@@ -122,6 +161,8 @@ def read_shape(src: ByteSource) -> tuple[str, ModelShape]:
 
     def number(name: str) -> int | None:
         value = values.get(f"{arch}.{name}")
+        if isinstance(value, float) and not math.isfinite(value):
+            return None  # int() of an infinite or NaN float raises
         return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
     return arch, ModelShape(
@@ -144,10 +185,16 @@ def _read_tensor_infos(src: ByteSource, n_tensors: int) -> TensorBytes | None:
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
     sizes = []
+    names: set[str] = set()
     try:
         for _ in range(n_tensors):
             name = src.string()
+            if name in names:
+                return None  # a tensor named twice (llama.cpp refuses it), or zero-filled bytes
+            names.add(name)
             n_dims = int(src.unpack("<I"))  # type: ignore[call-overload]
+            if n_dims > _MAX_DIMS:
+                return None
             elements = 1
             for _ in range(n_dims):
                 elements *= int(src.unpack("<Q"))  # type: ignore[call-overload]
@@ -180,13 +227,20 @@ def read_adapter(src: ByteSource) -> AdapterShape | None:
     if values.get("general.type") != "adapter" or not isinstance(arch, str):
         return None
     layers, width, rank = 0, None, None
+    names: set[str] = set()
     for _ in range(n_tensors):
         name = src.string()
+        if name in names:
+            raise HeaderError(f"the header lists the tensor {name[:80]!r} twice")
+        names.add(name)
         n_dims = int(src.unpack("<I"))  # type: ignore[call-overload]
+        if n_dims > _MAX_DIMS:
+            raise HeaderError(f"a tensor of the header has {n_dims:,} dimensions (at most {_MAX_DIMS})")
         dims = [int(src.unpack("<Q")) for _ in range(n_dims)]  # type: ignore[call-overload]
         src.read(4 + 8)  # type, offset
         parts = name.split(".")
-        if len(parts) > 1 and parts[0] == "blk" and parts[1].isdigit():
+        # ASCII digits, a few: "²".isdigit() holds but int("²") raises, as does int() of 5,000 digits.
+        if len(parts) > 1 and parts[0] == "blk" and _LAYER.fullmatch(parts[1]):
             layers = max(layers, int(parts[1]) + 1)
         # lora_a of W (n_in x n_out) is n_in x rank: the width, for the attention's q, k and v.
         if name.endswith(("attn_q.weight.lora_a", "attn_k.weight.lora_a", "attn_v.weight.lora_a")) and dims:

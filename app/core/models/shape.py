@@ -12,7 +12,8 @@ GIB = 1 << 30
 N_UBATCH = 512
 #: The vocabulary assumed when the file has not been read (Llama 3's is 128,256).
 DEFAULT_VOCAB = 128_256
-_BLOCK = re.compile(r"^blk\.(\d+)\.")
+#: ASCII digits, at most five: a damaged name "blk.999999999." must not make a tuple of a billion layers.
+_BLOCK = re.compile(r"^blk\.([0-9]{1,5})\.")
 
 
 @dataclass(frozen=True, slots=True)
