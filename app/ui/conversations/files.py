@@ -96,10 +96,10 @@ class ConversationFiles:
 
         def read() -> list[int]:
             try:
-                data = json.loads(path.read_text("utf-8"))
-            except (OSError, ValueError) as exc:
-                raise ValueError(f"{path.name} is not a readable JSON file ({exc})") from exc
-            return store.import_any(data)
+                raw = path.read_bytes()
+            except OSError as exc:
+                raise ValueError(f"{path.name} could not be read ({exc.strerror or exc})") from exc
+            return store.import_bytes(raw)
 
         def done(conversation_ids: list[int]) -> None:
             imported(conversation_ids)

@@ -63,6 +63,16 @@ class Exports(MessageTree):
             "conversations": [self.export_json(cid) for cid in conversation_ids],
         }
 
+    def import_bytes(self, raw: bytes) -> list[int]:
+        """Import an export file's bytes (see import_any); ValueError, saying why, for bytes that are
+        not such a file: not UTF-8, not JSON, or nested too deeply to read."""
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than json reads
+            reason = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise ValueError(f"not a readable JSON file ({reason})") from None
+        return self.import_any(data)
+
     def import_any(self, data: Any) -> list[int]:
         """Import one conversation (export_json) or several (export_many_json); the new ids, in order.
         Every conversation is checked before any is written, so a bad file imports nothing. Text that
@@ -89,7 +99,7 @@ class Exports(MessageTree):
         seen: set[int] = set()
         try:
             ordered = sorted(messages, key=lambda m: int(m["id"]))
-        except (TypeError, KeyError, ValueError):
+        except (TypeError, KeyError, ValueError, OverflowError):  # OverflowError: an id of 1e400 (inf)
             raise ValueError("a message has no numeric id") from None
         for item in ordered:
             if item.get("role") not in ("user", "assistant"):
@@ -103,6 +113,8 @@ class Exports(MessageTree):
             if not isinstance(item.get("tool_calls") or [], list):
                 raise ValueError(f"message {item['id']} has tool calls that are not a list")
             parent = item.get("parent_id")
+            if parent is not None and (not isinstance(parent, int) or isinstance(parent, bool)):
+                raise ValueError(f"message {item['id']} has a parent id that is not a number")
             if parent is not None and parent not in seen:
                 raise ValueError(f"message {item['id']} refers to a missing parent {parent}")
             seen.add(int(item["id"]))
@@ -193,9 +205,8 @@ class Exports(MessageTree):
     def _imported_document(self, data: bytes, name: str) -> Attachment:
         """Keep an imported document (checked as one attached would be). Its name is the file's own
         last part only: a name from a file cannot place anything outside the temporary folder."""
-        safe = Path(name.replace("\\", "/")).name.strip(". ") or "document.txt"
         with tempfile.TemporaryDirectory(prefix="fireside-import-") as folder:
-            path = Path(folder) / safe
+            path = Path(folder) / _file_name(name)
             path.write_bytes(data)
             return self.attachment_folder.add_file(path)
 
@@ -251,6 +262,26 @@ class Exports(MessageTree):
             if any(m["role"] == "assistant" for m in messages):
                 out.append(json.dumps({"messages": messages}, ensure_ascii=False))
         return "\n".join(out) + ("\n" if out else "")
+
+
+#: The most bytes of an imported document's file name (file systems allow 255; the rest is a margin).
+MAX_NAME_BYTES = 200
+
+
+def _file_name(name: str) -> str:
+    """A name from an export as one plain file name: its last part only, without control characters
+    (NUL included), and shortened, its suffix kept, to what every file system accepts; a name that
+    is nothing of the kind becomes "document.txt"."""
+    last = "".join(c for c in name.replace("\\", "/").rsplit("/", 1)[-1] if c.isprintable())
+    stem, dot, suffix = last.rpartition(".")
+    if dot and 0 < len(suffix.encode()) <= 16 and suffix == suffix.strip():
+        suffix = "." + suffix
+    else:
+        stem, suffix = last, ""
+    stem = stem.strip(". ")
+    while len((stem + suffix).encode()) > MAX_NAME_BYTES:
+        stem = stem[:-1].rstrip(". ")
+    return (stem or "document") + (suffix or ("" if stem else ".txt"))
 
 
 def _longest_backticks(text: str) -> int:
