@@ -114,11 +114,14 @@ class Settings:
         """Read settings; a missing or damaged file gives the defaults (a damaged one is kept aside)."""
         path = path or paths.settings_file()
         try:
-            data: dict[str, Any] = json.loads(path.read_text("utf-8"))
+            data: Any = json.loads(path.read_text("utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError(f"it holds a JSON {type(data).__name__}, not an object of settings")
         except FileNotFoundError:
             return cls(welcomed=False)  # the first launch
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nesting too deep for json
             log.warning("settings file %s unreadable (%s); using defaults", path, exc)
+            # Kept aside, never overwritten by the defaults saved next: the user's file is not lost.
             with contextlib.suppress(OSError):
                 os.replace(path, path.with_suffix(".damaged.json"))
             return cls()
@@ -127,12 +130,13 @@ class Settings:
         remote = data.get("remote_endpoints")
         last_remote = data.get("last_remote_model")
         return cls(
-            sampling=SamplingParams.from_dict(data.get("sampling") or {}),
+            sampling=SamplingParams.from_dict(data.get("sampling")),
             last_model=data.get("last_model") if isinstance(data.get("last_model"), str) else None,
             extra_models=[p for p in extra if isinstance(p, str)] if isinstance(extra, list) else [],
             models_dir=data.get("models_dir") if isinstance(data.get("models_dir"), str) else None,
             last_conversation=data.get("last_conversation")
             if isinstance(data.get("last_conversation"), int)
+            and not isinstance(data.get("last_conversation"), bool)
             else None,
             welcomed=data.get("welcomed") is not False,
             model_options={
@@ -165,7 +169,8 @@ class Settings:
             embedding_model=data.get("embedding_model")
             if isinstance(data.get("embedding_model"), str)
             else None,
-            speculative=data["speculative"] if data.get("speculative") in set(SpeculationMode) else "auto",
+            # A list or object here is unhashable: compared with each mode's value, never looked up in a set.
+            speculative=next((str(m) for m in SpeculationMode if m == data.get("speculative")), "auto"),
             draft_model=data.get("draft_model") if isinstance(data.get("draft_model"), str) else None,
         )
 
@@ -205,11 +210,12 @@ def _times(value: object) -> dict[str, float]:
     """A {path: seconds} map from a file that may hold anything: the well-formed entries only."""
     if not isinstance(value, dict):
         return {}
-    return {
-        str(k): float(v)
-        for k, v in list(value.items())[-MAX_LAST_USED:]
-        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
-    }
+    out: dict[str, float] = {}
+    for k, v in list(value.items())[-MAX_LAST_USED:]:
+        # An int too large for a float (10**400) would overflow math.isfinite: compared first.
+        if isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 1e300 and math.isfinite(v):
+            out[str(k)] = float(v)
+    return out
 
 
 def _bounded_int(value: object, low: int, high: int, default: int) -> int:

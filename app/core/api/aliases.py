@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.core.values.sampling import RANGES
+from app.core.values.sampling import RANGES, shown_number
 
 #: Longest alias name: OpenAI's model ids are short, and a name is shown in one line of a table.
 MAX_NAME = 128
@@ -53,18 +53,20 @@ class Alias:
         if str(self.model) in ("", "."):
             out.append("No model is chosen.")
         for path, scale in self.adapters:
-            if not (isinstance(scale, int | float) and math.isfinite(scale) and 0 <= scale <= MAX_SCALE):
+            if not (isinstance(scale, int | float) and _finite(scale) and 0 <= scale <= MAX_SCALE):
                 out.append(f"The scale of {path.name} must be between 0 and {MAX_SCALE:g}, not {scale!r}.")
         for key, value in self.sampling:
             rng = RANGES.get(key)
             if key not in SAMPLING_FIELDS or rng is None:
                 out.append(f"{key} is not a sampling setting an alias can set.")
-            elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            # An int is always finite (and math.isfinite would overflow on one too large for a float).
+            elif isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
                 out.append(f"{key.replace('_', ' ')} must be a number ({rng.describe()}).")
             elif rng.integer and value != int(value):
                 out.append(f"{key.replace('_', ' ')} must be a whole number ({rng.describe()}).")
             elif not rng.minimum <= value <= rng.maximum:
-                out.append(f"{key.replace('_', ' ')} must be between {rng.describe()}, not {value:g}.")
+                label = key.replace("_", " ")
+                out.append(f"{label} must be between {rng.describe()}, not {shown_number(value)}.")
         return out
 
     def sampling_changes(self) -> dict[str, float | int]:
@@ -93,8 +95,9 @@ class Alias:
         for entry in data.get("adapters") or ():
             if isinstance(entry, dict) and isinstance(entry.get("path"), str):
                 scale = entry.get("scale", 1.0)
-                if isinstance(scale, int | float) and not isinstance(scale, bool):
-                    adapters.append((Path(entry["path"]), float(scale)))
+                if isinstance(scale, int | float) and not isinstance(scale, bool) and _finite(scale):
+                    # A scale too large for a float (10**400) is out of range: kept as is, refused below.
+                    adapters.append((Path(entry["path"]), float(scale) if abs(scale) < 1e300 else math.inf))
         prompt = data.get("system_prompt")
         raw = data.get("sampling")
         sampling = tuple(
@@ -104,6 +107,11 @@ class Alias:
         )
         alias = cls(name, Path(model), tuple(adapters), prompt if isinstance(prompt, str) else "", sampling)
         return alias if not alias.problems() else None
+
+
+def _finite(value: float) -> bool:
+    """A finite number (an int always is: math.isfinite would overflow on one too large for a float)."""
+    return isinstance(value, int) or math.isfinite(value)
 
 
 def read_aliases(data: object) -> tuple[Alias, ...]:

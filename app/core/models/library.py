@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +56,13 @@ def _cache_file() -> Path:
 def _load_cache() -> dict[str, Any]:
     try:
         data = json.loads(_cache_file().read_text("utf-8"))
-        return data if data.get("version") == CACHE_VERSION else {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
+    # Written by another version, or by hand: only this version's object of entries is used.
+    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
+        return {}
+    entries = data.get("entries")
+    return {"entries": entries} if isinstance(entries, dict) else {}
 
 
 def _save_cache(entries: dict[str, Any]) -> None:
@@ -78,6 +82,43 @@ def _info_from_dict(data: dict[str, Any]) -> ModelInfo:
     return ModelInfo(
         **{**data, "path": Path(data["path"]), "layer_bytes": tuple(data.get("layer_bytes", ()))}
     )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+#: What each ModelInfo field's annotation accepts as JSON (the cache is written by _info_to_dict).
+_CACHED_TYPES: dict[str, Callable[[object], bool]] = {
+    "Path": lambda v: isinstance(v, str),
+    "str": lambda v: isinstance(v, str),
+    "str | None": lambda v: v is None or isinstance(v, str),
+    "int": _is_int,
+    "int | None": lambda v: v is None or _is_int(v),
+    "tuple[int, ...]": lambda v: isinstance(v, list) and all(_is_int(i) for i in v),
+    "dict[str, float]": lambda v: (
+        isinstance(v, dict)
+        and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v.values())
+    ),
+}
+
+
+def _cached_info(cached: object, stamp: list[int]) -> ModelInfo | None:
+    """The cache's reading of a file unchanged since (`stamp`), or None: none, or a record of the
+    wrong shape (another version's, or damaged), which is then read afresh rather than trusted."""
+    if not isinstance(cached, dict) or cached.get("stamp") != stamp:
+        return None
+    data = cached.get("info")
+    if not isinstance(data, dict):
+        return None
+    for f in fields(ModelInfo):
+        check = _CACHED_TYPES.get(str(f.type))
+        if f.name in data and (check is None or not check(data[f.name])):
+            return None
+    try:
+        return _info_from_dict(data)
+    except (KeyError, TypeError, ValueError):  # a field missing, or one this version does not know
+        return None
 
 
 def _info_to_dict(info: ModelInfo) -> dict[str, Any]:
@@ -131,9 +172,9 @@ def scan(folder: Path | None = None, extra: list[str] | None = None) -> list[Mod
         try:
             stat = path.stat()
             stamp = [stat.st_size, stat.st_mtime_ns]
-            cached = cache.get(key)
-            if cached and cached["stamp"] == stamp:
-                info = _info_from_dict(cached["info"])
+            cached = _cached_info(cache.get(key), stamp)
+            if cached is not None:
+                info = cached
                 remember(info, stat.st_size, stat.st_mtime_ns)  # the engine's pre-load check reuses it
             else:
                 info = inspect_model(path)
@@ -234,7 +275,9 @@ def import_copy(source: Path, folder: Path, cancelled: Callable[[], bool] = lamb
     free = shutil.disk_usage(folder).free
     if free < need:
         raise OSError(f"not enough disk space to copy {source.name}: it needs {need:,} bytes, {free:,} free")
-    target_dir = folder / "imported" / (source.stem if projector is not None else "")
+    # A stem of dots ("...gguf" has ".."), would be no folder of its own: it would be `imported`'s parent.
+    own = source.stem.strip(". ") or "model"
+    target_dir = folder / "imported" / (own if projector is not None else "")
     target_dir.mkdir(parents=True, exist_ok=True)
     for part in files:
         target = target_dir / part.name

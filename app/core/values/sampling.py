@@ -24,6 +24,14 @@ class Range:
         return f"{fmt.format(self.minimum)} – {fmt.format(self.maximum)}"
 
 
+def shown_number(value: float) -> str:
+    """A number as a message shows it: short, even for an integer too large for a float (10**400)."""
+    try:
+        return f"{value:g}"
+    except OverflowError:
+        return "a number too large to use"
+
+
 RANGES: dict[str, Range] = {
     "temperature": Range(0.0, 2.0, "Randomness. 0 always picks the likeliest token; 0.7 is a good start."),
     "top_p": Range(0.0, 1.0, "Keep the smallest set of tokens whose probabilities add up to this (1 = off)."),
@@ -77,7 +85,7 @@ class SamplingParams:
             elif not isinstance(value, int | float) or value != value:  # NaN fails too
                 out.append(f"{label} must be a number ({rng.describe()}), not {value!r}")
             elif not rng.minimum <= value <= rng.maximum:
-                out.append(f"{label} must be between {rng.describe()}; {value:g} is out of range")
+                out.append(f"{label} must be between {rng.describe()}; {shown_number(value)} is out of range")
         return out
 
     def validated(self) -> SamplingParams:
@@ -96,8 +104,10 @@ class SamplingParams:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SamplingParams:
+    def from_dict(cls, data: object) -> SamplingParams:
         """Build from a settings dict, ignoring unknown keys and falling back to defaults for bad ones."""
+        if not isinstance(data, dict):  # a settings file from elsewhere may hold anything here
+            return cls()
         known = {f.name for f in fields(cls)}
         params = cls(**{k: v for k, v in data.items() if k in known})
         if params.problems():

@@ -160,9 +160,11 @@ class DownloadManager:
         """Load the saved queue; unfinished downloads come back paused, ready to resume. Returns them."""
         try:
             records = json.loads(self.state_file.read_text("utf-8")).get("jobs", [])
+            if not isinstance(records, list):
+                raise ValueError(f"its jobs are a JSON {type(records).__name__}, not a list")
         except FileNotFoundError:
             return []
-        except (OSError, ValueError, AttributeError) as exc:
+        except (OSError, ValueError, AttributeError, RecursionError) as exc:
             log.warning("download list %s unreadable (%s); starting empty", self.state_file, exc)
             return []
         unfinished = []
