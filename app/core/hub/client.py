@@ -22,6 +22,7 @@ from app.core.hub.files import FileGroup, RemoteFile, UnsafeFileName, group_file
 from app.core.models.gguf_header import AdapterShape
 from app.core.models.projector import is_projector
 from app.core.models.shape import ModelShape
+from app.core.platform import logs
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,13 @@ def explain(exc: BaseException, repo_id: str | None = None, token: str | None = 
         result = HubError(
             HubErrorKind.OFFLINE, f"Can't reach {endpoint()}. Check your internet connection, then retry."
         )
+    elif isinstance(exc, TypeError | KeyError | AttributeError | ValueError | OverflowError):
+        # The answer came, but not in the shape huggingface_hub or Fireside reads (JSON errors are
+        # ValueErrors too): a broken mirror or proxy, or an API change.
+        result = HubError(
+            HubErrorKind.OTHER,
+            f"The answer from {endpoint()} about {what} was not understood ({exc}). Try again later.",
+        )
     else:
         result = HubError(HubErrorKind.OTHER, f"{type(exc).__name__}: {exc}")
     if token and token in result.message:
@@ -173,29 +181,57 @@ def explain(exc: BaseException, repo_id: str | None = None, token: str | None = 
 class SearchResults:
     """A search whose results arrive page by page (the Hub paginates with Link headers)."""
 
-    def __init__(self, items: Iterator[Any]) -> None:
+    def __init__(self, items: Iterator[Any], token: str | None = None) -> None:
         self._items = items
+        self._token = token
         self.exhausted = False
 
     def next(self, count: int) -> list[RepoSummary]:
-        """Up to `count` more results (blocking)."""
-        batch = [_summary(m) for m in itertools.islice(self._items, count)]
+        """Up to `count` more results (blocking); HubError when the Hub fails or answers nonsense."""
+        try:
+            batch = [_summary(m) for m in itertools.islice(self._items, count)]
+        except Exception as exc:  # pages are fetched (and parsed) while iterating
+            raise explain(exc, None, self._token) from exc
         if len(batch) < count:
             self.exhausted = True
         return batch
 
 
 def _summary(m: Any) -> RepoSummary:
+    """A search result from huggingface_hub's ModelInfo, whose fields hold whatever the JSON held."""
+    if not isinstance(m.id, str) or not m.id:
+        raise ValueError(f"a search result has no repository id ({m.id!r})")
+    siblings = getattr(m, "siblings", None)
     return RepoSummary(
         repo_id=m.id,
-        author=m.author or m.id.split("/")[0],
-        downloads=int(m.downloads or 0),
-        likes=int(m.likes or 0),
+        author=m.author if isinstance(m.author, str) and m.author else m.id.split("/")[0],
+        downloads=_count(m.downloads) or 0,
+        likes=_count(m.likes) or 0,
         last_modified=m.last_modified,
         gated=bool(m.gated),
         private=bool(m.private),
-        vision=any(is_projector(s.rfilename) for s in (getattr(m, "siblings", None) or ())),
+        vision=any(
+            isinstance(s.rfilename, str) and is_projector(s.rfilename)
+            for s in (siblings if isinstance(siblings, list) else ())
+        ),
     )
+
+
+def _count(value: object) -> int | None:
+    """`value` when it is a whole number of zero or more (the Hub's JSON may hold anything), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _remote_file(sibling: Any) -> RemoteFile:
+    """One file of a repository's listing, or ValueError for an entry of the wrong shape."""
+    name, lfs = sibling.rfilename, sibling.lfs
+    if not isinstance(name, str):
+        raise ValueError(f"a file name is not text ({name!r})")
+    sha = lfs.sha256 if lfs is not None else None
+    size = _count(sibling.size if sibling.size is not None else (lfs.size if lfs is not None else 0))
+    if size is None or not (sha is None or isinstance(sha, str)):
+        raise ValueError(f"{name!r} has no valid size or sha256")
+    return RemoteFile(name, size, sha)
 
 
 class HubClient:
@@ -205,6 +241,7 @@ class HubClient:
         self, token: str | None = None, cache_dir: Path | None = None, timeout: float = 15.0
     ) -> None:
         self.token = token
+        logs.remember_secret(token)  # the log never shows it, whatever a library logs
         self.cache_dir = cache_dir
         self.timeout = timeout
 
@@ -241,7 +278,7 @@ class HubClient:
             # The file names come too: a repository with a projector is marked "vision".
             expand=["author", "downloads", "likes", "lastModified", "gated", "private", "siblings"],
         )
-        return SearchResults(iter(items))
+        return SearchResults(iter(items), self.token)
 
     def details(self, repo_id: str) -> RepoDetails:
         """A repository's GGUF files with sizes and sha256, its license, and the start of its model card."""
@@ -249,34 +286,44 @@ class HubClient:
             info = self._api().model_info(repo_id, files_metadata=True, timeout=self.timeout)
         except Exception as exc:
             raise explain(exc, repo_id, self.token) from exc
+        try:
+            return self._details(repo_id, info)
+        except (TypeError, KeyError, AttributeError, ValueError, OverflowError) as exc:
+            raise explain(exc, repo_id, self.token) from exc  # an answer of the wrong shape
+
+    def _details(self, repo_id: str, info: Any) -> RepoDetails:
+        """RepoDetails from huggingface_hub's ModelInfo, whose fields hold whatever the JSON held
+        (ValueError, TypeError or AttributeError for an answer of the wrong shape)."""
         files, others = [], []
-        for sibling in info.siblings or []:
-            lfs = sibling.lfs
-            sha = lfs.sha256 if lfs is not None else None
-            size = int(sibling.size if sibling.size is not None else (lfs.size if lfs else 0))
-            if sibling.rfilename.lower().endswith(".gguf"):
-                files.append(RemoteFile(sibling.rfilename, size, sha))
+        siblings = info.siblings or []
+        if not isinstance(siblings, list):
+            raise ValueError("its file list is not a list")
+        for sibling in siblings:
+            remote = _remote_file(sibling)
+            if remote.filename.lower().endswith(".gguf"):
+                files.append(remote)
             else:
-                others.append(sibling.rfilename)
-        gguf: dict[str, Any] = info.gguf or {}
+                others.append(remote.filename)
+        gguf = info.gguf if isinstance(info.gguf, dict) else {}
         card_data = info.card_data.to_dict() if info.card_data is not None else {}
+        tags = info.tags if isinstance(info.tags, list) else []
         license_ = card_data.get("license") or next(
-            (t.split(":", 1)[1] for t in info.tags or [] if t.startswith("license:")), None
+            (t.split(":", 1)[1] for t in tags if isinstance(t, str) and t.startswith("license:")), None
         )
-        card = self._card(repo_id, info.sha) if "README.md" in others else ""
+        revision = info.sha if isinstance(info.sha, str) and info.sha else "main"
+        card = self._card(repo_id, revision) if "README.md" in others else ""
+        architecture = gguf.get("architecture")
         return RepoDetails(
             repo_id=repo_id,
-            revision=info.sha or "main",
+            revision=revision,
             license=str(license_) if license_ else None,
             gated=bool(info.gated),
             groups=group_files(files),
             projectors=projector_files(files),
             card=card,
-            n_params=int(gguf["total"]) if isinstance(gguf.get("total"), int) else None,
-            architecture=gguf.get("architecture"),
-            context_length=int(gguf["context_length"])
-            if isinstance(gguf.get("context_length"), int)
-            else None,
+            n_params=_count(gguf.get("total")),
+            architecture=architecture if isinstance(architecture, str) else None,
+            context_length=_count(gguf.get("context_length")),
             other_files=others,
         )
 

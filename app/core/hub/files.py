@@ -60,6 +60,8 @@ def safe_relative_path(name: str) -> PurePosixPath:
     if not name or name.startswith("/") or len(name) > 1024:
         raise UnsafeFileName(f"refused file name {name!r}: it must be a relative path")
     path = PurePosixPath(name)
+    if not path.parts:  # "." or "./": the folder itself, not a file in it
+        raise UnsafeFileName(f"refused file name {name!r}: it names the folder, not a file in it")
     for part in path.parts:
         if part in ("", ".", ".."):
             raise UnsafeFileName(f"refused file name {name!r}: it points outside the models folder")

@@ -25,7 +25,9 @@ def repo_folder(repo_id: str) -> Path:
 
 
 def staging_dir(models_dir: Path, repo_id: str) -> Path:
-    """Where a repository's partial files live."""
+    """Where a repository's partial files live (UnsafeFileName for a repository id that could
+    escape the staging folder)."""
+    repo_folder(repo_id)  # the same check as the installed files' folder
     owner, _, name = repo_id.partition("/")
     return models_dir / STAGING / f"{owner}--{name}"
 
