@@ -32,7 +32,7 @@ from app.core.inference.options import LoadOptions
 from app.core.inference.thread import InferenceThread
 from app.core.models import library
 from app.core.models.projector import projector_beside
-from app.core.platform import paths
+from app.core.platform import logs, paths
 from app.core.values.sampling import SamplingParams
 
 # What the window and `fireside serve` use of the server, importable from here as before the split.
@@ -130,6 +130,7 @@ class LocalServer:
                     f"Serving on {config.host} reaches other computers: set an API key first, so only "
                     "programs that know it can use the model."
                 )
+        logs.remember_secret(config.api_key)  # a request's wrong or right key never reaches the log
         if not 0 <= config.port <= 65535:
             raise ServerError(f"Port {config.port} is not a valid port (1–65535).")
         self._socket = self._bind(config.host, config.port)

@@ -147,9 +147,9 @@ class AttachmentFolder:
                 )
                 target = self.path(attachment)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                if target.exists():
+                if _kept(target):
                     os.utime(target)
-                else:
+                else:  # also over a link someone put there: the file is ours, never theirs
                     os.replace(tmp, target)
             finally:
                 Path(tmp).unlink(missing_ok=True)
@@ -199,10 +199,10 @@ class AttachmentFolder:
             "image", name, MEDIA_TYPES[image.format], image.digest, len(data), width, height
         )
         target = self.path(attachment)
-        if not target.exists():
+        if not _kept(target):
             self._write(target, data)
         thumbnail = self.thumbnail_path(attachment)
-        if not thumbnail.exists():
+        if not _kept(thumbnail):
             self._write(thumbnail, _thumbnail(image))
         else:
             with contextlib.suppress(OSError):
@@ -250,6 +250,12 @@ class AttachmentFolder:
                         file.unlink()
                         removed.add(sha)
         return len(removed)
+
+
+def _kept(target: Path) -> bool:
+    """True when `target` is a file this folder wrote: a symbolic link in its place (to a file
+    anywhere on the computer) is not, and is replaced by the real file rather than read as it."""
+    return target.is_file() and not target.is_symlink()
 
 
 def _thumbnail(image: DecodedImage) -> bytes:

@@ -10,6 +10,8 @@ import contextlib
 import logging
 import threading
 
+from app.core.platform import logs
+
 log = logging.getLogger(__name__)
 
 SERVICE = "Fireside"
@@ -59,7 +61,9 @@ def get_secret(name: str) -> str | None:
     if backend is None:
         return None
     try:
-        return backend.get_password(SERVICE, name)  # type: ignore[attr-defined]
+        value: str | None = backend.get_password(SERVICE, name)  # type: ignore[attr-defined]
+        logs.remember_secret(value)  # whatever may show it later, the log never does
+        return value
     except Exception as exc:
         log.warning("could not read %s from the keyring: %s", name, type(exc).__name__)
         return None
@@ -67,6 +71,7 @@ def get_secret(name: str) -> str | None:
 
 def set_secret(name: str, value: str | None) -> bool:
     """Store (or with None/"" delete) a secret. Returns True when it will survive a restart."""
+    logs.remember_secret(value)
     backend = _backend()
     with _lock:
         _session.pop(name, None)

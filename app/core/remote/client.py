@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from app.core.media.images import ImageError, openai_content
+from app.core.platform import logs
 from app.core.tools.calls import ToolCall, new_call_id
 from app.core.values.replies import ReplyStats, StopReason
 from app.core.values.sampling import RANDOM_SEED, SamplingParams
@@ -128,6 +129,7 @@ class RemoteClient:
 
     def __init__(self, endpoint: Endpoint, transport: httpx.BaseTransport | None = None) -> None:
         self.endpoint = endpoint
+        logs.remember_secret(endpoint.api_key)  # the log never shows it, whatever a library logs
         headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
         self._http = httpx.Client(
             base_url=endpoint.base_url.rstrip("/") + "/",

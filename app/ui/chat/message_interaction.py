@@ -76,7 +76,10 @@ def copied_code(anchor: str, code_blocks: tuple[str, ...]) -> str | None:
     """The code block a "copy:N" link stands for, or None for any other link."""
     if not anchor.startswith("copy:"):
         return None
-    index = int(anchor.split(":", 1)[1])
+    number = anchor.split(":", 1)[1]
+    if not number.isascii() or not number.isdigit():  # not a link the window made
+        return None
+    index = int(number)
     return code_blocks[index] if 0 <= index < len(code_blocks) else None
 
 

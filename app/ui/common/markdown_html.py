@@ -1,7 +1,9 @@
 """Markdown of a reply -> the HTML subset Qt's rich text understands, code highlighted by Pygments,
 formulas typeset (math_html).
 
-Raw HTML in model output is escaped, never rendered: a reply is text, not a web page. Formulas are
+Raw HTML in model output is escaped, never rendered: a reply is text, not a web page. Nor does a
+reply show pictures: Qt would load an `<img>` of a local path (any file on the computer) or a data:
+URL, so a Markdown image is shown as its description, in words. Formulas are
 found by markdown-it's math plugins, so `$` inside code, inline or fenced, is never read as math; a
 dollar amount ("$5 and $10") is not a formula either (no digit may follow the closing `$`).
 """
@@ -102,6 +104,13 @@ def _table_open(_renderer: object, _tokens: list[Token], _i: int, _opts: object,
     )
 
 
+def _image(renderer: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
+    # Never an <img>: the picture's address is the model's, and Qt's rich text would read a local file
+    # or a data: URL it names. Its description is shown instead, as text.
+    described = renderer.renderInlineAsText(tokens[idx].children or [], options, env).strip()
+    return html.escape(f"[image: {described}]" if described else "[image]")
+
+
 def _math(display: bool) -> Any:
     def rule(_renderer: object, tokens: list[Token], idx: int, _options: object, env: dict[str, Any]) -> str:
         return math_html(tokens[idx].content, display, env["palette"].text, env["size"])
@@ -111,13 +120,16 @@ def _math(display: bool) -> Any:
 
 #: Link schemes the window itself uses; links of a model's text with them are left as text.
 APP_SCHEMES = ("copy:", "tool:", "image:", "source:")
+#: Links a model's text may not make at all: the window's own, and data: (markdown-it lets data:image
+#: links through; a reply has no business carrying a file inside a link).
+REFUSED_SCHEMES = (*APP_SCHEMES, "data:")
 
 # Raw HTML off (escaped), hard line breaks on (models rarely mean a newline as a space).
 _MD = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(["table", "strikethrough"])
 _safe_link = _MD.validateLink
 # The app's own links ("copy:N" on code blocks, "tool:allow:N" on tool cards) are never made from a
 # model's text: a reply (or a tool's result it repeats) must not be able to approve a tool call.
-_MD.validateLink = lambda url: _safe_link(url) and not url.strip().lower().startswith(APP_SCHEMES)  # type: ignore[method-assign]
+_MD.validateLink = lambda url: _safe_link(url) and not url.strip().lower().startswith(REFUSED_SCHEMES)  # type: ignore[method-assign]
 dollarmath_plugin(_MD, allow_space=False, allow_digits=False, double_inline=True)
 texmath_plugin(_MD, delimiters="brackets")  # \(...\) inline, \[...\] on lines of their own
 
@@ -151,6 +163,7 @@ for _name, _display in (
 _MD.add_render_rule("fence", _fence)
 _MD.add_render_rule("code_block", _fence)
 _MD.add_render_rule("table_open", _table_open)
+_MD.add_render_rule("image", _image)
 
 
 @lru_cache(maxsize=256)
