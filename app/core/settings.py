@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import math
@@ -30,6 +31,11 @@ DEFAULT_KV_CACHE_MB = 4000
 MAX_PARALLEL = 32
 #: My models remembers when this many models were last used (the newest).
 MAX_LAST_USED = 200
+
+
+class SettingsError(OSError):
+    """The settings could not be written; `strerror` says why in words. The file on disk is unchanged
+    (an OSError, so callers that catch OSError go on working)."""
 
 
 @dataclass(slots=True)
@@ -175,9 +181,9 @@ class Settings:
         )
 
     def save(self, path: Path | None = None) -> None:
-        """Write atomically: a crash mid-write leaves the previous file intact."""
+        """Write atomically: a crash mid-write leaves the previous file intact (SettingsError if the
+        write fails: a read-only or full disk)."""
         path = path or paths.settings_file()
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         payload = {
             "sampling": self.sampling.to_dict(),
@@ -202,8 +208,30 @@ class Settings:
             "model_last_used": self.model_last_used,
             "mcp_servers": self.mcp_servers,
         }
-        tmp.write_text(json.dumps(payload, indent=2), "utf-8")  # no secrets here: tokens live in the keyring
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # No secrets here: tokens live in the keyring.
+            tmp.write_text(json.dumps(payload, indent=2), "utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):  # a half-written copy (disk full) is of no use
+                tmp.unlink(missing_ok=True)
+            raise _save_failure(exc, path) from exc
+
+
+def _save_failure(exc: OSError, path: Path) -> SettingsError:
+    """Why `path` could not be written, for the message the window shows."""
+    folder = path.parent
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        why = f"the disk is full (no space left in {folder})"
+    elif exc.errno == errno.EROFS:
+        why = f"the data folder {folder} is read-only"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        why = f"Fireside may not write in the data folder {folder}"
+    else:
+        why = f"{exc.strerror or exc} ({path})"
+    text = f"{why}. The settings saved before are kept; the changes apply until Fireside closes"
+    return SettingsError(exc.errno, text, str(path))
 
 
 def _times(value: object) -> dict[str, float]:

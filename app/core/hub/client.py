@@ -93,7 +93,8 @@ class HubErrorKind(StrEnum):
     SERVER = "server"
     #: A file name that could escape the models folder.
     UNSAFE = "unsafe"
-    #: Downloads only: not enough free space, or the disk filled up.
+    #: Downloads only: the models folder cannot take the file (not enough space, the disk filled up,
+    #: it turned read-only or was deleted).
     DISK = "disk"
     #: Downloads only: the bytes did not match the Hub's sha256.
     CHECKSUM = "checksum"

@@ -61,6 +61,16 @@ def installed(models_dir: Path, repo_id: str, files: Iterable[RemoteFile]) -> bo
     return all(final_path(models_dir, repo_id, f.filename).is_file() for f in files)
 
 
+def installed_whole(models_dir: Path, repo_id: str, files: Iterable[RemoteFile]) -> bool:
+    """True when every one of `files` is in its final place at its full size (only verified files
+    are ever moved there)."""
+    for f in files:
+        final = final_path(models_dir, repo_id, f.filename)
+        if not final.is_file() or final.stat().st_size != f.size:
+            return False
+    return True
+
+
 def remove_parts(models_dir: Path, repo_id: str, files: Iterable[RemoteFile]) -> None:
     """Delete the partial files of `files`, then the staging folders they leave empty."""
     for f in files:

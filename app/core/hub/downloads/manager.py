@@ -5,6 +5,7 @@ or a quit is offered for resume on the next launch and continues from the bytes 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -177,6 +178,11 @@ class DownloadManager:
                     continue
                 if job.state in (State.DONE, State.CANCELLED) or job.id in self._jobs:
                     continue
+                if job.files and layout.installed_whole(self.models_dir, job.repo_id, job.files):
+                    # The app stopped after the last file was moved into place but before the list
+                    # said so: the model is in My models, not a download to finish.
+                    self._delete_parts(job)
+                    continue
                 if job.state.active:
                     job.state = State.PAUSED
                 job.done_bytes = self._bytes_on_disk(job)
@@ -258,15 +264,17 @@ class DownloadManager:
             log.exception("download listener failed")
 
     def _save(self) -> None:
+        tmp = self.state_file.with_name(self.state_file.name + ".tmp")
         try:
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.state_file.with_name(self.state_file.name + ".tmp")
             tmp.write_text(
                 json.dumps({"jobs": [j.to_dict() for j in self._jobs.values()]}, indent=1), "utf-8"
             )
             os.replace(tmp, self.state_file)
         except OSError as exc:
             log.warning("could not save the download list: %s", exc)
+            with contextlib.suppress(OSError):  # a half-written copy (disk full) is of no use
+                tmp.unlink(missing_ok=True)
 
     def _bytes_on_disk(self, job: Job) -> int:
         return layout.bytes_on_disk(self.models_dir, job.repo_id, job.files)

@@ -88,6 +88,9 @@ class HashingWriter:
     def __init__(self, handle: Any, digest: Any, on_truncate: Callable[[int], None]) -> None:
         self._handle = handle
         self.digest = digest
+        #: Where the hashed bytes end in the file. Not the file's position: a write the disk cut short
+        #: (it filled up) leaves bytes in the file that were never hashed.
+        self.length = int(handle.tell())
         self.restarted = False
         #: Told how many bytes a truncate threw away, so the progress can take them back.
         self._on_truncate = on_truncate
@@ -106,6 +109,7 @@ class HashingWriter:
         """Write `data` to the file and queue it for hashing."""
         written = int(self._handle.write(data))
         self._queue.put(bytes(data))
+        self.length += len(data)
         return written
 
     def close(self) -> str:
@@ -130,6 +134,7 @@ class HashingWriter:
         before = os.fstat(self._handle.fileno()).st_size
         result = int(self._handle.truncate(size))
         self._queue.put(_RESET)  # in order: blocks written before the truncate are hashed, then dropped
+        self.length = result
         self.restarted = True
         self._on_truncate(max(0, before - result))
         return result
@@ -178,12 +183,8 @@ class FileTransfer:
                     )
                     or (isinstance(exc, OSError) and "Consistency check failed" in str(exc))
                 )
-                if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-                    raise Failure(
-                        HubErrorKind.DISK,
-                        f"The disk is full ({self.manager.models_dir}). Free some space, then resume: "
-                        "the bytes downloaded so far are kept.",
-                    ) from exc
+                if isinstance(exc, OSError) and (failure := self._folder_failure(exc)) is not None:
+                    raise failure from exc
                 if not transient or attempt >= len(RETRY_DELAYS):
                     explained = hub.explain(exc, job.repo_id, self.manager.token())
                     raise Failure(explained.kind, explained.message) from exc
@@ -248,7 +249,7 @@ class FileTransfer:
                 )  # fmt: skip
             finally:
                 actual = writer.close()
-                manager._digests[(job.id, f.filename)] = (handle.tell(), writer.digest.copy())
+                manager._digests[(job.id, f.filename)] = (writer.length, writer.digest.copy())
             with manager._lock:
                 if job.state is State.DOWNLOADING:
                     manager._set(job, State.VERIFYING, note="Verifying")
@@ -266,6 +267,9 @@ class FileTransfer:
             )
         manager._digests.pop((job.id, f.filename), None)
         final = layout.final_path(manager.models_dir, job.repo_id, f.filename)
+        if not part.exists():
+            # Deleted since the last write: making the folders again would leave empty ones behind.
+            raise _deleted(part)
         final.parent.mkdir(parents=True, exist_ok=True)
         with manager._lock:  # a pause or cancel is either before this (nothing installed) or after it
             if stop.is_set():
@@ -277,6 +281,34 @@ class FileTransfer:
                     manager._set(job, State.DOWNLOADING, note="")
         else:
             manager._delete_parts(job)
+
+    def _folder_failure(self, exc: OSError) -> Failure | None:
+        """The failure to report for a file-system error of the models folder (None for another error)."""
+        folder = self.manager.models_dir
+        ours = _inside(exc.filename, folder)
+        if exc.filename is not None and not ours:
+            return None  # a file elsewhere (a certificate bundle): not the models folder's problem
+        kept = "the bytes downloaded so far are kept"
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            text = f"The disk is full (no space left in {folder}). Free some space, then resume: {kept}."
+        elif exc.errno == errno.EROFS:
+            text = (
+                f"The models folder {folder} is read-only now (its disk was made read-only). "
+                f"Make it writable, then resume: {kept}."
+            )
+        elif exc.errno in (errno.EACCES, errno.EPERM):
+            text = (
+                f"Fireside may not write in the models folder {folder} (permission denied). Allow it or "
+                f"choose another models folder, then resume: {kept}."
+            )
+        elif exc.errno == errno.ENOENT and ours:
+            text = (
+                f"The partial download of {self.file.filename} in {folder} was deleted (the folder was "
+                "removed, or its drive unplugged). Retry to download it again."
+            )
+        else:
+            return None
+        return Failure(HubErrorKind.DISK, text)
 
     def _check_space(self, folder: Path) -> None:
         job = self.job
@@ -310,6 +342,7 @@ class FileTransfer:
     def _progress_class(self) -> type:
         """A tqdm stand-in for http_get: counts bytes, throttles updates, stops the transfer on request."""
         manager, job, stop = self.manager, self.job, self.stop
+        part = layout.part_path(manager.models_dir, job.repo_id, self.file.filename)
         state = {"last": time.monotonic(), "bytes": 0}
 
         class Progress:
@@ -331,6 +364,7 @@ class FileTransfer:
                 if n < 0:
                     return  # http_get rolling back after a restart: HashingWriter.truncate counted it
                 self.n += n
+                tick = False
                 with manager._lock:
                     job.done_bytes += n
                     if n > 0:
@@ -345,5 +379,20 @@ class FileTransfer:
                         if job.note.startswith(("Interrupted (", "Resuming", "Checking")):
                             job.note = ""
                         manager._changed(job)
+                        tick = True
+                if tick and not part.exists():
+                    # Its folder was deleted (or its drive unplugged): the rest would go to a file no
+                    # one can reach, so the transfer stops now rather than at the end.
+                    raise _deleted(part)
 
         return Progress
+
+
+def _deleted(part: Path) -> FileNotFoundError:
+    """The error for a partial file that was deleted while it was downloaded."""
+    return FileNotFoundError(errno.ENOENT, "the partial file was deleted", str(part))
+
+
+def _inside(name: object, folder: Path) -> bool:
+    """True when the file name an OSError carries lies in `folder`."""
+    return isinstance(name, str | os.PathLike) and Path(name).is_relative_to(folder)
