@@ -10,6 +10,10 @@ a SHA-256 of its contents are checked first; anything damaged, truncated, foreig
 deleted with a log line and the history is read as usual. The folder has a size cap: the entries
 used least recently go first.
 
+A save writes a temporary ".part" file, flushes it to the disk and only then renames it over the
+entry, so a crash or a full disk leaves the earlier entry (or none), never half of one. A ".part"
+file a killed save left behind is never loaded; the next save or clean-up deletes it.
+
 File layout: b"FSKV", uint32 version, uint32 header length, the header (JSON: key, fingerprint,
 token count, payload size, sha256), the tokens (int32, little-endian), then the payload.
 """
@@ -22,7 +26,7 @@ import json
 import logging
 import os
 import struct
-import tempfile
+import uuid
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +39,10 @@ VERSION = 1
 #: A header is a few hundred bytes; anything much larger is not one of ours.
 MAX_HEADER = 64 * 1024
 SUFFIX = ".kv"
+#: A save's file while it is being written; renamed to SUFFIX once whole.
+PART = ".part"
+#: The names of the ".part" files this process is writing now (any other is a crash's leftover).
+_writing: set[str] = set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,20 +85,27 @@ class KvDiskCache:
             },
             sort_keys=True,
         ).encode("utf-8")
+        self.remove_leftovers()  # a killed save's file would take the space this one needs
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            handle, tmp = tempfile.mkstemp(dir=self.folder, suffix=".part")
+            tmp = self.folder / f"{uuid.uuid4().hex}{PART}"
+            _writing.add(tmp.name)  # before it exists: a clean-up on another thread leaves it alone
             try:
-                with os.fdopen(handle, "wb") as out:
+                with open(tmp, "xb") as out:
                     out.write(MAGIC + struct.pack("<II", VERSION, len(header)) + header + body)
                     out.write(payload)
+                    out.flush()
+                    os.fsync(out.fileno())  # on the disk before the rename: never a renamed half-file
                 os.replace(tmp, self.path_for(key))
             except BaseException:
-                Path(tmp).unlink(missing_ok=True)
+                tmp.unlink(missing_ok=True)  # a full disk: nothing half-written stays behind
                 raise
+            finally:
+                _writing.discard(tmp.name)
         except OSError as exc:
-            log.warning("could not save the KV cache of %s: %s", key, exc)
+            log.warning("could not save the KV cache of %s in %s: %s", key, self.folder, exc)
             return False
+        _sync_folder(self.folder)
         self.enforce_cap()
         return True
 
@@ -130,8 +145,21 @@ class KvDiskCache:
         """Bytes the cache takes on disk."""
         return sum(_size(p) for p in self.files())
 
+    def remove_leftovers(self) -> int:
+        """Delete the ".part" files saves that were killed (or lost power) left behind; how many."""
+        try:
+            leftovers = [p for p in self.folder.iterdir() if p.suffix == PART and p.name not in _writing]
+        except OSError:
+            return 0
+        for path in leftovers:
+            log.info("KV cache file %s deleted: left half-written by a save that did not finish", path.name)
+            with contextlib.suppress(OSError):  # a tidy-up: never the reason a save fails
+                path.unlink(missing_ok=True)
+        return len(leftovers)
+
     def enforce_cap(self) -> None:
         """Delete the least recently used entries until the cache is within its cap."""
+        self.remove_leftovers()
         files = self.files()
         total = sum(_size(p) for p in files)
         for path in files:
@@ -143,6 +171,7 @@ class KvDiskCache:
     def clear(self) -> int:
         """Delete every entry; the bytes freed."""
         freed = 0
+        self.remove_leftovers()
         for path in self.files():
             freed += _size(path)
             path.unlink(missing_ok=True)
@@ -187,6 +216,16 @@ def _parse(data: bytes, key: str, fingerprint: dict[str, Any]) -> tuple[str, Ent
     if struct.pack("<i", 1) != array("i", [1]).tobytes():  # pragma: no cover - big-endian machines
         tokens.byteswap()
     return "", Entry(tokens.tolist(), body[4 * n_tokens :])
+
+
+def _sync_folder(folder: Path) -> None:
+    # The rename itself is on the disk only once the folder is; best effort (not every system can).
+    with contextlib.suppress(OSError):
+        handle = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
 
 
 def _mtime(path: Path) -> float:

@@ -107,13 +107,23 @@ class Database:
                     yield self._db
                     self._db.execute(end)
                 except BaseException:
-                    for statement in undo.split("; "):
-                        self._db.execute(statement)
+                    self._undo(undo)
                     raise
                 finally:
                     self._tx_depth = depth
             except sqlite3.Error as exc:
                 raise explain(exc, self.path) from exc
+
+    def _undo(self, undo: str) -> None:
+        # A full disk or an I/O error makes SQLite roll the whole transaction back by itself; a
+        # ROLLBACK after that fails ("no transaction is active") and would hide the real error.
+        if not self._db.in_transaction:
+            return
+        try:
+            for statement in undo.split("; "):
+                self._db.execute(statement)
+        except sqlite3.Error as exc:
+            log.warning("rolling back in %s failed: %s", self.path, exc)
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from enum import StrEnum
 from pathlib import Path
+
+#: Free space under which an I/O error is taken for a full disk (SQLite cannot even map its
+#: shared-memory file then, and reports "disk I/O error" rather than "disk is full").
+LOW_SPACE = 1024 * 1024
 
 
 class StoreErrorKind(StrEnum):
@@ -46,8 +51,20 @@ def explain(exc: sqlite3.Error, path: Path) -> StoreError:
         )
     if "not a database" in text or "malformed" in text or "corrupt" in text:
         return StoreError(StoreErrorKind.CORRUPT, f"The conversation database {path} is damaged.")
-    if "disk" in text and "full" in text:
+    if _disk_full(exc, text, path):
         return StoreError(
             StoreErrorKind.IO, "The disk is full: conversations cannot be saved until some space is freed."
         )
     return StoreError(StoreErrorKind.IO, f"The conversation database failed: {exc}")
+
+
+def _disk_full(exc: sqlite3.Error, text: str, path: Path) -> bool:
+    """SQLite says the disk is full, or an I/O error happened on a disk with (almost) no room left."""
+    if "disk" in text and "full" in text:
+        return True
+    if not getattr(exc, "sqlite_errorname", "").startswith("SQLITE_IOERR"):
+        return False
+    try:
+        return shutil.disk_usage(path.parent).free < LOW_SPACE
+    except OSError:
+        return False

@@ -153,7 +153,8 @@ def migrate(db: sqlite3.Connection, version: int) -> None:
             db.execute(f"PRAGMA user_version = {target}")
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # a full disk rolls back by itself: ROLLBACK then would hide why
+                db.execute("ROLLBACK")
             raise
         log.info("conversation database migrated to schema %d", target)
 
