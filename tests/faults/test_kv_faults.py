@@ -31,15 +31,9 @@ from app.core.inference.options import LoadOptions
 from app.core.values.replies import ReplyStats
 from app.core.values.sampling import SamplingParams
 from tests.faults.conftest import fill_disk, run_killed
+from tests.unit.inference.test_kv_cache import FINGERPRINT, FOLLOW_UP, HISTORY  # the same conversation
 
 GREEDY = SamplingParams(temperature=0.0, seed=1, max_tokens=12, context_length=1024)
-FINGERPRINT = {"model": "/models/a.gguf", "size": 1, "mtime_ns": 2, "kv_type": "f16"}
-HISTORY = [
-    {"role": "system", "content": "You are a helpful assistant who remembers what the user says."},
-    {"role": "user", "content": "My name is Ada, I live in Lyon and my favourite colour is green. " * 6},
-    {"role": "assistant", "content": "Nice to meet you, Ada from Lyon, who likes green."},
-]
-FOLLOW_UP = [*HISTORY, {"role": "user", "content": "Where do I live?"}]
 OTHER = [{"role": "user", "content": "Name three rivers of Europe and say where they flow."}]
 THIRD = [{"role": "user", "content": "Write a short poem about the sea in winter."}]
 KV_LOG = "app.core.inference.kv_disk"
