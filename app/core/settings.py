@@ -211,7 +211,12 @@ class Settings:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # No secrets here: tokens live in the keyring.
-            tmp.write_text(json.dumps(payload, indent=2), "utf-8")
+            with tmp.open("w", encoding="utf-8") as out:
+                out.write(json.dumps(payload, indent=2))
+                out.flush()
+                os.fsync(
+                    out.fileno()
+                )  # on the disk before the rename: a power cut never leaves an empty file
             os.replace(tmp, path)
         except OSError as exc:
             with contextlib.suppress(OSError):  # a half-written copy (disk full) is of no use
