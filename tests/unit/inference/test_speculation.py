@@ -1,5 +1,6 @@
 """Speculative decoding: n-gram guesses checked by the real model in one decode give the same reply
-(greedy and seeded sampling, with max tokens, stop strings, a grammar and log probabilities), the
+(greedy and seeded sampling, with max tokens, stop strings, a grammar and log probabilities; where a
+CPU's batch kernels round differently, a greedy reply may part only at a near tie), the
 sequence's cache holds only the tokens kept, and a reply of new words is hardly guessed at all."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from app.core.inference.engine import Engine
 from app.core.inference.options import LoadOptions
 from app.core.inference.speculation import KV_PAD, MAX_DRAFT, NgramDraft
+from app.core.values.logprobs import TokenLogprob
 from app.core.values.replies import ReplyStats, StopReason
 from app.core.values.sampling import SamplingParams
 from app.core.values.speculation import SpeculationMode
@@ -32,6 +34,12 @@ EDIT = [
 ]
 FREE = [{"role": "user", "content": "Write a short story about a lighthouse keeper."}]
 GREEDY = SamplingParams(temperature=0.0, max_tokens=90, context_length=1024)
+#: On some CPUs (AVX-512 here) ggml multiplies a batch of tokens with other kernels than one token,
+#: so a guess checked in a batch gets log probabilities a little off those of one-by-one decoding
+#: (up to 0.1 measured on this machine's EDIT reply): two near-equal tokens may then swap places.
+#: Log probabilities closer than TIE always count as a tie; NOISE_MAX bounds what counts as noise.
+TIE = 0.05
+NOISE_MAX = 0.5
 _runs = itertools.count()
 
 
@@ -66,6 +74,46 @@ def _reply(
     return "".join(parts), stats
 
 
+def _greedy_tokens(
+    engine: Engine, mode: SpeculationMode, messages: list[dict[str, str]]
+) -> tuple[list[TokenLogprob], ReplyStats]:
+    """A greedy reply's tokens with the two likeliest at each place, read from an empty sequence."""
+    engine.speculation = mode
+    generation = engine.start(
+        messages,
+        GREEDY,
+        lambda _text: None,
+        threading.Event(),
+        cache_key=f"run-{next(_runs)}",
+        top_logprobs=2,
+    )
+    while generation.stop is None:
+        engine.step((generation,))
+    return list(generation.logprobs), engine.finish(generation)
+
+
+def _assert_same_but_for_a_tie(plain: list[TokenLogprob], guessed: list[TokenLogprob]) -> bool:
+    """The greedy replies are the same token for token, or they part where the plain reply's two
+    likeliest tokens are within the batch noise the two runs showed for the tokens before, and the
+    other took the runner-up. True when they are the same throughout."""
+    noise = 0.0  # the largest difference in log probability of the same token, up to here
+    for place, (one, other) in enumerate(zip(plain, guessed, strict=False)):
+        if one.chosen.raw == other.chosen.raw:
+            noise = max(noise, abs(one.chosen.logprob - other.chosen.logprob))
+            assert noise < NOISE_MAX, f"token {place}: the two runs differ by {noise:.3f}, more than noise"
+            continue
+        first, second = one.top[:2]
+        assert other.chosen.raw == second.raw, f"token {place}: {other.chosen.text!r} was not the runner-up"
+        # Each of the two log probabilities may move by `noise`, so their gap by twice that.
+        assert first.logprob - second.logprob < max(TIE, 2 * noise), (
+            f"token {place}: the replies part where {first.text!r} beats {second.text!r} by "
+            f"{first.logprob - second.logprob:.3f}, more than the batch noise ({noise:.3f}) explains"
+        )
+        return False
+    assert len(plain) == len(guessed)
+    return True
+
+
 def test_guesses_repeat_what_followed_the_last_tokens_before() -> None:
     draft = NgramDraft([1, 2, 3, 4, 5, 6, 9, 1, 2, 3])
     assert draft.draft(3) == [4, 5], "the first guess is short (FIRST_DRAFT)"
@@ -93,13 +141,14 @@ def test_an_image_is_never_guessed_and_misses_make_the_drafter_wait() -> None:
 
 
 def test_a_greedy_reply_is_the_same_with_guesses_and_most_of_an_edit_is_guessed(engine: Engine) -> None:
-    plain, without = _reply(engine, SpeculationMode.OFF, EDIT, GREEDY)
-    guessed, stats = _reply(engine, SpeculationMode.NGRAM, EDIT, GREEDY)
-    assert guessed == plain
-    assert without.drafted == 0 and stats.completion_tokens == without.completion_tokens
+    plain, without = _greedy_tokens(engine, SpeculationMode.OFF, EDIT)
+    guessed, stats = _greedy_tokens(engine, SpeculationMode.NGRAM, EDIT)
+    if _assert_same_but_for_a_tie(plain, guessed):
+        assert stats.completion_tokens == without.completion_tokens
+        assert stats.context_used == without.context_used
+    assert without.drafted == 0 and stats.context_used <= KV_PAD
     assert stats.drafted >= 30 and stats.accepted >= stats.drafted / 2, (stats.drafted, stats.accepted)
     assert f"drafted {stats.drafted}, accepted {stats.accepted}" in stats.summary()
-    assert stats.context_used == without.context_used
 
 
 def test_the_cache_holds_only_the_tokens_kept(engine: Engine) -> None:
@@ -161,17 +210,19 @@ def test_a_reply_held_to_a_grammar_is_the_same_with_guesses(engine: Engine) -> N
 
 
 def test_two_replies_at_once_are_each_the_same_as_alone(engine: Engine) -> None:
-    alone = [_reply(engine, SpeculationMode.OFF, messages, GREEDY)[0] for messages in (EDIT, FREE)]
+    alone = [_greedy_tokens(engine, SpeculationMode.OFF, messages)[0] for messages in (EDIT, FREE)]
     engine.speculation = SpeculationMode.NGRAM
-    parts: list[list[str]] = [[], []]
     generations = [
-        engine.start(messages, GREEDY, parts[i].append, threading.Event(), cache_key=f"pair-{i}")
+        engine.start(
+            messages, GREEDY, lambda _text: None, threading.Event(), cache_key=f"pair-{i}", top_logprobs=2
+        )
         for i, messages in enumerate((EDIT, FREE))
     ]
     while any(g.stop is None for g in generations):
         engine.step(generations)
     stats = [engine.finish(g) for g in generations]
-    assert ["".join(p) for p in parts] == alone
+    for one, together in zip(alone, generations, strict=True):
+        _assert_same_but_for_a_tie(one, list(together.logprobs))
     assert stats[0].accepted > 0
 
 
