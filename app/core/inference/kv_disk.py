@@ -106,7 +106,7 @@ class KvDiskCache:
             log.warning("could not save the KV cache of %s in %s: %s", key, self.folder, exc)
             return False
         _sync_folder(self.folder)
-        self.enforce_cap()
+        self._trim()
         return True
 
     def load(self, key: str, fingerprint: dict[str, Any]) -> Entry | None:
@@ -160,6 +160,10 @@ class KvDiskCache:
     def enforce_cap(self) -> None:
         """Delete the least recently used entries until the cache is within its cap."""
         self.remove_leftovers()
+        self._trim()
+
+    def _trim(self) -> None:
+        # The cap alone: a save has just removed the leftovers before writing its own file.
         files = self.files()
         total = sum(_size(p) for p in files)
         for path in files:
