@@ -214,9 +214,8 @@ class Settings:
             with tmp.open("w", encoding="utf-8") as out:
                 out.write(json.dumps(payload, indent=2))
                 out.flush()
-                os.fsync(
-                    out.fileno()
-                )  # on the disk before the rename: a power cut never leaves an empty file
+                # On the disk before the rename: a power cut never leaves an empty file.
+                os.fsync(out.fileno())
             os.replace(tmp, path)
         except OSError as exc:
             with contextlib.suppress(OSError):  # a half-written copy (disk full) is of no use
